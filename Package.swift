@@ -1,0 +1,76 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "castle",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "castle", targets: ["CastleCLI"]),
+        .library(name: "MatchingEngine", targets: ["MatchingEngine"]),
+        .library(name: "Formats", targets: ["Formats"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
+    ],
+    targets: [
+        // Domain types only: no dependencies, no Foundation.
+        .target(name: "CastleCore"),
+        // The order book and the exchange: pure, deterministic, single-owner.
+        .target(name: "MatchingEngine", dependencies: ["CastleCore"]),
+        .systemLibrary(
+            name: "CArchive",
+            pkgConfig: "libarchive",
+            providers: [.apt(["libarchive-dev"])]
+        ),
+        // Streaming readers and writers: the NDJSON contract, instruments files, compressed input.
+        .target(name: "Formats", dependencies: ["CastleCore", "MatchingEngine", "CArchive"]),
+        // Realistic synthetic order flow (`castle generate`).
+        .target(
+            name: "SyntheticData",
+            dependencies: ["CastleCore", "Formats", .product(name: "HeapModule", package: "swift-collections")]
+        ),
+        // In-process measurement (`castle bench`).
+        .target(
+            name: "CastleBench",
+            dependencies: [
+                "CastleCore", "MatchingEngine", "Formats", "SyntheticData",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+        .executableTarget(
+            name: "CastleCLI",
+            dependencies: [
+                "CastleCore", "MatchingEngine", "Formats", "SyntheticData", "CastleBench",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Test support shipped as a target: the naive model book that is the engine's oracle.
+        .target(name: "CastleTesting", dependencies: ["CastleCore"]),
+
+        .testTarget(name: "CastleCoreTests", dependencies: ["CastleCore"]),
+        .testTarget(
+            name: "MatchingEngineTests",
+            dependencies: [
+                "CastleCore", "MatchingEngine", "CastleTesting", "Formats",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
+        .testTarget(name: "FormatsTests", dependencies: ["CastleCore", "MatchingEngine", "Formats", "SyntheticData"]),
+        .testTarget(name: "CastleCLITests", dependencies: ["CastleCore"]),
+    ]
+)
+
+// The same upcoming features for every target, as swift-log and swift-metrics do.
+for target in package.targets where target.type != .system {
+    var settings = target.swiftSettings ?? []
+    settings.append(contentsOf: [
+        .enableUpcomingFeature("ExistentialAny"),
+        .enableUpcomingFeature("MemberImportVisibility"),
+        .enableUpcomingFeature("InternalImportsByDefault"),
+        .enableUpcomingFeature("NonisolatedNonsendingByDefault"),
+    ])
+    target.swiftSettings = settings
+}
