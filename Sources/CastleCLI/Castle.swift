@@ -1,0 +1,20 @@
+import ArgumentParser
+
+@main
+struct Castle: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "castle",
+        abstract: "A command-line toolkit for exchange workloads.",
+        discussion: """
+            Data goes to stdout (or -o FILE), logs, progress and summaries to stderr. Exit codes follow
+            sysexits: 0 ok, 64 usage, 65 bad input data, 66 input not readable, 73 output not creatable,
+            74 I/O error.
+
+            Examples:
+              castle generate orders --seed 7 --count 100000 -o day.ndjson
+              castle match -i day.ndjson --instruments datasets/instruments.ndjson -o events.ndjson
+              castle bench match --messages 2000000
+            """,
+        subcommands: [MatchCommand.self, GenerateCommand.self, BenchCommand.self]
+    )
+}

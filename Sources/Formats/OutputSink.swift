@@ -1,0 +1,185 @@
+public import CastleCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A buffered byte writer to stdout or to a file. A file is written under a temporary name in the same
+/// directory and renamed into place by ``commit()``, so a failed run never leaves a half-written file;
+/// ``abort()`` (or dropping an uncommitted sink) removes the temporary file.
+public final class OutputSink {
+    /// The path as the user gave it, or `<stdout>`.
+    public let name: String
+    private let fd: Int32
+    private let finalPath: String?
+    private let temporaryPath: String?
+    private var finished = false
+    @usableFromInline var buffer: UnsafeMutablePointer<UInt8>
+    @usableFromInline let capacity: Int
+    @usableFromInline var count = 0
+    public private(set) var writtenBytes = 0
+
+    /// Stdout for nil or `-`, otherwise a new file at `path` (replaced atomically on commit).
+    public init(path: String?, capacity: Int = 1 << 20) throws(CastleError) {
+        self.capacity = capacity
+        buffer = .allocate(capacity: capacity)
+        guard let path, path != "-" else {
+            fd = 1
+            name = "<stdout>"
+            finalPath = nil
+            temporaryPath = nil
+            return
+        }
+        name = path
+        finalPath = path
+        let slash = path.lastIndex(of: "/")
+        let directory = slash.map { String(path[...$0]) } ?? ""
+        let file = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        let temporary = "\(directory).\(file).tmp-\(getpid())"
+        temporaryPath = temporary
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
+        if fd < 0 {
+            let reason = errnoText()
+            buffer.deallocate()
+            throw CastleError(.cantCreate, "\(path): cannot create: \(reason)")
+        }
+        self.fd = fd
+    }
+
+    deinit {
+        if !finished { abort() }
+        buffer.deallocate()
+    }
+
+    @inlinable @inline(__always)
+    public func reserve(_ bytes: Int) throws(CastleError) {
+        if count + bytes > capacity { try flush() }
+    }
+
+    @inlinable @inline(__always)
+    public func append(_ byte: UInt8) {
+        buffer[count] = byte
+        count += 1
+    }
+
+    @inlinable @inline(__always)
+    public func append(_ text: StaticString) {
+        let n = text.utf8CodeUnitCount
+        (buffer + count).update(from: text.utf8Start, count: n)
+        count += n
+    }
+
+    @inlinable @inline(__always)
+    public func append(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard let base = bytes.baseAddress else { return }
+        (buffer + count).update(from: base, count: bytes.count)
+        count += bytes.count
+    }
+
+    /// Appends bytes of any length, flushing as needed.
+    public func write(_ bytes: some Collection<UInt8>) throws(CastleError) {
+        for byte in bytes {
+            if count == capacity { try flush() }
+            buffer[count] = byte
+            count += 1
+        }
+    }
+
+    public func write(_ text: String) throws(CastleError) { try write(text.utf8) }
+
+    @inlinable @inline(__always)
+    public func appendUnsigned(_ value: UInt64) {
+        count += writeUnsigned(value, to: buffer + count)
+    }
+
+    @inlinable @inline(__always)
+    public func appendDecimal(_ value: Int64, decimals: UInt8) {
+        count += writeDecimal(value, decimals: decimals, to: buffer + count)
+    }
+
+    /// Appends a JSON string literal, quotes included. Needs `6 * bytes.count + 2` bytes reserved.
+    public func appendJSONString(_ bytes: [UInt8]) {
+        append(UInt8(ascii: "\""))
+        for byte in bytes {
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+                append(UInt8(ascii: "\\"))
+                append(byte)
+            case 0..<0x20:
+                let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                append("\\u00")
+                append(hex[Int(byte >> 4)])
+                append(hex[Int(byte & 15)])
+            default:
+                append(byte)
+            }
+        }
+        append(UInt8(ascii: "\""))
+    }
+
+    public func flush() throws(CastleError) {
+        var offset = 0
+        while offset < count {
+            let n = Glibc.write(fd, buffer + offset, count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EPIPE { throw CastleError(.ioError, "\(name): broken pipe") }
+                throw CastleError(.ioError, "\(name): write failed: \(errnoText())")
+            }
+            offset += n
+        }
+        writtenBytes += count
+        count = 0
+    }
+
+    /// True when the reader of stdout went away (`| head`): callers end quietly then.
+    public static func isBrokenPipe(_ error: CastleError) -> Bool {
+        error.kind == .ioError && error.message.hasSuffix("broken pipe")
+    }
+
+    /// Flushes, and for a file syncs, closes and renames it into place.
+    public func commit() throws(CastleError) {
+        try flush()
+        finished = true
+        guard let finalPath, let temporaryPath else { return }
+        if fsync(fd) != 0 || close(fd) != 0 {
+            let reason = errnoText()
+            unlink(temporaryPath)
+            throw CastleError(.ioError, "\(finalPath): write failed: \(reason)")
+        }
+        if rename(temporaryPath, finalPath) != 0 {
+            let reason = errnoText()
+            unlink(temporaryPath)
+            throw CastleError(.cantCreate, "\(finalPath): cannot rename into place: \(reason)")
+        }
+    }
+
+    /// Drops what was written: a file sink leaves nothing behind.
+    public func abort() {
+        finished = true
+        count = 0
+        guard let temporaryPath else { return }
+        close(fd)
+        unlink(temporaryPath)
+    }
+}
+
+/// Writes the decimal digits of `value` to `out` (at least 20 bytes) and returns their count.
+@inlinable @inline(__always)
+public func writeUnsigned(_ value: UInt64, to out: UnsafeMutablePointer<UInt8>) -> Int {
+    var digits = 1
+    var probe = value
+    while probe >= 10 {
+        probe /= 10
+        digits += 1
+    }
+    var v = value
+    var i = digits - 1
+    while i >= 0 {
+        out[i] = UInt8(truncatingIfNeeded: v % 10) &+ 48
+        v /= 10
+        i -= 1
+    }
+    return digits
+}
