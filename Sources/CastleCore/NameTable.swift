@@ -23,7 +23,7 @@ public struct NameTable: Sendable {
         while true {
             let index = slots[slot]
             if index < 0 { break }
-            if hashes[slot] == hash, names[Int(index)].elementsEqual(name) {
+            if hashes[slot] == hash, Self.equal(names[Int(index)], name) {
                 return firstID + UInt32(index)
             }
             slot = (slot + 1) & (slots.count - 1)
@@ -64,6 +64,14 @@ public struct NameTable: Sendable {
             newHashes[slot] = hash
         }
         hashes = newHashes
+    }
+
+    @inline(__always)
+    private static func equal(_ stored: [UInt8], _ name: UnsafeBufferPointer<UInt8>) -> Bool {
+        stored.count == name.count
+            && stored.withUnsafeBufferPointer { a in
+                (0..<a.count).allSatisfy { a[$0] == name[$0] }
+            }
     }
 
     /// FNV-1a, then a final mix so the low bits spread.

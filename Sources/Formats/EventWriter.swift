@@ -5,6 +5,7 @@ public import CastleCore
 public final class EventWriter {
     public let sink: OutputSink
     public private(set) var seq: UInt64 = 0
+    /// Names as JSON string literals, quotes included, escaped once when first seen.
     private var symbolNames: [[UInt8]] = []
     private var accountNames: [[UInt8]] = []
     private var instruments: [Instrument?]
@@ -18,8 +19,8 @@ public final class EventWriter {
 
     /// Keeps the writer's copy of the names in step with the decoder's tables (names are only added).
     public func syncNames(symbols: NameTable, accounts: NameTable) {
-        if symbolNames.count < symbols.count { symbolNames.append(contentsOf: symbols.names[symbolNames.count...]) }
-        if accountNames.count < accounts.count { accountNames.append(contentsOf: accounts.names[accountNames.count...]) }
+        for name in symbols.names[symbolNames.count...] { symbolNames.append(jsonStringLiteral(name)) }
+        for name in accounts.names[accountNames.count...] { accountNames.append(jsonStringLiteral(name)) }
     }
 
     @inline(__always)
@@ -41,7 +42,7 @@ public final class EventWriter {
             out.append(",\"event\":\"accepted\",\"id\":")
             out.appendUnsigned(id)
             out.append(",\"symbol\":")
-            out.appendJSONString(symbolNames[Int(symbol)])
+            out.append(symbolNames[Int(symbol)])
             out.append(",\"side\":\"")
             out.append(side.name)
             out.append(UInt8(ascii: "\""))
@@ -49,7 +50,7 @@ public final class EventWriter {
         case .trade(let trade, let ts):
             let instrument = instrument(trade.symbol)
             out.append(",\"event\":\"trade\",\"symbol\":")
-            out.appendJSONString(symbolNames[Int(trade.symbol)])
+            out.append(symbolNames[Int(trade.symbol)])
             out.append(",\"price\":\"")
             out.appendDecimal(trade.price, decimals: instrument.priceDecimals)
             out.append("\",\"qty\":\"")
@@ -63,11 +64,11 @@ public final class EventWriter {
             out.append(UInt8(ascii: "\""))
             if trade.makerAccount != .none {
                 out.append(",\"maker_account\":")
-                out.appendJSONString(accountNames[Int(trade.makerAccount) - 1])
+                out.append(accountNames[Int(trade.makerAccount) - 1])
             }
             if trade.takerAccount != .none {
                 out.append(",\"taker_account\":")
-                out.appendJSONString(accountNames[Int(trade.takerAccount) - 1])
+                out.append(accountNames[Int(trade.takerAccount) - 1])
             }
             appendTS(ts)
         case .canceled(let id, let symbol, let qty, let reason, let ts):

@@ -1,3 +1,5 @@
+// stat and timespec are attributed to libarchive's clang module in whole-module builds.
+internal import CArchive
 public import CastleCore
 #if canImport(Glibc)
 import Glibc
@@ -14,6 +16,8 @@ public final class OutputSink {
     private let fd: Int32
     private let finalPath: String?
     private let temporaryPath: String?
+    /// True for a file castle opened (closed on commit or abort); false for stdout.
+    private let ownsFD: Bool
     private var finished = false
     @usableFromInline var buffer: UnsafeMutablePointer<UInt8>
     @usableFromInline let capacity: Int
@@ -29,10 +33,32 @@ public final class OutputSink {
             name = "<stdout>"
             finalPath = nil
             temporaryPath = nil
+            ownsFD = false
             return
         }
         name = path
+        // Only a regular file (or a new path) is replaced atomically; a device or a FIFO the user names
+        // (/dev/null, /dev/stdout, a named pipe) is written in place, as a shell redirection would.
+        var info = stat()
+        if stat(path, &info) == 0, (info.st_mode & S_IFMT) != S_IFREG {
+            if (info.st_mode & S_IFMT) == S_IFDIR {
+                buffer.deallocate()
+                throw CastleError(.cantCreate, "\(path): is a directory")
+            }
+            let fd = open(path, O_WRONLY | O_CLOEXEC)
+            if fd < 0 {
+                let reason = errnoText()
+                buffer.deallocate()
+                throw CastleError(.cantCreate, "\(path): cannot open: \(reason)")
+            }
+            self.fd = fd
+            finalPath = nil
+            temporaryPath = nil
+            ownsFD = true
+            return
+        }
         finalPath = path
+        ownsFD = true
         let slash = path.lastIndex(of: "/")
         let directory = slash.map { String(path[...$0]) } ?? ""
         let file = slash.map { String(path[path.index(after: $0)...]) } ?? path
@@ -98,25 +124,13 @@ public final class OutputSink {
         count += writeDecimal(value, decimals: decimals, to: buffer + count)
     }
 
-    /// Appends a JSON string literal, quotes included. Needs `6 * bytes.count + 2` bytes reserved.
-    public func appendJSONString(_ bytes: [UInt8]) {
-        append(UInt8(ascii: "\""))
-        for byte in bytes {
-            switch byte {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
-                append(UInt8(ascii: "\\"))
-                append(byte)
-            case 0..<0x20:
-                let hex: [UInt8] = Array("0123456789abcdef".utf8)
-                append("\\u00")
-                append(hex[Int(byte >> 4)])
-                append(hex[Int(byte & 15)])
-            default:
-                append(byte)
-            }
-        }
-        append(UInt8(ascii: "\""))
+    @inlinable @inline(__always)
+    public func append(_ bytes: [UInt8]) {
+        bytes.withUnsafeBufferPointer { append($0) }
     }
+
+    /// Appends a JSON string literal, quotes included. Needs `6 * bytes.count + 2` bytes reserved.
+    public func appendJSONString(_ bytes: [UInt8]) { append(jsonStringLiteral(bytes)) }
 
     public func flush() throws(CastleError) {
         var offset = 0
@@ -142,7 +156,10 @@ public final class OutputSink {
     public func commit() throws(CastleError) {
         try flush()
         finished = true
-        guard let finalPath, let temporaryPath else { return }
+        guard let finalPath, let temporaryPath else {
+            if ownsFD { close(fd) }
+            return
+        }
         if fsync(fd) != 0 || close(fd) != 0 {
             let reason = errnoText()
             unlink(temporaryPath)
@@ -159,9 +176,8 @@ public final class OutputSink {
     public func abort() {
         finished = true
         count = 0
-        guard let temporaryPath else { return }
-        close(fd)
-        unlink(temporaryPath)
+        if ownsFD { close(fd) }
+        if let temporaryPath { unlink(temporaryPath) }
     }
 }
 
@@ -182,4 +198,25 @@ public func writeUnsigned(_ value: UInt64, to out: UnsafeMutablePointer<UInt8>) 
         i -= 1
     }
     return digits
+}
+
+/// `bytes` as a JSON string literal, quotes included: `"` and `\\` escaped, control characters as `\\u00XX`.
+public func jsonStringLiteral(_ bytes: [UInt8]) -> [UInt8] {
+    let hex = Array("0123456789abcdef".utf8)
+    var out: [UInt8] = [UInt8(ascii: "\"")]
+    for byte in bytes {
+        switch byte {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+            out.append(UInt8(ascii: "\\"))
+            out.append(byte)
+        case 0..<0x20:
+            out.append(contentsOf: "\\u00".utf8)
+            out.append(hex[Int(byte >> 4)])
+            out.append(hex[Int(byte & 15)])
+        default:
+            out.append(byte)
+        }
+    }
+    out.append(UInt8(ascii: "\""))
+    return out
 }
