@@ -1,6 +1,21 @@
 import ArgumentParser
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 @main
+enum Entry {
+    static func main() async {
+        // A closed stdout (`| head`) must surface as EPIPE, which castle turns into a quiet exit 0,
+        // rather than kill the process with SIGPIPE.
+        signal(SIGPIPE, SIG_IGN)
+        await Castle.main()
+    }
+}
+
 struct Castle: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "castle",

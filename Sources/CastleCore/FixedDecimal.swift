@@ -24,6 +24,7 @@ public struct FixedDecimal: Sendable, Hashable {
     /// The value as an integer count of `10^-decimals` units.
     @inlinable
     public func scaled(to decimals: UInt8) -> Result<Int64, ScalingError> {
+        precondition(decimals <= Self.maxScale, "decimals above FixedDecimal.maxScale")
         if scale > decimals { return .failure(.offScale) }
         let (product, overflow) = mantissa.multipliedReportingOverflow(by: powersOfTen[Int(decimals - scale)])
         return overflow ? .failure(.tooLarge) : .success(product)
@@ -41,11 +42,12 @@ public struct FixedDecimal: Sendable, Hashable {
             negative = true
             index += 1
         }
-        var mantissa: Int64 = 0
+        // The magnitude is built as a UInt64 so that Int64.min (one more than Int64.max) parses too.
+        var mantissa: UInt64 = 0
         var intDigits = 0
         while index < count, bytes[index] &- 48 < 10 {
             let (m1, o1) = mantissa.multipliedReportingOverflow(by: 10)
-            let (m2, o2) = m1.addingReportingOverflow(Int64(bytes[index] &- 48))
+            let (m2, o2) = m1.addingReportingOverflow(UInt64(bytes[index] &- 48))
             if o1 || o2 { return nil }
             mantissa = m2
             intDigits += 1
@@ -60,7 +62,7 @@ public struct FixedDecimal: Sendable, Hashable {
             var pendingZeros = 0
             var fracDigits = 0
             while index < count, bytes[index] &- 48 < 10 {
-                let digit = Int64(bytes[index] &- 48)
+                let digit = UInt64(bytes[index] &- 48)
                 fracDigits += 1
                 index += 1
                 if digit == 0 {
@@ -82,7 +84,10 @@ public struct FixedDecimal: Sendable, Hashable {
             if fracDigits == 0 { return nil }
         }
         if index != count { return nil }
-        return FixedDecimal(mantissa: negative ? -mantissa : mantissa, scale: UInt8(scale))
+        let limit = negative ? UInt64(Int64.max) + 1 : UInt64(Int64.max)
+        if mantissa > limit { return nil }
+        let value = negative ? Int64(truncatingIfNeeded: 0 &- mantissa) : Int64(mantissa)
+        return FixedDecimal(mantissa: value, scale: UInt8(scale))
     }
 
     public static func parse(_ text: String) -> FixedDecimal? {
@@ -113,49 +118,76 @@ public func appendDecimal(_ value: Int64, decimals: UInt8, to bytes: inout [UInt
     }
 }
 
+/// "00" … "99": two digits per division when writing numbers.
+@usableFromInline let digitPairs: StaticString = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
+
+/// Writes the decimal digits of `value` so that they end just before `end`; returns how many.
+@inlinable @inline(__always)
+public func writeDigitsBackward(_ value: UInt64, endingAt end: UnsafeMutablePointer<UInt8>) -> Int {
+    let pairs = digitPairs.utf8Start
+    var v = value
+    var p = end
+    while v >= 100 {
+        let q = v / 100
+        let r = Int(truncatingIfNeeded: v &- q &* 100) &* 2
+        p -= 2
+        p[0] = pairs[r]
+        p[1] = pairs[r + 1]
+        v = q
+    }
+    if v >= 10 {
+        let r = Int(truncatingIfNeeded: v) &* 2
+        p -= 2
+        p[0] = pairs[r]
+        p[1] = pairs[r + 1]
+    } else {
+        p -= 1
+        p[0] = UInt8(truncatingIfNeeded: v) &+ 48
+    }
+    return end - p
+}
+
 /// Writes the canonical decimal text to `out` (at least 48 bytes) and returns its length.
 @inlinable
 public func writeDecimal(_ value: Int64, decimals: UInt8, to out: UnsafeMutablePointer<UInt8>) -> Int {
-    // Work on the magnitude as UInt64 so Int64.min formats too.
-    var magnitude = value.magnitude
-    var scratch = (UInt64(0), UInt64(0), UInt64(0))  // 24 bytes of stack for up to 20 digits
-    return withUnsafeMutableBytes(of: &scratch) { raw -> Int in
-        let tmp = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
-        var n = 0
-        repeat {
-            tmp[n] = UInt8(truncatingIfNeeded: magnitude % 10) &+ 48
-            magnitude /= 10
-            n += 1
-        } while magnitude != 0
-        // tmp holds digits least significant first; pad so there is one integer digit.
-        let d = Int(decimals)
-        while n <= d {
-            tmp[n] = 48
-            n += 1
-        }
-        // Drop trailing fraction zeros.
-        var low = 0
-        while low < d, tmp[low] == 48 { low += 1 }
-        var length = 0
-        if value < 0 {
-            out[length] = UInt8(ascii: "-")
-            length += 1
-        }
-        var i = n - 1
-        while i >= d {
-            out[length] = tmp[i]
-            length += 1
-            i -= 1
-        }
-        if low < d {
-            out[length] = UInt8(ascii: ".")
-            length += 1
-            while i >= low {
-                out[length] = tmp[i]
-                length += 1
-                i -= 1
-            }
-        }
-        return length
+    precondition(decimals <= FixedDecimal.maxScale, "decimals above FixedDecimal.maxScale")
+    let d = Int(decimals)
+    let magnitude = value.magnitude
+    var length = 0
+    if value < 0 {
+        out[0] = UInt8(ascii: "-")
+        length = 1
     }
+    if d == 0 {
+        return length + writeDigitsBackward(magnitude, endingAt: out + length + countDigits(magnitude))
+    }
+    let scale = UInt64(powersOfTen[d])
+    let integer = magnitude / scale
+    var fraction = magnitude &- integer &* scale
+    length += writeDigitsBackward(integer, endingAt: out + length + countDigits(integer))
+    if fraction == 0 { return length }
+    // Drop trailing zeros, then write the fraction left-padded with zeros to its width.
+    var width = d
+    while fraction % 10 == 0 {
+        fraction /= 10
+        width -= 1
+    }
+    out[length] = UInt8(ascii: ".")
+    length += 1
+    let written = writeDigitsBackward(fraction, endingAt: out + length + width)
+    for k in 0..<(width - written) { out[length + k] = 48 }
+    return length + width
+}
+
+/// Number of decimal digits of `value` (1 for 0).
+@inlinable @inline(__always)
+public func countDigits(_ value: UInt64) -> Int {
+    var digits = 1
+    var threshold: UInt64 = 10
+    while value >= threshold {
+        digits += 1
+        if digits == 20 { break }
+        threshold = threshold &* 10
+    }
+    return digits
 }

@@ -69,9 +69,9 @@ public struct ModelBook {
     }
 
     /// Best price and the total quantity resting at it.
-    public func best(of symbol: SymbolID, side: Side) -> (price: Int64, qty: Int64)? {
+    public func best(of symbol: SymbolID, side: Side) -> (price: Int64, qty: Int128)? {
         guard let level = levels(of: symbol, side: side).first else { return nil }
-        return (level.price, level.orders.reduce(0) { $0 + $1.qty })
+        return (level.price, level.orders.reduce(0) { $0 + Int128($1.qty) })
     }
 
     // MARK: - Commands

@@ -22,7 +22,7 @@ public final class LineReader {
     public init(source: InputSource, lineBytesMax: Int = 1 << 20) {
         self.source = source
         self.lineBytesMax = lineBytesMax
-        capacity = max(lineBytesMax + 1, 1 << 20)
+        capacity = max(lineBytesMax + 2, 1 << 20)
         buffer = .allocate(capacity: capacity)
     }
 
@@ -38,23 +38,26 @@ public final class LineReader {
                 if skippingLongLine {
                     return Line(bytes: UnsafeBufferPointer(start: buffer, count: 0), number: lineNumber, tooLong: true)
                 }
-                if newline - lineStart > lineBytesMax {
+                let bytes = trimmed(lineStart, newline)
+                if bytes.count > lineBytesMax {
                     return Line(bytes: UnsafeBufferPointer(start: buffer, count: 0), number: lineNumber, tooLong: true)
                 }
-                return Line(bytes: trimmed(lineStart, newline), number: lineNumber, tooLong: false)
+                return Line(bytes: bytes, number: lineNumber, tooLong: false)
             }
             if atEOF {
                 guard start < end || skippingLongLine else { return nil }
                 let lineStart = start
                 start = end
                 lineNumber += 1
-                if skippingLongLine || end - lineStart > lineBytesMax {
+                let bytes = trimmed(lineStart, end)
+                if skippingLongLine || bytes.count > lineBytesMax {
                     return Line(bytes: UnsafeBufferPointer(start: buffer, count: 0), number: lineNumber, tooLong: true)
                 }
-                return Line(bytes: trimmed(lineStart, end), number: lineNumber, tooLong: false)
+                return Line(bytes: bytes, number: lineNumber, tooLong: false)
             }
             // Keep the partial line, make room, read more.
-            if end - start > lineBytesMax {
+            // One byte of slack for the `\r` of a CRLF line that is exactly at the limit.
+            if end - start > lineBytesMax + 1 {
                 skippingLongLine = true
                 start = end
             }

@@ -174,6 +174,7 @@ public final class OutputSink {
 
     /// Drops what was written: a file sink leaves nothing behind.
     public func abort() {
+        guard !finished else { return }
         finished = true
         count = 0
         if ownsFD { close(fd) }
@@ -184,23 +185,10 @@ public final class OutputSink {
 /// Writes the decimal digits of `value` to `out` (at least 20 bytes) and returns their count.
 @inlinable @inline(__always)
 public func writeUnsigned(_ value: UInt64, to out: UnsafeMutablePointer<UInt8>) -> Int {
-    var digits = 1
-    var probe = value
-    while probe >= 10 {
-        probe /= 10
-        digits += 1
-    }
-    var v = value
-    var i = digits - 1
-    while i >= 0 {
-        out[i] = UInt8(truncatingIfNeeded: v % 10) &+ 48
-        v /= 10
-        i -= 1
-    }
-    return digits
+    writeDigitsBackward(value, endingAt: out + countDigits(value))
 }
 
-/// `bytes` as a JSON string literal, quotes included: `"` and `\\` escaped, control characters as `\\u00XX`.
+/// `bytes` as a JSON string literal, quotes included: `"` and `\` escaped, control characters as `\u00XX`.
 public func jsonStringLiteral(_ bytes: [UInt8]) -> [UInt8] {
     let hex = Array("0123456789abcdef".utf8)
     var out: [UInt8] = [UInt8(ascii: "\"")]

@@ -20,7 +20,8 @@ struct Level {
     var key: Int64
     var head: Int32
     var tail: Int32
-    var total: Int64
+    /// Orders that are each valid can sum past Int64.max; Int128 cannot overflow on Int64 quantities.
+    var total: Int128
 }
 
 /// One side of one symbol's book: levels sorted by key, ascending, so the best level is the last one and
@@ -57,7 +58,7 @@ public struct BookLevel: Sendable, Hashable {
         self.orders = orders
     }
 
-    public var totalQty: Int64 { orders.reduce(0) { $0 + $1.qty } }
+    public var totalQty: Int128 { orders.reduce(0) { $0 + Int128($1.qty) } }
 }
 
 public struct BookOrder: Sendable, Hashable {

@@ -170,8 +170,8 @@ public struct Exchange {
             let ladder = ladderIndex(order.symbol, order.side)
             let (level, found) = ladders[ladder].search(key(order.price, order.side))
             precondition(found, "resting order without its level")
-            ladders[ladder].levels[level].total -= order.qty - newQty
             pool[Int(slot)].qty = newQty
+            ladders[ladder].levels[level].total -= Int128(order.qty - newQty)
             events.append(.amended(id: order.id, symbol: order.symbol, price: newPrice, qty: newQty, ts: command.ts))
             return
         }
@@ -240,13 +240,13 @@ public struct Exchange {
     ) -> Bool {
         let levels = ladders[opposite].levels
         let stpApplies = account != .none && stp != .none
-        var available: Int64 = 0
+        var available: Int128 = 0
         var level = levels.count - 1
         while level >= 0 {
             if !crosses(price(ofKey: levels[level].key, ladder: opposite), side: side, limit: limit) { return false }
             if !stpApplies {
                 available += levels[level].total
-                if available >= qty { return true }
+                if available >= Int128(qty) { return true }
             } else {
                 var slot = levels[level].head
                 while slot >= 0 {
@@ -255,8 +255,8 @@ public struct Exchange {
                         // cancel_taker and cancel_both end the taker here; cancel_maker skips the maker.
                         if stp != .cancelMaker { return false }
                     } else {
-                        available += maker.qty
-                        if available >= qty { return true }
+                        available += Int128(maker.qty)
+                        if available >= Int128(qty) { return true }
                     }
                     slot = maker.next
                 }
@@ -311,7 +311,7 @@ public struct Exchange {
                     unlink(slot, ladder: opposite, level: levelIndex)
                 } else {
                     pool[Int(slot)].qty -= fill
-                    ladders[opposite].levels[levelIndex].total -= fill
+                    ladders[opposite].levels[levelIndex].total -= Int128(fill)
                 }
                 slot = next
             }
@@ -339,9 +339,9 @@ public struct Exchange {
             pool[Int(slot)].prev = tail
             pool[Int(tail)].next = slot
             ladders[ladder].levels[level].tail = slot
-            ladders[ladder].levels[level].total += qty
+            ladders[ladder].levels[level].total += Int128(qty)
         } else {
-            ladders[ladder].levels.insert(Level(key: levelKey, head: slot, tail: slot, total: qty), at: level)
+            ladders[ladder].levels.insert(Level(key: levelKey, head: slot, tail: slot, total: Int128(qty)), at: level)
         }
     }
 
@@ -371,7 +371,7 @@ public struct Exchange {
         } else {
             ladders[ladder].levels[level].tail = order.prev
         }
-        ladders[ladder].levels[level].total -= order.qty
+        ladders[ladder].levels[level].total -= Int128(order.qty)
         index.remove(order.id)
         pool[Int(slot)].next = freeSlot
         freeSlot = slot
@@ -426,7 +426,7 @@ public struct Exchange {
     }
 
     /// Best price and total quantity at the touch of one side.
-    public func best(of symbol: SymbolID, side: Side) -> (price: Int64, qty: Int64)? {
+    public func best(of symbol: SymbolID, side: Side) -> (price: Int64, qty: Int128)? {
         guard Int(symbol) < instruments.count else { return nil }
         let ladder = ladderIndex(symbol, side)
         guard let level = ladders[ladder].levels.last else { return nil }

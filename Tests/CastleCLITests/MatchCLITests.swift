@@ -152,10 +152,10 @@ import Testing
         let instruments = try dir.write("i.ndjson", #"{"symbol":"BTC-USD","tick":"0.5","lot":"0.01"}"# + "\n")
         let stream = [
             #"{"op":"new","id":1,"symbol":"BTC-USD","side":"buy","price":"100.5","qty":"0.01"}"#,
-            #"{"op":"new","id":2,"symbol":"BTC-USD","side":"buy","price":"100.25","qty":"0.01"}"#,
+            #"{"op":"new","id":2,"symbol":"BTC-USD","side":"buy","price":"100.2","qty":"0.01"}"#,
             #"{"op":"new","id":3,"symbol":"BTC-USD","side":"buy","price":"100","qty":"0.015"}"#,
             #"{"op":"new","id":4,"symbol":"ETH-USD","side":"buy","price":"100","qty":"1"}"#,
-            #"{"op":"amend","id":1,"price":"100.2"}"#,
+            #"{"op":"amend","id":1,"price":"100.25"}"#,
         ].joined(separator: "\n")
         let result = try CastleProcess.run(["match", "--instruments", instruments], stdin: Data(stream.utf8))
         #expect(result.status == 0)

@@ -50,17 +50,18 @@ import Testing
     func amendIntoCrossTradesAsTakerAndRestsRemainder(side: Side) {
         var v = queue(side)
         let m = side.opposite
-        v.send([order(5, m, px(m, 0), "1"), order(6, m, px(m, 1), "1"), order(7, m, px(m, 2), "1")])
+        v.send([order(5, m, px(m, 1), "1"), order(6, m, px(m, 2), "1"), order(7, m, px(m, 3), "1")])
+        #expect(v.engine.liveOrderCount == 6)
         // Order 2 moves across the spread to the opposite side's second level, with 4.
-        let events = v.send(.amend(id: 2, price: dec(px(m, 1)), qty: dec("4")))
+        let events = v.send(.amend(id: 2, price: dec(px(m, 2)), qty: dec("4")))
         #expect(
             events == [
-                amended(2, px(m, 1), "4"),
-                trade(px(m, 0), "1", maker: 5, taker: 2, side),
-                trade(px(m, 1), "1", maker: 6, taker: 2, side),
+                amended(2, px(m, 2), "4"),
+                trade(px(m, 1), "1", maker: 5, taker: 2, side),
+                trade(px(m, 2), "1", maker: 6, taker: 2, side),
             ])
-        #expect(v.book(side) == [level(px(m, 1), [(2, "2")]), level(px(side, 0), [(1, "3"), (3, "3")])])
-        #expect(v.book(m) == [level(px(m, 2), [(7, "1")])])
+        #expect(v.book(side) == [level(px(m, 2), [(2, "2")]), level(px(side, 0), [(1, "3"), (3, "3")])])
+        #expect(v.book(m) == [level(px(m, 3), [(7, "1")])])
     }
 
     @Test(arguments: Side.allCases)
@@ -169,7 +170,7 @@ import Testing
         v.send([.cancel(id: 1), .cancel(id: 1000)])
         let survivors = (1...1000 as ClosedRange<UInt64>).filter { $0 % 3 != 0 && $0 != 1 && $0 != 1000 }
         #expect(v.book(side).first?.orders.map(\.id) == survivors)
-        #expect(v.best(side) == BookLevelTop(price: units("50"), qty: units("1") * Int64(survivors.count)))
+        #expect(v.best(side) == BookLevelTop(price: units("50"), qty: Int128(units("1")) * Int128(survivors.count)))
         let events = v.send(market(5000, side.opposite, "1000"))
         #expect(makers(events) == survivors)
         #expect(events.last == canceled(5000, String(1000 - survivors.count), .market))
@@ -183,7 +184,7 @@ import Testing
         v.send(order(8, side.opposite, px(side, 0), "1"))
         #expect(v.engine.liveOrderCount == 0)
         // Both the filled maker's id and the filled taker's id can be used again, on either side.
-        #expect(v.send(order(7, side.opposite, px(side, 5), "2")) == [accepted(7, side.opposite)])
+        #expect(v.send(order(7, side.opposite, px(side, -5), "2")) == [accepted(7, side.opposite)])
         #expect(v.send(order(8, side, px(side, 0), "2")) == [accepted(8, side)])
         #expect(v.book(side) == [level(px(side, 0), [(8, "2")])])
     }

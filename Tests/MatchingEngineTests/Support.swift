@@ -131,13 +131,13 @@ struct Venue {
 
 struct BookLevelTop: Equatable, CustomStringConvertible {
     var price: Int64
-    var qty: Int64
-    init(price: Int64, qty: Int64) {
+    var qty: Int128
+    init(price: Int64, qty: Int128) {
         self.price = price
         self.qty = qty
     }
     init(_ price: String, _ qty: String) {
-        self.init(price: units(price), qty: units(qty))
+        self.init(price: units(price), qty: Int128(units(qty)))
     }
     var description: String { "\(price)x\(qty)" }
 }
