@@ -20,13 +20,15 @@ let package = Package(
         .target(name: "CastleCore"),
         // The order book and the exchange: pure, deterministic, single-owner.
         .target(name: "MatchingEngine", dependencies: ["CastleCore"]),
+        // Book reconstruction from recorded level-3 feeds, level-2 views, bars, statistics.
+        .target(name: "MarketData", dependencies: ["CastleCore"]),
         .systemLibrary(
             name: "CArchive",
             pkgConfig: "libarchive",
             providers: [.apt(["libarchive-dev"])]
         ),
         // Streaming readers and writers: the NDJSON contract, instruments files, compressed input.
-        .target(name: "Formats", dependencies: ["CastleCore", "MatchingEngine", "CArchive"]),
+        .target(name: "Formats", dependencies: ["CastleCore", "MatchingEngine", "MarketData", "CArchive"]),
         // Realistic synthetic order flow (`castle generate`).
         .target(
             name: "SyntheticData",
@@ -59,6 +61,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "FormatsTests", dependencies: ["CastleCore", "MatchingEngine", "Formats", "SyntheticData"]),
+        .testTarget(name: "MarketDataTests", dependencies: ["CastleCore", "MarketData", "Formats"]),
         .testTarget(name: "CastleCLITests", dependencies: ["CastleCore"]),
     ]
 )
@@ -66,7 +69,7 @@ let package = Package(
 // The same upcoming features for every target, as swift-log and swift-metrics do.
 // The hot paths (engine, decoder, writers) skip the runtime exclusivity checks in release builds, where
 // they cost about 6% of `castle match`; debug builds and the tests keep them.
-let hotTargets: Set<String> = ["CastleCore", "MatchingEngine", "Formats"]
+let hotTargets: Set<String> = ["CastleCore", "MatchingEngine", "MarketData", "Formats"]
 
 for target in package.targets where target.type != .system {
     var settings = target.swiftSettings ?? []

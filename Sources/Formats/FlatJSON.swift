@@ -154,6 +154,18 @@ public enum FlatJSON {
             p += 1
             let start = p
             var escaped = false
+            // Eight bytes at a time while none of them is a quote, a backslash or a control character.
+            let ones: UInt64 = 0x0101_0101_0101_0101
+            let highs: UInt64 = 0x8080_8080_8080_8080
+            while p + 8 <= end {
+                let word = UnsafeRawPointer(base + p).loadUnaligned(as: UInt64.self)
+                let quote = word ^ (ones &* 0x22)
+                let backslash = word ^ (ones &* 0x5C)
+                let special =
+                    ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word)
+                if special & highs != 0 { break }
+                p += 8
+            }
             while p < end {
                 let c = base[p]
                 if c == UInt8(ascii: "\"") {

@@ -37,7 +37,7 @@ public enum MatchStream {
         }
         let source = try InputSource(path: options.inputPath)
         let reader = LineReader(source: source)
-        let output = try OutputSink(path: options.outputPath)
+        let output = try OutputSink(path: options.outputPath, writeBehind: true)
         let bookOut = try options.bookOutPath.map { path throws(CastleError) in try OutputSink(path: path) }
         let writer = EventWriter(sink: output, instruments: instruments)
         var exchange = Exchange(instruments: instruments, defaultSTP: options.stp)

@@ -21,11 +21,24 @@ public final class OutputSink {
     private var finished = false
     @usableFromInline var buffer: UnsafeMutablePointer<UInt8>
     @usableFromInline let capacity: Int
+    /// With write-behind: the buffer the writer thread may still be writing, swapped with `buffer`.
+    private var spare: UnsafeMutablePointer<UInt8>?
+    private var writeBehind: WriteBehind?
     @usableFromInline var count = 0
     public private(set) var writtenBytes = 0
 
     /// Stdout for nil or `-`, otherwise a new file at `path` (replaced atomically on commit).
-    public init(path: String?, capacity: Int = 1 << 20) throws(CastleError) {
+    /// - Parameter writeBehind: write full buffers on a thread of their own, overlapping the kernel's
+    ///   copy and the disk's writeback with the caller's work; for large outputs.
+    public convenience init(path: String?, capacity: Int = 1 << 20, writeBehind: Bool = false) throws(CastleError) {
+        try self.init(path: path, capacity: capacity)
+        if writeBehind {
+            spare = .allocate(capacity: capacity)
+            self.writeBehind = WriteBehind(fd: fd, name: name, isRegularFile: temporaryPath != nil)
+        }
+    }
+
+    private init(path: String?, capacity: Int) throws(CastleError) {
         self.capacity = capacity
         buffer = .allocate(capacity: capacity)
         guard let path, path != "-" else {
@@ -76,6 +89,7 @@ public final class OutputSink {
     deinit {
         if !finished { abort() }
         buffer.deallocate()
+        spare?.deallocate()
     }
 
     @inlinable @inline(__always)
@@ -133,6 +147,15 @@ public final class OutputSink {
     public func appendJSONString(_ bytes: [UInt8]) { append(jsonStringLiteral(bytes)) }
 
     public func flush() throws(CastleError) {
+        if let writeBehind, let spare {
+            if count == 0 { return }
+            try writeBehind.submit(buffer, count)
+            self.spare = buffer
+            buffer = spare
+            writtenBytes += count
+            count = 0
+            return
+        }
         var offset = 0
         while offset < count {
             let n = Glibc.write(fd, buffer + offset, count - offset)
@@ -155,6 +178,8 @@ public final class OutputSink {
     /// Flushes, and for a file syncs, closes and renames it into place.
     public func commit() throws(CastleError) {
         try flush()
+        try writeBehind?.finish()
+        writeBehind = nil
         finished = true
         guard let finalPath, let temporaryPath else {
             if ownsFD { close(fd) }
@@ -177,6 +202,8 @@ public final class OutputSink {
         guard !finished else { return }
         finished = true
         count = 0
+        try? writeBehind?.finish()
+        writeBehind = nil
         if ownsFD { close(fd) }
         if let temporaryPath { unlink(temporaryPath) }
     }

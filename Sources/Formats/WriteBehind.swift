@@ -1,0 +1,109 @@
+// stat and timespec are attributed to libarchive's clang module in whole-module builds.
+internal import CArchive
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Writes full buffers to a file descriptor on a thread of its own, so that the kernel's copy (and, for
+/// a file, the disk's writeback) overlaps the work that fills the next buffer. One buffer in flight at
+/// most: the producer waits when it is a buffer ahead, so memory stays bounded.
+final class WriteBehind: @unchecked Sendable {
+    private let fd: Int32
+    private let name: String
+    /// Start writeback of each written range right away, so that the final fsync has little left to do.
+    private let startWriteback: Bool
+    // All below are guarded by `mutex`.
+    private var mutex = pthread_mutex_t()
+    private var changed = pthread_cond_t()
+    private var pending: (UnsafeMutablePointer<UInt8>, Int)?
+    private var stopping = false
+    private var failure: CastleError?
+    private var offset = 0
+    private var thread = pthread_t()
+
+    init(fd: Int32, name: String, isRegularFile: Bool) {
+        self.fd = fd
+        self.name = name
+        startWriteback = isRegularFile
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&changed, nil)
+        let context = Unmanaged.passRetained(self).toOpaque()
+        pthread_create(&thread, nil, { context in
+            Unmanaged<WriteBehind>.fromOpaque(context!).takeRetainedValue().loop()
+            return nil
+        }, context)
+    }
+
+    deinit {
+        pthread_mutex_destroy(&mutex)
+        pthread_cond_destroy(&changed)
+    }
+
+    /// Hands `count` bytes at `buffer` to the writer. Returns when the writer has taken them; the caller
+    /// must not touch `buffer` until the next `submit` or `finish` returns.
+    func submit(_ buffer: UnsafeMutablePointer<UInt8>, _ count: Int) throws(CastleError) {
+        pthread_mutex_lock(&mutex)
+        while pending != nil && failure == nil { pthread_cond_wait(&changed, &mutex) }
+        if let failure {
+            pthread_mutex_unlock(&mutex)
+            throw failure
+        }
+        pending = (buffer, count)
+        pthread_cond_broadcast(&changed)
+        pthread_mutex_unlock(&mutex)
+    }
+
+    /// Waits until everything submitted is written and stops the thread.
+    func finish() throws(CastleError) {
+        pthread_mutex_lock(&mutex)
+        while pending != nil && failure == nil { pthread_cond_wait(&changed, &mutex) }
+        stopping = true
+        pthread_cond_broadcast(&changed)
+        let failure = self.failure
+        pthread_mutex_unlock(&mutex)
+        pthread_join(thread, nil)
+        if let failure { throw failure }
+    }
+
+    private func loop() {
+        while true {
+            pthread_mutex_lock(&mutex)
+            while pending == nil && !stopping { pthread_cond_wait(&changed, &mutex) }
+            guard let (buffer, count) = pending else {
+                pthread_mutex_unlock(&mutex)
+                return
+            }
+            pthread_mutex_unlock(&mutex)
+
+            let error = writeAll(buffer, count)
+
+            pthread_mutex_lock(&mutex)
+            pending = nil
+            if let error { failure = error }
+            pthread_cond_broadcast(&changed)
+            pthread_mutex_unlock(&mutex)
+        }
+    }
+
+    private func writeAll(_ buffer: UnsafeMutablePointer<UInt8>, _ count: Int) -> CastleError? {
+        var written = 0
+        while written < count {
+            let n = write(fd, buffer + written, count - written)
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EPIPE { return CastleError(.ioError, "\(name): broken pipe") }
+                return CastleError(.ioError, "\(name): write failed: \(errnoText())")
+            }
+            written += n
+        }
+        if startWriteback {
+            // On Linux, DONTNEED starts writeback of the range's dirty pages (and keeps a large output
+            // from crowding the page cache).
+            _ = posix_fadvise(fd, off_t(offset), off_t(count), POSIX_FADV_DONTNEED)
+        }
+        offset += count
+        return nil
+    }
+}
