@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
     ],
     targets: [
         // Domain types only: no dependencies, no Foundation.
@@ -34,6 +35,14 @@ let package = Package(
             name: "SyntheticData",
             dependencies: ["CastleCore", .product(name: "HeapModule", package: "swift-collections")]
         ),
+        // `castle replay`: market days through book reconstruction or re-matching, and their analytics.
+        .target(
+            name: "Replay",
+            dependencies: [
+                "CastleCore", "MatchingEngine", "MarketData", "Formats",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         // In-process measurement (`castle bench`).
         .target(
             name: "CastleBench",
@@ -45,7 +54,7 @@ let package = Package(
         .executableTarget(
             name: "CastleCLI",
             dependencies: [
-                "CastleCore", "MatchingEngine", "Formats", "SyntheticData", "CastleBench",
+                "CastleCore", "MatchingEngine", "Formats", "SyntheticData", "CastleBench", "Replay",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -62,6 +71,7 @@ let package = Package(
         ),
         .testTarget(name: "FormatsTests", dependencies: ["CastleCore", "MatchingEngine", "Formats", "SyntheticData"]),
         .testTarget(name: "MarketDataTests", dependencies: ["CastleCore", "MarketData", "Formats"]),
+        .testTarget(name: "ReplayTests", dependencies: ["CastleCore", "MarketData", "Formats", "Replay"]),
         .testTarget(name: "CastleCLITests", dependencies: ["CastleCore"]),
     ]
 )

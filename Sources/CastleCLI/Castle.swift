@@ -30,6 +30,6 @@ struct Castle: AsyncParsableCommand {
               castle match -i day.ndjson --instruments datasets/instruments.ndjson -o events.ndjson
               castle bench match --messages 2000000
             """,
-        subcommands: [MatchCommand.self, GenerateCommand.self, BenchCommand.self]
+        subcommands: [MatchCommand.self, ReplayCommand.self, GenerateCommand.self, BenchCommand.self]
     )
 }
