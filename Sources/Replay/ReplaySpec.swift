@@ -1,4 +1,4 @@
-public import CastleCore
+import CastleCore
 
 /// Parsing of the replay controls: times of day, snapshot specs, speeds.
 public enum ReplaySpec {
@@ -56,6 +56,11 @@ public enum ReplaySpec {
         public var levels: Int
         /// nil: after every event.
         public var intervalNs: Int64?
+
+        public init(levels: Int, intervalNs: Int64?) {
+            self.levels = levels
+            self.intervalNs = intervalNs
+        }
     }
 
     public static func snapshots(_ text: String) -> Snapshots? {
