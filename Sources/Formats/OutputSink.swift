@@ -26,6 +26,8 @@ public final class OutputSink {
     private var writeBehind: WriteBehind?
     @usableFromInline var count = 0
     public private(set) var writtenBytes = 0
+    /// Sees every byte of the output, in order, just before it is written (e.g. to hash the stream).
+    public var observer: ((UnsafeBufferPointer<UInt8>) -> Void)?
 
     /// Stdout for nil or `-`, otherwise a new file at `path` (replaced atomically on commit).
     /// - Parameter writeBehind: write full buffers on a thread of their own, overlapping the kernel's
@@ -147,6 +149,7 @@ public final class OutputSink {
     public func appendJSONString(_ bytes: [UInt8]) { append(jsonStringLiteral(bytes)) }
 
     public func flush() throws(CastleError) {
+        observer?(UnsafeBufferPointer(start: buffer, count: count))
         if let writeBehind, let spare {
             if count == 0 { return }
             try writeBehind.submit(buffer, count)

@@ -46,10 +46,8 @@ enum LobsterReplay {
             }
             if summary.messages == 1, let row {
                 // The state before the first message: its row with the message undone.
-                let depth = max(row.bids.count, row.asks.count)
                 book = L3Book(viewDepth: rows!.levels)
                 book.seed(row.reverting(event))
-                _ = depth
                 if options.verify { verification = BookVerification(depth: rows!.levels) }
             }
             if let to = options.to, to.isReached(by: event.timeNs, isEpoch: false) { break }
@@ -73,7 +71,14 @@ enum LobsterReplay {
             default: break
             }
             if let halt = outcome.halt {
-                summary.halts.append("line \(event.line): \(halt)")
+                let state: DayStats.HaltState
+                switch halt {
+                case .halted: state = .halted
+                case .quoting: state = .quotingResumed
+                case .trading: state = .tradingResumed
+                }
+                analytics.stats.halt(state, timeNs: event.timeNs, line: event.line)
+                summary.halts.append("line \(event.line): \(state.name)")
             }
             if let trade = outcome.trade { try analytics.trade(trade) }
             try analytics.after(

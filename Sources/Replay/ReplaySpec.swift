@@ -1,4 +1,6 @@
 import CastleCore
+import Formats
+import MarketData
 
 /// Parsing of the replay controls: times of day, snapshot specs, speeds.
 public enum ReplaySpec {
@@ -38,17 +40,11 @@ public enum ReplaySpec {
         public func isReached(by timeNs: Int64, isEpoch: Bool) -> Bool {
             switch self {
             case .timeOfDayNs(let bound):
-                return (isEpoch ? timeOfDay(timeNs) : timeNs) >= bound
+                return (isEpoch ? ExchangeClock.timeOfDayNs(timeNs) : timeNs) >= bound
             case .epochNs(let bound):
                 return timeNs >= bound
             }
         }
-    }
-
-    /// Nanoseconds since midnight UTC of an epoch time.
-    public static func timeOfDay(_ epochNs: Int64) -> Int64 {
-        let day: Int64 = 86_400_000_000_000
-        return ((epochNs % day) + day) % day
     }
 
     /// `LEVELS@INTERVAL`: `10@1s`, `5@100ms`, or `10@event` for a snapshot after every event.
@@ -71,21 +67,8 @@ public enum ReplaySpec {
         return Snapshots(levels: levels, intervalNs: interval)
     }
 
-    /// `250ms`, `1s`, `5m`, `1h`, `100us`, `10ns` → nanoseconds (positive).
-    public static func duration(_ text: String) -> Int64? {
-        let units: [(String, Int64)] = [
-            ("ns", 1), ("us", 1_000), ("ms", 1_000_000), ("s", 1_000_000_000), ("m", 60_000_000_000),
-            ("h", 3_600_000_000_000),
-        ]
-        for (suffix, scale) in units where text.hasSuffix(suffix) {
-            let number = text.dropLast(suffix.count)
-            guard !number.isEmpty, number.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let value = Int64(number), value > 0
-            else { continue }
-            let (product, overflow) = value.multipliedReportingOverflow(by: scale)
-            return overflow ? nil : product
-        }
-        return nil
-    }
+    /// `250ms`, `1s`, `5m`, `1h`, `100us`, `10ns`, `1d` → nanoseconds (positive), as bars parse them.
+    public static func duration(_ text: String) -> Int64? { BarBuilder.parseInterval(text) }
 
     /// `max` (nil) or a positive speed-up factor with up to 3 decimals, as thousandths.
     public static func speed(_ text: String) -> Speed? {
