@@ -113,7 +113,7 @@ public struct L3Order: Sendable, Hashable {
 /// orders of forgotten levels (see `learn(from:)`) are dropped lazily and swept when they outnumber the
 /// live ones.
 public struct L3Book: Sendable {
-    struct Level {
+    struct Level: LadderLevel {
         /// `price` for bids, `~price` for asks (no overflow, unlike negation), so that on both sides a
         /// larger key is a better price; the array is ascending and the best level is the last one.
         var key: Int64
@@ -493,21 +493,10 @@ public struct L3Book: Sendable {
         return found && ladder[index].serial == entry.serial ? index : nil
     }
 
-    /// Index of the level with `key`, or where it would be inserted. Most activity is at the touch.
+    /// Index of the level with `key`, or where it would be inserted.
     @inline(__always)
     static func search(_ levels: ContiguousArray<Level>, _ key: Int64) -> (index: Int, found: Bool) {
-        let count = levels.count
-        if count == 0 { return (0, false) }
-        let bestKey = levels[count - 1].key
-        if key == bestKey { return (count - 1, true) }
-        if key > bestKey { return (count, false) }
-        var low = 0
-        var high = count - 1
-        while low < high {
-            let mid = (low + high) >> 1
-            if levels[mid].key < key { low = mid + 1 } else { high = mid }
-        }
-        return (low, levels[low].key == key)
+        levels.searchLevel(key)
     }
 }
 

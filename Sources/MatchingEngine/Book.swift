@@ -15,7 +15,7 @@ struct RestingOrder {
 }
 
 /// One price level: its FIFO of orders and their total quantity.
-struct Level {
+struct Level: LadderLevel {
     /// `price` for bids, `-price` for asks, so that on both sides a larger key is a better price.
     var key: Int64
     var head: Int32
@@ -31,21 +31,7 @@ struct Ladder {
 
     /// Index of the level with `key`, or where it would be inserted.
     @inline(__always)
-    func search(_ key: Int64) -> (index: Int, found: Bool) {
-        let count = levels.count
-        if count == 0 { return (0, false) }
-        // Fast path: most activity is at or near the touch.
-        let bestKey = levels[count - 1].key
-        if key == bestKey { return (count - 1, true) }
-        if key > bestKey { return (count, false) }
-        var low = 0
-        var high = count - 1
-        while low < high {
-            let mid = (low + high) >> 1
-            if levels[mid].key < key { low = mid + 1 } else { high = mid }
-        }
-        return (low, levels[low].key == key)
-    }
+    func search(_ key: Int64) -> (index: Int, found: Bool) { levels.searchLevel(key) }
 }
 
 /// A read-only view of one price level: its price and its orders in time priority.
