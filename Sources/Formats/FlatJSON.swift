@@ -154,19 +154,32 @@ public enum FlatJSON {
             p += 1
             let start = p
             var escaped = false
-            // Eight bytes at a time while none of them is a quote, a backslash or a control character.
             let ones: UInt64 = 0x0101_0101_0101_0101
             let highs: UInt64 = 0x8080_8080_8080_8080
-            while p + 8 <= end {
-                let word = UnsafeRawPointer(base + p).loadUnaligned(as: UInt64.self)
-                let quote = word ^ (ones &* 0x22)
-                let backslash = word ^ (ones &* 0x5C)
-                let special =
-                    ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word)
-                if special & highs != 0 { break }
-                p += 8
-            }
-            while p < end {
+            while true {
+                // Find the next quote, backslash or control character, eight bytes at a time. In the
+                // mask, the lowest flagged byte is always a true match (borrows only run upwards), so
+                // its position is exact.
+                if p + 8 <= end {
+                    let word = UnsafeRawPointer(base + p).loadUnaligned(as: UInt64.self)
+                    let quote = word ^ (ones &* 0x22)
+                    let backslash = word ^ (ones &* 0x5C)
+                    let special =
+                        (((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word))
+                        & highs
+                    if special == 0 {
+                        p += 8
+                        continue
+                    }
+                    p += special.trailingZeroBitCount >> 3
+                } else {
+                    while p < end {
+                        let c = base[p]
+                        if c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") || c < 0x20 { break }
+                        p += 1
+                    }
+                    if p == end { return nil }
+                }
                 let c = base[p]
                 if c == UInt8(ascii: "\"") {
                     let value = JSONValue(
@@ -176,25 +189,21 @@ public enum FlatJSON {
                     return value
                 }
                 if c < 0x20 { return nil }
-                if c == UInt8(ascii: "\\") {
-                    escaped = true
-                    guard p + 1 < end else { return nil }
-                    switch base[p + 1] {
-                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"),
-                        UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
-                        p += 2
-                    case UInt8(ascii: "u"):
-                        guard p + 6 <= end else { return nil }
-                        for k in 2..<6 where !isHexDigit(base[p + k]) { return nil }
-                        p += 6
-                    default:
-                        return nil
-                    }
-                    continue
+                // A backslash: check the escape.
+                escaped = true
+                guard p + 1 < end else { return nil }
+                switch base[p + 1] {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"),
+                    UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                    p += 2
+                case UInt8(ascii: "u"):
+                    guard p + 6 <= end else { return nil }
+                    for k in 2..<6 where !isHexDigit(base[p + k]) { return nil }
+                    p += 6
+                default:
+                    return nil
                 }
-                p += 1
             }
-            return nil
         }
 
         @inlinable
