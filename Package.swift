@@ -79,7 +79,7 @@ let package = Package(
 // The same upcoming features for every target, as swift-log and swift-metrics do.
 // The hot paths (engine, decoder, writers) skip the runtime exclusivity checks in release builds, where
 // they cost about 6% of `castle match`; debug builds and the tests keep them.
-let hotTargets: Set<String> = ["CastleCore", "MatchingEngine", "MarketData", "Formats"]
+let hotTargets: Set<String> = ["CastleCore", "MatchingEngine", "MarketData", "Formats", "Replay"]
 
 for target in package.targets where target.type != .system {
     var settings = target.swiftSettings ?? []

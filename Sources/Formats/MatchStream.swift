@@ -36,67 +36,65 @@ public enum MatchStream {
             instruments = try InstrumentsFile.load(path: path, symbols: &decoder.symbols)
         }
         let source = try InputSource(path: options.inputPath)
-        let reader = LineReader(source: source)
         let output = try OutputSink(path: options.outputPath, writeBehind: true)
         let bookOut = try options.bookOutPath.map { path throws(CastleError) in try OutputSink(path: path) }
         let writer = EventWriter(sink: output, instruments: instruments)
+        // The decoder runs on its own thread; these copies of its name tables grow with each batch in
+        // the same order, so they give the same ids.
+        var symbols = decoder.symbols
+        var accounts = decoder.accounts
+        writer.syncNames(symbols: symbols, accounts: accounts)
+        let reader = DecodingReader(source: source, decoder: decoder)
         var exchange = Exchange(instruments: instruments, defaultSTP: options.stp)
         var events: [Event] = []
         events.reserveCapacity(1024)
         var summary = Summary()
         let progress = ProgressBar(label: "match", forceDisabled: !options.showProgress)
-        var namesSeen = (0, 0)
 
         do throws(CastleError) {
-            while let line = try reader.next() {
-                if line.tooLong {
-                    events.append(
-                        .rejected(op: nil, id: nil, reason: .malformed, detail: .lineTooLong, line: line.number, ts: nil))
-                } else if isBlank(line.bytes) {
-                    continue
-                } else {
+            while let batch = try reader.next() {
+                if !batch.newSymbols.isEmpty || !batch.newAccounts.isEmpty {
+                    for name in batch.newSymbols { _ = name.withUnsafeBufferPointer { symbols.intern($0) } }
+                    for name in batch.newAccounts { _ = name.withUnsafeBufferPointer { accounts.intern($0) } }
+                    writer.syncNames(symbols: symbols, accounts: accounts)
+                }
+                for item in batch.items {
                     summary.commands += 1
-                    switch decoder.decode(line.bytes, lineNumber: line.number) {
+                    switch item {
                     case .command(let command):
                         exchange.apply(command, into: &events)
-                    case .rejected(let op, let id, let reason, let detail):
-                        events.append(.rejected(op: op, id: id, reason: reason, detail: detail, line: line.number, ts: nil))
+                    case .rejected(let op, let id, let reason, let detail, let line):
+                        events.append(.rejected(op: op, id: id, reason: reason, detail: detail, line: line, ts: nil))
                     }
-                }
-                if namesSeen != (decoder.symbols.count, decoder.accounts.count) {
-                    writer.syncNames(symbols: decoder.symbols, accounts: decoder.accounts)
-                    namesSeen = (decoder.symbols.count, decoder.accounts.count)
-                }
-                for event in events {
-                    switch event {
-                    case .trade:
-                        summary.trades += 1
-                    case .rejected(_, _, let reason, let detail, let lineNumber, _):
-                        summary.rejected += 1
-                        if reason == .malformed || reason == .invalid {
-                            let message = "\(source.name):\(lineNumber): \(reason.name) (\(detail.text))"
-                            if options.strict { throw CastleError(.dataError, message) }
-                            if summary.firstInputError == nil { summary.firstInputError = message }
+                    for event in events {
+                        switch event {
+                        case .trade:
+                            summary.trades += 1
+                        case .rejected(_, _, let reason, let detail, let lineNumber, _):
+                            summary.rejected += 1
+                            if reason == .malformed || reason == .invalid {
+                                let message = "\(source.name):\(lineNumber): \(reason.name) (\(detail.text))"
+                                if options.strict { throw CastleError(.dataError, message) }
+                                if summary.firstInputError == nil { summary.firstInputError = message }
+                            }
+                        default:
+                            break
                         }
-                    default:
-                        break
+                        try writer.write(event)
                     }
-                    try writer.write(event)
+                    summary.events += events.count
+                    events.removeAll(keepingCapacity: true)
                 }
-                summary.events += events.count
-                events.removeAll(keepingCapacity: true)
-                if summary.commands & 0xFFFF == 0 {
-                    progress.update(
-                        done: source.consumedBytes, total: source.sizeBytes, status: "\(summary.commands) commands")
-                }
+                progress.update(done: batch.consumedBytes, total: source.sizeBytes, status: "\(summary.commands) commands")
             }
             progress.finish()
             if let bookOut {
-                try BookWriter.write(exchange, symbols: decoder.symbols, to: bookOut)
+                try BookWriter.write(exchange, symbols: symbols, to: bookOut)
             }
             try output.commit()
             try bookOut?.commit()
         } catch {
+            reader.close()
             progress.finish()
             output.abort()
             bookOut?.abort()
@@ -104,11 +102,5 @@ public enum MatchStream {
         }
         summary.restingOrders = exchange.liveOrderCount
         return summary
-    }
-
-    @inline(__always)
-    private static func isBlank(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        for byte in bytes where byte != 0x20 && byte != 0x09 { return false }
-        return true
     }
 }

@@ -313,12 +313,42 @@ public final class SnapshotWriter {
             try sink.reserve(32)
             appendSigned(snapshot.timeNs, sink)
             for index in 0..<levels {
-                try sink.reserve(256)
-                appendLevel(index < snapshot.asks.count ? snapshot.asks[index] : nil, dummyPrice: "9999999999")
-                appendLevel(index < snapshot.bids.count ? snapshot.bids[index] : nil, dummyPrice: "-9999999999")
+                try sink.reserve(2 * Self.columnBytesMax)
+                appendCachedLevel(2 * index, index < snapshot.asks.count ? snapshot.asks[index] : nil, "9999999999")
+                appendCachedLevel(2 * index + 1, index < snapshot.bids.count ? snapshot.bids[index] : nil, "-9999999999")
             }
             sink.append(UInt8(ascii: "\n"))
         }
+    }
+
+    /// Room for `,price,qty`: a sign and 19 digits and a point, then an Int128 with sign and point.
+    private static let columnBytesMax = 80
+    /// Consecutive snapshots differ in a level or two, so each column keeps its last text and copies
+    /// it while the level is unchanged: formatting 4 × `levels` numbers per event would dominate.
+    private var cachedLevels: [L2Level?] = []
+    private var cachedLengths: [Int] = []
+    private var cachedText: UnsafeMutablePointer<UInt8>?
+
+    deinit { cachedText?.deallocate() }
+
+    @inline(__always)
+    private func appendCachedLevel(_ column: Int, _ level: L2Level?, _ dummyPrice: StaticString) {
+        if cachedText == nil {
+            cachedText = .allocate(capacity: 2 * levels * Self.columnBytesMax)
+            cachedLevels = Array(repeating: nil, count: 2 * levels)
+            cachedLengths = Array(repeating: -1, count: 2 * levels)
+        }
+        let text = cachedText! + column * Self.columnBytesMax
+        if cachedLengths[column] >= 0 && cachedLevels[column] == level {
+            sink.append(UnsafeBufferPointer(start: text, count: cachedLengths[column]))
+            return
+        }
+        let start = sink.count
+        appendLevel(level, dummyPrice: dummyPrice)
+        let length = sink.count - start
+        text.update(from: sink.buffer + start, count: length)
+        cachedLengths[column] = length
+        cachedLevels[column] = level
     }
 
     private func writeSide(_ side: [L2Level]) throws(CastleError) {

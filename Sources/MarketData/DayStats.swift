@@ -159,6 +159,12 @@ public struct DayStats: Sendable {
         return messages.count - 1
     }
 
+    /// The slot under which `name` is counted (registered when new), for ``count(at:)`` on hot paths.
+    public mutating func messageSlot(_ name: String) -> Int { slot(for: name) }
+
+    /// Counts one message in a slot from ``messageSlot(_:)``.
+    public mutating func count(at slot: Int) { messages[slot].count += 1 }
+
     /// Counts `n` messages under `name`.
     public mutating func count(_ name: String, by n: Int = 1) {
         messages[slot(for: name)].count += n

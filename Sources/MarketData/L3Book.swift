@@ -198,17 +198,25 @@ public struct L3Book: Sendable {
 
     /// The best `levels` levels of each side, best first.
     public func snapshot(levels: Int, timeNs: Int64) -> L2Snapshot {
-        func top(_ ladder: ContiguousArray<Level>) -> [L2Level] {
+        var result = L2Snapshot(timeNs: timeNs, bids: [], asks: [])
+        snapshot(levels: levels, timeNs: timeNs, into: &result)
+        return result
+    }
+
+    /// The same, into an existing snapshot whose arrays are reused: no allocation per event once they
+    /// have grown to `levels`.
+    public func snapshot(levels: Int, timeNs: Int64, into result: inout L2Snapshot) {
+        func top(_ ladder: ContiguousArray<Level>, _ out: inout [L2Level]) {
+            out.removeAll(keepingCapacity: true)
             let count = min(max(levels, 0), ladder.count)
-            var result: [L2Level] = []
-            result.reserveCapacity(count)
             for offset in 0..<count {
                 let level = ladder[ladder.count - 1 - offset]
-                result.append(L2Level(price: level.price, qty: level.total))
+                out.append(L2Level(price: level.price, qty: level.total))
             }
-            return result
         }
-        return L2Snapshot(timeNs: timeNs, bids: top(bids), asks: top(asks))
+        result.timeNs = timeNs
+        top(bids, &result.bids)
+        top(asks, &result.asks)
     }
 
     // MARK: Seeding and learning

@@ -54,7 +54,7 @@ enum LobsterReplay {
             if !inWindow, let from = options.from, from.isReached(by: event.timeNs, isEpoch: false) { inWindow = true }
             if inWindow {
                 pacer?.wait(for: event.timeNs)
-                try analytics.before(timeNs: event.timeNs) { book.snapshot(levels: $0, timeNs: event.timeNs) }
+                try analytics.before(timeNs: event.timeNs) { book.snapshot(levels: $0, timeNs: event.timeNs, into: &$1) }
             }
             let outcome = book.apply(event)
             if let row {
@@ -83,7 +83,7 @@ enum LobsterReplay {
             if let trade = outcome.trade { try analytics.trade(trade) }
             try analytics.after(
                 timeNs: event.timeNs, line: event.line, bestBid: book.level(.buy, 0), bestAsk: book.level(.sell, 0)
-            ) { book.snapshot(levels: $0, timeNs: event.timeNs) }
+            ) { book.snapshot(levels: $0, timeNs: event.timeNs, into: &$1) }
         }
         try analytics.finish()
         summary.trades = analytics.trades

@@ -27,6 +27,8 @@ enum Rematch {
         // The analysed symbol: named, or the first one the stream shows (and then the only one).
         var symbolID: SymbolID? = options.symbol.map { decoder.symbols.intern($0)! }
         var analytics: ReplayAnalytics?
+        /// Where each op is counted in the statistics, by `Op.rawValue`.
+        var opSlots: [Int] = []
         func analyticsFor(_ symbol: SymbolID) throws(CastleError) -> ReplayAnalytics {
             if let analytics { return analytics }
             let instrument = exchange.instrument(of: symbol)
@@ -35,6 +37,7 @@ enum Rematch {
                 barsIntervalNs: options.barsIntervalNs, chartSymbol: options.chartPath == nil ? nil : decoder.symbols.string(of: symbol),
                 chartDate: nil, priceDecimals: instrument.priceDecimals, qtyDecimals: instrument.qtyDecimals,
                 messageNames: ["new", "cancel", "amend", "rejected"])
+            opSlots = [Op.new, .cancel, .amend].map { made.stats.messageSlot($0.name.description) }
             analytics = made
             return made
         }
@@ -51,24 +54,22 @@ enum Rematch {
             lastTimeNs = timeNs
             if command.op == .new, symbolID == nil { symbolID = command.symbol }
             let target = symbolID
-            let book = { (levels: Int) -> L2Snapshot in
-                guard let target else { return L2Snapshot(timeNs: timeNs, bids: [], asks: []) }
-                return snapshot(exchange, target, levels, timeNs)
-            }
-            // Cancels and amends carry no symbol: they belong to their order's. One for an order that is
-            // not live belongs to no symbol we can name, unless the stream has only one.
-            let commandSymbol =
-                command.op == .new
-                ? command.symbol : exchange.liveOrder(command.id)?.symbol ?? (options.symbol == nil ? target : nil)
-            let touchesTarget = commandSymbol == target
-            if inWindow, touchesTarget, let target { try analyticsFor(target).before(timeNs: timeNs, book: book) }
             if command.op == .new, command.symbol != target, options.symbol == nil, symbolID != nil, !isInjected {
                 let names = [target!, command.symbol].map { decoder.symbols.string(of: $0) }.joined(separator: ", ")
                 throw CastleError(
                     .usage,
                     "\(source.name):\(line): the stream has several symbols (\(names), …); replay analyses one: choose it with --symbols")
             }
+            // Time passes for every command: snapshots due at a boundary show the book before it.
+            if inWindow, let target {
+                try analyticsFor(target).before(timeNs: timeNs) { levels, into in
+                    into = snapshot(exchange, target, levels, timeNs)
+                }
+            }
             exchange.apply(command, into: &events)
+            // Cancels and amends carry no symbol: the events say whose order it was. One for an order that
+            // is not live belongs to no symbol we can name, unless the stream has only one.
+            var commandSymbol: SymbolID? = command.op == .new ? command.symbol : nil
             for event in events {
                 switch event {
                 case .trade(let trade, let ts):
@@ -79,28 +80,36 @@ enum Rematch {
                         try analyticsFor(trade.symbol).trade(
                             TradePrint(timeNs: ts ?? timeNs, price: trade.price, qty: trade.qty, aggressor: trade.side))
                     }
-                case .canceled(let id, _, _, let reason, _):
+                case .canceled(let id, let symbol, _, let reason, _):
+                    if id == command.id { commandSymbol = symbol }
                     if let index = reportIndex[id] {
                         reports[index].status = "canceled"
                         reports[index].reason = reason.name.description
                     }
+                case .amended(_, let symbol, _, _, _):
+                    commandSymbol = symbol
                 case .rejected(_, let id, let reason, _, _, _):
+                    if commandSymbol == nil, options.symbol == nil { commandSymbol = target }
                     if isInjected, let id, let index = reportIndex[id] {
                         reports[index].status = "rejected"
                         reports[index].reason = reason.name.description
                     }
-                    if reason == .unknownOrder, inWindow, let target { try analyticsFor(target).stats.anomaly(.unknownOrder, line: line) }
+                    if reason == .unknownOrder, inWindow, commandSymbol == target, let target {
+                        try analyticsFor(target).stats.anomaly(.unknownOrder, line: line)
+                    }
                 default:
                     break
                 }
             }
+            let touchesTarget = commandSymbol != nil && commandSymbol == target
             events.removeAll(keepingCapacity: true)
             if inWindow, touchesTarget, let target {
                 let analytics = try analyticsFor(target)
-                analytics.stats.count(command.op.name.description)
+                analytics.stats.count(at: opSlots[Int(command.op.rawValue)])
                 try analytics.after(
                     timeNs: timeNs, line: line, bestBid: exchange.best(of: target, side: .buy).map { L2Level(price: $0.price, qty: $0.qty) },
-                    bestAsk: exchange.best(of: target, side: .sell).map { L2Level(price: $0.price, qty: $0.qty) }, book: book)
+                    bestAsk: exchange.best(of: target, side: .sell).map { L2Level(price: $0.price, qty: $0.qty) }
+                ) { levels, into in into = snapshot(exchange, target, levels, timeNs) }
             }
         }
 

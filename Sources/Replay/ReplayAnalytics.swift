@@ -50,8 +50,14 @@ final class ReplayAnalytics {
         }
     }
 
+    /// Reused for every snapshot written.
+    private var scratch = L2Snapshot(timeNs: 0, bids: [], asks: [])
+
+    /// Fills a snapshot of the book's best `levels` per side.
+    typealias BookView = (_ levels: Int, _ into: inout L2Snapshot) -> Void
+
     /// Before an event at `timeNs` is applied: snapshots due at time boundaries show the book as it was.
-    func before(timeNs: Int64, book: (Int) -> L2Snapshot) throws(CastleError) {
+    func before(timeNs: Int64, book: BookView) throws(CastleError) {
         guard let writer = snapshotWriter, let spec = snapshotSpec, let interval = spec.intervalNs else { return }
         guard let boundary = nextBoundaryNs else {
             // The first boundary is the first multiple of the interval after the first event.
@@ -60,9 +66,9 @@ final class ReplayAnalytics {
         }
         var next = boundary
         while timeNs >= next {
-            var snapshot = book(spec.levels)
-            snapshot.timeNs = next
-            try writer.write(snapshot)
+            book(spec.levels, &scratch)
+            scratch.timeNs = next
+            try writer.write(scratch)
             next += interval
         }
         nextBoundaryNs = next
@@ -70,14 +76,14 @@ final class ReplayAnalytics {
 
     /// After an event: statistics, the chart's quote, and a snapshot per event when asked for.
     func after(
-        timeNs: Int64, line: Int, bestBid: L2Level?, bestAsk: L2Level?, book: (Int) -> L2Snapshot
+        timeNs: Int64, line: Int, bestBid: L2Level?, bestAsk: L2Level?, book: BookView
     ) throws(CastleError) {
         stats.observe(timeNs: timeNs, line: line, bestBid: bestBid, bestAsk: bestAsk)
         chart?.quote(timeNs: timeNs, bestBid: bestBid?.price, bestAsk: bestAsk?.price)
         if let writer = snapshotWriter, let spec = snapshotSpec, spec.intervalNs == nil {
-            var snapshot = book(spec.levels)
-            snapshot.timeNs = timeNs
-            try writer.write(snapshot)
+            book(spec.levels, &scratch)
+            scratch.timeNs = timeNs
+            try writer.write(scratch)
         }
     }
 
