@@ -18,7 +18,6 @@ enum Rematch {
         }
         var exchange = Exchange(instruments: instruments, defaultSTP: options.stp)
         let source = try InputSource(path: options.inputPath)
-        let reader = LineReader(source: source)
         let injected = try options.injectPath.map { path throws(CastleError) in try loadInjected(path, &decoder) } ?? []
         var nextInjected = 0
         var reports: [InjectedOrder] = []
@@ -26,6 +25,11 @@ enum Rematch {
 
         // The analysed symbol: named, or the first one the stream shows (and then the only one).
         var symbolID: SymbolID? = options.symbol.map { decoder.symbols.intern($0)! }
+        // The decoder now runs on its own thread; this copy of its symbols grows with each batch in the
+        // same order, so it gives the same ids.
+        var symbols = decoder.symbols
+        let reader = DecodingReader(source: source, decoder: decoder)
+        defer { reader.close() }
         var analytics: ReplayAnalytics?
         /// Where each op is counted in the statistics, by `Op.rawValue`.
         var opSlots: [Int] = []
@@ -34,7 +38,7 @@ enum Rematch {
             let instrument = exchange.instrument(of: symbol)
             let made = try ReplayAnalytics(
                 stream: options.stream, sink: output, format: options.format, snapshots: options.snapshots,
-                barsIntervalNs: options.barsIntervalNs, chartSymbol: options.chartPath == nil ? nil : decoder.symbols.string(of: symbol),
+                barsIntervalNs: options.barsIntervalNs, chartSymbol: options.chartPath == nil ? nil : symbols.string(of: symbol),
                 chartDate: nil, priceDecimals: instrument.priceDecimals, qtyDecimals: instrument.qtyDecimals,
                 messageNames: ["new", "cancel", "amend", "rejected"])
             opSlots = [Op.new, .cancel, .amend].map { made.stats.messageSlot($0.name.description) }
@@ -55,7 +59,7 @@ enum Rematch {
             if command.op == .new, symbolID == nil { symbolID = command.symbol }
             let target = symbolID
             if command.op == .new, command.symbol != target, options.symbol == nil, symbolID != nil, !isInjected {
-                let names = [target!, command.symbol].map { decoder.symbols.string(of: $0) }.joined(separator: ", ")
+                let names = [target!, command.symbol].map { symbols.string(of: $0) }.joined(separator: ", ")
                 throw CastleError(
                     .usage,
                     "\(source.name):\(line): the stream has several symbols (\(names), …); replay analyses one: choose it with --symbols")
@@ -133,35 +137,32 @@ enum Rematch {
             try apply(command, line: command.line, isInjected: true)
         }
 
-        while let line = try reader.next() {
-            if let limit = options.limit, summary.messages >= limit { break }
-            if line.tooLong || line.bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) {
-                if line.tooLong, options.strict { throw CastleError(.dataError, "\(source.name):\(line.number): malformed (line too long)") }
-                continue
-            }
-            summary.messages += 1
-            let command: Command
-            switch decoder.decode(line.bytes, lineNumber: line.number) {
-            case .command(let decoded):
-                command = decoded
-            case .rejected(_, _, let reason, let detail):
-                if options.strict { throw CastleError(.dataError, "\(source.name):\(line.number): \(reason.name) (\(detail.text))") }
-                if inWindow, let target = symbolID { try analyticsFor(target).stats.count("rejected") }
-                continue
-            }
-            if let ts = command.ts {
-                if let to = options.to, to.isReached(by: ts, isEpoch: true) { break }
-                if !inWindow, let from = options.from, from.isReached(by: ts, isEpoch: true) { inWindow = true }
-                while nextInjected < injected.count, let its = injected[nextInjected].ts, its < ts {
-                    try applyInjected(injected[nextInjected])
-                    nextInjected += 1
+        reading: while let batch = try reader.next() {
+            for name in batch.newSymbols { _ = name.withUnsafeBufferPointer { symbols.intern($0) } }
+            for item in batch.items {
+                if let limit = options.limit, summary.messages >= limit { break reading }
+                summary.messages += 1
+                let command: Command
+                switch item {
+                case .command(let decoded):
+                    command = decoded
+                case .rejected(_, _, let reason, let detail, let line):
+                    if options.strict { throw CastleError(.dataError, "\(source.name):\(line): \(reason.name) (\(detail.text))") }
+                    if inWindow, let target = symbolID { try analyticsFor(target).stats.count("rejected") }
+                    continue
                 }
-                if inWindow { pacer?.wait(for: ts) }
+                if let ts = command.ts {
+                    if let to = options.to, to.isReached(by: ts, isEpoch: true) { break reading }
+                    if !inWindow, let from = options.from, from.isReached(by: ts, isEpoch: true) { inWindow = true }
+                    while nextInjected < injected.count, let its = injected[nextInjected].ts, its < ts {
+                        try applyInjected(injected[nextInjected])
+                        nextInjected += 1
+                    }
+                    if inWindow { pacer?.wait(for: ts) }
+                }
+                try apply(command, line: command.line, isInjected: false)
             }
-            try apply(command, line: line.number, isInjected: false)
-            if summary.messages & 0xFFFF == 0 {
-                progress.update(done: source.consumedBytes, total: source.sizeBytes, status: "\(summary.messages) messages")
-            }
+            progress.update(done: batch.consumedBytes, total: source.sizeBytes, status: "\(summary.messages) messages")
         }
         while nextInjected < injected.count {
             try applyInjected(injected[nextInjected])
@@ -176,7 +177,7 @@ enum Rematch {
         }
         let result = try analyticsFor(target)
         try result.finish()
-        summary.symbol = decoder.symbols.string(of: target)
+        summary.symbol = symbols.string(of: target)
         summary.trades = result.trades
         summary.injected = reports.count
         let p = result.priceDecimals, q = result.qtyDecimals
