@@ -44,10 +44,15 @@ public struct MatchBenchmark {
         progress("preparing workload")
         let (commands, instruments) = try prepare()
         var throughputs: [Double] = []
-        var p50: [UInt64] = [], p99: [UInt64] = [], p999: [UInt64] = [], pmax: [UInt64] = []
+        var p50: [UInt64] = []
+        var p99: [UInt64] = []
+        var p999: [UInt64] = []
+        var pmax: [UInt64] = []
         var events: [Event] = []
         events.reserveCapacity(4096)
-        var eventCount = 0, trades = 0, resting = 0
+        var eventCount = 0
+        var trades = 0
+        var resting = 0
         for run in 1...config.runs {
             progress("run \(run)/\(config.runs): throughput")
             // Throughput: no clock inside the loop.
@@ -66,7 +71,10 @@ public struct MatchBenchmark {
 
             progress("run \(run)/\(config.runs): latency")
             // Latency: the clock around each message.
-            var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
+            var histogram = Histogram<UInt64>(
+                highestTrackableValue: 60_000_000_000,
+                numberOfSignificantValueDigits: .three
+            )
             var timed = Exchange(instruments: instruments)
             for command in commands {
                 let t0 = monotonicNanoseconds()
@@ -88,10 +96,19 @@ public struct MatchBenchmark {
             _ = overhead.record(t1 - t0)
         }
         return Report(
-            messages: commands.count, runs: config.runs, throughputPerRun: throughputs,
-            throughputMedian: median(throughputs), latencyP50Ns: median(p50), latencyP99Ns: median(p99),
-            latencyP999Ns: median(p999), latencyMaxNs: median(pmax), clockOverheadNs: overhead.valueAtPercentile(50),
-            events: eventCount, trades: trades, restingAtEnd: resting)
+            messages: commands.count,
+            runs: config.runs,
+            throughputPerRun: throughputs,
+            throughputMedian: median(throughputs),
+            latencyP50Ns: median(p50),
+            latencyP99Ns: median(p99),
+            latencyP999Ns: median(p999),
+            latencyMaxNs: median(pmax),
+            clockOverheadNs: overhead.valueAtPercentile(50),
+            events: eventCount,
+            trades: trades,
+            restingAtEnd: resting
+        )
     }
 
     /// Decodes the workload into commands, before any clock starts.
@@ -117,8 +134,11 @@ public struct MatchBenchmark {
             for symbol in flowConfig.symbols {
                 let id = decoder.symbols.intern(symbol.name)!
                 instruments[id] = Instrument(
-                    priceDecimals: symbol.tick.scale, qtyDecimals: symbol.lot.scale, tick: symbol.tick.mantissa,
-                    lot: symbol.lot.mantissa)
+                    priceDecimals: symbol.tick.scale,
+                    qtyDecimals: symbol.lot.scale,
+                    tick: symbol.tick.mantissa,
+                    lot: symbol.lot.mantissa
+                )
             }
             commands.reserveCapacity(config.messages)
             var flow = OrderFlow(flowConfig)

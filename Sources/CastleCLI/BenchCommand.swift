@@ -61,7 +61,8 @@ struct BenchCommand: ParsableCommand {
                     "latency_ns_p999":\(report.latencyP999Ns),"latency_ns_max":\(report.latencyMaxNs),\
                     "clock_overhead_ns":\(report.clockOverheadNs),"events":\(report.events),\
                     "trades":\(report.trades),"resting_at_end":\(report.restingAtEnd)}
-                    """)
+                    """
+                )
             } else {
                 print(
                     """
@@ -73,7 +74,8 @@ struct BenchCommand: ParsableCommand {
                       latency max       \(report.latencyMaxNs) ns
                       clock overhead    \(report.clockOverheadNs) ns (included in the latencies)
                       events \(report.events), trades \(report.trades), resting at end \(report.restingAtEnd)
-                    """)
+                    """
+                )
             }
         }
     }

@@ -27,17 +27,24 @@ struct MatchCommand: ParsableCommand {
     @Option(name: [.short, .long], help: ArgumentHelp("Where to write events (default: stdout).", valueName: "file"))
     var output: String?
 
-    @Option(name: .customLong("book-out"), help: ArgumentHelp("Write the final resting book as JSON.", valueName: "file"))
+    @Option(
+        name: .customLong("book-out"),
+        help: ArgumentHelp("Write the final resting book as JSON.", valueName: "file")
+    )
     var bookOut: String?
 
     @Option(
         help: ArgumentHelp(
             "Self-trade prevention for orders that name none: cancel_taker, cancel_maker, cancel_both or none.",
-            valueName: "mode"),
-        transform: parseSTPMode)
+            valueName: "mode"
+        ),
+        transform: parseSTPMode
+    )
     var stp: STPMode = .cancelTaker
 
-    @Option(help: ArgumentHelp("Instruments file (tick, lot, decimals); other symbols are rejected.", valueName: "file"))
+    @Option(
+        help: ArgumentHelp("Instruments file (tick, lot, decimals); other symbols are rejected.", valueName: "file")
+    )
     var instruments: String?
 
     @Flag(help: "Stop at the first malformed or invalid command (exit 65).")

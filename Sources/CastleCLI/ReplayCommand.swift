@@ -46,7 +46,12 @@ struct ReplayCommand: ParsableCommand {
     @Flag(help: "Check every orderbook row against the reconstructed book; exit 65 if any differs.")
     var verify = false
 
-    @Option(help: ArgumentHelp("Your own orders (contract NDJSON with ts), merged by time into a rematch.", valueName: "file"))
+    @Option(
+        help: ArgumentHelp(
+            "Your own orders (contract NDJSON with ts), merged by time into a rematch.",
+            valueName: "file"
+        )
+    )
     var inject: String?
 
     @Option(help: ArgumentHelp("Start of the analysed window: HH:MM[:SS[.fff]] or epoch ns.", valueName: "time"))
@@ -64,7 +69,10 @@ struct ReplayCommand: ParsableCommand {
     @Option(help: "Stop after N input messages.")
     var limit: Int?
 
-    @Option(name: [.short, .long], help: ArgumentHelp("Where to write the data stream (default: stdout).", valueName: "file"))
+    @Option(
+        name: [.short, .long],
+        help: ArgumentHelp("Where to write the data stream (default: stdout).", valueName: "file")
+    )
     var output: String?
 
     @Option(help: "ndjson or csv.")
@@ -114,25 +122,35 @@ struct ReplayCommand: ParsableCommand {
         }
         options.orderbookPath = orderbook
         if let mode {
-            guard let value = ReplayJob.Mode(rawValue: mode) else { throw ValidationError("--mode must be rebuild or rematch") }
+            guard let value = ReplayJob.Mode(rawValue: mode) else {
+                throw ValidationError("--mode must be rebuild or rematch")
+            }
             options.mode = value
         }
         options.verify = verify
         options.injectPath = inject
         if let from {
-            guard let value = ReplaySpec.time(from) else { throw ValidationError("--from: expected HH:MM[:SS[.fff]] or epoch ns, got '\(from)'") }
+            guard let value = ReplaySpec.time(from) else {
+                throw ValidationError("--from: expected HH:MM[:SS[.fff]] or epoch ns, got '\(from)'")
+            }
             options.from = value
         }
         if let to {
-            guard let value = ReplaySpec.time(to) else { throw ValidationError("--to: expected HH:MM[:SS[.fff]] or epoch ns, got '\(to)'") }
+            guard let value = ReplaySpec.time(to) else {
+                throw ValidationError("--to: expected HH:MM[:SS[.fff]] or epoch ns, got '\(to)'")
+            }
             options.to = value
         }
         if let symbols {
             let list = symbols.split(separator: ",").map(String.init)
-            guard list.count == 1 else { throw ValidationError("--symbols: replay analyses one symbol at a time; run it once per symbol") }
+            guard list.count == 1 else {
+                throw ValidationError("--symbols: replay analyses one symbol at a time; run it once per symbol")
+            }
             options.symbol = list[0]
         }
-        guard let pace = ReplaySpec.speed(speed) else { throw ValidationError("--speed must be max or a positive number") }
+        guard let pace = ReplaySpec.speed(speed) else {
+            throw ValidationError("--speed must be max or a positive number")
+        }
         options.speed = pace
         if let limit {
             guard limit > 0 else { throw ValidationError("--limit must be positive") }
@@ -146,12 +164,16 @@ struct ReplayCommand: ParsableCommand {
         }
         if let snapshots {
             guard let value = ReplaySpec.snapshots(snapshots) else {
-                throw ValidationError("--snapshots: expected LEVELS@INTERVAL such as 10@1s or 5@event, got '\(snapshots)'")
+                throw ValidationError(
+                    "--snapshots: expected LEVELS@INTERVAL such as 10@1s or 5@event, got '\(snapshots)'"
+                )
             }
             options.snapshots = value
         }
         if let bars {
-            guard let value = ReplaySpec.duration(bars) else { throw ValidationError("--bars: expected an interval such as 1s, 1m, 5m, got '\(bars)'") }
+            guard let value = ReplaySpec.duration(bars) else {
+                throw ValidationError("--bars: expected an interval such as 1s, 1m, 5m, got '\(bars)'")
+            }
             options.barsIntervalNs = value
         }
         options.stats = stats
@@ -174,9 +196,13 @@ struct ReplayCommand: ParsableCommand {
         if let checksum = summary.checksum { writeStandardError("sha256:\(checksum)  \(output ?? "<stdout>")\n") }
         if !quiet {
             var text = "castle replay: \(summary.symbol), \(summary.messages) messages, \(summary.trades) trades"
-            text += "; \(format2(seconds)) s, \(formatCount(Double(summary.messages) / max(seconds, 1e-9))) messages/s\n"
+            text +=
+                "; \(format2(seconds)) s, \(formatCount(Double(summary.messages) / max(seconds, 1e-9))) messages/s\n"
             text += "castle replay: \(summary.statsSummary)\n"
-            if summary.injected > 0 { text += "castle replay: \(summary.injected) injected orders, fill report in the \(options.stream == .fills ? "data stream" : "fills file")\n" }
+            if summary.injected > 0 {
+                text +=
+                    "castle replay: \(summary.injected) injected orders, fill report in the \(options.stream == .fills ? "data stream" : "fills file")\n"
+            }
             for halt in summary.halts { text += "castle replay: halt at \(halt)\n" }
             writeStandardError(text)
         }

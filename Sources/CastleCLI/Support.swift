@@ -1,4 +1,5 @@
 import ArgumentParser
+import CastleCore
 import Formats
 
 /// Runs a job, turning a ``CastleError`` into its message on stderr and its exit code. A closed stdout
@@ -34,5 +35,3 @@ func parseSTPMode(_ text: String) throws -> STPMode {
     }
     return mode
 }
-
-import CastleCore

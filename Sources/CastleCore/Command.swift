@@ -19,9 +19,18 @@ public struct Command: Sendable, Hashable {
     public var line: Int
 
     public init(
-        op: Op, id: OrderID, symbol: SymbolID = 0, side: Side = .buy, type: OrderType = .limit,
-        tif: TimeInForce = .gtc, stp: STPMode? = nil, account: AccountID = .none,
-        price: FixedDecimal? = nil, qty: FixedDecimal? = nil, ts: Timestamp? = nil, line: Int = 0
+        op: Op,
+        id: OrderID,
+        symbol: SymbolID = 0,
+        side: Side = .buy,
+        type: OrderType = .limit,
+        tif: TimeInForce = .gtc,
+        stp: STPMode? = nil,
+        account: AccountID = .none,
+        price: FixedDecimal? = nil,
+        qty: FixedDecimal? = nil,
+        ts: Timestamp? = nil,
+        line: Int = 0
     ) {
         self.op = op
         self.id = id
@@ -38,13 +47,32 @@ public struct Command: Sendable, Hashable {
     }
 
     public static func new(
-        id: OrderID, symbol: SymbolID, side: Side, price: FixedDecimal?, qty: FixedDecimal,
-        type: OrderType = .limit, tif: TimeInForce = .gtc, account: AccountID = .none, stp: STPMode? = nil,
-        ts: Timestamp? = nil, line: Int = 0
+        id: OrderID,
+        symbol: SymbolID,
+        side: Side,
+        price: FixedDecimal?,
+        qty: FixedDecimal,
+        type: OrderType = .limit,
+        tif: TimeInForce = .gtc,
+        account: AccountID = .none,
+        stp: STPMode? = nil,
+        ts: Timestamp? = nil,
+        line: Int = 0
     ) -> Command {
         Command(
-            op: .new, id: id, symbol: symbol, side: side, type: type, tif: tif, stp: stp, account: account,
-            price: price, qty: qty, ts: ts, line: line)
+            op: .new,
+            id: id,
+            symbol: symbol,
+            side: side,
+            type: type,
+            tif: tif,
+            stp: stp,
+            account: account,
+            price: price,
+            qty: qty,
+            ts: ts,
+            line: line
+        )
     }
 
     public static func cancel(id: OrderID, ts: Timestamp? = nil, line: Int = 0) -> Command {
@@ -52,7 +80,11 @@ public struct Command: Sendable, Hashable {
     }
 
     public static func amend(
-        id: OrderID, price: FixedDecimal? = nil, qty: FixedDecimal? = nil, ts: Timestamp? = nil, line: Int = 0
+        id: OrderID,
+        price: FixedDecimal? = nil,
+        qty: FixedDecimal? = nil,
+        ts: Timestamp? = nil,
+        line: Int = 0
     ) -> Command {
         Command(op: .amend, id: id, price: price, qty: qty, ts: ts, line: line)
     }

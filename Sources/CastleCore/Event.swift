@@ -11,8 +11,14 @@ public struct Trade: Sendable, Hashable {
     public var takerAccount: AccountID
 
     public init(
-        symbol: SymbolID, price: Int64, qty: Int64, maker: OrderID, taker: OrderID, side: Side,
-        makerAccount: AccountID, takerAccount: AccountID
+        symbol: SymbolID,
+        price: Int64,
+        qty: Int64,
+        maker: OrderID,
+        taker: OrderID,
+        side: Side,
+        makerAccount: AccountID,
+        takerAccount: AccountID
     ) {
         self.symbol = symbol
         self.price = price

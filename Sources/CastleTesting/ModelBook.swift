@@ -86,7 +86,15 @@ public struct ModelBook {
 
     private func reject(_ command: Command, _ reason: RejectReason, _ detail: RejectDetail, _ events: inout [Event]) {
         events.append(
-            .rejected(op: command.op, id: command.id, reason: reason, detail: detail, line: command.line, ts: command.ts))
+            .rejected(
+                op: command.op,
+                id: command.id,
+                reason: reason,
+                detail: detail,
+                line: command.line,
+                ts: command.ts
+            )
+        )
     }
 
     private static func checkPrice(_ price: FixedDecimal, _ instrument: Instrument) -> Result<Int64, RejectDetail> {
@@ -100,7 +108,11 @@ public struct ModelBook {
         return .success(value)
     }
 
-    private static func checkQty(_ qty: FixedDecimal, _ instrument: Instrument, zeroAllowed: Bool) -> Result<
+    private static func checkQty(
+        _ qty: FixedDecimal,
+        _ instrument: Instrument,
+        zeroAllowed: Bool
+    ) -> Result<
         Int64, RejectDetail
     > {
         let value: Int64
@@ -146,16 +158,32 @@ public struct ModelBook {
         events.append(.accepted(id: command.id, symbol: command.symbol, side: command.side, ts: command.ts))
         run(
             Order(
-                id: command.id, symbol: command.symbol, side: command.side, price: limit ?? 0, qty: qty,
-                account: command.account, stp: command.stp ?? defaultSTP, postOnly: command.tif == .postOnly,
-                arrival: 0),
-            limit: limit, tif: command.tif, ts: command.ts, into: &events)
+                id: command.id,
+                symbol: command.symbol,
+                side: command.side,
+                price: limit ?? 0,
+                qty: qty,
+                account: command.account,
+                stp: command.stp ?? defaultSTP,
+                postOnly: command.tif == .postOnly,
+                arrival: 0
+            ),
+            limit: limit,
+            tif: command.tif,
+            ts: command.ts,
+            into: &events
+        )
     }
 
     /// Takes an accepted taker through post-only, fill-or-kill, matching, and resting or cancelling.
     /// `limit` nil means a market order.
-    private mutating func run(_ taker: Order, limit: Int64?, tif: TimeInForce, ts: Timestamp?, into events: inout [Event])
-    {
+    private mutating func run(
+        _ taker: Order,
+        limit: Int64?,
+        tif: TimeInForce,
+        ts: Timestamp?,
+        into events: inout [Event]
+    ) {
         if tif == .postOnly {
             let crossing = (sides[SideKey(symbol: taker.symbol, side: taker.side.opposite)] ?? []).contains {
                 Self.crosses(maker: $0.price, takerSide: taker.side, limit: limit)
@@ -202,7 +230,12 @@ public struct ModelBook {
 
     /// Matches the taker against the opposite side; returns what is left and whether self-trade
     /// prevention cancelled the taker (its event written).
-    private mutating func match(_ taker: Order, limit: Int64?, ts: Timestamp?, into events: inout [Event]) -> (
+    private mutating func match(
+        _ taker: Order,
+        limit: Int64?,
+        ts: Timestamp?,
+        into events: inout [Event]
+    ) -> (
         Int64, Bool
     ) {
         let key = SideKey(symbol: taker.symbol, side: taker.side.opposite)
@@ -228,8 +261,18 @@ public struct ModelBook {
             events.append(
                 .trade(
                     Trade(
-                        symbol: taker.symbol, price: maker.price, qty: qty, maker: maker.id, taker: taker.id,
-                        side: taker.side, makerAccount: maker.account, takerAccount: taker.account), ts: ts))
+                        symbol: taker.symbol,
+                        price: maker.price,
+                        qty: qty,
+                        maker: maker.id,
+                        taker: taker.id,
+                        side: taker.side,
+                        makerAccount: maker.account,
+                        takerAccount: taker.account
+                    ),
+                    ts: ts
+                )
+            )
             remaining -= qty
             if qty == maker.qty {
                 sides[key]!.removeFirst()
@@ -292,7 +335,8 @@ public struct ModelBook {
         if qty == 0 {
             _ = take(current.id)
             events.append(
-                .canceled(id: current.id, symbol: current.symbol, qty: current.qty, reason: .user, ts: command.ts))
+                .canceled(id: current.id, symbol: current.symbol, qty: current.qty, reason: .user, ts: command.ts)
+            )
             return
         }
         events.append(.amended(id: current.id, symbol: current.symbol, price: price, qty: qty, ts: command.ts))

@@ -6,7 +6,9 @@ public import MatchingEngine
 /// names, best level first, orders in time priority, empty books left out.
 public enum BookWriter {
     public static func write(_ exchange: Exchange, symbols: NameTable, to sink: OutputSink) throws(CastleError) {
-        let live = exchange.symbolsWithOrders.sorted { symbols.name(of: $0).lexicographicallyPrecedes(symbols.name(of: $1)) }
+        let live = exchange.symbolsWithOrders.sorted {
+            symbols.name(of: $0).lexicographicallyPrecedes(symbols.name(of: $1))
+        }
         try sink.write("{")
         for (n, symbol) in live.enumerated() {
             let instrument = exchange.instrument(of: symbol)
@@ -22,7 +24,11 @@ public enum BookWriter {
         try sink.write("}\n")
     }
 
-    private static func writeSide(_ levels: [BookLevel], _ instrument: Instrument, _ sink: OutputSink) throws(CastleError) {
+    private static func writeSide(
+        _ levels: [BookLevel],
+        _ instrument: Instrument,
+        _ sink: OutputSink
+    ) throws(CastleError) {
         try sink.write("[")
         for (n, level) in levels.enumerated() {
             try sink.reserve(64)

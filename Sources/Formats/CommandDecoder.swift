@@ -54,8 +54,16 @@ public struct CommandDecoder {
     }
 
     public mutating func decode(_ line: UnsafeBufferPointer<UInt8>, lineNumber: Int) -> Decoded {
-        var op: JSONValue?, id: JSONValue?, symbol: JSONValue?, side: JSONValue?, type: JSONValue?
-        var price: JSONValue?, qty: JSONValue?, tif: JSONValue?, account: JSONValue?, stp: JSONValue?
+        var op: JSONValue?
+        var id: JSONValue?
+        var symbol: JSONValue?
+        var side: JSONValue?
+        var type: JSONValue?
+        var price: JSONValue?
+        var qty: JSONValue?
+        var tif: JSONValue?
+        var account: JSONValue?
+        var stp: JSONValue?
         var ts: JSONValue?
         var problem = RejectDetail.none
         let wellFormed = FlatJSON.scan(line) { key, value in

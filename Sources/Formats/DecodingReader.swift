@@ -1,6 +1,7 @@
 // pthread types are attributed to libarchive's clang module in whole-module builds.
 internal import CArchive
 public import CastleCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -63,10 +64,15 @@ public final class DecodingReader: @unchecked Sendable {
         if !started {
             started = true
             let context = Unmanaged.passRetained(self).toOpaque()
-            pthread_create(&thread, nil, { context in
-                Unmanaged<DecodingReader>.fromOpaque(context!).takeRetainedValue().produce()
-                return nil
-            }, context)
+            pthread_create(
+                &thread,
+                nil,
+                { context in
+                    Unmanaged<DecodingReader>.fromOpaque(context!).takeRetainedValue().produce()
+                    return nil
+                },
+                context
+            )
         }
         pthread_mutex_lock(&mutex)
         while ready.isEmpty && !finished && failure == nil { pthread_cond_wait(&changed, &mutex) }
@@ -122,7 +128,9 @@ public final class DecodingReader: @unchecked Sendable {
         do throws(CastleError) {
             while let line = try reader.next() {
                 if line.tooLong {
-                    batch.items.append(.rejected(op: nil, id: nil, reason: .malformed, detail: .lineTooLong, line: line.number))
+                    batch.items.append(
+                        .rejected(op: nil, id: nil, reason: .malformed, detail: .lineTooLong, line: line.number)
+                    )
                 } else if Self.isBlank(line.bytes) {
                     continue
                 } else {

@@ -75,7 +75,8 @@ public struct JSONValue {
         for k in 0..<4 {
             let c = bytes[at + k]
             let digit: UInt8 =
-                c >= UInt8(ascii: "a") ? c - UInt8(ascii: "a") + 10 : c >= UInt8(ascii: "A") ? c - UInt8(ascii: "A") + 10 : c - 48
+                c >= UInt8(ascii: "a")
+                ? c - UInt8(ascii: "a") + 10 : c >= UInt8(ascii: "A") ? c - UInt8(ascii: "A") + 10 : c - 48
             value = value << 4 | UInt32(digit)
         }
         return value
@@ -88,7 +89,8 @@ public enum FlatJSON {
     /// have been called for earlier members then.
     @inlinable
     public static func scan(
-        _ line: UnsafeBufferPointer<UInt8>, _ member: (_ key: JSONValue, _ value: JSONValue) -> Void
+        _ line: UnsafeBufferPointer<UInt8>,
+        _ member: (_ key: JSONValue, _ value: JSONValue) -> Void
     ) -> Bool {
         guard let base = line.baseAddress else { return false }
         var scanner = Scanner(base: base, end: line.count)
@@ -165,7 +167,8 @@ public enum FlatJSON {
                     let quote = word ^ (ones &* 0x22)
                     let backslash = word ^ (ones &* 0x5C)
                     let special =
-                        (((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word))
+                        (((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash)
+                            | ((word &- ones &* 0x20) & ~word))
                         & highs
                     if special == 0 {
                         p += 8
@@ -184,7 +187,8 @@ public enum FlatJSON {
                 if c == UInt8(ascii: "\"") {
                     let value = JSONValue(
                         kind: escaped ? .escapedString : .string,
-                        bytes: UnsafeBufferPointer(start: base + start, count: p - start))
+                        bytes: UnsafeBufferPointer(start: base + start, count: p - start)
+                    )
                     p += 1
                     return value
                 }

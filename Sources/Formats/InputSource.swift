@@ -1,4 +1,5 @@
 internal import CArchive
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -87,11 +88,15 @@ public final class InputSource {
         archive_read_support_format_raw(archive)
         readBuffer = UnsafeMutableRawPointer.allocate(byteCount: 1 << 16, alignment: 16)
         let status = archive_read_open(
-            archive, Unmanaged.passUnretained(self).toOpaque(), nil,
+            archive,
+            Unmanaged.passUnretained(self).toOpaque(),
+            nil,
             { _, client, buffer -> la_ssize_t in
                 let source = Unmanaged<InputSource>.fromOpaque(client!).takeUnretainedValue()
                 return source.readRaw(into: buffer!)
-            }, nil)
+            },
+            nil
+        )
         var entry: OpaquePointer?
         if status != ARCHIVE_OK || archive_read_next_header(archive, &entry) != ARCHIVE_OK {
             throw CastleError(.dataError, "\(name): cannot decompress: \(archiveError())")
@@ -102,7 +107,9 @@ public final class InputSource {
     private func readRaw(into buffer: UnsafeMutablePointer<UnsafeRawPointer?>) -> la_ssize_t {
         if prefixOffset < prefix.count {
             let count = prefix.count - prefixOffset
-            prefix.withUnsafeBytes { UnsafeMutableRawPointer(readBuffer!).copyMemory(from: $0.baseAddress! + prefixOffset, byteCount: count) }
+            prefix.withUnsafeBytes {
+                UnsafeMutableRawPointer(readBuffer!).copyMemory(from: $0.baseAddress! + prefixOffset, byteCount: count)
+            }
             prefixOffset = prefix.count
             buffer.pointee = UnsafeRawPointer(readBuffer!)
             return la_ssize_t(count)

@@ -15,13 +15,20 @@ public enum InstrumentsFile {
             }
             if line.tooLong { throw fail("line too long") }
             if line.bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
-            var symbol: [UInt8]?, tick: FixedDecimal?, lot: FixedDecimal?
-            var priceDecimals: Int?, qtyDecimals: Int?
+            var symbol: [UInt8]?
+            var tick: FixedDecimal?
+            var lot: FixedDecimal?
+            var priceDecimals: Int?
+            var qtyDecimals: Int?
             var problem: String?
             let ok = FlatJSON.scan(line.bytes) { key, value in
                 let text = String(decoding: value.bytes, as: UTF8.self)
                 if key.equals("symbol") {
-                    if value.kind == .string, (1...64).contains(value.bytes.count) { symbol = Array(value.bytes) } else { problem = "symbol is not a string of 1 to 64 bytes" }
+                    if value.kind == .string, (1...64).contains(value.bytes.count) {
+                        symbol = Array(value.bytes)
+                    } else {
+                        problem = "symbol is not a string of 1 to 64 bytes"
+                    }
                 } else if key.equals("tick") {
                     tick = value.isString || value.kind == .number ? FixedDecimal.parse(text) : nil
                     if tick == nil { problem = "tick is not a plain decimal" }
@@ -54,10 +61,16 @@ public enum InstrumentsFile {
             guard case .success(let lotUnits) = lot.scaled(to: UInt8(qd)) else {
                 throw fail("lot has more decimals than qty_decimals")
             }
-            guard let id = symbol.withUnsafeBufferPointer({ symbols.intern($0) }) else { throw fail("too many symbols") }
+            guard let id = symbol.withUnsafeBufferPointer({ symbols.intern($0) }) else {
+                throw fail("too many symbols")
+            }
             if result[id] != nil { throw fail("symbol declared twice") }
             result[id] = Instrument(
-                priceDecimals: UInt8(pd), qtyDecimals: UInt8(qd), tick: tickUnits, lot: lotUnits)
+                priceDecimals: UInt8(pd),
+                qtyDecimals: UInt8(qd),
+                tick: tickUnits,
+                lot: lotUnits
+            )
         }
         if result.isEmpty { throw CastleError(.dataError, "\(path): declares no instrument") }
         return result

@@ -92,8 +92,14 @@ public final class LobsterMessageReader {
         }
         if type == 7 ? !(-1...1).contains(price) : price < 0 { return nil }
         return L3Event(
-            timeNs: Int64(seconds &* 1_000_000_000 &+ nanos), kind: L3Event.Kind(rawValue: UInt8(type))!,
-            orderID: id, size: Int64(size), price: price, side: side, line: line)
+            timeNs: Int64(seconds &* 1_000_000_000 &+ nanos),
+            kind: L3Event.Kind(rawValue: UInt8(type))!,
+            orderID: id,
+            size: Int64(size),
+            price: price,
+            side: side,
+            line: line
+        )
     }
 
     private func parse(_ line: LineReader.Line) throws(FieldProblem) -> L3Event {
@@ -201,7 +207,11 @@ public final class LobsterOrderbookReader {
 
     @inline(__always)
     private static func accept(
-        _ price: Int64, _ size: Int64, _ dummy: Int64, _ side: inout [L2Level], _ ended: inout Bool,
+        _ price: Int64,
+        _ size: Int64,
+        _ dummy: Int64,
+        _ side: inout [L2Level],
+        _ ended: inout Bool,
         better: (Int64, Int64) -> Bool
     ) -> Bool {
         if price == dummy && size == 0 {
@@ -222,8 +232,10 @@ public final class LobsterOrderbookReader {
             let count = fields.count
             if count % 4 != 0 || count == 0 {
                 throw FieldProblem(
-                    column: bytes.count + 1, reason: "expected a multiple of 4 fields, found \(count)",
-                    truncatable: true)
+                    column: bytes.count + 1,
+                    reason: "expected a multiple of 4 fields, found \(count)",
+                    truncatable: true
+                )
             }
             levels = count / 4
         } else {
@@ -241,17 +253,43 @@ public final class LobsterOrderbookReader {
             let bidPrice = try fields.integer(bytes, base + 2, "bid price \(number)")
             let bidSize = try fields.integer(bytes, base + 3, "bid size \(number)")
             try take(
-                bytes, base, number, "ask", askPrice, askSize, dummy: BookVerification.dummyAskPrice,
-                into: &asks, ended: &asksEnded, better: <)
+                bytes,
+                base,
+                number,
+                "ask",
+                askPrice,
+                askSize,
+                dummy: BookVerification.dummyAskPrice,
+                into: &asks,
+                ended: &asksEnded,
+                better: <
+            )
             try take(
-                bytes, base + 2, number, "bid", bidPrice, bidSize, dummy: BookVerification.dummyBidPrice,
-                into: &bids, ended: &bidsEnded, better: >)
+                bytes,
+                base + 2,
+                number,
+                "bid",
+                bidPrice,
+                bidSize,
+                dummy: BookVerification.dummyBidPrice,
+                into: &bids,
+                ended: &bidsEnded,
+                better: >
+            )
         }
     }
 
     private func take(
-        _ bytes: UnsafeBufferPointer<UInt8>, _ field: Int, _ number: Int, _ sideName: String, _ price: Int64,
-        _ size: Int64, dummy: Int64, into side: inout [L2Level], ended: inout Bool, better: (Int64, Int64) -> Bool
+        _ bytes: UnsafeBufferPointer<UInt8>,
+        _ field: Int,
+        _ number: Int,
+        _ sideName: String,
+        _ price: Int64,
+        _ size: Int64,
+        dummy: Int64,
+        into side: inout [L2Level],
+        ended: inout Bool,
+        better: (Int64, Int64) -> Bool
     ) throws(FieldProblem) {
         if size < 0 { throw fields.problem(bytes, field + 1, "\(sideName) size \(number): negative: \(size)") }
         if price == dummy && size == 0 {
@@ -266,8 +304,10 @@ public final class LobsterOrderbookReader {
         }
         if let last = side.last, !better(last.price, price) {
             throw fields.problem(
-                bytes, field,
-                "\(sideName) price \(number): \(price) is not worse than level \(number - 1)'s \(last.price)")
+                bytes,
+                field,
+                "\(sideName) price \(number): \(price) is not worse than level \(number - 1)'s \(last.price)"
+            )
         }
         side.append(L2Level(price: price, qty: Int128(size)))
     }
@@ -346,7 +386,9 @@ struct FieldSplitter {
         if bytes.isEmpty { throw FieldProblem(column: 1, reason: "empty line") }
         if starts.count < expected {
             throw FieldProblem(
-                column: bytes.count + 1, reason: "expected \(expected) fields, found \(starts.count)", truncatable: true
+                column: bytes.count + 1,
+                reason: "expected \(expected) fields, found \(starts.count)",
+                truncatable: true
             )
         }
         throw FieldProblem(column: starts[expected] + 1, reason: "expected \(expected) fields, found \(starts.count)")

@@ -85,7 +85,11 @@ public enum MatchStream {
                     summary.events += events.count
                     events.removeAll(keepingCapacity: true)
                 }
-                progress.update(done: batch.consumedBytes, total: source.sizeBytes, status: "\(summary.commands) commands")
+                progress.update(
+                    done: batch.consumedBytes,
+                    total: source.sizeBytes,
+                    status: "\(summary.commands) commands"
+                )
             }
             progress.finish()
             if let bookOut {

@@ -1,6 +1,7 @@
 // stat and timespec are attributed to libarchive's clang module in whole-module builds.
 internal import CArchive
 public import CastleCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

@@ -1,5 +1,6 @@
 // In whole-module builds clang attributes timespec to the first module that includes <time.h>: libarchive's.
 internal import CArchive
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

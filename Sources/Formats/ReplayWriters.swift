@@ -277,7 +277,11 @@ public final class SnapshotWriter {
     /// ``EmptyLevels/lobster`` when `priceDecimals` is 4 (LOBSTER's price unit) and ``EmptyLevels/blank``
     /// otherwise.
     public init(
-        sink: OutputSink, format: ReplayFormat, priceDecimals: UInt8, qtyDecimals: UInt8, levels: Int = 10,
+        sink: OutputSink,
+        format: ReplayFormat,
+        priceDecimals: UInt8,
+        qtyDecimals: UInt8,
+        levels: Int = 10,
         emptyLevels: EmptyLevels? = nil
     ) throws(CastleError) {
         precondition(levels >= 1, "at least one level")
@@ -315,7 +319,11 @@ public final class SnapshotWriter {
             for index in 0..<levels {
                 try sink.reserve(2 * Self.columnBytesMax)
                 appendCachedLevel(2 * index, index < snapshot.asks.count ? snapshot.asks[index] : nil, "9999999999")
-                appendCachedLevel(2 * index + 1, index < snapshot.bids.count ? snapshot.bids[index] : nil, "-9999999999")
+                appendCachedLevel(
+                    2 * index + 1,
+                    index < snapshot.bids.count ? snapshot.bids[index] : nil,
+                    "-9999999999"
+                )
             }
             sink.append(UInt8(ascii: "\n"))
         }
@@ -394,13 +402,22 @@ public final class SnapshotWriter {
 /// ``DayStats/Anomaly`` order, each with its count and first line.
 public enum StatsWriter {
     public static func writeJSON(
-        _ stats: DayStats, to sink: OutputSink, priceDecimals: UInt8, qtyDecimals: UInt8, symbol: String? = nil
+        _ stats: DayStats,
+        to sink: OutputSink,
+        priceDecimals: UInt8,
+        qtyDecimals: UInt8,
+        symbol: String? = nil
     ) throws(CastleError) {
         try sink.write(json(stats, priceDecimals: priceDecimals, qtyDecimals: qtyDecimals, symbol: symbol))
     }
 
     /// The JSON text, newline-terminated.
-    public static func json(_ stats: DayStats, priceDecimals: UInt8, qtyDecimals: UInt8, symbol: String? = nil)
+    public static func json(
+        _ stats: DayStats,
+        priceDecimals: UInt8,
+        qtyDecimals: UInt8,
+        symbol: String? = nil
+    )
         -> String
     {
         let p = priceDecimals
@@ -498,24 +515,28 @@ public enum StatsWriter {
             lines.append(
                 "trades: \(stats.trades), volume \(decimal(stats.volume, q)), VWAP \(decimal(stats.vwap(), p + 2))"
                     + " (open \(price(stats.open)), high \(price(stats.high)), low \(price(stats.low)),"
-                    + " close \(price(stats.close)))")
+                    + " close \(price(stats.close)))"
+            )
         } else {
             lines.append("trades: none")
         }
         if stats.spreadObservations > 0 {
             lines.append(
                 "spread: mean \(decimal(stats.meanSpread(), p + 2)), median \(price(stats.medianSpread)),"
-                    + " p99 \(price(stats.p99Spread)) over \(stats.spreadObservations) events")
+                    + " p99 \(price(stats.p99Spread)) over \(stats.spreadObservations) events"
+            )
         }
         if stats.bidDepthObservations > 0 || stats.askDepthObservations > 0 {
             lines.append(
                 "touch depth: mean bid \(decimal(stats.meanBidDepth(), q + 2)),"
-                    + " mean ask \(decimal(stats.meanAskDepth(), q + 2))")
+                    + " mean ask \(decimal(stats.meanAskDepth(), q + 2))"
+            )
         }
         if let gap = stats.longestGap {
             lines.append(
                 "longest gap: \(formatDecimal(gap.ns, decimals: 9)) s, ending at line \(gap.line)"
-                    + " (\(ExchangeClock.format(gap.endTimeNs, fractionDigits: 3)))")
+                    + " (\(ExchangeClock.format(gap.endTimeNs, fractionDigits: 3)))"
+            )
         }
         let anomalies = DayStats.Anomaly.allCases.compactMap { kind -> String? in
             let seen = stats.occurrences(kind)
@@ -529,7 +550,8 @@ public enum StatsWriter {
                     + stats.halts.map {
                         let state = $0.state.name.replacing("_", with: " ")
                         return "\(state) at \(ExchangeClock.format($0.timeNs)) (line \($0.line))"
-                    }.joined(separator: ", "))
+                    }.joined(separator: ", ")
+            )
         }
         return lines.joined(separator: "\n") + "\n"
     }

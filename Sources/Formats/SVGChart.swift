@@ -220,28 +220,34 @@ public struct DayChart: Sendable {
         svg.line("<?xml version=\"1.0\" encoding=\"UTF-8\"?>")
         svg.line(
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(px(width))\" height=\"\(px(height))\""
-                + " viewBox=\"0 0 \(px(width)) \(px(height))\" font-family=\"sans-serif\" font-size=\"12\">")
+                + " viewBox=\"0 0 \(px(width)) \(px(height))\" font-family=\"sans-serif\" font-size=\"12\">"
+        )
         svg.line("<rect x=\"0\" y=\"0\" width=\"\(px(width))\" height=\"\(px(height))\" fill=\"#ffffff\"/>")
         let title = date.map { "\(symbol) \($0)" } ?? symbol
         svg.line("<title>\(xmlEscape(title))</title>")
         svg.line(
             "<text x=\"\(px(Self.plotLeft))\" y=\"30\" font-size=\"18\" font-weight=\"bold\" fill=\"#222222\">"
-                + "\(xmlEscape(title))</text>")
+                + "\(xmlEscape(title))</text>"
+        )
         svg.line(
             "<text x=\"\(px(Self.plotLeft))\" y=\"52\" fill=\"#555555\">mid price over the bid-ask band;"
-                + " traded volume per \(Self.durationText(bucketNs))</text>")
+                + " traded volume per \(Self.durationText(bucketNs))</text>"
+        )
         legend(&svg)
-        svg.line("<defs><clipPath id=\"price-area\"><rect x=\"\(px(Self.plotLeft))\" y=\"\(px(Self.priceTop))\""
-            + " width=\"\(px(Self.plotRight - Self.plotLeft))\" height=\"\(px(Self.priceBottom - Self.priceTop))\"/>"
-            + "</clipPath><clipPath id=\"volume-area\"><rect x=\"\(px(Self.plotLeft))\" y=\"\(px(Self.volumeTop))\""
-            + " width=\"\(px(Self.plotRight - Self.plotLeft))\" height=\"\(px(Self.volumeBottom - Self.volumeTop))\"/>"
-            + "</clipPath></defs>")
+        svg.line(
+            "<defs><clipPath id=\"price-area\"><rect x=\"\(px(Self.plotLeft))\" y=\"\(px(Self.priceTop))\""
+                + " width=\"\(px(Self.plotRight - Self.plotLeft))\" height=\"\(px(Self.priceBottom - Self.priceTop))\"/>"
+                + "</clipPath><clipPath id=\"volume-area\"><rect x=\"\(px(Self.plotLeft))\" y=\"\(px(Self.volumeTop))\""
+                + " width=\"\(px(Self.plotRight - Self.plotLeft))\" height=\"\(px(Self.volumeBottom - Self.volumeTop))\"/>"
+                + "</clipPath></defs>"
+        )
 
         guard let first = buckets.first, let last = buckets.last else {
             frame(&svg)
             svg.line(
                 "<text x=\"\(Self.centerX)\" y=\"\(Self.centerY)\" text-anchor=\"middle\" fill=\"#888888\">"
-                    + "no data</text>")
+                    + "no data</text>"
+            )
             svg.line("</svg>")
             return svg.text
         }
@@ -264,12 +270,14 @@ public struct DayChart: Sendable {
         var x = Self.plotRight - 250
         svg.line(
             "<line x1=\"\(px(x))\" y1=\"\(px(y))\" x2=\"\(px(x + 20))\" y2=\"\(px(y))\" stroke=\"#08519c\""
-                + " stroke-width=\"2\"/>")
+                + " stroke-width=\"2\"/>"
+        )
         svg.line("<text x=\"\(px(x + 25))\" y=\"\(px(y + 4))\" fill=\"#333333\">mid</text>")
         x += 60
         svg.line(
             "<rect x=\"\(px(x))\" y=\"\(px(y - 6))\" width=\"20\" height=\"12\" fill=\"#6baed6\""
-                + " fill-opacity=\"0.6\"/>")
+                + " fill-opacity=\"0.6\"/>"
+        )
         svg.line("<text x=\"\(px(x + 25))\" y=\"\(px(y + 4))\" fill=\"#333333\">bid-ask</text>")
         x += 85
         svg.line("<rect x=\"\(px(x))\" y=\"\(px(y - 6))\" width=\"20\" height=\"12\" fill=\"#8c8c8c\"/>")
@@ -283,18 +291,22 @@ public struct DayChart: Sendable {
             let middle = px((top + bottom) / 2)
             svg.line(
                 "<text x=\"16\" y=\"\(middle)\" transform=\"rotate(-90 16 \(middle))\" text-anchor=\"middle\""
-                    + " fill=\"#555555\">\(title)</text>")
+                    + " fill=\"#555555\">\(title)</text>"
+            )
         }
         for (top, bottom) in [(Self.priceTop, Self.priceBottom), (Self.volumeTop, Self.volumeBottom)] {
             svg.line(
                 "<rect x=\"\(px(Self.plotLeft))\" y=\"\(px(top))\" width=\"\(px(Self.plotRight - Self.plotLeft))\""
-                    + " height=\"\(px(bottom - top))\" fill=\"none\" stroke=\"#444444\" stroke-width=\"1\"/>")
+                    + " height=\"\(px(bottom - top))\" fill=\"none\" stroke=\"#444444\" stroke-width=\"1\"/>"
+            )
         }
     }
 
     /// Round steps for the time axis, the first giving at most 14 ticks wins.
-    private static let timeSteps: [Int64] = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800,
-        21600, 43200, 86400].map { $0 * 1_000_000_000 }
+    private static let timeSteps: [Int64] = [
+        1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800,
+        21600, 43200, 86400,
+    ].map { $0 * 1_000_000_000 }
 
     private func timeAxis(_ svg: inout SVGText, t0: Int64, t1: Int64, x: (Int64) -> Double) {
         let span = t1 - t0
@@ -313,19 +325,23 @@ public struct DayChart: Sendable {
             let tx = px(x(tick))
             svg.line(
                 "<line x1=\"\(tx)\" y1=\"\(px(Self.priceTop))\" x2=\"\(tx)\" y2=\"\(px(Self.priceBottom))\""
-                    + " stroke=\"#e3e3e3\" stroke-width=\"1\"/>")
+                    + " stroke=\"#e3e3e3\" stroke-width=\"1\"/>"
+            )
             svg.line(
                 "<line x1=\"\(tx)\" y1=\"\(px(Self.volumeTop))\" x2=\"\(tx)\" y2=\"\(px(Self.volumeBottom + 5))\""
-                    + " stroke=\"#e3e3e3\" stroke-width=\"1\"/>")
+                    + " stroke=\"#e3e3e3\" stroke-width=\"1\"/>"
+            )
             svg.line(
                 "<text x=\"\(tx)\" y=\"\(px(Self.volumeBottom + 20))\" text-anchor=\"middle\" fill=\"#333333\">"
-                    + "\(ExchangeClock.format(tick, seconds: withSeconds))</text>")
+                    + "\(ExchangeClock.format(tick, seconds: withSeconds))</text>"
+            )
         }
         let epoch = t0 < 0 || t0 >= 2 * ExchangeClock.dayNs
         svg.line(
             "<text x=\"\(px((Self.plotLeft + Self.plotRight) / 2))\" y=\"\(px(Self.volumeBottom + 44))\""
                 + " text-anchor=\"middle\" fill=\"#555555\">"
-                + (epoch ? "time of day (UTC)" : "exchange time (since midnight)") + "</text>")
+                + (epoch ? "time of day (UTC)" : "exchange time (since midnight)") + "</text>"
+        )
     }
 
     private func priceArea(_ svg: inout SVGText, x: (Int64) -> Double) {
@@ -333,7 +349,8 @@ public struct DayChart: Sendable {
         guard !quoted.isEmpty else {
             svg.line(
                 "<text x=\"\(Self.centerX)\" y=\"\(Self.centerY)\" text-anchor=\"middle\" fill=\"#888888\">"
-                    + "no two-sided quotes</text>")
+                    + "no two-sided quotes</text>"
+            )
             return
         }
         // The range in doubled price units, over mids and the band.
@@ -359,10 +376,12 @@ public struct DayChart: Sendable {
             let ty = px(y(tick))
             svg.line(
                 "<line x1=\"\(px(Self.plotLeft - 5))\" y1=\"\(ty)\" x2=\"\(px(Self.plotRight))\" y2=\"\(ty)\""
-                    + " stroke=\"#e3e3e3\" stroke-width=\"1\"/>")
+                    + " stroke=\"#e3e3e3\" stroke-width=\"1\"/>"
+            )
             svg.line(
                 "<text x=\"\(px(Self.plotLeft - 8))\" y=\"\(px(y(tick) + 4))\" text-anchor=\"end\" fill=\"#333333\">"
-                    + "\(Self.fixedDecimal(tick, decimals: priceDecimals, shown: shown))</text>")
+                    + "\(Self.fixedDecimal(tick, decimals: priceDecimals, shown: shown))</text>"
+            )
             let (next, overflow) = tick.addingReportingOverflow(step)
             if overflow { break }
             tick = next
@@ -408,10 +427,12 @@ public struct DayChart: Sendable {
         }
         svg.line("<g clip-path=\"url(#price-area)\">")
         svg.line(
-            "<path d=\"\(band.dropLast())\" fill=\"#6baed6\" fill-opacity=\"0.6\"/>")
+            "<path d=\"\(band.dropLast())\" fill=\"#6baed6\" fill-opacity=\"0.6\"/>"
+        )
         svg.line(
             "<path d=\"\(line.dropLast())\" fill=\"none\" stroke=\"#08519c\" stroke-width=\"1.2\""
-                + " stroke-linejoin=\"round\"/>")
+                + " stroke-linejoin=\"round\"/>"
+        )
         svg.line("</g>")
     }
 
@@ -419,10 +440,12 @@ public struct DayChart: Sendable {
         let maxVolume = buckets.map(\.volume).max() ?? 0
         svg.line(
             "<text x=\"\(px(Self.plotLeft - 8))\" y=\"\(px(Self.volumeBottom + 4))\" text-anchor=\"end\""
-                + " fill=\"#333333\">0</text>")
+                + " fill=\"#333333\">0</text>"
+        )
         svg.line(
             "<text x=\"\(px(Self.plotLeft - 8))\" y=\"\(px(Self.volumeTop + 10))\" text-anchor=\"end\""
-                + " fill=\"#333333\">\(formatDecimal128(maxVolume, decimals: qtyDecimals))</text>")
+                + " fill=\"#333333\">\(formatDecimal128(maxVolume, decimals: qtyDecimals))</text>"
+        )
         guard maxVolume > 0 else { return }
         svg.line("<g clip-path=\"url(#volume-area)\" fill=\"#8c8c8c\">")
         let panel = Self.volumeBottom - Self.volumeTop - 4
@@ -436,7 +459,8 @@ public struct DayChart: Sendable {
             let h = max(Double(bucket.volume) / Double(maxVolume) * panel, 0.5)
             svg.line(
                 "<rect x=\"\(px(left + gap / 2))\" y=\"\(px(Self.volumeBottom - h))\" width=\"\(px(barWidth))\""
-                    + " height=\"\(px(h))\"/>")
+                    + " height=\"\(px(h))\"/>"
+            )
         }
         svg.line("</g>")
     }

@@ -1,5 +1,6 @@
 // stat and timespec are attributed to libarchive's clang module in whole-module builds.
 internal import CArchive
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -30,10 +31,15 @@ final class WriteBehind: @unchecked Sendable {
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&changed, nil)
         let context = Unmanaged.passRetained(self).toOpaque()
-        pthread_create(&thread, nil, { context in
-            Unmanaged<WriteBehind>.fromOpaque(context!).takeRetainedValue().loop()
-            return nil
-        }, context)
+        pthread_create(
+            &thread,
+            nil,
+            { context in
+                Unmanaged<WriteBehind>.fromOpaque(context!).takeRetainedValue().loop()
+                return nil
+            },
+            context
+        )
     }
 
     deinit {

@@ -16,7 +16,13 @@ public struct Bar: Sendable, Hashable {
     public var trades: Int
 
     public init(
-        startNs: Int64, open: Int64, high: Int64, low: Int64, close: Int64, volume: Int128, notional: Int128,
+        startNs: Int64,
+        open: Int64,
+        high: Int64,
+        low: Int64,
+        close: Int64,
+        volume: Int128,
+        notional: Int128,
         trades: Int
     ) {
         self.startNs = startNs
@@ -69,8 +75,15 @@ public struct BarBuilder: Sendable {
         }
         let finished = current
         current = Bar(
-            startNs: barStart(trade.timeNs), open: trade.price, high: trade.price, low: trade.price,
-            close: trade.price, volume: Int128(trade.qty), notional: notional, trades: 1)
+            startNs: barStart(trade.timeNs),
+            open: trade.price,
+            high: trade.price,
+            low: trade.price,
+            close: trade.price,
+            volume: Int128(trade.qty),
+            notional: notional,
+            trades: 1
+        )
         return finished
     }
 

@@ -312,7 +312,11 @@ public struct L3Book: Sendable {
     }
 
     private static func setAnonymous(
-        _ ladder: inout ContiguousArray<Level>, _ key: Int64, _ price: Int64, _ amount: Int128, _ serial: inout UInt64
+        _ ladder: inout ContiguousArray<Level>,
+        _ key: Int64,
+        _ price: Int64,
+        _ amount: Int128,
+        _ serial: inout UInt64
     ) {
         let (index, found) = search(ladder, key)
         if found {
@@ -320,7 +324,9 @@ public struct L3Book: Sendable {
             if ladder[index].total == 0 { ladder.remove(at: index) }
         } else if amount > 0 {
             ladder.insert(
-                Level(key: key, price: price, known: 0, anonymous: amount, orderCount: 0, serial: serial), at: index)
+                Level(key: key, price: price, known: 0, anonymous: amount, orderCount: 0, serial: serial),
+                at: index
+            )
             serial &+= 1
         }
     }
@@ -399,7 +405,11 @@ public struct L3Book: Sendable {
     }
 
     private static func addKnown(
-        _ ladder: inout ContiguousArray<Level>, _ key: Int64, _ price: Int64, _ size: Int64, _ serial: inout UInt64
+        _ ladder: inout ContiguousArray<Level>,
+        _ key: Int64,
+        _ price: Int64,
+        _ size: Int64,
+        _ serial: inout UInt64
     ) -> UInt64 {
         let (index, found) = search(ladder, key)
         if found {
@@ -410,7 +420,9 @@ public struct L3Book: Sendable {
         let new = serial
         serial &+= 1
         ladder.insert(
-            Level(key: key, price: price, known: Int128(size), anonymous: 0, orderCount: 1, serial: new), at: index)
+            Level(key: key, price: price, known: Int128(size), anonymous: 0, orderCount: 1, serial: new),
+            at: index
+        )
         return new
     }
 
@@ -447,7 +459,10 @@ public struct L3Book: Sendable {
     /// Takes `size` of a live order out of the level at `index`, removing the level when it empties.
     @inline(__always)
     private static func takeKnown(
-        _ ladder: inout ContiguousArray<Level>, _ index: Int, _ size: Int64, finishesOrder: Bool
+        _ ladder: inout ContiguousArray<Level>,
+        _ index: Int,
+        _ size: Int64,
+        finishesOrder: Bool
     ) {
         ladder[index].known &-= Int128(size)
         if finishesOrder { ladder[index].orderCount -= 1 }
@@ -601,7 +616,9 @@ struct L3OrderTable: Sendable {
     }
 
     private mutating func resize(
-        _ size: Int, from oldIDs: ContiguousArray<UInt64>, _ oldEntries: ContiguousArray<Entry>,
+        _ size: Int,
+        from oldIDs: ContiguousArray<UInt64>,
+        _ oldEntries: ContiguousArray<Entry>,
         keeping: (Entry) -> Bool
     ) {
         ids = ContiguousArray(repeating: 0, count: size)

@@ -60,14 +60,21 @@ public struct BookVerification: Sendable {
             expected.bids.removeAll { $0.price == Self.dummyBidPrice && $0.qty == 0 }
             expected.asks.removeAll { $0.price == Self.dummyAskPrice && $0.qty == 0 }
             firstDisagreement = Disagreement(
-                line: line, expected: expected, actual: book.snapshot(levels: depth, timeNs: row.timeNs))
+                line: line,
+                expected: expected,
+                actual: book.snapshot(levels: depth, timeNs: row.timeNs)
+            )
         }
         return equal
     }
 
     /// Walks the book's top `depth` levels and the row's levels together, each restricted to the view.
     private func sideAgrees(
-        _ book: L3Book, _ side: Side, _ rowLevels: [L2Level], _ dummy: Int64, _ revealing: inout Bool
+        _ book: L3Book,
+        _ side: Side,
+        _ rowLevels: [L2Level],
+        _ dummy: Int64,
+        _ revealing: inout Bool
     ) -> Bool {
         let view = book.view(side)
         let ladder = book.ladder(side)

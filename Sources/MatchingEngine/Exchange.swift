@@ -49,10 +49,21 @@ public struct Exchange {
     }
 
     private func reject(
-        _ command: Command, _ reason: RejectReason, _ detail: RejectDetail, into events: inout [Event]
+        _ command: Command,
+        _ reason: RejectReason,
+        _ detail: RejectDetail,
+        into events: inout [Event]
     ) {
         events.append(
-            .rejected(op: command.op, id: command.id, reason: reason, detail: detail, line: command.line, ts: command.ts))
+            .rejected(
+                op: command.op,
+                id: command.id,
+                reason: reason,
+                detail: detail,
+                line: command.line,
+                ts: command.ts
+            )
+        )
     }
 
     private mutating func submit(_ command: Command, into events: inout [Event]) {
@@ -89,14 +100,33 @@ public struct Exchange {
         events.append(.accepted(id: command.id, symbol: symbol, side: command.side, ts: command.ts))
         let stp = command.stp ?? defaultSTP
         execute(
-            id: command.id, symbol: symbol, side: command.side, limit: limit, qty: qty, tif: command.tif,
-            isMarket: command.type == .market, account: command.account, stp: stp, ts: command.ts, into: &events)
+            id: command.id,
+            symbol: symbol,
+            side: command.side,
+            limit: limit,
+            qty: qty,
+            tif: command.tif,
+            isMarket: command.type == .market,
+            account: command.account,
+            stp: stp,
+            ts: command.ts,
+            into: &events
+        )
     }
 
     /// Runs an accepted order (new, or an amend's reinsert) against the book and rests what is left.
     private mutating func execute(
-        id: OrderID, symbol: SymbolID, side: Side, limit: Int64, qty: Int64, tif: TimeInForce, isMarket: Bool,
-        account: AccountID, stp: STPMode, ts: Timestamp?, into events: inout [Event]
+        id: OrderID,
+        symbol: SymbolID,
+        side: Side,
+        limit: Int64,
+        qty: Int64,
+        tif: TimeInForce,
+        isMarket: Bool,
+        account: AccountID,
+        stp: STPMode,
+        ts: Timestamp?,
+        into events: inout [Event]
     ) {
         let opposite = ladderIndex(symbol, side.opposite)
         if tif == .postOnly, crossesBest(opposite, side: side, limit: limit) {
@@ -109,17 +139,35 @@ public struct Exchange {
         }
         var remaining = qty
         let stoppedBySTP = match(
-            opposite, taker: id, symbol: symbol, side: side, limit: limit, remaining: &remaining,
-            account: account, stp: stp, ts: ts, into: &events)
+            opposite,
+            taker: id,
+            symbol: symbol,
+            side: side,
+            limit: limit,
+            remaining: &remaining,
+            account: account,
+            stp: stp,
+            ts: ts,
+            into: &events
+        )
         if stoppedBySTP || remaining == 0 { return }
         if isMarket {
-            events.append(.canceled(id: id, symbol: symbol, qty: remaining, reason: tif == .fok ? .fok : .market, ts: ts))
+            events.append(
+                .canceled(id: id, symbol: symbol, qty: remaining, reason: tif == .fok ? .fok : .market, ts: ts)
+            )
         } else {
             switch tif {
             case .gtc, .postOnly:
                 rest(
-                    id: id, symbol: symbol, side: side, price: limit, qty: remaining, account: account, stp: stp,
-                    postOnly: tif == .postOnly)
+                    id: id,
+                    symbol: symbol,
+                    side: side,
+                    price: limit,
+                    qty: remaining,
+                    account: account,
+                    stp: stp,
+                    postOnly: tif == .postOnly
+                )
             case .ioc:
                 events.append(.canceled(id: id, symbol: symbol, qty: remaining, reason: .ioc, ts: ts))
             case .fok:
@@ -179,9 +227,18 @@ public struct Exchange {
         remove(slot)
         events.append(.amended(id: order.id, symbol: order.symbol, price: newPrice, qty: newQty, ts: command.ts))
         execute(
-            id: order.id, symbol: order.symbol, side: order.side, limit: newPrice, qty: newQty,
-            tif: order.postOnly ? .postOnly : .gtc, isMarket: false, account: order.account, stp: order.stp,
-            ts: command.ts, into: &events)
+            id: order.id,
+            symbol: order.symbol,
+            side: order.side,
+            limit: newPrice,
+            qty: newQty,
+            tif: order.postOnly ? .postOnly : .gtc,
+            isMarket: false,
+            account: order.account,
+            stp: order.stp,
+            ts: command.ts,
+            into: &events
+        )
     }
 
     // MARK: - Validation
@@ -198,7 +255,9 @@ public struct Exchange {
     }
 
     private static func scaledQty(
-        _ qty: FixedDecimal, _ instrument: Instrument, allowZero: Bool
+        _ qty: FixedDecimal,
+        _ instrument: Instrument,
+        allowZero: Bool
     ) -> Result<Int64, RejectDetail> {
         switch qty.scaled(to: instrument.qtyDecimals) {
         case .failure(.offScale): return .failure(.qtyOffScale)
@@ -236,7 +295,12 @@ public struct Exchange {
 
     /// Could a fill-or-kill taker fill `qty` now? Counts self-trade prevention the way ``match`` applies it.
     private func canFill(
-        _ opposite: Int, side: Side, limit: Int64, qty: Int64, account: AccountID, stp: STPMode
+        _ opposite: Int,
+        side: Side,
+        limit: Int64,
+        qty: Int64,
+        account: AccountID,
+        stp: STPMode
     ) -> Bool {
         let levels = ladders[opposite].levels
         let stpApplies = account != .none && stp != .none
@@ -269,8 +333,16 @@ public struct Exchange {
     /// Matches a taker against the opposite ladder. Returns true when self-trade prevention cancelled the
     /// taker's remainder (its event is already written).
     private mutating func match(
-        _ opposite: Int, taker: OrderID, symbol: SymbolID, side: Side, limit: Int64, remaining: inout Int64,
-        account: AccountID, stp: STPMode, ts: Timestamp?, into events: inout [Event]
+        _ opposite: Int,
+        taker: OrderID,
+        symbol: SymbolID,
+        side: Side,
+        limit: Int64,
+        remaining: inout Int64,
+        account: AccountID,
+        stp: STPMode,
+        ts: Timestamp?,
+        into events: inout [Event]
     ) -> Bool {
         let stpApplies = account != .none && stp != .none
         while remaining > 0, let levelIndex = ladders[opposite].levels.indices.last {
@@ -305,8 +377,18 @@ public struct Exchange {
                 events.append(
                     .trade(
                         Trade(
-                            symbol: symbol, price: makerPrice, qty: fill, maker: maker.id, taker: taker, side: side,
-                            makerAccount: maker.account, takerAccount: account), ts: ts))
+                            symbol: symbol,
+                            price: makerPrice,
+                            qty: fill,
+                            maker: maker.id,
+                            taker: taker,
+                            side: side,
+                            makerAccount: maker.account,
+                            takerAccount: account
+                        ),
+                        ts: ts
+                    )
+                )
                 if fill == maker.qty {
                     unlink(slot, ladder: opposite, level: levelIndex)
                 } else {
@@ -323,15 +405,30 @@ public struct Exchange {
     }
 
     private mutating func rest(
-        id: OrderID, symbol: SymbolID, side: Side, price: Int64, qty: Int64, account: AccountID, stp: STPMode,
+        id: OrderID,
+        symbol: SymbolID,
+        side: Side,
+        price: Int64,
+        qty: Int64,
+        account: AccountID,
+        stp: STPMode,
         postOnly: Bool
     ) {
         let ladder = ladderIndex(symbol, side)
         let levelKey = key(price, side)
         let (level, found) = ladders[ladder].search(levelKey)
         let order = RestingOrder(
-            id: id, qty: qty, price: price, symbol: symbol, account: account, prev: -1, next: -1, side: side,
-            postOnly: postOnly, stp: stp)
+            id: id,
+            qty: qty,
+            price: price,
+            symbol: symbol,
+            account: account,
+            prev: -1,
+            next: -1,
+            side: side,
+            postOnly: postOnly,
+            stp: stp
+        )
         let slot = allocate(order)
         index.insert(id, slot)
         if found {
@@ -402,7 +499,8 @@ public struct Exchange {
     /// Symbols that have at least one resting order, ascending by id.
     public var symbolsWithOrders: [SymbolID] {
         (0..<instruments.count).compactMap { symbol in
-            let bids = ladders[2 * symbol].levels, asks = ladders[2 * symbol + 1].levels
+            let bids = ladders[2 * symbol].levels
+            let asks = ladders[2 * symbol + 1].levels
             return bids.isEmpty && asks.isEmpty ? nil : SymbolID(symbol)
         }
     }
@@ -438,7 +536,12 @@ public struct Exchange {
         guard let slot = index.find(id) else { return nil }
         let order = pool[Int(slot)]
         return LiveOrder(
-            id: order.id, symbol: order.symbol, side: order.side, price: order.price, qty: order.qty,
-            account: order.account)
+            id: order.id,
+            symbol: order.symbol,
+            side: order.side,
+            price: order.price,
+            qty: order.qty,
+            account: order.account
+        )
     }
 }

@@ -1,5 +1,6 @@
 import CastleCore
 import Formats
+import MarketData
 
 /// The user's own orders injected into a rematch, and what became of them.
 struct InjectedOrder {
@@ -21,12 +22,17 @@ struct InjectedOrder {
 /// Writes the fill report: one row per injected order, in the order they were injected.
 enum FillReportWriter {
     static func write(
-        _ orders: [InjectedOrder], to sink: OutputSink, format: ReplayFormat, symbol: String, priceDecimals: UInt8,
+        _ orders: [InjectedOrder],
+        to sink: OutputSink,
+        format: ReplayFormat,
+        symbol: String,
+        priceDecimals: UInt8,
         qtyDecimals: UInt8
     ) throws(CastleError) {
         if format == .csv {
             try sink.write(
-                "id,symbol,side,price,qty,filled,unfilled,avg_price,fills,time_to_first_fill_ns,time_to_fill_ns,status,reason\n")
+                "id,symbol,side,price,qty,filled,unfilled,avg_price,fills,time_to_first_fill_ns,time_to_fill_ns,status,reason\n"
+            )
         }
         for order in orders {
             let price = order.price.map { formatDecimal($0, decimals: priceDecimals) }
@@ -44,7 +50,8 @@ enum FillReportWriter {
             func number(_ value: Int64?) -> String { value.map(String.init) ?? "" }
             if format == .csv {
                 let row = [
-                    String(order.id), symbol, order.side.name.description, price ?? "", qty, filled, left, average ?? "",
+                    String(order.id), symbol, order.side.name.description, price ?? "", qty, filled, left,
+                    average ?? "",
                     String(order.fills), number(toFirst), number(toFill), order.status, order.reason ?? "",
                 ]
                 try sink.write(row.joined(separator: ",") + "\n")
@@ -61,5 +68,3 @@ enum FillReportWriter {
         }
     }
 }
-
-import MarketData

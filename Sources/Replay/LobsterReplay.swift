@@ -11,7 +11,10 @@ enum LobsterReplay {
     static let qtyDecimals: UInt8 = 0
 
     static func run(
-        _ options: ReplayJob.Options, output: OutputSink, side: SideOutputs, pacer: inout Pacer?
+        _ options: ReplayJob.Options,
+        output: OutputSink,
+        side: SideOutputs,
+        pacer: inout Pacer?
     ) throws(CastleError) -> ReplayJob.Summary {
         for bound in [options.from, options.to] {
             if case .epochNs = bound {
@@ -22,10 +25,17 @@ enum LobsterReplay {
         let rows = try options.orderbookPath.map { path throws(CastleError) in try LobsterOrderbookReader(path: path) }
         let (symbol, date) = names(options.inputPath)
         let analytics = try ReplayAnalytics(
-            stream: options.stream, sink: output, format: options.format, snapshots: options.snapshots,
-            barsIntervalNs: options.barsIntervalNs, chartSymbol: options.chartPath == nil ? nil : symbol, chartDate: date,
-            priceDecimals: priceDecimals, qtyDecimals: qtyDecimals,
-            messageNames: L3Event.Kind.allCases.map(DayStats.messageName))
+            stream: options.stream,
+            sink: output,
+            format: options.format,
+            snapshots: options.snapshots,
+            barsIntervalNs: options.barsIntervalNs,
+            chartSymbol: options.chartPath == nil ? nil : symbol,
+            chartDate: date,
+            priceDecimals: priceDecimals,
+            qtyDecimals: qtyDecimals,
+            messageNames: L3Event.Kind.allCases.map(DayStats.messageName)
+        )
         if options.stream == .fills {
             throw CastleError(.usage, "--inject works with rematch (an order stream), not with a LOBSTER rebuild")
         }
@@ -42,7 +52,9 @@ enum LobsterReplay {
             let row = try rows?.next(timeNs: event.timeNs)
             if rows != nil, row == nil {
                 throw CastleError(
-                    .dataError, "\(options.orderbookPath!):\(summary.messages): the orderbook file ends before the message file")
+                    .dataError,
+                    "\(options.orderbookPath!):\(summary.messages): the orderbook file ends before the message file"
+                )
             }
             if summary.messages == 1, let row {
                 // The state before the first message: its row with the message undone.
@@ -54,7 +66,9 @@ enum LobsterReplay {
             if !inWindow, let from = options.from, from.isReached(by: event.timeNs, isEpoch: false) { inWindow = true }
             if inWindow {
                 pacer?.wait(for: event.timeNs)
-                try analytics.before(timeNs: event.timeNs) { book.snapshot(levels: $0, timeNs: event.timeNs, into: &$1) }
+                try analytics.before(timeNs: event.timeNs) {
+                    book.snapshot(levels: $0, timeNs: event.timeNs, into: &$1)
+                }
             }
             let outcome = book.apply(event)
             if let row {
@@ -82,20 +96,41 @@ enum LobsterReplay {
             }
             if let trade = outcome.trade { try analytics.trade(trade) }
             try analytics.after(
-                timeNs: event.timeNs, line: event.line, bestBid: book.level(.buy, 0), bestAsk: book.level(.sell, 0)
+                timeNs: event.timeNs,
+                line: event.line,
+                bestBid: book.level(.buy, 0),
+                bestAsk: book.level(.sell, 0)
             ) { book.snapshot(levels: $0, timeNs: event.timeNs, into: &$1) }
         }
         try analytics.finish()
         summary.trades = analytics.trades
         if options.stream == .stats {
-            try StatsWriter.writeJSON(analytics.stats, to: output, priceDecimals: priceDecimals, qtyDecimals: qtyDecimals, symbol: symbol)
+            try StatsWriter.writeJSON(
+                analytics.stats,
+                to: output,
+                priceDecimals: priceDecimals,
+                qtyDecimals: qtyDecimals,
+                symbol: symbol
+            )
         }
         if let sink = side.stats {
-            try StatsWriter.writeJSON(analytics.stats, to: sink, priceDecimals: priceDecimals, qtyDecimals: qtyDecimals, symbol: symbol)
+            try StatsWriter.writeJSON(
+                analytics.stats,
+                to: sink,
+                priceDecimals: priceDecimals,
+                qtyDecimals: qtyDecimals,
+                symbol: symbol
+            )
         }
         if let sink = side.chart, let chart = analytics.chart { try chart.write(to: sink) }
-        summary.statsSummary = StatsWriter.summary(analytics.stats, priceDecimals: priceDecimals, qtyDecimals: qtyDecimals)
-        if attributed > 0 { summary.statsSummary += "; \(attributed) events on orders that rested before the file began" }
+        summary.statsSummary = StatsWriter.summary(
+            analytics.stats,
+            priceDecimals: priceDecimals,
+            qtyDecimals: qtyDecimals
+        )
+        if attributed > 0 {
+            summary.statsSummary += "; \(attributed) events on orders that rested before the file began"
+        }
         if let verification {
             var text = "verify: \(verification.rowsEqual) rows equal / \(verification.rowsCompared) rows compared"
             if let first = verification.firstDisagreement {

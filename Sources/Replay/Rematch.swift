@@ -9,7 +9,10 @@ enum Rematch {
     static let injectedBit: UInt64 = 1 << 63
 
     static func run(
-        _ options: ReplayJob.Options, output: OutputSink, side: SideOutputs, pacer: inout Pacer?
+        _ options: ReplayJob.Options,
+        output: OutputSink,
+        side: SideOutputs,
+        pacer: inout Pacer?
     ) throws(CastleError) -> ReplayJob.Summary {
         var decoder = CommandDecoder()
         var instruments: [SymbolID: Instrument] = [:]
@@ -37,10 +40,17 @@ enum Rematch {
             if let analytics { return analytics }
             let instrument = exchange.instrument(of: symbol)
             let made = try ReplayAnalytics(
-                stream: options.stream, sink: output, format: options.format, snapshots: options.snapshots,
-                barsIntervalNs: options.barsIntervalNs, chartSymbol: options.chartPath == nil ? nil : symbols.string(of: symbol),
-                chartDate: nil, priceDecimals: instrument.priceDecimals, qtyDecimals: instrument.qtyDecimals,
-                messageNames: ["new", "cancel", "amend", "rejected"])
+                stream: options.stream,
+                sink: output,
+                format: options.format,
+                snapshots: options.snapshots,
+                barsIntervalNs: options.barsIntervalNs,
+                chartSymbol: options.chartPath == nil ? nil : symbols.string(of: symbol),
+                chartDate: nil,
+                priceDecimals: instrument.priceDecimals,
+                qtyDecimals: instrument.qtyDecimals,
+                messageNames: ["new", "cancel", "amend", "rejected"]
+            )
             opSlots = [Op.new, .cancel, .amend].map { made.stats.messageSlot($0.name.description) }
             analytics = made
             return made
@@ -62,7 +72,8 @@ enum Rematch {
                 let names = [target!, command.symbol].map { symbols.string(of: $0) }.joined(separator: ", ")
                 throw CastleError(
                     .usage,
-                    "\(source.name):\(line): the stream has several symbols (\(names), …); replay analyses one: choose it with --symbols")
+                    "\(source.name):\(line): the stream has several symbols (\(names), …); replay analyses one: choose it with --symbols"
+                )
             }
             // Time passes for every command: snapshots due at a boundary show the book before it.
             if inWindow, let target {
@@ -82,7 +93,8 @@ enum Rematch {
                     }
                     if trade.symbol == target, inWindow {
                         try analyticsFor(trade.symbol).trade(
-                            TradePrint(timeNs: ts ?? timeNs, price: trade.price, qty: trade.qty, aggressor: trade.side))
+                            TradePrint(timeNs: ts ?? timeNs, price: trade.price, qty: trade.qty, aggressor: trade.side)
+                        )
                     }
                 case .canceled(let id, let symbol, _, let reason, _):
                     if id == command.id { commandSymbol = symbol }
@@ -111,7 +123,9 @@ enum Rematch {
                 let analytics = try analyticsFor(target)
                 analytics.stats.count(at: opSlots[Int(command.op.rawValue)])
                 try analytics.after(
-                    timeNs: timeNs, line: line, bestBid: exchange.best(of: target, side: .buy).map { L2Level(price: $0.price, qty: $0.qty) },
+                    timeNs: timeNs,
+                    line: line,
+                    bestBid: exchange.best(of: target, side: .buy).map { L2Level(price: $0.price, qty: $0.qty) },
                     bestAsk: exchange.best(of: target, side: .sell).map { L2Level(price: $0.price, qty: $0.qty) }
                 ) { levels, into in into = snapshot(exchange, target, levels, timeNs) }
             }
@@ -124,7 +138,8 @@ enum Rematch {
                 reportIndex[command.id] = reports.count
                 let instrument = exchange.instrument(of: command.symbol)
                 var price: Int64?
-                if let decimal = command.price, case .success(let value) = decimal.scaled(to: instrument.priceDecimals) {
+                if let decimal = command.price, case .success(let value) = decimal.scaled(to: instrument.priceDecimals)
+                {
                     price = value
                 }
                 var qty: Int64 = 0
@@ -132,7 +147,14 @@ enum Rematch {
                     qty = value
                 }
                 reports.append(
-                    InjectedOrder(id: original.id, side: command.side, price: price, qty: qty, submittedNs: command.ts ?? 0))
+                    InjectedOrder(
+                        id: original.id,
+                        side: command.side,
+                        price: price,
+                        qty: qty,
+                        submittedNs: command.ts ?? 0
+                    )
+                )
             }
             try apply(command, line: command.line, isInjected: true)
         }
@@ -147,7 +169,9 @@ enum Rematch {
                 case .command(let decoded):
                     command = decoded
                 case .rejected(_, _, let reason, let detail, let line):
-                    if options.strict { throw CastleError(.dataError, "\(source.name):\(line): \(reason.name) (\(detail.text))") }
+                    if options.strict {
+                        throw CastleError(.dataError, "\(source.name):\(line): \(reason.name) (\(detail.text))")
+                    }
                     if inWindow, let target = symbolID { try analyticsFor(target).stats.count("rejected") }
                     continue
                 }
@@ -170,7 +194,6 @@ enum Rematch {
         }
         progress.finish()
 
-
         guard let target = symbolID else {
             summary.statsSummary = "no orders"
             return summary
@@ -180,17 +203,38 @@ enum Rematch {
         summary.symbol = symbols.string(of: target)
         summary.trades = result.trades
         summary.injected = reports.count
-        let p = result.priceDecimals, q = result.qtyDecimals
+        let p = result.priceDecimals
+        let q = result.qtyDecimals
         switch options.stream {
         case .stats:
-            try StatsWriter.writeJSON(result.stats, to: output, priceDecimals: p, qtyDecimals: q, symbol: summary.symbol)
+            try StatsWriter.writeJSON(
+                result.stats,
+                to: output,
+                priceDecimals: p,
+                qtyDecimals: q,
+                symbol: summary.symbol
+            )
         case .fills:
-            try FillReportWriter.write(reports, to: output, format: options.format, symbol: summary.symbol, priceDecimals: p, qtyDecimals: q)
+            try FillReportWriter.write(
+                reports,
+                to: output,
+                format: options.format,
+                symbol: summary.symbol,
+                priceDecimals: p,
+                qtyDecimals: q
+            )
         default:
             break
         }
         if let sink = side.fills {
-            try FillReportWriter.write(reports, to: sink, format: options.format, symbol: summary.symbol, priceDecimals: p, qtyDecimals: q)
+            try FillReportWriter.write(
+                reports,
+                to: sink,
+                format: options.format,
+                symbol: summary.symbol,
+                priceDecimals: p,
+                qtyDecimals: q
+            )
         }
         if let sink = side.stats {
             try StatsWriter.writeJSON(result.stats, to: sink, priceDecimals: p, qtyDecimals: q, symbol: summary.symbol)
@@ -221,18 +265,23 @@ enum Rematch {
             case .rejected(_, _, let reason, let detail):
                 throw CastleError(.dataError, "\(path):\(line.number): \(reason.name) (\(detail.text))")
             case .command(let command):
-                guard command.ts != nil else { throw CastleError(.dataError, "\(path):\(line.number): injected orders need ts") }
+                guard command.ts != nil else {
+                    throw CastleError(.dataError, "\(path):\(line.number): injected orders need ts")
+                }
                 guard command.id < injectedBit else {
                     throw CastleError(.dataError, "\(path):\(line.number): injected ids must be below 2^63")
                 }
                 commands.append(command)
             }
-            if commands.count > 1_000_000 { throw CastleError(.dataError, "\(path): more than 1,000,000 injected orders") }
+            if commands.count > 1_000_000 {
+                throw CastleError(.dataError, "\(path): more than 1,000,000 injected orders")
+            }
         }
         return commands.enumerated().sorted { ($0.element.ts!, $0.offset) < ($1.element.ts!, $1.offset) }.map(\.element)
     }
 
-    private static func snapshot(_ exchange: Exchange, _ symbol: SymbolID, _ levels: Int, _ timeNs: Int64) -> L2Snapshot {
+    private static func snapshot(_ exchange: Exchange, _ symbol: SymbolID, _ levels: Int, _ timeNs: Int64) -> L2Snapshot
+    {
         func side(_ side: Side) -> [L2Level] {
             exchange.levels(of: symbol, side: side, depth: levels).map { L2Level(price: $0.price, qty: $0.totalQty) }
         }

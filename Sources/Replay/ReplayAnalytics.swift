@@ -24,8 +24,15 @@ final class ReplayAnalytics {
     private(set) var trades = 0
 
     init(
-        stream: ReplayStream, sink: OutputSink, format: ReplayFormat, snapshots: ReplaySpec.Snapshots?,
-        barsIntervalNs: Int64?, chartSymbol: String?, chartDate: String?, priceDecimals: UInt8, qtyDecimals: UInt8,
+        stream: ReplayStream,
+        sink: OutputSink,
+        format: ReplayFormat,
+        snapshots: ReplaySpec.Snapshots?,
+        barsIntervalNs: Int64?,
+        chartSymbol: String?,
+        chartDate: String?,
+        priceDecimals: UInt8,
+        qtyDecimals: UInt8,
         messageNames: [String]
     ) throws(CastleError) {
         self.priceDecimals = priceDecimals
@@ -35,18 +42,37 @@ final class ReplayAnalytics {
         switch stream {
         case .snapshots:
             snapshotWriter = try SnapshotWriter(
-                sink: sink, format: format, priceDecimals: priceDecimals, qtyDecimals: qtyDecimals,
-                levels: snapshots?.levels ?? 10)
+                sink: sink,
+                format: format,
+                priceDecimals: priceDecimals,
+                qtyDecimals: qtyDecimals,
+                levels: snapshots?.levels ?? 10
+            )
         case .bars:
-            barWriter = try BarWriter(sink: sink, format: format, priceDecimals: priceDecimals, qtyDecimals: qtyDecimals)
+            barWriter = try BarWriter(
+                sink: sink,
+                format: format,
+                priceDecimals: priceDecimals,
+                qtyDecimals: qtyDecimals
+            )
         case .trades:
-            tradeWriter = try TradeWriter(sink: sink, format: format, priceDecimals: priceDecimals, qtyDecimals: qtyDecimals)
+            tradeWriter = try TradeWriter(
+                sink: sink,
+                format: format,
+                priceDecimals: priceDecimals,
+                qtyDecimals: qtyDecimals
+            )
         case .stats, .fills:
             break
         }
         if let barsIntervalNs { bars = BarBuilder(intervalNs: barsIntervalNs) }
         if let chartSymbol {
-            chart = DayChart(symbol: chartSymbol, date: chartDate, priceDecimals: priceDecimals, qtyDecimals: qtyDecimals)
+            chart = DayChart(
+                symbol: chartSymbol,
+                date: chartDate,
+                priceDecimals: priceDecimals,
+                qtyDecimals: qtyDecimals
+            )
         }
     }
 
@@ -76,7 +102,11 @@ final class ReplayAnalytics {
 
     /// After an event: statistics, the chart's quote, and a snapshot per event when asked for.
     func after(
-        timeNs: Int64, line: Int, bestBid: L2Level?, bestAsk: L2Level?, book: BookView
+        timeNs: Int64,
+        line: Int,
+        bestBid: L2Level?,
+        bestAsk: L2Level?,
+        book: BookView
     ) throws(CastleError) {
         stats.observe(timeNs: timeNs, line: line, bestBid: bestBid, bestAsk: bestAsk)
         chart?.quote(timeNs: timeNs, bestBid: bestBid?.price, bestAsk: bestAsk?.price)

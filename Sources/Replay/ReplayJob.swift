@@ -85,13 +85,17 @@ public enum ReplayJob {
     }
 
     public static func run(
-        _ options: Options, now: @escaping () -> UInt64 = monotonicNanoseconds,
+        _ options: Options,
+        now: @escaping () -> UInt64 = monotonicNanoseconds,
         sleep: @escaping (UInt64) -> Void = sleepNanoseconds
     ) throws(CastleError) -> Summary {
         let format = options.resolvedFormat
         let mode = options.mode ?? (format == .lobster ? .rebuild : .rematch)
         if format == .lobster && mode == .rematch {
-            throw CastleError(.usage, "--mode rematch needs the order-stream contract (NDJSON); LOBSTER days are rebuilt")
+            throw CastleError(
+                .usage,
+                "--mode rematch needs the order-stream contract (NDJSON); LOBSTER days are rebuilt"
+            )
         }
         if format == .ndjson && mode == .rebuild {
             throw CastleError(.usage, "--mode rebuild needs a level-3 feed (--input-format lobster)")
@@ -109,7 +113,9 @@ public enum ReplayJob {
         }
         let side = try SideOutputs(options)
         var pacer: Pacer?
-        if case .times(let thousandths) = options.speed { pacer = Pacer(thousandths: thousandths, now: now, sleep: sleep) }
+        if case .times(let thousandths) = options.speed {
+            pacer = Pacer(thousandths: thousandths, now: now, sleep: sleep)
+        }
         do throws(CastleError) {
             var summary =
                 mode == .rebuild

@@ -148,10 +148,24 @@ public struct OrderFlow {
         }
     }
 
-    private mutating func schedule(_ action: Pending.Action, id: UInt64, symbol: Int, atNs: Int64, repeatCancel: Bool = false) {
+    private mutating func schedule(
+        _ action: Pending.Action,
+        id: UInt64,
+        symbol: Int,
+        atNs: Int64,
+        repeatCancel: Bool = false
+    ) {
         pendingOrder += 1
         pending.insert(
-            Pending(timeNs: atNs, order: pendingOrder, id: id, symbol: symbol, action: action, repeatCancel: repeatCancel))
+            Pending(
+                timeNs: atNs,
+                order: pendingOrder,
+                id: id,
+                symbol: symbol,
+                action: action,
+                repeatCancel: repeatCancel
+            )
+        )
     }
 
     private mutating func writeNewOrder(into line: inout [UInt8]) {
@@ -221,11 +235,21 @@ public struct OrderFlow {
         if random.chance(0.2) {
             let amendAt = nowNs + Int64(Double(lifetime) * (0.2 + 0.6 * random.unit()))
             if random.chance(0.6), lots > 1 {
-                schedule(.amend(priceTicks: nil, lots: Int64(random.below(Int(lots - 1))) + 1), id: id, symbol: s, atNs: amendAt)
+                schedule(
+                    .amend(priceTicks: nil, lots: Int64(random.below(Int(lots - 1))) + 1),
+                    id: id,
+                    symbol: s,
+                    atNs: amendAt
+                )
             } else {
                 let move = Int64(random.unit() * unitTicks) + 1
                 let newTicks = side == .buy ? max(1, priceTicks - move) : priceTicks + move
-                schedule(.amend(priceTicks: newTicks, lots: random.chance(0.3) ? lots + 1 : nil), id: id, symbol: s, atNs: amendAt)
+                schedule(
+                    .amend(priceTicks: newTicks, lots: random.chance(0.3) ? lots + 1 : nil),
+                    id: id,
+                    symbol: s,
+                    atNs: amendAt
+                )
             }
         }
         schedule(.cancel, id: id, symbol: s, atNs: nowNs + lifetime)

@@ -21,7 +21,10 @@ struct CastleProcess {
 
     /// Runs castle with `arguments`, feeding `stdin` if given.
     static func run(_ arguments: [String], stdin: Data? = nil, directory: URL? = nil) throws -> Result {
-        #expect(FileManager.default.isExecutableFile(atPath: binary), "castle binary missing at \(binary): run bin/test")
+        #expect(
+            FileManager.default.isExecutableFile(atPath: binary),
+            "castle binary missing at \(binary): run bin/test"
+        )
         return try shell([binary] + arguments, stdin: stdin, directory: directory)
     }
 
@@ -31,7 +34,9 @@ struct CastleProcess {
         process.executableURL = URL(fileURLWithPath: command[0])
         process.arguments = Array(command.dropFirst())
         if let directory { process.currentDirectoryURL = directory }
-        let out = Pipe(), err = Pipe(), input = Pipe()
+        let out = Pipe()
+        let err = Pipe()
+        let input = Pipe()
         process.standardOutput = out
         process.standardError = err
         process.standardInput = stdin == nil ? FileHandle.nullDevice : input
@@ -44,7 +49,11 @@ struct CastleProcess {
             try input.fileHandleForWriting.close()
         }
         process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: outData.wait(), stderr: String(decoding: errData.wait(), as: UTF8.self))
+        return Result(
+            status: process.terminationStatus,
+            stdout: outData.wait(),
+            stderr: String(decoding: errData.wait(), as: UTF8.self)
+        )
     }
 }
 

@@ -14,10 +14,16 @@ import Testing
 
     @Test func theFlowHasTheAdvertisedMix() throws {
         let dir = try TemporaryDirectory()
-        #expect(try CastleProcess.run(["generate", "orders", "--seed", "9", "--count", "100000", "-o", dir.path("day.ndjson")]).status == 0)
+        #expect(
+            try CastleProcess.run([
+                "generate", "orders", "--seed", "9", "--count", "100000", "-o", dir.path("day.ndjson"),
+            ]).status == 0
+        )
         #expect(try CastleProcess.run(["generate", "instruments", "-o", dir.path("i.ndjson")]).status == 0)
         let lines = try dir.read("day.ndjson").split(separator: "\n")
-        func share(_ needle: String) -> Double { Double(lines.filter { $0.contains(needle) }.count) / Double(lines.count) }
+        func share(_ needle: String) -> Double {
+            Double(lines.filter { $0.contains(needle) }.count) / Double(lines.count)
+        }
         let news = share("\"op\":\"new\"")
         #expect(news > 0.4 && news < 0.65)
         #expect(share("\"op\":\"cancel\"") > 0.3)
@@ -25,9 +31,17 @@ import Testing
         let ioc = Double(lines.filter { $0.contains("\"tif\":\"ioc\"") }.count) / (news * Double(lines.count))
         #expect(ioc > 0.12 && ioc < 0.18, "about 15% of new orders are IOC: \(ioc)")
         #expect(share("\"type\":\"market\"") > 0)
-        #expect(Set(lines.compactMap { $0.components(separatedBy: "\"symbol\":\"").dropFirst().first?.prefix(while: { $0 != "\"" }) }).count == 4)
+        #expect(
+            Set(
+                lines.compactMap {
+                    $0.components(separatedBy: "\"symbol\":\"").dropFirst().first?.prefix(while: { $0 != "\"" })
+                }
+            ).count == 4
+        )
         // Every generated command fits the instruments: nothing is rejected as invalid.
-        let matched = try CastleProcess.run(["match", "-q", "--strict", "-i", dir.path("day.ndjson"), "--instruments", dir.path("i.ndjson")])
+        let matched = try CastleProcess.run([
+            "match", "-q", "--strict", "-i", dir.path("day.ndjson"), "--instruments", dir.path("i.ndjson"),
+        ])
         #expect(matched.status == 0, "\(matched.stderr)")
         let trades = matched.lines.filter { $0.contains("\"event\":\"trade\"") }.count
         #expect(trades > 5_000, "the flow trades: \(trades)")

@@ -35,7 +35,9 @@ import Testing
     @Test func fileToFileGivesTheContractsEventsAndBook() throws {
         let dir = try TemporaryDirectory()
         let input = try dir.write("in.ndjson", Self.stream)
-        let result = try CastleProcess.run(["match", "-i", input, "-o", dir.path("out.ndjson"), "--book-out", dir.path("book.json")])
+        let result = try CastleProcess.run([
+            "match", "-i", input, "-o", dir.path("out.ndjson"), "--book-out", dir.path("book.json"),
+        ])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(try dir.read("out.ndjson") == Self.expectedEvents)
         #expect(try dir.read("book.json") == "{\"BTC-USD\": {\"bids\": [[\"100\", [[5, \"1\"]]]], \"asks\": []}}\n")
@@ -58,7 +60,10 @@ import Testing
         let gz = try CastleProcess.run(["match", "-q", "-i", dir.path("in.gz")])
         #expect(gz.status == 0, "\(gz.stderr)")
         #expect(gz.stdoutText == Self.expectedEvents)
-        let piped = try CastleProcess.run(["match", "-q"], stdin: try Data(contentsOf: URL(fileURLWithPath: dir.path("in.gz"))))
+        let piped = try CastleProcess.run(
+            ["match", "-q"],
+            stdin: try Data(contentsOf: URL(fileURLWithPath: dir.path("in.gz")))
+        )
         #expect(piped.stdoutText == Self.expectedEvents, "compressed stdin is recognised too")
         if (try? CastleProcess.shell(["/bin/sh", "-c", "command -v zstd"]))?.status == 0 {
             _ = try CastleProcess.shell(["/bin/sh", "-c", "zstd -q -c '\(plain)' > '\(dir.path("in.zst"))'"])
@@ -71,7 +76,9 @@ import Testing
         let dir = try TemporaryDirectory()
         let generated = try CastleProcess.run(["generate", "orders", "--count", "20000", "-o", dir.path("day.ndjson")])
         #expect(generated.status == 0)
-        _ = try CastleProcess.shell(["/bin/sh", "-c", "gzip -c '\(dir.path("day.ndjson"))' | head -c 20000 > '\(dir.path("cut.gz"))'"])
+        _ = try CastleProcess.shell([
+            "/bin/sh", "-c", "gzip -c '\(dir.path("day.ndjson"))' | head -c 20000 > '\(dir.path("cut.gz"))'",
+        ])
         let result = try CastleProcess.run(["match", "-i", dir.path("cut.gz"), "-o", dir.path("out.ndjson")])
         #expect(result.status == 65)
         #expect(result.stderr.contains(dir.path("cut.gz")), "names the file: \(result.stderr)")
@@ -89,15 +96,25 @@ import Testing
 
     @Test func strictStopsOnInvalidFieldsToo() throws {
         let result = try CastleProcess.run(
-            ["match", "--strict"], stdin: Data("{\"op\":\"new\",\"id\":1,\"symbol\":\"X\",\"side\":\"up\",\"price\":\"1\",\"qty\":\"1\"}\n".utf8))
+            ["match", "--strict"],
+            stdin: Data(
+                "{\"op\":\"new\",\"id\":1,\"symbol\":\"X\",\"side\":\"up\",\"price\":\"1\",\"qty\":\"1\"}\n".utf8
+            )
+        )
         #expect(result.status == 65)
         #expect(result.stderr.contains("<stdin>:1: invalid (side is not buy or sell)"), "\(result.stderr)")
     }
 
     @Test func unknownOrdersAreNotInputErrorsEvenWhenStrict() throws {
-        let result = try CastleProcess.run(["match", "--strict", "-q"], stdin: Data("{\"op\":\"cancel\",\"id\":9}\n".utf8))
+        let result = try CastleProcess.run(
+            ["match", "--strict", "-q"],
+            stdin: Data("{\"op\":\"cancel\",\"id\":9}\n".utf8)
+        )
         #expect(result.status == 0)
-        #expect(result.stdoutText == "{\"seq\":1,\"event\":\"rejected\",\"op\":\"cancel\",\"id\":9,\"reason\":\"unknown_order\",\"line\":1}\n")
+        #expect(
+            result.stdoutText
+                == "{\"seq\":1,\"event\":\"rejected\",\"op\":\"cancel\",\"id\":9,\"reason\":\"unknown_order\",\"line\":1}\n"
+        )
     }
 
     @Test func unreadableInputExits66WithThePath() throws {
@@ -107,7 +124,10 @@ import Testing
     }
 
     @Test func uncreatableOutputExits73() throws {
-        let result = try CastleProcess.run(["match", "-o", "/nonexistent/dir/out.ndjson"], stdin: Data(Self.stream.utf8))
+        let result = try CastleProcess.run(
+            ["match", "-o", "/nonexistent/dir/out.ndjson"],
+            stdin: Data(Self.stream.utf8)
+        )
         #expect(result.status == 73)
         #expect(result.stderr.contains("/nonexistent/dir/out.ndjson"))
     }
@@ -130,17 +150,38 @@ import Testing
         #expect(result.status == 0, "\(result.stderr)")
         let out = result.lines
         #expect(out.count == 11)
-        let reasons = out.prefix(10).map { line in line.components(separatedBy: "\"reason\":\"")[1].prefix(while: { $0 != "\"" }) }
-        #expect(reasons == ["invalid", "invalid", "invalid", "invalid", "invalid", "invalid", "invalid", "invalid", "malformed", "malformed"])
-        #expect(out[1] == #"{"seq":2,"event":"rejected","op":"new","reason":"invalid","line":2}"#, "an id that cannot be read is not echoed")
-        #expect(out[10] == #"{"seq":11,"event":"accepted","id":9,"symbol":"X","side":"buy"}"#, "Int64.max at 8 decimals is accepted")
+        let reasons = out.prefix(10).map { line in
+            line.components(separatedBy: "\"reason\":\"")[1].prefix(while: { $0 != "\"" })
+        }
+        #expect(
+            reasons == [
+                "invalid", "invalid", "invalid", "invalid", "invalid", "invalid", "invalid", "invalid", "malformed",
+                "malformed",
+            ]
+        )
+        #expect(
+            out[1] == #"{"seq":2,"event":"rejected","op":"new","reason":"invalid","line":2}"#,
+            "an id that cannot be read is not echoed"
+        )
+        #expect(
+            out[10] == #"{"seq":11,"event":"accepted","id":9,"symbol":"X","side":"buy"}"#,
+            "Int64.max at 8 decimals is accepted"
+        )
     }
 
     @Test func sameInputGivesByteIdenticalOutput() throws {
         let dir = try TemporaryDirectory()
-        #expect(try CastleProcess.run(["generate", "orders", "--seed", "11", "--count", "30000", "-o", dir.path("day.ndjson")]).status == 0)
-        let first = try CastleProcess.run(["match", "-q", "-i", dir.path("day.ndjson"), "--book-out", dir.path("b1.json")])
-        let second = try CastleProcess.run(["match", "-q", "-i", dir.path("day.ndjson"), "--book-out", dir.path("b2.json")])
+        #expect(
+            try CastleProcess.run([
+                "generate", "orders", "--seed", "11", "--count", "30000", "-o", dir.path("day.ndjson"),
+            ]).status == 0
+        )
+        let first = try CastleProcess.run([
+            "match", "-q", "-i", dir.path("day.ndjson"), "--book-out", dir.path("b1.json"),
+        ])
+        let second = try CastleProcess.run([
+            "match", "-q", "-i", dir.path("day.ndjson"), "--book-out", dir.path("b2.json"),
+        ])
         #expect(first.status == 0 && second.status == 0)
         #expect(first.stdout.count > 1_000_000)
         #expect(first.stdout == second.stdout)
@@ -160,22 +201,32 @@ import Testing
         let result = try CastleProcess.run(["match", "--instruments", instruments], stdin: Data(stream.utf8))
         #expect(result.status == 0)
         #expect(result.lines.map { $0.contains("\"reason\":\"invalid\"") } == [false, true, true, true, true])
-        #expect(result.stderr.contains("<stdin>:2: invalid (price is not a multiple of the tick size)"), "\(result.stderr)")
-        let strict = try CastleProcess.run(["match", "--strict", "--instruments", instruments], stdin: Data(stream.utf8))
+        #expect(
+            result.stderr.contains("<stdin>:2: invalid (price is not a multiple of the tick size)"),
+            "\(result.stderr)"
+        )
+        let strict = try CastleProcess.run(
+            ["match", "--strict", "--instruments", instruments],
+            stdin: Data(stream.utf8)
+        )
         #expect(strict.status == 65)
         #expect(strict.stderr.contains("<stdin>:2: invalid (price is not a multiple of the tick size)"))
     }
 
     @Test func aBadInstrumentsFileNamesItsLine() throws {
         let dir = try TemporaryDirectory()
-        let instruments = try dir.write("i.ndjson", #"{"symbol":"A","tick":"0.5","lot":"1"}"# + "\n" + #"{"symbol":"B","tick":"0","lot":"1"}"# + "\n")
+        let instruments = try dir.write(
+            "i.ndjson",
+            #"{"symbol":"A","tick":"0.5","lot":"1"}"# + "\n" + #"{"symbol":"B","tick":"0","lot":"1"}"# + "\n"
+        )
         let result = try CastleProcess.run(["match", "--instruments", instruments], stdin: Data())
         #expect(result.status == 65)
         #expect(result.stderr.contains("\(instruments):2: tick must be a positive decimal"), "\(result.stderr)")
     }
 
     @Test func aClosedPipeEndsQuietly() throws {
-        let command = "set -o pipefail; '\(CastleProcess.binary)' generate orders --count 2000000 | '\(CastleProcess.binary)' match -q | head -n 1"
+        let command =
+            "set -o pipefail; '\(CastleProcess.binary)' generate orders --count 2000000 | '\(CastleProcess.binary)' match -q | head -n 1"
         let result = try CastleProcess.shell(["/bin/bash", "-c", command])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.lines.count == 1)
@@ -198,7 +249,8 @@ import Testing
         let dir = try TemporaryDirectory()
         let fifo = dir.path("events.fifo")
         #expect(try CastleProcess.shell(["/usr/bin/mkfifo", fifo]).status == 0)
-        let command = "cat '\(fifo)' > '\(dir.path("copy.ndjson"))' & '\(CastleProcess.binary)' match -q -o '\(fifo)'; wait"
+        let command =
+            "cat '\(fifo)' > '\(dir.path("copy.ndjson"))' & '\(CastleProcess.binary)' match -q -o '\(fifo)'; wait"
         let result = try CastleProcess.shell(["/bin/bash", "-c", command], stdin: Data(MatchCLITests.stream.utf8))
         #expect(result.status == 0, "\(result.stderr)")
         #expect(try dir.read("copy.ndjson") == MatchCLITests.expectedEvents)

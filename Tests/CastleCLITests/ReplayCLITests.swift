@@ -27,7 +27,8 @@ enum SharedData {
 struct LobsterReplayCLITests {
     @Test func aFullDayVerifiesRowForRow() throws {
         let result = try CastleProcess.run([
-            "replay", "-i", SharedData.file(SharedData.googMessages), "--orderbook", SharedData.file(SharedData.googBook),
+            "replay", "-i", SharedData.file(SharedData.googMessages), "--orderbook",
+            SharedData.file(SharedData.googBook),
             "--verify", "--stats",
         ])
         #expect(result.status == 0, "\(result.stderr)")
@@ -39,7 +40,8 @@ struct LobsterReplayCLITests {
     /// Snapshots after every event, in LOBSTER's layout, reproduce the orderbook file itself.
     @Test func eventSnapshotsReproduceTheOrderbookFile() throws {
         let result = try CastleProcess.run([
-            "replay", "-q", "-i", SharedData.file(SharedData.aaplMessages), "--orderbook", SharedData.file(SharedData.aaplBook),
+            "replay", "-q", "-i", SharedData.file(SharedData.aaplMessages), "--orderbook",
+            SharedData.file(SharedData.aaplBook),
             "--snapshots", "10@event", "--format", "csv",
         ])
         #expect(result.status == 0, "\(result.stderr)")
@@ -53,12 +55,17 @@ struct LobsterReplayCLITests {
             if field == "9999999999" || field == "-9999999999" { return String(field) }
             let parts = field.split(separator: ".", omittingEmptySubsequences: false)
             let fraction = parts.count == 2 ? String(parts[1]) : ""
-            return String(Int(parts[0])! * 10_000 + (fraction.isEmpty ? 0 : Int(fraction.padding(toLength: 4, withPad: "0", startingAt: 0))!))
+            return String(
+                Int(parts[0])! * 10_000
+                    + (fraction.isEmpty ? 0 : Int(fraction.padding(toLength: 4, withPad: "0", startingAt: 0))!)
+            )
         }
         var mismatches = 0
         for (row, want) in zip(rows, expected) {
             let fields = row.split(separator: ",", omittingEmptySubsequences: false).dropFirst()
-            let converted = fields.enumerated().map { $0.offset % 2 == 0 ? lobsterUnits($0.element) : String($0.element) }
+            let converted = fields.enumerated().map {
+                $0.offset % 2 == 0 ? lobsterUnits($0.element) : String($0.element)
+            }
             if converted.joined(separator: ",") != want { mismatches += 1 }
         }
         #expect(mismatches == 0)
@@ -66,7 +73,9 @@ struct LobsterReplayCLITests {
 
     @Test func aDisagreeingRowFailsVerificationWithItsLine() throws {
         let dir = try TemporaryDirectory()
-        var rows = try String(contentsOfFile: SharedData.file(SharedData.aaplBook), encoding: .utf8).split(separator: "\n").map(String.init)
+        var rows = try String(contentsOfFile: SharedData.file(SharedData.aaplBook), encoding: .utf8).split(
+            separator: "\n"
+        ).map(String.init)
         var fields = rows[499].split(separator: ",").map(String.init)
         fields[1] = String(Int(fields[1])! + 1)  // one more share at the best ask of row 500
         rows[499] = fields.joined(separator: ",")
@@ -76,12 +85,19 @@ struct LobsterReplayCLITests {
             "-o", dir.path("trades.ndjson"),
         ])
         #expect(result.status == 65)
-        #expect(result.stderr.contains("verify: 997 rows equal / 998 rows compared; first disagreement at orderbook line 500"), "\(result.stderr)")
+        #expect(
+            result.stderr.contains(
+                "verify: 997 rows equal / 998 rows compared; first disagreement at orderbook line 500"
+            ),
+            "\(result.stderr)"
+        )
     }
 
     @Test func garbledAndTruncatedFilesNameLineAndColumn() throws {
         let dir = try TemporaryDirectory()
-        let good = try String(contentsOfFile: SharedData.file(SharedData.aaplMessages), encoding: .utf8).split(separator: "\n")
+        let good = try String(contentsOfFile: SharedData.file(SharedData.aaplMessages), encoding: .utf8).split(
+            separator: "\n"
+        )
         var garbled = Array(good.prefix(20)).map(String.init)
         garbled[11] = "34200.5,1,123,abc,5859400,1"
         let path = try dir.write("X_message_10.csv", garbled.joined(separator: "\n") + "\n")
@@ -98,7 +114,8 @@ struct LobsterReplayCLITests {
     @Test func barsAndChart() throws {
         let dir = try TemporaryDirectory()
         let result = try CastleProcess.run([
-            "replay", "-i", SharedData.file(SharedData.googMessages), "--orderbook", SharedData.file(SharedData.googBook),
+            "replay", "-i", SharedData.file(SharedData.googMessages), "--orderbook",
+            SharedData.file(SharedData.googBook),
             "--bars", "5m", "--format", "csv", "-o", dir.path("bars.csv"), "--chart", dir.path("day.svg"), "--checksum",
         ])
         #expect(result.status == 0, "\(result.stderr)")
@@ -111,10 +128,13 @@ struct LobsterReplayCLITests {
         #expect(svg.hasPrefix("<svg") || svg.hasPrefix("<?xml"))
         #expect(svg.contains("GOOG"))
         let again = try CastleProcess.run([
-            "replay", "-q", "-i", SharedData.file(SharedData.googMessages), "--orderbook", SharedData.file(SharedData.googBook),
+            "replay", "-q", "-i", SharedData.file(SharedData.googMessages), "--orderbook",
+            SharedData.file(SharedData.googBook),
             "--bars", "5m", "--format", "csv", "--checksum",
         ])
-        let sum = { (text: String) in text.split(separator: "\n").first { $0.hasPrefix("sha256:") }?.split(separator: " ").first }
+        let sum = { (text: String) in
+            text.split(separator: "\n").first { $0.hasPrefix("sha256:") }?.split(separator: " ").first
+        }
         #expect(sum(result.stderr) != nil)
         #expect(sum(result.stderr) == sum(again.stderr), "same input, same bytes")
     }
@@ -134,12 +154,17 @@ struct LobsterReplayCLITests {
         let trades = try CastleProcess.run(["replay", "-q", "--format", "csv"], stdin: Data(Self.day.utf8))
         #expect(trades.status == 0, "\(trades.stderr)")
         #expect(trades.lines.count == 4, "header and three trades: \(trades.stdoutText)")
-        let bars = try CastleProcess.run(["replay", "-q", "--bars", "1m", "--format", "csv"], stdin: Data(Self.day.utf8))
-        #expect(bars.lines == [
-            "start_ns,open,high,low,close,volume,vwap,trades",
-            "0,101,101,101,101,2,101,1",
-            "60000000000,101,102,101,102,6,101.5,2",
-        ])
+        let bars = try CastleProcess.run(
+            ["replay", "-q", "--bars", "1m", "--format", "csv"],
+            stdin: Data(Self.day.utf8)
+        )
+        #expect(
+            bars.lines == [
+                "start_ns,open,high,low,close,volume,vwap,trades",
+                "0,101,101,101,101,2,101,1",
+                "60000000000,101,102,101,102,6,101.5,2",
+            ]
+        )
     }
 
     /// The user's order queues behind the recorded one at the same price, in strict FIFO.
@@ -148,19 +173,25 @@ struct LobsterReplayCLITests {
         let mine = try dir.write(
             "mine.ndjson",
             #"{"op":"new","id":1,"symbol":"X","side":"sell","price":"101","qty":"4","ts":1500000000}"# + "\n"
-                + #"{"op":"new","id":2,"symbol":"X","side":"buy","price":"90","qty":"1","ts":1500000000}"# + "\n")
+                + #"{"op":"new","id":2,"symbol":"X","side":"buy","price":"90","qty":"1","ts":1500000000}"# + "\n"
+        )
         let result = try CastleProcess.run(["replay", "-q", "--inject", mine], stdin: Data(Self.day.utf8))
         #expect(result.status == 0, "\(result.stderr)")
         // Recorded order 1 (5 @ 101) is ahead: buy 2 @ 101 at 3 s takes 2 of it; buy 6 @ 102 at 61 s takes
         // its last 3, then 3 of ours (our 4 @ 101), then none of 102.
-        #expect(result.lines == [
-            #"{"id":1,"symbol":"X","side":"sell","price":"101","qty":"4","filled":"3","unfilled":"1","avg_price":"101","fills":1,"time_to_first_fill_ns":59500000000,"time_to_fill_ns":null,"status":"partial","reason":null}"#,
-            #"{"id":2,"symbol":"X","side":"buy","price":"90","qty":"1","filled":"0","unfilled":"1","avg_price":null,"fills":0,"time_to_first_fill_ns":null,"time_to_fill_ns":null,"status":"open","reason":null}"#,
-        ])
+        #expect(
+            result.lines == [
+                #"{"id":1,"symbol":"X","side":"sell","price":"101","qty":"4","filled":"3","unfilled":"1","avg_price":"101","fills":1,"time_to_first_fill_ns":59500000000,"time_to_fill_ns":null,"status":"partial","reason":null}"#,
+                #"{"id":2,"symbol":"X","side":"buy","price":"90","qty":"1","filled":"0","unfilled":"1","avg_price":null,"fills":0,"time_to_first_fill_ns":null,"time_to_fill_ns":null,"status":"open","reason":null}"#,
+            ]
+        )
     }
 
     @Test func theWindowLimitsWhatIsReported() throws {
-        let result = try CastleProcess.run(["replay", "-q", "--from", "00:00:02.5", "--to", "00:01:30"], stdin: Data(Self.day.utf8))
+        let result = try CastleProcess.run(
+            ["replay", "-q", "--from", "00:00:02.5", "--to", "00:01:30"],
+            stdin: Data(Self.day.utf8)
+        )
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.lines.count == 3, "the trades at 3 s and 61 s: \(result.stdoutText)")
         let early = try CastleProcess.run(["replay", "-q", "--to", "00:00:02.5"], stdin: Data(Self.day.utf8))
@@ -169,25 +200,32 @@ struct LobsterReplayCLITests {
 
     @Test func severalSymbolsNeedAChoice() throws {
         let dir = try TemporaryDirectory()
-        #expect(try CastleProcess.run(["generate", "orders", "--count", "2000", "-o", dir.path("day.ndjson")]).status == 0)
+        #expect(
+            try CastleProcess.run(["generate", "orders", "--count", "2000", "-o", dir.path("day.ndjson")]).status == 0
+        )
         let result = try CastleProcess.run(["replay", "-i", dir.path("day.ndjson"), "-o", dir.path("out")])
         #expect(result.status == 64)
         #expect(result.stderr.contains("--symbols"))
         #expect(try dir.contents() == ["day.ndjson"])
-        let chosen = try CastleProcess.run(["replay", "-q", "-i", dir.path("day.ndjson"), "--symbols", "ETH-USD", "--stats"])
+        let chosen = try CastleProcess.run([
+            "replay", "-q", "-i", dir.path("day.ndjson"), "--symbols", "ETH-USD", "--stats",
+        ])
         #expect(chosen.status == 0, "\(chosen.stderr)")
         #expect(chosen.stdoutText.contains("\"symbol\": \"ETH-USD\""))
     }
 
     @Test func aClosedPipeEndsQuietly() throws {
-        let command = "set -o pipefail; '\(CastleProcess.binary)' generate orders --count 300000 | '\(CastleProcess.binary)' replay -q --symbols BTC-USD | head -n 1"
+        let command =
+            "set -o pipefail; '\(CastleProcess.binary)' generate orders --count 300000 | '\(CastleProcess.binary)' replay -q --symbols BTC-USD | head -n 1"
         let result = try CastleProcess.shell(["/bin/bash", "-c", command])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.lines.count == 1)
     }
 
     @Test func badOptionsAreUsageErrors() throws {
-        for args in [["--snapshots", "ten"], ["--bars", "1 minute"], ["--speed", "fast"], ["--from", "9.30"], ["--verify"]] {
+        for args in [
+            ["--snapshots", "ten"], ["--bars", "1 minute"], ["--speed", "fast"], ["--from", "9.30"], ["--verify"],
+        ] {
             let result = try CastleProcess.run(["replay", "-q"] + args, stdin: Data(Self.day.utf8))
             #expect(result.status == 64, "\(args): \(result.stderr)")
         }

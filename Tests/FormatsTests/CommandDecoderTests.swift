@@ -68,8 +68,12 @@ func newLine(_ overrides: [String: String] = [:], dropping: Set<String> = []) ->
         Case(#"{"op":"cancel","id":"x","foo":1}"#, .cancel, nil, .invalid, .unknownField),
         Case(#"{"op":"cancel","id":3,"ts":1,"ts":2}"#, .cancel, 3, .invalid, .duplicateField),
         Case(
-            #"{"op":"new","id":5,"symbol":"BTC-USD","side":"buy","price":"101.25","qty":"2","qty":"1"}"#, .new, 5,
-            .invalid, .duplicateField),
+            #"{"op":"new","id":5,"symbol":"BTC-USD","side":"buy","price":"101.25","qty":"2","qty":"1"}"#,
+            .new,
+            5,
+            .invalid,
+            .duplicateField
+        ),
         // op.
         Case(#"{"id":3}"#, nil, 3, .invalid, .missingOp),
         Case(#"{"op":"explode","id":3}"#, nil, 3, .invalid, .unknownOp),
@@ -156,7 +160,8 @@ func newLine(_ overrides: [String: String] = [:], dropping: Set<String> = []) ->
         }
         #expect(
             decode(newLine(["symbol": #""B""#]), with: &decoder)
-                == .rejected(op: .new, id: 5, reason: .invalid, detail: .tooManySymbols))
+                == .rejected(op: .new, id: 5, reason: .invalid, detail: .tooManySymbols)
+        )
     }
 
     @Test func tooManyAccounts() {
@@ -170,17 +175,20 @@ func newLine(_ overrides: [String: String] = [:], dropping: Set<String> = []) ->
         }
         #expect(
             decode(newLine(["account": #""c""#]), with: &decoder)
-                == .rejected(op: .new, id: 5, reason: .invalid, detail: .tooManyAccounts))
+                == .rejected(op: .new, id: 5, reason: .invalid, detail: .tooManyAccounts)
+        )
     }
 
     @Test func firstProblemWins() {
         // Unknown field before a bad side: the unknown field is reported.
         #expect(
             decode(newLine(["zzz": "1", "side": #""up""#]))
-                == .rejected(op: .new, id: 5, reason: .invalid, detail: .unknownField))
+                == .rejected(op: .new, id: 5, reason: .invalid, detail: .unknownField)
+        )
         // Bad id before a missing symbol.
         #expect(
-            decode(#"{"op":"new","id":"5"}"#) == .rejected(op: .new, id: nil, reason: .invalid, detail: .badID))
+            decode(#"{"op":"new","id":"5"}"#) == .rejected(op: .new, id: nil, reason: .invalid, detail: .badID)
+        )
     }
 }
 
@@ -192,9 +200,21 @@ func newLine(_ overrides: [String: String] = [:], dropping: Set<String> = []) ->
             decode(line, line: 17)
                 == .command(
                     Command(
-                        op: .new, id: 42, symbol: 0, side: .sell, type: .limit, tif: .postOnly, stp: .cancelBoth,
-                        account: 1, price: FixedDecimal(mantissa: 10125, scale: 2), qty: FixedDecimal(mantissa: 5, scale: 1),
-                        ts: 1_700_000_000_000_000_000, line: 17)))
+                        op: .new,
+                        id: 42,
+                        symbol: 0,
+                        side: .sell,
+                        type: .limit,
+                        tif: .postOnly,
+                        stp: .cancelBoth,
+                        account: 1,
+                        price: FixedDecimal(mantissa: 10125, scale: 2),
+                        qty: FixedDecimal(mantissa: 5, scale: 1),
+                        ts: 1_700_000_000_000_000_000,
+                        line: 17
+                    )
+                )
+        )
     }
 
     @Test func defaults() {
@@ -202,7 +222,9 @@ func newLine(_ overrides: [String: String] = [:], dropping: Set<String> = []) ->
         #expect(
             decode(newLine(), line: 3)
                 == .command(
-                    .new(id: 5, symbol: 0, side: .buy, price: dec("101.25"), qty: dec("2"), line: 3)))
+                    .new(id: 5, symbol: 0, side: .buy, price: dec("101.25"), qty: dec("2"), line: 3)
+                )
+        )
     }
 
     @Test func fieldOrderAndWhitespaceDoNotMatter() {
@@ -273,9 +295,13 @@ func newLine(_ overrides: [String: String] = [:], dropping: Set<String> = []) ->
     }
 
     @Test func marketOrderWithoutPrice() {
-        let decoded = decode(#"{"op":"new","id":9,"symbol":"ETH-USD","side":"sell","type":"market","qty":"3"}"#, line: 2)
+        let decoded = decode(
+            #"{"op":"new","id":9,"symbol":"ETH-USD","side":"sell","type":"market","qty":"3"}"#,
+            line: 2
+        )
         #expect(
-            decoded == .command(.new(id: 9, symbol: 0, side: .sell, price: nil, qty: dec("3"), type: .market, line: 2)))
+            decoded == .command(.new(id: 9, symbol: 0, side: .sell, price: nil, qty: dec("3"), type: .market, line: 2))
+        )
     }
 
     @Test func marketOrderWithPriceIsLeftToTheEngine() {
@@ -293,17 +319,20 @@ func newLine(_ overrides: [String: String] = [:], dropping: Set<String> = []) ->
         #expect(decode(#"{"op":"cancel","id":7,"ts":0}"#) == .command(.cancel(id: 7, ts: 0, line: 1)))
         #expect(
             decode(#"{"op":"cancel","id":18446744073709551615,"ts":9223372036854775807}"#)
-                == .command(.cancel(id: UInt64.max, ts: Int64.max, line: 1)))
+                == .command(.cancel(id: UInt64.max, ts: Int64.max, line: 1))
+        )
         #expect(decode(#"{"op":"cancel","id":0}"#) == .command(.cancel(id: 0, line: 1)))
     }
 
     @Test func amend() {
         #expect(
-            decode(#"{"op":"amend","id":8,"price":"99.5"}"#) == .command(.amend(id: 8, price: dec("99.5"), line: 1)))
+            decode(#"{"op":"amend","id":8,"price":"99.5"}"#) == .command(.amend(id: 8, price: dec("99.5"), line: 1))
+        )
         #expect(decode(#"{"op":"amend","id":8,"qty":"0"}"#) == .command(.amend(id: 8, qty: dec("0"), line: 1)))
         #expect(
             decode(#"{"op":"amend","id":8,"price":1,"qty":"2.5","ts":9}"#)
-                == .command(.amend(id: 8, price: dec("1"), qty: dec("2.5"), ts: 9, line: 1)))
+                == .command(.amend(id: 8, price: dec("1"), qty: dec("2.5"), ts: 9, line: 1))
+        )
     }
 
     @Test func symbolInterning() {
@@ -348,7 +377,11 @@ func newLine(_ overrides: [String: String] = [:], dropping: Set<String> = []) ->
         #expect(account(#""bob/x""#) == 3)
         #expect(decoder.accounts.string(of: 3) == "bob/x")
         // Symbols and accounts are separate tables.
-        guard case .command(let command) = decode(newLine(["symbol": #""alice""#, "account": #""alice""#]), with: &decoder)
+        guard
+            case .command(let command) = decode(
+                newLine(["symbol": #""alice""#, "account": #""alice""#]),
+                with: &decoder
+            )
         else {
             Issue.record("rejected")
             return
@@ -366,6 +399,8 @@ func newLine(_ overrides: [String: String] = [:], dropping: Set<String> = []) ->
         #expect(
             decode(newLine(["account": #""z""#]), with: &decoder, line: 9)
                 == .command(
-                    .new(id: 5, symbol: 0, side: .buy, price: dec("101.25"), qty: dec("2"), account: 1, line: 9)))
+                    .new(id: 5, symbol: 0, side: .buy, price: dec("101.25"), qty: dec("2"), account: 1, line: 9)
+                )
+        )
     }
 }

@@ -32,43 +32,78 @@ func writeEvents(_ events: [Event]) throws -> (text: String, seq: UInt64) {
                 {"seq":1,"event":"accepted","id":17,"symbol":"BTC-USD","side":"buy"}
                 {"seq":2,"event":"accepted","id":9,"symbol":"we\\"ird\\\\sym","side":"sell","ts":1700000000000000001}
 
-                """)
+                """
+        )
         #expect(seq == 2)
     }
 
     @Test func tradeWithInstrumentDecimalsAndAccounts() throws {
         let trade = Trade(
-            symbol: 0, price: 10125, qty: 5000, maker: 9, taker: 17, side: .buy, makerAccount: 1, takerAccount: 2)
+            symbol: 0,
+            price: 10125,
+            qty: 5000,
+            maker: 9,
+            taker: 17,
+            side: .buy,
+            makerAccount: 1,
+            takerAccount: 2
+        )
         let (text, _) = try writeEvents([.trade(trade, ts: 5)])
         #expect(
             text
                 == #"{"seq":1,"event":"trade","symbol":"BTC-USD","price":"101.25","qty":"0.5","maker":9,"taker":17,"side":"buy","maker_account":"alice","taker_account":"bob","ts":5}"#
-                + "\n")
+                + "\n"
+        )
     }
 
     @Test func tradeUnrestrictedWithoutAccounts() throws {
         let trade = Trade(
-            symbol: 1, price: 150_000_000, qty: 200_000_000, maker: 1, taker: 2, side: .sell, makerAccount: .none,
-            takerAccount: .none)
+            symbol: 1,
+            price: 150_000_000,
+            qty: 200_000_000,
+            maker: 1,
+            taker: 2,
+            side: .sell,
+            makerAccount: .none,
+            takerAccount: .none
+        )
         let (text, _) = try writeEvents([.trade(trade, ts: nil)])
         #expect(
             text
                 == #"{"seq":1,"event":"trade","symbol":"we\"ird\\sym","price":"1.5","qty":"2","maker":1,"taker":2,"side":"sell"}"#
-                + "\n")
+                + "\n"
+        )
     }
 
     @Test func tradeWithOneAccount() throws {
         let onlyTaker = Trade(
-            symbol: 0, price: 100, qty: 1, maker: 3, taker: 4, side: .sell, makerAccount: .none, takerAccount: 2)
+            symbol: 0,
+            price: 100,
+            qty: 1,
+            maker: 3,
+            taker: 4,
+            side: .sell,
+            makerAccount: .none,
+            takerAccount: 2
+        )
         let onlyMaker = Trade(
-            symbol: 0, price: 100, qty: 1, maker: 3, taker: 4, side: .sell, makerAccount: 1, takerAccount: .none)
+            symbol: 0,
+            price: 100,
+            qty: 1,
+            maker: 3,
+            taker: 4,
+            side: .sell,
+            makerAccount: 1,
+            takerAccount: .none
+        )
         let (text, _) = try writeEvents([.trade(onlyTaker, ts: nil), .trade(onlyMaker, ts: 0)])
         #expect(
             text == """
                 {"seq":1,"event":"trade","symbol":"BTC-USD","price":"1","qty":"0.0001","maker":3,"taker":4,"side":"sell","taker_account":"bob"}
                 {"seq":2,"event":"trade","symbol":"BTC-USD","price":"1","qty":"0.0001","maker":3,"taker":4,"side":"sell","maker_account":"alice","ts":0}
 
-                """)
+                """
+        )
     }
 
     @Test func canceledWithEveryReason() throws {
@@ -87,7 +122,8 @@ func writeEvents(_ events: [Event]) throws -> (text: String, seq: UInt64) {
                 {"seq":6,"event":"canceled","id":5,"qty":"1.25","reason":"stp"}
                 {"seq":7,"event":"canceled","id":9,"qty":"0.00000001","reason":"user"}
 
-                """)
+                """
+        )
         #expect(seq == 7)
     }
 
@@ -101,7 +137,8 @@ func writeEvents(_ events: [Event]) throws -> (text: String, seq: UInt64) {
                 {"seq":1,"event":"amended","id":9,"price":"101","qty":"1","ts":7}
                 {"seq":2,"event":"amended","id":18446744073709551615,"price":"123.456789","qty":"0.00000001"}
 
-                """)
+                """
+        )
     }
 
     @Test func rejected() throws {
@@ -122,7 +159,8 @@ func writeEvents(_ events: [Event]) throws -> (text: String, seq: UInt64) {
                 {"seq":5,"event":"rejected","op":"new","id":1,"reason":"duplicate_id","line":7,"ts":0}
                 {"seq":6,"event":"rejected","op":"amend","id":2,"reason":"invalid","line":8}
 
-                """)
+                """
+        )
     }
 
     @Test func seqIsDenseFromOneAcrossManyEvents() throws {
@@ -163,7 +201,8 @@ func writeEvents(_ events: [Event]) throws -> (text: String, seq: UInt64) {
                 {"seq":2,"event":"accepted","id":2,"symbol":"B","side":"sell"}
                 {"seq":3,"event":"accepted","id":3,"symbol":"A","side":"sell"}
 
-                """)
+                """
+        )
     }
 
     @Test func controlCharactersInNamesAreEscaped() throws {
@@ -176,6 +215,8 @@ func writeEvents(_ events: [Event]) throws -> (text: String, seq: UInt64) {
         writer.syncNames(symbols: symbols, accounts: NameTable(firstID: 1))
         try writer.write(.accepted(id: 1, symbol: 0, side: .buy, ts: nil))
         try sink.commit()
-        #expect(readText(path) == #"{"seq":1,"event":"accepted","id":1,"symbol":"a\u0001b\u0009c","side":"buy"}"# + "\n")
+        #expect(
+            readText(path) == #"{"seq":1,"event":"accepted","id":1,"symbol":"a\u0001b\u0009c","side":"buy"}"# + "\n"
+        )
     }
 }

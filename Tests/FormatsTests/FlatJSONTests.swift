@@ -25,8 +25,12 @@ func scan(_ text: String) -> (ok: Bool, members: [Member]) {
         FlatJSON.scan(buffer) { key, value in
             members.append(
                 Member(
-                    String(decoding: key.bytes, as: UTF8.self), value.kind, String(decoding: value.bytes, as: UTF8.self),
-                    keyKind: key.kind))
+                    String(decoding: key.bytes, as: UTF8.self),
+                    value.kind,
+                    String(decoding: value.bytes, as: UTF8.self),
+                    keyKind: key.kind
+                )
+            )
         }
     }
     return (ok, members)
@@ -61,7 +65,8 @@ func decodedFirstValue(_ text: String) -> (ok: Bool, bytes: [UInt8])? {
                 Member("b", .other, "false"),
                 Member("c", .other, "null"),
                 Member("s", .string, ""),
-            ])
+            ]
+        )
     }
 
     @Test func whitespaceEverywhere() {

@@ -59,7 +59,8 @@ import Testing
                 ReadLine("12345678", 4),  // exactly the limit
                 ReadLine("", 5, tooLong: true),  // one over
                 ReadLine("last", 6),
-            ])
+            ]
+        )
     }
 
     @Test func tooLongLastLineWithoutNewline() throws {
@@ -93,7 +94,8 @@ import Testing
                 ReadLine("", 4, tooLong: true),
                 ReadLine("{\"op\":\"cancel\",\"id\":1}", 5),
                 ReadLine("", 6, tooLong: true),
-            ])
+            ]
+        )
     }
 
     /// Many lines of varying length across several buffer refills come back unchanged and numbered.
@@ -153,7 +155,9 @@ import Testing
         var out: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 100)
         while true {
-            let n = try chunk.withUnsafeMutableBytes { raw throws(CastleError) in try source.readBytes(into: raw.baseAddress!, count: 3) }
+            let n = try chunk.withUnsafeMutableBytes { raw throws(CastleError) in
+                try source.readBytes(into: raw.baseAddress!, count: 3)
+            }
             if n == 0 { break }
             out += chunk[0..<n]
         }

@@ -14,7 +14,8 @@ import Testing
               \t
             {"symbol":"DOGE-USD","tick":0.00001,"lot":1}\r
             {"symbol":"IDX","tick":"25","lot":"10","price_decimals":0,"qty_decimals":2}
-            """)
+            """
+        )
         var symbols = NameTable()
         _ = symbols.intern("ALREADY")
         let instruments = try InstrumentsFile.load(path: path, symbols: &symbols)
@@ -29,7 +30,8 @@ import Testing
                 2: Instrument(priceDecimals: 4, qtyDecimals: 3, tick: 500, lot: 1),
                 3: Instrument(priceDecimals: 5, qtyDecimals: 0, tick: 1, lot: 1),
                 4: Instrument(priceDecimals: 0, qtyDecimals: 2, tick: 25, lot: 1000),
-            ])
+            ]
+        )
     }
 
     @Test func trailingZerosInTickDoNotAddDecimals() throws {
@@ -50,7 +52,11 @@ import Testing
 
     static let bad: [Bad] = [
         Bad(content: #"{"tick":"0.01","lot":"1"}"#, line: 1, phrase: "missing symbol"),
-        Bad(content: "{\"symbol\":\"A\",\"tick\":\"1\",\"lot\":\"1\"}\n{\"tick\":\"1\",\"lot\":\"1\"}", line: 2, phrase: "missing symbol"),
+        Bad(
+            content: "{\"symbol\":\"A\",\"tick\":\"1\",\"lot\":\"1\"}\n{\"tick\":\"1\",\"lot\":\"1\"}",
+            line: 2,
+            phrase: "missing symbol"
+        ),
         Bad(content: #"{"symbol":"A","tick":"0","lot":"1"}"#, line: 1, phrase: "tick"),
         Bad(content: #"{"symbol":"A","tick":"0.00","lot":"1"}"#, line: 1, phrase: "tick"),
         Bad(content: #"{"symbol":"A","tick":"-0.01","lot":"1"}"#, line: 1, phrase: "tick"),
@@ -61,14 +67,21 @@ import Testing
         Bad(content: #"{"symbol":"A","tick":"1"}"#, line: 1, phrase: "lot"),
         Bad(content: #"{"symbol":"A","tick":"1","lot":"1","foo":2}"#, line: 1, phrase: #"unknown field "foo""#),
         Bad(
-            content: "{\"symbol\":\"A\",\"tick\":\"1\",\"lot\":\"1\"}\n\n{\"symbol\":\"A\",\"tick\":\"2\",\"lot\":\"1\"}",
-            line: 3, phrase: "symbol declared twice"),
+            content:
+                "{\"symbol\":\"A\",\"tick\":\"1\",\"lot\":\"1\"}\n\n{\"symbol\":\"A\",\"tick\":\"2\",\"lot\":\"1\"}",
+            line: 3,
+            phrase: "symbol declared twice"
+        ),
         Bad(
-            content: #"{"symbol":"A","tick":"0.001","lot":"1","price_decimals":2}"#, line: 1,
-            phrase: "tick has more decimals than price_decimals"),
+            content: #"{"symbol":"A","tick":"0.001","lot":"1","price_decimals":2}"#,
+            line: 1,
+            phrase: "tick has more decimals than price_decimals"
+        ),
         Bad(
-            content: #"{"symbol":"A","tick":"1","lot":"0.5","qty_decimals":0}"#, line: 1,
-            phrase: "lot has more decimals than qty_decimals"),
+            content: #"{"symbol":"A","tick":"1","lot":"0.5","qty_decimals":0}"#,
+            line: 1,
+            phrase: "lot has more decimals than qty_decimals"
+        ),
         Bad(content: #"{"symbol":"A","tick":"1","lot":"1","price_decimals":19}"#, line: 1, phrase: "decimals"),
         Bad(content: #"{"symbol":"A","tick":"1","lot":"1","qty_decimals":-1}"#, line: 1, phrase: "decimals"),
         Bad(content: #"{"symbol":"A","tick":"1","lot":"1","price_decimals":"2"}"#, line: 1, phrase: "price_decimals"),
@@ -85,7 +98,9 @@ import Testing
         let dir = TempDir()
         let path = dir.write("instruments.ndjson", c.content)
         var symbols = NameTable()
-        let error = expectCastleError { () throws(CastleError) in try InstrumentsFile.load(path: path, symbols: &symbols) }
+        let error = expectCastleError { () throws(CastleError) in
+            try InstrumentsFile.load(path: path, symbols: &symbols)
+        }
         #expect(error?.kind == .dataError)
         let message = error?.message ?? ""
         #expect(message.hasPrefix("\(path):\(c.line): "), "\(message)")
@@ -97,7 +112,9 @@ import Testing
         let dir = TempDir()
         let path = dir.write("instruments.ndjson", content)
         var symbols = NameTable()
-        let error = expectCastleError { () throws(CastleError) in try InstrumentsFile.load(path: path, symbols: &symbols) }
+        let error = expectCastleError { () throws(CastleError) in
+            try InstrumentsFile.load(path: path, symbols: &symbols)
+        }
         #expect(error?.kind == .dataError)
         #expect(error?.message.hasPrefix(path + ":") == true, "\(error?.message ?? "")")
     }
@@ -106,7 +123,9 @@ import Testing
         let dir = TempDir()
         var symbols = NameTable()
         let path = dir.file("nope.ndjson")
-        let error = expectCastleError { () throws(CastleError) in try InstrumentsFile.load(path: path, symbols: &symbols) }
+        let error = expectCastleError { () throws(CastleError) in
+            try InstrumentsFile.load(path: path, symbols: &symbols)
+        }
         #expect(error?.kind == .noInput)
         #expect(error?.message.hasPrefix(path) == true)
     }
@@ -114,9 +133,13 @@ import Testing
     @Test func lineTooLong() {
         let dir = TempDir()
         let path = dir.write(
-            "instruments.ndjson", "{\"symbol\":\"A\",\"tick\":\"1\",\"lot\":\"1\"}\n" + String(repeating: " ", count: 5000) + "{}\n")
+            "instruments.ndjson",
+            "{\"symbol\":\"A\",\"tick\":\"1\",\"lot\":\"1\"}\n" + String(repeating: " ", count: 5000) + "{}\n"
+        )
         var symbols = NameTable()
-        let error = expectCastleError { () throws(CastleError) in try InstrumentsFile.load(path: path, symbols: &symbols) }
+        let error = expectCastleError { () throws(CastleError) in
+            try InstrumentsFile.load(path: path, symbols: &symbols)
+        }
         #expect(error?.kind == .dataError)
         #expect(error?.message.hasPrefix("\(path):2: ") == true, "\(error?.message ?? "")")
     }

@@ -3,7 +3,13 @@ import Formats
 import Foundation
 import Testing
 
-func matchOptions(input: String, output: String, bookOut: String? = nil, instruments: String? = nil, strict: Bool = false)
+func matchOptions(
+    input: String,
+    output: String,
+    bookOut: String? = nil,
+    instruments: String? = nil,
+    strict: Bool = false
+)
     -> MatchStream.Options
 {
     var options = MatchStream.Options()
@@ -45,7 +51,8 @@ func matchOptions(input: String, output: String, bookOut: String? = nil, instrum
                 {"seq":7,"event":"rejected","op":"new","id":3,"reason":"invalid","line":7}
                 {"seq":8,"event":"canceled","id":1,"qty":"1","reason":"user","ts":1005}
 
-                """)
+                """
+        )
         #expect(summary.commands == 7)
         #expect(summary.events == 8)
         #expect(summary.trades == 1)
@@ -81,7 +88,8 @@ func matchOptions(input: String, output: String, bookOut: String? = nil, instrum
             {"op":"new","id":2,
             {"op":"new","id":3,"symbol":"BTC-USD","side":"buy","price":"102","qty":"1"}
 
-            """)
+            """
+        )
         let output = dir.file("events.ndjson")
         let book = dir.file("book.json")
         let error = expectCastleError { () throws(CastleError) in
@@ -102,7 +110,8 @@ func matchOptions(input: String, output: String, bookOut: String? = nil, instrum
             """
             {"op":"cancel","id":5}
             {"op":"new","id":1,"symbol":"BTC-USD","side":"sell","price":"1","qty":"2","colour":"red"}
-            """)
+            """
+        )
         let output = dir.file("events.ndjson")
         let error = expectCastleError { () throws(CastleError) in
             try MatchStream.run(matchOptions(input: input, output: output, strict: true))
@@ -120,7 +129,10 @@ func matchOptions(input: String, output: String, bookOut: String? = nil, instrum
         let summary = try MatchStream.run(matchOptions(input: input, output: output, strict: true))
         #expect(summary.rejected == 1)
         #expect(summary.firstInputError == nil)
-        #expect(readText(output) == #"{"seq":1,"event":"rejected","op":"cancel","id":5,"reason":"unknown_order","line":1}"# + "\n")
+        #expect(
+            readText(output) == #"{"seq":1,"event":"rejected","op":"cancel","id":5,"reason":"unknown_order","line":1}"#
+                + "\n"
+        )
     }
 
     @Test func bookOutMatchesTheSpecExample() throws {
@@ -132,7 +144,8 @@ func matchOptions(input: String, output: String, bookOut: String? = nil, instrum
             {"op":"new","id":21,"symbol":"BTC-USD","side":"buy","price":"101.250","qty":"1.0"}
             {"op":"new","id":9,"symbol":"BTC-USD","side":"sell","price":"101.5","qty":"2"}
 
-            """)
+            """
+        )
         let output = dir.file("events.ndjson")
         let book = dir.file("book.json")
         let summary = try MatchStream.run(matchOptions(input: input, output: output, bookOut: book))
@@ -140,7 +153,8 @@ func matchOptions(input: String, output: String, bookOut: String? = nil, instrum
         #expect(
             readText(book)
                 == #"{"BTC-USD": {"bids": [["101.25", [[17, "0.5"], [21, "1"]]]], "asks": [["101.5", [[9, "2"]]]]}}"#
-                + "\n")
+                + "\n"
+        )
     }
 
     @Test func bookOutSortsSymbolsOrdersLevelsAndDropsEmptyBooks() throws {
@@ -157,13 +171,15 @@ func matchOptions(input: String, output: String, bookOut: String? = nil, instrum
             {"op":"cancel","id":1}
             {"op":"new","id":7,"symbol":"BTC-USD","side":"sell","price":"100","qty":"0.05"}
 
-            """)
+            """
+        )
         let book = dir.file("book.json")
         _ = try MatchStream.run(matchOptions(input: input, output: dir.file("events.ndjson"), bookOut: book))
         #expect(
             readText(book)
                 == #"{"BTC-USD": {"bids": [["100", [[5, "0.15"]]], ["99", [[4, "0.1"]]]], "asks": []}, "ETH-USD": {"bids": [], "asks": [["2000.5", [[3, "1"], [6, "4"]]], ["2001", [[2, "3"]]]]}}"#
-                + "\n")
+                + "\n"
+        )
     }
 
     @Test func bookOutOfAnEmptyBook() throws {
@@ -173,7 +189,8 @@ func matchOptions(input: String, output: String, bookOut: String? = nil, instrum
             """
             {"op":"new","id":1,"symbol":"BTC-USD","side":"buy","price":"10","qty":"1"}
             {"op":"cancel","id":1}
-            """)
+            """
+        )
         let book = dir.file("book.json")
         _ = try MatchStream.run(matchOptions(input: input, output: dir.file("events.ndjson"), bookOut: book))
         #expect(readText(book) == "{}\n")
@@ -182,7 +199,9 @@ func matchOptions(input: String, output: String, bookOut: String? = nil, instrum
     @Test func instrumentsDecideDecimalsAndSymbols() throws {
         let dir = TempDir()
         let instruments = dir.write(
-            "instruments.ndjson", #"{"symbol":"BTC-USD","tick":"0.05","lot":"0.001","price_decimals":3}"# + "\n")
+            "instruments.ndjson",
+            #"{"symbol":"BTC-USD","tick":"0.05","lot":"0.001","price_decimals":3}"# + "\n"
+        )
         let input = dir.write(
             "orders.ndjson",
             """
@@ -192,10 +211,13 @@ func matchOptions(input: String, output: String, bookOut: String? = nil, instrum
             {"op":"new","id":4,"symbol":"ETH-USD","side":"buy","price":"1","qty":"1"}
             {"op":"new","id":5,"symbol":"BTC-USD","side":"buy","price":"100.15","qty":"0.5"}
 
-            """)
+            """
+        )
         let output = dir.file("events.ndjson")
         let book = dir.file("book.json")
-        let summary = try MatchStream.run(matchOptions(input: input, output: output, bookOut: book, instruments: instruments))
+        let summary = try MatchStream.run(
+            matchOptions(input: input, output: output, bookOut: book, instruments: instruments)
+        )
         #expect(
             readText(output) == """
                 {"seq":1,"event":"accepted","id":1,"symbol":"BTC-USD","side":"sell"}
@@ -205,7 +227,8 @@ func matchOptions(input: String, output: String, bookOut: String? = nil, instrum
                 {"seq":5,"event":"accepted","id":5,"symbol":"BTC-USD","side":"buy"}
                 {"seq":6,"event":"trade","symbol":"BTC-USD","price":"100.1","qty":"0.5","maker":1,"taker":5,"side":"buy"}
 
-                """)
+                """
+        )
         #expect(summary.firstInputError?.hasPrefix("\(input):2: invalid") == true)
         #expect(readText(book) == #"{"BTC-USD": {"bids": [], "asks": [["100.1", [[1, "1.5"]]]]}}"# + "\n")
     }
@@ -214,7 +237,9 @@ func matchOptions(input: String, output: String, bookOut: String? = nil, instrum
         let dir = TempDir()
         let input = dir.write(
             "orders.ndjson",
-            "{\"op\":\"cancel\",\"id\":1}\n" + String(repeating: " ", count: 1_100_000) + "{}\n{\"op\":\"cancel\",\"id\":2}\n")
+            "{\"op\":\"cancel\",\"id\":1}\n" + String(repeating: " ", count: 1_100_000)
+                + "{}\n{\"op\":\"cancel\",\"id\":2}\n"
+        )
         let output = dir.file("events.ndjson")
         _ = try MatchStream.run(matchOptions(input: input, output: output))
         #expect(
@@ -223,7 +248,8 @@ func matchOptions(input: String, output: String, bookOut: String? = nil, instrum
                 {"seq":2,"event":"rejected","reason":"malformed","line":2}
                 {"seq":3,"event":"rejected","op":"cancel","id":2,"reason":"unknown_order","line":3}
 
-                """)
+                """
+        )
     }
 
     @Test func missingInputCreatesNoOutput() {

@@ -105,7 +105,8 @@ func generate(seed: UInt64, count: Int, timestamps: Bool = true, symbols: [Order
     @Test func withoutTimestampsNoTS() {
         var decoder = CommandDecoder()
         for line in generate(seed: 5, count: 2000, timestamps: false) {
-            guard case .command(let command) = line.withUnsafeBufferPointer({ decoder.decode($0, lineNumber: 1) }) else {
+            guard case .command(let command) = line.withUnsafeBufferPointer({ decoder.decode($0, lineNumber: 1) })
+            else {
                 Issue.record("not a command: \(String(decoding: line, as: UTF8.self))")
                 return
             }
@@ -117,11 +118,14 @@ func generate(seed: UInt64, count: Int, timestamps: Bool = true, symbols: [Order
         // Every line passes the instruments file the generator describes: no invalid rejections.
         let dir = TempDir()
         let instruments = dir.write(
-            "instruments.ndjson", OrderFlow.defaultSymbols.map(\.instrumentsLine).joined(separator: "\n") + "\n")
+            "instruments.ndjson",
+            OrderFlow.defaultSymbols.map(\.instrumentsLine).joined(separator: "\n") + "\n"
+        )
         let text = generate(seed: 9, count: 5000).map { String(decoding: $0, as: UTF8.self) }.joined(separator: "\n")
         let input = dir.write("orders.ndjson", text + "\n")
         let summary = try MatchStream.run(
-            matchOptions(input: input, output: dir.file("events.ndjson"), instruments: instruments, strict: true))
+            matchOptions(input: input, output: dir.file("events.ndjson"), instruments: instruments, strict: true)
+        )
         #expect(summary.commands == 5000)
         #expect(summary.firstInputError == nil)
         #expect(summary.trades > 0)
@@ -136,7 +140,8 @@ func generate(seed: UInt64, count: Int, timestamps: Bool = true, symbols: [Order
         let symbols = [OrderFlow.Symbol(name: "X-Y", startPrice: 50, tick: "0.5", lot: "2")]
         var decoder = CommandDecoder()
         for line in generate(seed: 1, count: 1000, symbols: symbols) {
-            guard case .command(let command) = line.withUnsafeBufferPointer({ decoder.decode($0, lineNumber: 1) }) else {
+            guard case .command(let command) = line.withUnsafeBufferPointer({ decoder.decode($0, lineNumber: 1) })
+            else {
                 Issue.record("not a command: \(String(decoding: line, as: UTF8.self))")
                 return
             }

@@ -16,18 +16,20 @@ private func captured(_ body: (OutputSink) throws -> Void) throws -> String {
 private func level(_ price: Int64, _ qty: Int128) -> L2Level { L2Level(price: price, qty: qty) }
 
 @Suite struct Decimal128Formatting {
-    @Test(arguments: [
-        (0, 0, "0"), (0, 4, "0"), (-5, 2, "-0.05"), (1_500, 3, "1.5"), (1_000, 3, "1"),
-        (Int128(Int64.max) + 1, 0, "9223372036854775808"),
-        (Int128.max, 0, "170141183460469231731687303715884105727"),
-        (Int128.min, 0, "-170141183460469231731687303715884105728"),
-        (Int128.max, 38, "1.70141183460469231731687303715884105727"),
-        (Int128.min, 20, "-1701411834604692317.31687303715884105728"),
-        (100_000_000_000_000_000_000, 20, "1"), (123, 25, "0.0000000000000000000000123"),
-        (10_000_000_000_000_000_000, 0, "10000000000000000000"),
-        (-10_000_000_000_000_000_001, 19, "-1.0000000000000000001"),
-        (5_859_433_333, 6, "5859.433333"),
-    ] as [(Int128, UInt8, String)])
+    @Test(
+        arguments: [
+            (0, 0, "0"), (0, 4, "0"), (-5, 2, "-0.05"), (1_500, 3, "1.5"), (1_000, 3, "1"),
+            (Int128(Int64.max) + 1, 0, "9223372036854775808"),
+            (Int128.max, 0, "170141183460469231731687303715884105727"),
+            (Int128.min, 0, "-170141183460469231731687303715884105728"),
+            (Int128.max, 38, "1.70141183460469231731687303715884105727"),
+            (Int128.min, 20, "-1701411834604692317.31687303715884105728"),
+            (100_000_000_000_000_000_000, 20, "1"), (123, 25, "0.0000000000000000000000123"),
+            (10_000_000_000_000_000_000, 0, "10000000000000000000"),
+            (-10_000_000_000_000_000_001, 19, "-1.0000000000000000001"),
+            (5_859_433_333, 6, "5859.433333"),
+        ] as [(Int128, UInt8, String)]
+    )
     func formats(value: Int128, decimals: UInt8, text: String) throws {
         #expect(formatDecimal128(value, decimals: decimals) == text)
         let written = try captured { sink in
@@ -75,7 +77,8 @@ private func level(_ price: Int64, _ qty: Int128) -> L2Level { L2Level(price: pr
                 {"time_ns":34200017000000,"price":"585.94","qty":"100","side":"buy"}
                 {"time_ns":34200018500000,"price":"585.935","qty":"18","side":"sell"}
 
-                """)
+                """
+        )
     }
 
     @Test func tradesCSV() throws {
@@ -91,7 +94,8 @@ private func level(_ price: Int64, _ qty: Int128) -> L2Level { L2Level(price: pr
                 34200017000000,58594,0.1,buy
                 34200018500000,58593.5,0.018,sell
 
-                """)
+                """
+        )
     }
 
     @Test func emptyCSVStillHasItsHeader() throws {
@@ -108,8 +112,15 @@ private func level(_ price: Int64, _ qty: Int128) -> L2Level { L2Level(price: pr
         Bar(startNs: 60_000_000_000, open: 125, high: 126, low: 124, close: 125, volume: 8, notional: 1003, trades: 3),
         // A volume past Int64 and a VWAP that is whole.
         Bar(
-            startNs: 120_000_000_000, open: 200, high: 200, low: 200, close: 200,
-            volume: Int128(Int64.max) * 4, notional: Int128(Int64.max) * 800, trades: 4),
+            startNs: 120_000_000_000,
+            open: 200,
+            high: 200,
+            low: 200,
+            close: 200,
+            volume: Int128(Int64.max) * 4,
+            notional: Int128(Int64.max) * 800,
+            trades: 4
+        ),
         Bar(startNs: 180_000_000_000, open: 1, high: 1, low: 1, close: 1, volume: 0, notional: 0, trades: 1),
     ]
 
@@ -124,7 +135,8 @@ private func level(_ price: Int64, _ qty: Int128) -> L2Level { L2Level(price: pr
                 {"start_ns":120000000000,"open":"2","high":"2","low":"2","close":"2","volume":"3689348814741910322.8","vwap":"2","trades":4}
                 {"start_ns":180000000000,"open":"0.01","high":"0.01","low":"0.01","close":"0.01","volume":"0","vwap":null,"trades":1}
 
-                """)
+                """
+        )
     }
 
     @Test func barsCSV() throws {
@@ -139,13 +151,16 @@ private func level(_ price: Int64, _ qty: Int128) -> L2Level { L2Level(price: pr
                 120000000000,2,2,2,2,36893488147419103228,2,4
                 180000000000,0.01,0.01,0.01,0.01,0,,1
 
-                """)
+                """
+        )
     }
 
     static let snapshots = [
         L2Snapshot(
-            timeNs: 34_200_000_000_000, bids: [level(5_859_400, 100), level(5_859_300, 20), level(5_859_000, 7)],
-            asks: [level(5_859_500, 200)]),
+            timeNs: 34_200_000_000_000,
+            bids: [level(5_859_400, 100), level(5_859_300, 20), level(5_859_000, 7)],
+            asks: [level(5_859_500, 200)]
+        ),
         L2Snapshot(timeNs: 34_200_000_000_001, bids: [], asks: []),
     ]
 
@@ -161,7 +176,8 @@ private func level(_ price: Int64, _ qty: Int128) -> L2Level { L2Level(price: pr
                 34200000000000,585.95,200,585.94,100,9999999999,0,585.93,20
                 34200000000001,9999999999,0,-9999999999,0,9999999999,0,-9999999999,0
 
-                """)
+                """
+        )
     }
 
     @Test func snapshotsCSVBlankLevels() throws {
@@ -176,7 +192,8 @@ private func level(_ price: Int64, _ qty: Int128) -> L2Level { L2Level(price: pr
                 34200000000000,58595,20,58594,10,,,58593,2
                 34200000000001,,,,,,,,
 
-                """)
+                """
+        )
     }
 
     @Test func snapshotsNDJSON() throws {
@@ -184,7 +201,8 @@ private func level(_ price: Int64, _ qty: Int128) -> L2Level { L2Level(price: pr
             let writer = try SnapshotWriter(sink: sink, format: .ndjson, priceDecimals: 4, qtyDecimals: 0)
             for snapshot in Self.snapshots { try writer.write(snapshot) }
             try writer.write(
-                L2Snapshot(timeNs: 7, bids: [level(1, Int128(Int64.max) * 2)], asks: []))
+                L2Snapshot(timeNs: 7, bids: [level(1, Int128(Int64.max) * 2)], asks: [])
+            )
         }
         #expect(
             text == """
@@ -192,7 +210,8 @@ private func level(_ price: Int64, _ qty: Int128) -> L2Level { L2Level(price: pr
                 {"time_ns":34200000000001,"bids":[],"asks":[]}
                 {"time_ns":7,"bids":[["0.0001","18446744073709551614"]],"asks":[]}
 
-                """)
+                """
+        )
     }
 
     /// A small day with a bit of everything.
@@ -206,7 +225,11 @@ private func level(_ price: Int64, _ qty: Int128) -> L2Level { L2Level(price: pr
         stats.count(.execute)
         stats.trade(TradePrint(timeNs: t0 + 2_500_000_000, price: 5_859_500, qty: 10, aggressor: .buy))
         stats.observe(
-            timeNs: t0 + 2_500_000_000, line: 3, bestBid: level(5_859_400, 100), bestAsk: level(5_859_500, 20))
+            timeNs: t0 + 2_500_000_000,
+            line: 3,
+            bestBid: level(5_859_400, 100),
+            bestAsk: level(5_859_500, 20)
+        )
         stats.count(.add)
         stats.observe(timeNs: t0 + 2_400_000_000, line: 4, bestBid: level(5_859_400, 100), bestAsk: level(5_859_700, 5))
         stats.count(.delete)
@@ -281,7 +304,8 @@ private func level(_ price: Int64, _ qty: Int128) -> L2Level { L2Level(price: pr
                   ]
                 }
 
-                """)
+                """
+        )
     }
 
     @Test func statsJSONOfAnEmptyDay() throws {
@@ -329,7 +353,8 @@ private func level(_ price: Int64, _ qty: Int128) -> L2Level { L2Level(price: pr
                   "halts": []
                 }
 
-                """)
+                """
+        )
     }
 
     @Test func statsSummary() {
@@ -345,10 +370,12 @@ private func level(_ price: Int64, _ qty: Int128) -> L2Level { L2Level(price: pr
                 anomalies: unknown order 1 (first at line 5), out of order 1 (first at line 4)
                 status: halted at 09:30:03 (line 7)
 
-                """)
+                """
+        )
         #expect(
             StatsWriter.summary(DayStats(), priceDecimals: 4, qtyDecimals: 0)
-                == "events: 0\ntrades: none\nanomalies: none\n")
+                == "events: 0\ntrades: none\nanomalies: none\n"
+        )
     }
 }
 

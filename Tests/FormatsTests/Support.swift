@@ -74,7 +74,8 @@ func readAllLines(_ path: String, lineBytesMax: Int = 1 << 20) throws(CastleErro
 
 /// Runs `body`, expecting a ``CastleError``; returns it (nil, with an issue recorded, when none is thrown).
 func expectCastleError<T>(
-    _ body: () throws(CastleError) -> T, sourceLocation: SourceLocation = #_sourceLocation
+    _ body: () throws(CastleError) -> T,
+    sourceLocation: SourceLocation = #_sourceLocation
 ) -> CastleError? {
     do {
         _ = try body()

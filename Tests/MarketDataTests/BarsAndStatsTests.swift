@@ -9,11 +9,13 @@ private func makeTrade(_ timeNs: Int64, _ price: Int64, _ qty: Int64, _ side: Si
 private func level(_ price: Int64, _ qty: Int128) -> L2Level { L2Level(price: price, qty: qty) }
 
 @Suite struct BarIntervalParsing {
-    @Test(arguments: [
-        ("1s", 1_000_000_000), ("500ms", 500_000_000), ("1m", 60_000_000_000), ("5m", 300_000_000_000),
-        ("1h", 3_600_000_000_000), ("250us", 250_000), ("7ns", 7), ("1d", 86_400_000_000_000),
-        ("015s", 15_000_000_000),
-    ] as [(String, Int64)])
+    @Test(
+        arguments: [
+            ("1s", 1_000_000_000), ("500ms", 500_000_000), ("1m", 60_000_000_000), ("5m", 300_000_000_000),
+            ("1h", 3_600_000_000_000), ("250us", 250_000), ("7ns", 7), ("1d", 86_400_000_000_000),
+            ("015s", 15_000_000_000),
+        ] as [(String, Int64)]
+    )
     func valid(text: String, ns: Int64) {
         #expect(BarBuilder.parseInterval(text) == ns)
     }
@@ -43,11 +45,19 @@ private func level(_ price: Int64, _ qty: Int128) -> L2Level { L2Level(price: pr
         #expect(
             bars == [
                 Bar(
-                    startNs: 10, open: 100, high: 103, low: 99, close: 99, volume: 6, notional: 200 + 103 + 297,
-                    trades: 3),
+                    startNs: 10,
+                    open: 100,
+                    high: 103,
+                    low: 99,
+                    close: 99,
+                    volume: 6,
+                    notional: 200 + 103 + 297,
+                    trades: 3
+                ),
                 Bar(startNs: 20, open: 101, high: 101, low: 101, close: 101, volume: 5, notional: 505, trades: 1),
                 Bar(startNs: 50, open: 98, high: 98, low: 97, close: 97, volume: 5, notional: 98 + 388, trades: 2),
-            ])
+            ]
+        )
     }
 
     @Test func addReturnsTheBarThatTheTradeCloses() {
@@ -117,7 +127,11 @@ private func level(_ price: Int64, _ qty: Int128) -> L2Level { L2Level(price: pr
         var stats = DayStats()
         for (n, spread) in spreads.enumerated() {
             stats.observe(
-                timeNs: Int64(n), line: n + 1, bestBid: level(1000, 5), bestAsk: level(1000 + spread, 7))
+                timeNs: Int64(n),
+                line: n + 1,
+                bestBid: level(1000, 5),
+                bestAsk: level(1000 + spread, 7)
+            )
         }
         return stats
     }

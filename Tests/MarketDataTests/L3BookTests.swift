@@ -3,7 +3,12 @@ import MarketData
 import Testing
 
 private func event(
-    _ kind: L3Event.Kind, _ id: UInt64, _ size: Int64, _ price: Int64, _ side: Side, at time: Int64 = 1
+    _ kind: L3Event.Kind,
+    _ id: UInt64,
+    _ size: Int64,
+    _ price: Int64,
+    _ side: Side,
+    at time: Int64 = 1
 ) -> L3Event {
     L3Event(timeNs: time, kind: kind, orderID: id, size: size, price: price, side: side, line: 0)
 }
@@ -358,7 +363,9 @@ private func smallBook() -> L3Book {
         book.seed(row(bids: [lv(100, 10)], asks: []))
         var check = BookVerification(depth: 2)
         let withDummies = row(
-            bids: [lv(100, 10), lv(-9_999_999_999, 0)], asks: [lv(9_999_999_999, 0), lv(9_999_999_999, 0)])
+            bids: [lv(100, 10), lv(-9_999_999_999, 0)],
+            asks: [lv(9_999_999_999, 0), lv(9_999_999_999, 0)]
+        )
         let equal2 = check.compare(book, with: withDummies, line: 1)
         #expect(equal2)
     }
@@ -404,7 +411,10 @@ private func smallBook() -> L3Book {
         let equal7 = check.compare(book, with: row(bids: [lv(100, 1), lv(98, 1)], asks: []), line: 1)
         #expect(!equal7)
         let equal8 = check.compare(
-            book, with: row(bids: [lv(100, 1), lv(99, 1), lv(98, 1)], asks: [lv(5, 1)]), line: 2)
+            book,
+            with: row(bids: [lv(100, 1), lv(99, 1), lv(98, 1)], asks: [lv(5, 1)]),
+            line: 2
+        )
         #expect(!equal8)
         let equal9 = check.compare(book, with: row(bids: [lv(100, 1), lv(99, 1), lv(98, 1)], asks: []), line: 3)
         #expect(equal9)
@@ -461,8 +471,10 @@ private func smallBook() -> L3Book {
                     }
                 }
                 let expected = L2Snapshot(
-                    timeNs: 0, bids: bids.sorted { $0.key > $1.key }.map { lv($0.key, $0.value) },
-                    asks: asks.sorted { $0.key < $1.key }.map { lv($0.key, $0.value) })
+                    timeNs: 0,
+                    bids: bids.sorted { $0.key > $1.key }.map { lv($0.key, $0.value) },
+                    asks: asks.sorted { $0.key < $1.key }.map { lv($0.key, $0.value) }
+                )
                 #expect(book.snapshot(levels: 100, timeNs: 0) == expected)
                 #expect(book.orderCount == model.count)
                 for (id, order) in model.prefix(50) { #expect(book.order(id) == order) }

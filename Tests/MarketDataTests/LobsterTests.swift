@@ -79,26 +79,64 @@ private func lv(_ price: Int64, _ qty: Int128) -> L2Level { L2Level(price: price
             36323,7,0,0,0,-1
             36723,7,0,0,1,-1
             9223372036.854775807,1,18446744073709551615,9223372036854775807,9223372036854775807,1
-            """)  // no final newline
+            """
+        )  // no final newline
         let events = try readMessages(path)
         let expected: [L3Event] = [
             L3Event(
-                timeNs: 34_200_004_241_176, kind: .add, orderID: 16_113_575, size: 18, price: 5_853_300, side: .buy,
-                line: 1),
+                timeNs: 34_200_004_241_176,
+                kind: .add,
+                orderID: 16_113_575,
+                size: 18,
+                price: 5_853_300,
+                side: .buy,
+                line: 1
+            ),
             L3Event(
-                timeNs: 34_200_500_000_000, kind: .cancel, orderID: 16_113_575, size: 8, price: 5_853_300, side: .buy,
-                line: 2),
+                timeNs: 34_200_500_000_000,
+                kind: .cancel,
+                orderID: 16_113_575,
+                size: 8,
+                price: 5_853_300,
+                side: .buy,
+                line: 2
+            ),
             L3Event(
-                timeNs: 34_201_000_000_000, kind: .delete, orderID: 16_113_575, size: 10, price: 5_853_300, side: .buy,
-                line: 3),
+                timeNs: 34_201_000_000_000,
+                kind: .delete,
+                orderID: 16_113_575,
+                size: 10,
+                price: 5_853_300,
+                side: .buy,
+                line: 3
+            ),
             L3Event(
-                timeNs: 34_201_000_000_001, kind: .execute, orderID: 7, size: 100, price: 5_853_400, side: .sell,
-                line: 4),
+                timeNs: 34_201_000_000_001,
+                kind: .execute,
+                orderID: 7,
+                size: 100,
+                price: 5_853_400,
+                side: .sell,
+                line: 4
+            ),
             L3Event(
-                timeNs: 34_202_100_000_000, kind: .executeHidden, orderID: 0, size: 1, price: 5_795_100, side: .sell,
-                line: 5),
+                timeNs: 34_202_100_000_000,
+                kind: .executeHidden,
+                orderID: 0,
+                size: 1,
+                price: 5_795_100,
+                side: .sell,
+                line: 5
+            ),
             L3Event(
-                timeNs: 34_203_000_000_000, kind: .cross, orderID: 0, size: 100, price: 5_850_000, side: .buy, line: 6),
+                timeNs: 34_203_000_000_000,
+                kind: .cross,
+                orderID: 0,
+                size: 100,
+                price: 5_850_000,
+                side: .buy,
+                line: 6
+            ),
             L3Event(timeNs: 36_023_000_000_000, kind: .halt, orderID: 0, size: 0, price: -1, side: .sell, line: 7),
             L3Event(timeNs: 36_323_000_000_000, kind: .halt, orderID: 0, size: 0, price: 0, side: .sell, line: 8),
             L3Event(timeNs: 36_723_000_000_000, kind: .halt, orderID: 0, size: 0, price: 1, side: .sell, line: 9),
@@ -128,7 +166,9 @@ private func lv(_ price: Int64, _ qty: Int128) -> L2Level { L2Level(price: price
         Case(content: good + "34200.2,1,6,1\n" + good, error: "F:2:14: expected 6 fields, found 4"),
         Case(content: good + "34", error: "F:2:3: truncated last line: expected 6 fields, found 1"),
         Case(
-            content: "34200.1,1,5,10,585000,-", error: "F:1:23: truncated last line: direction: not an integer: \"-\""),
+            content: "34200.1,1,5,10,585000,-",
+            error: "F:1:23: truncated last line: direction: not an integer: \"-\""
+        ),
         Case(content: "34200.1,1,5,10,585000,", error: "F:1:23: truncated last line: direction: not an integer: \"\""),
         Case(content: "34200.1,1,5,10,585000,-\n" + good, error: "F:1:23: direction: not an integer: \"-\""),
         Case(content: "34200.1,1,5,10,585000,1,9\n", error: "F:1:25: expected 6 fields, found 7"),
@@ -144,34 +184,43 @@ private func lv(_ price: Int64, _ qty: Int128) -> L2Level { L2Level(price: price
         Case(content: "34200.1,2,-5,10,585000,1\n", error: "F:1:11: id: not a non-negative integer: \"-5\""),
         Case(
             content: "34200.1,1,18446744073709551616,10,585000,1",
-            error: "F:1:11: id: out of range: \"18446744073709551616\""),
+            error: "F:1:11: id: out of range: \"18446744073709551616\""
+        ),
         Case(
             content: "34200.1,1,5,10,9223372036854775808,1\n",
-            error: "F:1:16: price: out of range: \"9223372036854775808\""),
+            error: "F:1:16: price: out of range: \"9223372036854775808\""
+        ),
         Case(
             content: "34200.1,1,5,99999999999999999999999999999999999999999999,1,1\n",
-            error: "F:1:13: size: out of range: \"9999999999999999999999999999999999999999…\""),
+            error: "F:1:13: size: out of range: \"9999999999999999999999999999999999999999…\""
+        ),
         Case(content: "34200.1,1,5,10,-585000,1\n", error: "F:1:16: price: negative: -585000"),
         Case(
             content: "34200.0000000001,1,5,10,585000,1\n",
-            error: "F:1:1: time: more than 9 decimals: \"34200.0000000001\""),
+            error: "F:1:1: time: more than 9 decimals: \"34200.0000000001\""
+        ),
         Case(content: "9223372037,1,5,10,585000,1\n", error: "F:1:1: time: out of range: \"9223372037\""),
         Case(
             content: "9223372036.854775808,1,5,10,585000,1\n",
-            error: "F:1:1: time: out of range: \"9223372036.854775808\""),
+            error: "F:1:1: time: out of range: \"9223372036.854775808\""
+        ),
         Case(
             content: "34200.,1,5,10,585000,1\n",
-            error: "F:1:1: time: not a non-negative decimal number of seconds: \"34200.\""),
+            error: "F:1:1: time: not a non-negative decimal number of seconds: \"34200.\""
+        ),
         Case(
             content: "-1.5,1,5,10,585000,1\n",
-            error: "F:1:1: time: not a non-negative decimal number of seconds: \"-1.5\""),
+            error: "F:1:1: time: not a non-negative decimal number of seconds: \"-1.5\""
+        ),
         Case(
             content: "3.4e4,1,5,10,585000,1\n",
-            error: "F:1:1: time: not a non-negative decimal number of seconds: \"3.4e4\""),
+            error: "F:1:1: time: not a non-negative decimal number of seconds: \"3.4e4\""
+        ),
         Case(content: "34200.1,1,5,10,585000,0\n", error: "F:1:23: direction: must be 1 (buy) or -1 (sell), found 0"),
         Case(
             content: "34200.1,1,5,10,585000,99999999999999999999\n",
-            error: "F:1:23: direction: out of range: \"99999999999999999999\""),
+            error: "F:1:23: direction: out of range: \"99999999999999999999\""
+        ),
         Case(content: "36023,7,0,0,5,-1\n", error: "F:1:13: price: a halt's state must be -1, 0 or 1, found 5"),
         Case(content: "36023,7,0,0,-2,-1\n", error: "F:1:13: price: a halt's state must be -1, 0 or 1, found -2"),
         Case(content: "a,b\u{00e9},c", error: "F:1:8: truncated last line: expected 6 fields, found 3"),
@@ -217,18 +266,22 @@ private func lv(_ price: Int64, _ qty: Int128) -> L2Level { L2Level(price: price
             5859400,200,5853300,18,9999999999,0,-9999999999,0
             9999999999,0,5853300,18,9999999999,0,-9999999999,0\r
             9999999999,0,-9999999999,0,9999999999,0,-9999999999,0
-            """)
+            """
+        )
         let (levels, rows) = try readRows(path)
         #expect(levels == 2)
         #expect(
             rows == [
                 L2Snapshot(
-                    timeNs: 0, bids: [lv(5_853_300, 18), lv(5_853_000, 150)],
-                    asks: [lv(5_859_400, 200), lv(5_859_800, 200)]),
+                    timeNs: 0,
+                    bids: [lv(5_853_300, 18), lv(5_853_000, 150)],
+                    asks: [lv(5_859_400, 200), lv(5_859_800, 200)]
+                ),
                 L2Snapshot(timeNs: 0, bids: [lv(5_853_300, 18)], asks: [lv(5_859_400, 200)]),
                 L2Snapshot(timeNs: 0, bids: [lv(5_853_300, 18)], asks: []),
                 L2Snapshot(timeNs: 0, bids: [], asks: []),
-            ])
+            ]
+        )
     }
 
     @Test func rowsCarryTheGivenTime() throws {
@@ -251,40 +304,51 @@ private func lv(_ price: Int64, _ qty: Int128) -> L2Level { L2Level(price: price
     static let cases: [Case] = [
         Case(
             content: "5859400,200,5853300,18,5859800,200\n" + good,
-            error: "F:1:35: expected a multiple of 4 fields, found 6"),
+            error: "F:1:35: expected a multiple of 4 fields, found 6"
+        ),
         Case(
             content: "5859400,200,5853300,18,5859800,200",
-            error: "F:1:35: truncated last line: expected a multiple of 4 fields, found 6"),
+            error: "F:1:35: truncated last line: expected a multiple of 4 fields, found 6"
+        ),
         Case(content: "\n" + good, error: "F:1:1: expected a multiple of 4 fields, found 1"),
         Case(
             content: good + "5859400,200,5853300,18,5859800,200,5853000\n" + good,
-            error: "F:2:43: expected 8 fields, found 7"),
+            error: "F:2:43: expected 8 fields, found 7"
+        ),
         Case(content: good + "5859400,200,5853", error: "F:2:17: truncated last line: expected 8 fields, found 3"),
         Case(
             content: good + "5859400,200,5853300,18,5859800,200,5853000,-",
-            error: "F:2:44: truncated last line: bid size 2: not an integer: \"-\""),
+            error: "F:2:44: truncated last line: bid size 2: not an integer: \"-\""
+        ),
         Case(
             content: good + "5859400,200,5853300,18,5859800,200,5853000,150,1\n",
-            error: "F:2:48: expected 8 fields, found 9"),
+            error: "F:2:48: expected 8 fields, found 9"
+        ),
         Case(
             content: "5859800,200,5853300,18,5859400,200,5853000,150\n",
-            error: "F:1:24: ask price 2: 5859400 is not worse than level 1's 5859800"),
+            error: "F:1:24: ask price 2: 5859400 is not worse than level 1's 5859800"
+        ),
         Case(
             content: "5859400,200,5853000,18,5859800,200,5853300,150\n",
-            error: "F:1:36: bid price 2: 5853300 is not worse than level 1's 5853000"),
+            error: "F:1:36: bid price 2: 5853300 is not worse than level 1's 5853000"
+        ),
         Case(
             content: "9999999999,0,5853300,18,5859800,200,5853000,150\n",
-            error: "F:1:25: ask price 2: an occupied level after an empty one"),
+            error: "F:1:25: ask price 2: an occupied level after an empty one"
+        ),
         Case(
             content: "5859400,0,5853300,18,5859800,200,5853000,150\n",
-            error: "F:1:9: ask size 1: zero at an occupied level"),
+            error: "F:1:9: ask size 1: zero at an occupied level"
+        ),
         Case(content: "5859400,200,5853300,-18,5859800,200,5853000,150\n", error: "F:1:21: bid size 1: negative: -18"),
         Case(
             content: "99999999999999999999,200,5853300,18,5859800,200,5853000,150\n",
-            error: "F:1:1: ask price 1: out of range: \"99999999999999999999\""),
+            error: "F:1:1: ask price 1: out of range: \"99999999999999999999\""
+        ),
         Case(
             content: "5859400,2x0,5853300,18,5859800,200,5853000,150\n",
-            error: "F:1:9: ask size 1: not an integer: \"2x0\""),
+            error: "F:1:9: ask size 1: not an integer: \"2x0\""
+        ),
     ]
 
     @Test(arguments: cases)
@@ -334,7 +398,9 @@ private struct ReplayResult {
 /// seed). Then for each later row k: apply message k, compare with row k, learn from row k.
 /// `alter` may change a message before it is applied (to show that the comparison catches it).
 private func replay(
-    _ messagesName: String, _ orderbookName: String, alter: (inout L3Event) -> Void = { _ in }
+    _ messagesName: String,
+    _ orderbookName: String,
+    alter: (inout L3Event) -> Void = { _ in }
 ) throws -> ReplayResult {
     let messages = try LobsterMessageReader(path: lobsterDirectory! + "/" + messagesName)
     let rows = try LobsterOrderbookReader(path: lobsterDirectory! + "/" + orderbookName)

@@ -59,7 +59,8 @@ import Testing
                 amended(2, px(m, 2), "4"),
                 trade(px(m, 1), "1", maker: 5, taker: 2, side),
                 trade(px(m, 2), "1", maker: 6, taker: 2, side),
-            ])
+            ]
+        )
         #expect(v.book(side) == [level(px(m, 2), [(2, "2")]), level(px(side, 0), [(1, "3"), (3, "3")])])
         #expect(v.book(m) == [level(px(m, 3), [(7, "1")])])
     }
@@ -95,7 +96,8 @@ import Testing
                 amended(3, px(m, 0), "5"),
                 canceled(1, "1", .stp),
                 trade(px(m, 0), "1", maker: 2, taker: 3, side, makerAccount: 2, takerAccount: 1),
-            ])
+            ]
+        )
         #expect(v.book(side) == [level(px(m, 0), [(3, "4")])])
     }
 
@@ -202,13 +204,16 @@ import Testing
         #expect(v.send(order(2, m, px(side, -1), "1", tif: .ioc)) == [accepted(2, m), canceled(2, "1", .ioc)])
         #expect(v.send(order(3, m, px(side, -1), "1", tif: .fok)) == [accepted(3, m), canceled(3, "1", .fok)])
         #expect(
-            v.send(order(4, m, px(side, 0), "1", tif: .postOnly)) == [accepted(4, m), canceled(4, "1", .postOnly)])
+            v.send(order(4, m, px(side, 0), "1", tif: .postOnly)) == [accepted(4, m), canceled(4, "1", .postOnly)]
+        )
         #expect(
             v.send(market(5, m, "5"))
-                == [accepted(5, m), trade(px(side, 0), "1", maker: 1, taker: 5, m), canceled(5, "4", .market)])
+                == [accepted(5, m), trade(px(side, 0), "1", maker: 1, taker: 5, m), canceled(5, "4", .market)]
+        )
         v.send(order(10, side, px(side, 0), "1", account: 9))
         #expect(
-            v.send(order(6, m, px(side, 0), "1", account: 9)) == [accepted(6, m), canceled(6, "1", .stp)])
+            v.send(order(6, m, px(side, 0), "1", account: 9)) == [accepted(6, m), canceled(6, "1", .stp)]
+        )
         for id in 2...6 as ClosedRange<UInt64> {
             #expect(v.send(order(id, side, px(side, 1), "1")) == [accepted(id, side)])
         }
@@ -230,7 +235,9 @@ import Testing
         }
         #expect(v.engine.liveOrder(1) == nil)
         #expect(v.send(.cancel(id: 1, line: 4)) == [rejected(.cancel, 1, .unknownOrder, .notResting, line: 4)])
-        #expect(v.send(.amend(id: 1, qty: dec("5"), line: 5)) == [rejected(.amend, 1, .unknownOrder, .notResting, line: 5)])
+        #expect(
+            v.send(.amend(id: 1, qty: dec("5"), line: 5)) == [rejected(.amend, 1, .unknownOrder, .notResting, line: 5)]
+        )
         #expect(v.send(.amend(id: 1, price: dec("11"))) == [rejected(.amend, 1, .unknownOrder, .notResting)])
         #expect(v.send(.amend(id: 1, qty: dec("0"))) == [rejected(.amend, 1, .unknownOrder, .notResting)])
         #expect(v.engine.liveOrderCount == 0)
@@ -243,7 +250,8 @@ import Testing
         // Same id on the other side (would cross), on another symbol, as market: all rejected, nothing trades.
         #expect(
             v.send(order(5, side.opposite, px(side, 0), "1", line: 2))
-                == [rejected(.new, 5, .duplicateID, .idLive, line: 2)])
+                == [rejected(.new, 5, .duplicateID, .idLive, line: 2)]
+        )
         #expect(v.send(order(5, side, "3", "1", symbol: 9)) == [rejected(.new, 5, .duplicateID, .idLive)])
         #expect(v.send(market(5, side.opposite, "1")) == [rejected(.new, 5, .duplicateID, .idLive)])
         #expect(v.book(side) == [level(px(side, 0), [(5, "1")])])

@@ -22,7 +22,8 @@ import Testing
                 trade(px(m, 0), "1", maker: 2, taker: 10, taker),
                 trade(px(m, 0), "1", maker: 3, taker: 10, taker),
                 trade(px(m, 1), "1", maker: 1, taker: 10, taker),
-            ])
+            ]
+        )
         #expect(v.book(m) == [level(px(m, 1), [(4, "1")])])
         #expect(v.book(taker).isEmpty)
     }
@@ -52,7 +53,8 @@ import Testing
             events == [
                 amended(2, px(m, 4), "5"),
                 trade(px(m, 0), "2", maker: 1, taker: 2, taker),
-            ])
+            ]
+        )
         #expect(v.book(taker) == [level(px(m, 4), [(2, "3")])])
         #expect(v.book(m).isEmpty)
     }
@@ -62,7 +64,11 @@ import Testing
         let m = taker.opposite
         var v = Venue()
         v.send([order(1, m, px(m, 0), "5"), order(2, m, px(m, 0), "1")])
-        #expect(v.send(order(3, taker, px(m, 0), "2")) == [accepted(3, taker), trade(px(m, 0), "2", maker: 1, taker: 3, taker)])
+        #expect(
+            v.send(order(3, taker, px(m, 0), "2")) == [
+                accepted(3, taker), trade(px(m, 0), "2", maker: 1, taker: 3, taker),
+            ]
+        )
         #expect(v.book(m) == [level(px(m, 0), [(1, "3"), (2, "1")])])
         #expect(v.best(m) == BookLevelTop(px(m, 0), "4"))
         // The next taker still meets order 1 first, then 2, and rests the rest.
@@ -72,7 +78,8 @@ import Testing
                 accepted(4, taker),
                 trade(px(m, 0), "3", maker: 1, taker: 4, taker),
                 trade(px(m, 0), "1", maker: 2, taker: 4, taker),
-            ])
+            ]
+        )
         #expect(v.book(m).isEmpty)
         #expect(v.book(taker) == [level(px(m, 0), [(4, "2")])])
     }
@@ -100,7 +107,8 @@ import Testing
                 trade(px(m, 0), "1", maker: 1, taker: 3, taker),
                 trade(px(m, 50), "2", maker: 2, taker: 3, taker),
                 canceled(3, "2", .market),
-            ])
+            ]
+        )
         #expect(v.book(m).isEmpty && v.book(taker).isEmpty)
     }
 
@@ -126,7 +134,9 @@ import Testing
         var v = Venue()
         v.send([order(1, m, px(m, 0), "2"), order(2, m, px(m, 2), "1")])
         let events = v.send(order(3, taker, px(m, 1), "5", tif: .ioc))
-        #expect(events == [accepted(3, taker), trade(px(m, 0), "2", maker: 1, taker: 3, taker), canceled(3, "3", .ioc)])
+        #expect(
+            events == [accepted(3, taker), trade(px(m, 0), "2", maker: 1, taker: 3, taker), canceled(3, "3", .ioc)]
+        )
         #expect(v.book(taker).isEmpty)
         #expect(v.book(m) == [level(px(m, 2), [(2, "1")])])
         // Not crossing at all: cancelled whole.
@@ -145,7 +155,8 @@ import Testing
                 accepted(4, taker),
                 trade(px(m, 0), "2", maker: 1, taker: 4, taker),
                 trade(px(m, 1), "3", maker: 2, taker: 4, taker),
-            ])
+            ]
+        )
         #expect(v.book(m) == [level(px(m, 1), [(3, "1")])])
         #expect(v.book(taker).isEmpty)
     }
@@ -185,7 +196,8 @@ import Testing
                 events == [
                     accepted(3, taker), canceled(1, "2", .stp),
                     trade(px(m, 0), "3", maker: 2, taker: 3, taker, makerAccount: 2, takerAccount: 1),
-                ])
+                ]
+            )
             #expect(v.book(m).isEmpty)
         case .cancelTaker, .cancelBoth:
             // Matching would stop at the own maker: nothing trades and nothing changes.
@@ -197,7 +209,8 @@ import Testing
                     accepted(3, taker),
                     trade(px(m, 0), "2", maker: 1, taker: 3, taker, makerAccount: 1, takerAccount: 1),
                     trade(px(m, 0), "1", maker: 2, taker: 3, taker, makerAccount: 2, takerAccount: 1),
-                ])
+                ]
+            )
             #expect(v.book(m) == [level(px(m, 0), [(2, "2")])])
         }
         #expect(v.book(taker).isEmpty)
@@ -221,9 +234,11 @@ import Testing
         var v = Venue()
         v.send(order(1, m, px(m, 0), "2"))
         #expect(
-            v.send(order(2, taker, px(m, 0), "1", tif: .postOnly)) == [accepted(2, taker), canceled(2, "1", .postOnly)])
+            v.send(order(2, taker, px(m, 0), "1", tif: .postOnly)) == [accepted(2, taker), canceled(2, "1", .postOnly)]
+        )
         #expect(
-            v.send(order(3, taker, px(m, 7), "4", tif: .postOnly)) == [accepted(3, taker), canceled(3, "4", .postOnly)])
+            v.send(order(3, taker, px(m, 7), "4", tif: .postOnly)) == [accepted(3, taker), canceled(3, "4", .postOnly)]
+        )
         #expect(v.book(m) == [level(px(m, 0), [(1, "2")])])
         #expect(v.book(taker).isEmpty)
     }
@@ -272,11 +287,13 @@ import Testing
                 accepted(2, .buy, symbol: 7, ts: 200),
                 trade("10", "1", maker: 1, taker: 2, .buy, makerAccount: 3, takerAccount: 4, symbol: 7, ts: 200),
                 canceled(2, "2", .ioc, symbol: 7, ts: 200),
-            ])
+            ]
+        )
         v.send(order(3, .sell, "11", "1", symbol: 7, ts: 300))
         #expect(v.send(.cancel(id: 3, ts: 400)) == [canceled(3, "1", .user, symbol: 7, ts: 400)])
         #expect(
             v.send(.cancel(id: 3, ts: 500, line: 9))
-                == [rejected(.cancel, 3, .unknownOrder, .notResting, line: 9, ts: 500)])
+                == [rejected(.cancel, 3, .unknownOrder, .notResting, line: 9, ts: 500)]
+        )
     }
 }

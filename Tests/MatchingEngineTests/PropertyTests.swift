@@ -48,7 +48,9 @@ enum Streams {
                 (1, decimal(99_999_999_999_999, 0)),  // too large for 8 decimals
                 (1, decimal(1, 9)),  // off scale everywhere
                 (3, nil),
-            ], &rng)
+            ],
+            &rng
+        )
     }
 
     /// 1...10 lots, or now and then an invalid quantity.
@@ -63,7 +65,9 @@ enum Streams {
                 (2, symbol == 0 ? decimal(5, 3) : decimal(15, 1)),  // off lot / off scale
                 (1, decimal(99_999_999_999_999, 0)),
                 (2, nil),
-            ], &rng)
+            ],
+            &rng
+        )
     }
 
     static let command = Generator<Command, Shrink.None<Command>> { rng in
@@ -91,10 +95,24 @@ enum Streams {
             var price = Streams.genPrice(symbol, &rng)
             if type == .market, Int.random(in: 0..<10, using: &rng) != 0 { price = nil }
             let account = pick([(30, AccountID.none), (35, 1), (35, 2)], &rng)
-            let stp = pick([(40, STPMode?.none), (15, .cancelTaker), (15, .cancelMaker), (15, .cancelBoth), (15, STPMode.none)], &rng)
+            let stp = pick(
+                [(40, STPMode?.none), (15, .cancelTaker), (15, .cancelMaker), (15, .cancelBoth), (15, STPMode.none)],
+                &rng
+            )
             return Command(
-                op: .new, id: id, symbol: symbol, side: side, type: type, tif: tif, stp: stp, account: account,
-                price: price, qty: Streams.genQty(symbol, &rng), ts: ts, line: line)
+                op: .new,
+                id: id,
+                symbol: symbol,
+                side: side,
+                type: type,
+                tif: tif,
+                stp: stp,
+                account: account,
+                price: price,
+                qty: Streams.genQty(symbol, &rng),
+                ts: ts,
+                line: line
+            )
         }
     }
 
@@ -114,7 +132,9 @@ enum Streams {
     /// Runs `commands` through the engine and the model and checks every property. Returns the engine's events.
     @discardableResult
     static func check(
-        _ commands: [Command], instruments: [SymbolID: Instrument], stp: STPMode
+        _ commands: [Command],
+        instruments: [SymbolID: Instrument],
+        stp: STPMode
     ) -> [Event] {
         var engine = Exchange(instruments: instruments, defaultSTP: stp)
         var model = ModelBook(instruments: instruments, defaultSTP: stp)
@@ -147,7 +167,10 @@ enum Streams {
                     ledgers[id] = Ledger(submitted: qty)
                 case .trade(let trade, _):
                     #expect(trade.qty > 0)
-                    #expect(ledgers[trade.maker] != nil && ledgers[trade.taker] != nil, "command #\(index): trade of unknown order")
+                    #expect(
+                        ledgers[trade.maker] != nil && ledgers[trade.taker] != nil,
+                        "command #\(index): trade of unknown order"
+                    )
                     ledgers[trade.maker]?.filled += trade.qty
                     ledgers[trade.taker]?.filled += trade.qty
                 case .canceled(let id, _, let qty, _, _):
@@ -169,7 +192,8 @@ enum Streams {
                 let resting = engine.liveOrder(id)?.qty ?? 0
                 #expect(
                     ledger.submitted == ledger.filled + ledger.canceled + resting,
-                    "command #\(index): order \(id) \(ledger) resting \(resting)")
+                    "command #\(index): order \(id) \(ledger) resting \(resting)"
+                )
                 #expect(ledger.filled >= 0 && ledger.canceled >= 0 && resting >= 0)
                 if resting == 0 { ledgers[id] = nil }
             }
@@ -191,7 +215,8 @@ enum Streams {
             for side in Side.allCases {
                 #expect(
                     engine.levels(of: symbol, side: side) == model.bookLevels(of: symbol, side: side),
-                    "final \(side) book of \(symbol)")
+                    "final \(side) book of \(symbol)"
+                )
             }
         }
         #expect(engine.symbolsWithOrders == model.symbolsWithOrders)

@@ -26,7 +26,8 @@ import Testing
                 events == [
                     accepted(4, taker), first, canceled(2, "2", .stp),
                     trade(px(m, 0), "3", maker: 3, taker: 4, taker, makerAccount: 2, takerAccount: 1),
-                ])
+                ]
+            )
             #expect(v.book(m).isEmpty)
             #expect(v.book(taker) == [level(px(m, 0), [(4, "6")])])
         case .cancelBoth:
@@ -39,7 +40,8 @@ import Testing
                     accepted(4, taker), first,
                     trade(px(m, 0), "2", maker: 2, taker: 4, taker, makerAccount: 1, takerAccount: 1),
                     trade(px(m, 0), "3", maker: 3, taker: 4, taker, makerAccount: 2, takerAccount: 1),
-                ])
+                ]
+            )
             #expect(v.book(m).isEmpty)
             #expect(v.book(taker) == [level(px(m, 0), [(4, "4")])])
         }
@@ -70,7 +72,8 @@ import Testing
             events == [
                 accepted(5, taker), canceled(1, "1", .stp), canceled(2, "1", .stp),
                 trade(px(m, 2), "1", maker: 3, taker: 5, taker, makerAccount: 2, takerAccount: 1),
-            ])
+            ]
+        )
         #expect(v.book(m) == [level(px(m, 3), [(4, "1")])])
     }
 
@@ -81,7 +84,18 @@ import Testing
         var v = Venue()
         v.send([order(1, m, px(m, 0), "1", account: 1), order(2, m, px(m, 0), "1", account: 1)])
         let ioc = v.send(order(3, taker, px(m, 0), "5", tif: .ioc, account: 1, stp: mode))
-        let mkt = v.send(Command.new(id: 4, symbol: sym, side: taker, price: nil, qty: dec("5"), type: .market, account: 1, stp: mode))
+        let mkt = v.send(
+            Command.new(
+                id: 4,
+                symbol: sym,
+                side: taker,
+                price: nil,
+                qty: dec("5"),
+                type: .market,
+                account: 1,
+                stp: mode
+            )
+        )
         if mode == .cancelTaker {
             #expect(ioc == [accepted(3, taker), canceled(3, "5", .stp)])
             #expect(mkt == [accepted(4, taker), canceled(4, "5", .stp)])
@@ -101,7 +115,11 @@ import Testing
         #expect(a == [accepted(3, taker), trade(px(m, 0), "1", maker: 1, taker: 3, taker)])
         // Different accounts trade.
         let b = v.send(order(4, taker, px(m, 0), "1", account: 1, stp: .cancelBoth))
-        #expect(b == [accepted(4, taker), trade(px(m, 0), "1", maker: 2, taker: 4, taker, makerAccount: 2, takerAccount: 1)])
+        #expect(
+            b == [
+                accepted(4, taker), trade(px(m, 0), "1", maker: 2, taker: 4, taker, makerAccount: 2, takerAccount: 1),
+            ]
+        )
     }
 
     /// Orders that name no mode use the exchange's default.
@@ -115,7 +133,11 @@ import Testing
         case .cancelMaker: #expect(events == [accepted(2, .buy), canceled(1, "1", .stp)])
         case .cancelBoth: #expect(events == [accepted(2, .buy), canceled(1, "1", .stp), canceled(2, "1", .stp)])
         case .none:
-            #expect(events == [accepted(2, .buy), trade("10", "1", maker: 1, taker: 2, .buy, makerAccount: 1, takerAccount: 1)])
+            #expect(
+                events == [
+                    accepted(2, .buy), trade("10", "1", maker: 1, taker: 2, .buy, makerAccount: 1, takerAccount: 1),
+                ]
+            )
         }
     }
 }
@@ -142,7 +164,9 @@ import Testing
             command.line = index + 1
             command.ts = 77
             #expect(
-                v.send(command) == [rejected(.new, 1, .invalid, detail, line: index + 1, ts: 77)], "case \(index)")
+                v.send(command) == [rejected(.new, 1, .invalid, detail, line: index + 1, ts: 77)],
+                "case \(index)"
+            )
         }
         #expect(v.engine.liveOrderCount == 0)
         #expect(v.engine.symbolsWithOrders.isEmpty)
@@ -178,7 +202,10 @@ import Testing
             (Command.new(id: 1, symbol: sym, side: .buy, price: dec("1"), qty: huge), .qtyTooLarge),
             (Command.new(id: 1, symbol: sym, side: .buy, price: dec("1"), qty: hugeNegative), .qtyTooLarge),
             (Command.new(id: 1, symbol: sym, side: .buy, price: dec("1"), qty: tiny), .badQty),
-            (Command.new(id: 1, symbol: sym, side: .buy, price: dec("92233720368.5477581"), qty: dec("1")), .priceTooLarge),
+            (
+                Command.new(id: 1, symbol: sym, side: .buy, price: dec("92233720368.5477581"), qty: dec("1")),
+                .priceTooLarge
+            ),
         ]
         for (index, (command, detail)) in cases.enumerated() {
             #expect(v.send(command) == [rejected(.new, 1, .invalid, detail)], "case \(index)")
@@ -202,9 +229,19 @@ import Testing
                 accepted(2, .buy, symbol: 0),
                 .trade(
                     Trade(
-                        symbol: 0, price: 10005, qty: 20, maker: 1, taker: 2, side: .buy, makerAccount: .none,
-                        takerAccount: .none), ts: nil),
-            ])
+                        symbol: 0,
+                        price: 10005,
+                        qty: 20,
+                        maker: 1,
+                        taker: 2,
+                        side: .buy,
+                        makerAccount: .none,
+                        takerAccount: .none
+                    ),
+                    ts: nil
+                ),
+            ]
+        )
         #expect(v.book(.buy, symbol: 0) == [BookLevel(price: 10010, orders: [BookOrder(id: 2, qty: 30)])])
         #expect(v.engine.instrument(of: 0) == Self.declared[0])
     }
@@ -226,7 +263,8 @@ import Testing
         }
         #expect(
             v.send(market(1, .buy, "1"))
-                == [accepted(1, .buy), .canceled(id: 1, symbol: sym, qty: 1, reason: .market, ts: nil)])
+                == [accepted(1, .buy), .canceled(id: 1, symbol: sym, qty: 1, reason: .market, ts: nil)]
+        )
         #expect(v.engine.liveOrderCount == 0)
     }
 
@@ -248,16 +286,53 @@ import Testing
         #expect(units(maxText) == .max)
         // The largest price and quantity, the extreme ids.
         #expect(v.send(order(.max, .sell, maxText, maxText)) == [accepted(.max, .sell)])
-        #expect(v.send(order(0, .buy, maxText, "0.00000001")) == [accepted(0, .buy), trade(maxText, "0.00000001", maker: .max, taker: 0, .buy)])
+        #expect(
+            v.send(order(0, .buy, maxText, "0.00000001")) == [
+                accepted(0, .buy), trade(maxText, "0.00000001", maker: .max, taker: 0, .buy),
+            ]
+        )
         #expect(v.book(.sell) == [BookLevel(price: .max, orders: [BookOrder(id: .max, qty: .max - 1)])])
         // A market buy reaches a maker at the largest price.
         let events = v.send(market(1, .buy, maxText))
-        #expect(events == [accepted(1, .buy), .trade(Trade(symbol: sym, price: .max, qty: .max - 1, maker: .max, taker: 1, side: .buy, makerAccount: .none, takerAccount: .none), ts: nil), .canceled(id: 1, symbol: sym, qty: 1, reason: .market, ts: nil)])
+        #expect(
+            events == [
+                accepted(1, .buy),
+                .trade(
+                    Trade(
+                        symbol: sym,
+                        price: .max,
+                        qty: .max - 1,
+                        maker: .max,
+                        taker: 1,
+                        side: .buy,
+                        makerAccount: .none,
+                        takerAccount: .none
+                    ),
+                    ts: nil
+                ), .canceled(id: 1, symbol: sym, qty: 1, reason: .market, ts: nil),
+            ]
+        )
         // The smallest price, met by a market sell.
         v.send(order(2, .buy, "0.00000001", maxText))
         #expect(
             v.send(market(3, .sell, "1"))
-                == [accepted(3, .sell), .trade(Trade(symbol: sym, price: 1, qty: units("1"), maker: 2, taker: 3, side: .sell, makerAccount: .none, takerAccount: .none), ts: nil)])
+                == [
+                    accepted(3, .sell),
+                    .trade(
+                        Trade(
+                            symbol: sym,
+                            price: 1,
+                            qty: units("1"),
+                            maker: 2,
+                            taker: 3,
+                            side: .sell,
+                            makerAccount: .none,
+                            takerAccount: .none
+                        ),
+                        ts: nil
+                    ),
+                ]
+        )
         #expect(v.engine.liveOrderCount == 1)
     }
 
@@ -282,7 +357,9 @@ import Testing
     func quantitiesSummingPastInt64Max(side: Side) {
         var v = Venue()
         let big = "60000000000"  // 6e18 units: two of them overflow Int64
-        v.send([order(1, side, "10", big), order(2, side, "10", big), order(3, side, "9", big), order(4, side, "11", big)])
+        v.send([
+            order(1, side, "10", big), order(2, side, "10", big), order(3, side, "9", big), order(4, side, "11", big),
+        ])
         #expect(v.book(side).map(\.orders.count) == [1, 2, 1])
         #expect(v.best(side) == BookLevelTop(side == .buy ? "11" : "9", big))
         // A fill-or-kill that needs more than one huge order: the check must not trap.

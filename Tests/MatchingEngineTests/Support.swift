@@ -27,15 +27,35 @@ func px(_ makerSide: Side, _ k: Int) -> String {
 }
 
 func order(
-    _ id: OrderID, _ side: Side, _ price: String?, _ qty: String, symbol: SymbolID = sym, type: OrderType = .limit,
-    tif: TimeInForce = .gtc, account: AccountID = .none, stp: STPMode? = nil, ts: Timestamp? = nil, line: Int = 0
+    _ id: OrderID,
+    _ side: Side,
+    _ price: String?,
+    _ qty: String,
+    symbol: SymbolID = sym,
+    type: OrderType = .limit,
+    tif: TimeInForce = .gtc,
+    account: AccountID = .none,
+    stp: STPMode? = nil,
+    ts: Timestamp? = nil,
+    line: Int = 0
 ) -> Command {
     Command.new(
-        id: id, symbol: symbol, side: side, price: price.map(dec), qty: dec(qty), type: type, tif: tif, account: account,
-        stp: stp, ts: ts, line: line)
+        id: id,
+        symbol: symbol,
+        side: side,
+        price: price.map(dec),
+        qty: dec(qty),
+        type: type,
+        tif: tif,
+        account: account,
+        stp: stp,
+        ts: ts,
+        line: line
+    )
 }
 
-func market(_ id: OrderID, _ side: Side, _ qty: String, tif: TimeInForce = .gtc, account: AccountID = .none) -> Command {
+func market(_ id: OrderID, _ side: Side, _ qty: String, tif: TimeInForce = .gtc, account: AccountID = .none) -> Command
+{
     order(id, side, nil, qty, type: .market, tif: tif, account: account)
 }
 
@@ -46,17 +66,38 @@ func accepted(_ id: OrderID, _ side: Side, symbol: SymbolID = sym, ts: Timestamp
 }
 
 func trade(
-    _ price: String, _ qty: String, maker: OrderID, taker: OrderID, _ side: Side, makerAccount: AccountID = .none,
-    takerAccount: AccountID = .none, symbol: SymbolID = sym, ts: Timestamp? = nil
+    _ price: String,
+    _ qty: String,
+    maker: OrderID,
+    taker: OrderID,
+    _ side: Side,
+    makerAccount: AccountID = .none,
+    takerAccount: AccountID = .none,
+    symbol: SymbolID = sym,
+    ts: Timestamp? = nil
 ) -> Event {
     .trade(
         Trade(
-            symbol: symbol, price: units(price), qty: units(qty), maker: maker, taker: taker, side: side,
-            makerAccount: makerAccount, takerAccount: takerAccount), ts: ts)
+            symbol: symbol,
+            price: units(price),
+            qty: units(qty),
+            maker: maker,
+            taker: taker,
+            side: side,
+            makerAccount: makerAccount,
+            takerAccount: takerAccount
+        ),
+        ts: ts
+    )
 }
 
-func canceled(_ id: OrderID, _ qty: String, _ reason: CancelReason, symbol: SymbolID = sym, ts: Timestamp? = nil) -> Event
-{
+func canceled(
+    _ id: OrderID,
+    _ qty: String,
+    _ reason: CancelReason,
+    symbol: SymbolID = sym,
+    ts: Timestamp? = nil
+) -> Event {
     .canceled(id: id, symbol: symbol, qty: units(qty), reason: reason, ts: ts)
 }
 
@@ -65,7 +106,12 @@ func amended(_ id: OrderID, _ price: String, _ qty: String, symbol: SymbolID = s
 }
 
 func rejected(
-    _ op: Op, _ id: OrderID, _ reason: RejectReason, _ detail: RejectDetail, line: Int = 0, ts: Timestamp? = nil
+    _ op: Op,
+    _ id: OrderID,
+    _ reason: RejectReason,
+    _ detail: RejectDetail,
+    line: Int = 0,
+    ts: Timestamp? = nil
 ) -> Event {
     .rejected(op: op, id: id, reason: reason, detail: detail, line: line, ts: ts)
 }
@@ -115,13 +161,16 @@ struct Venue {
     func book(_ side: Side, symbol: SymbolID = sym, sourceLocation: SourceLocation = #_sourceLocation) -> [BookLevel] {
         let levels = engine.levels(of: symbol, side: side)
         #expect(
-            levels == model.bookLevels(of: symbol, side: side), "engine and model books differ",
-            sourceLocation: sourceLocation)
+            levels == model.bookLevels(of: symbol, side: side),
+            "engine and model books differ",
+            sourceLocation: sourceLocation
+        )
         return levels
     }
 
     /// Best price and quantity of the engine; also checks the model agrees.
-    func best(_ side: Side, symbol: SymbolID = sym, sourceLocation: SourceLocation = #_sourceLocation) -> BookLevelTop? {
+    func best(_ side: Side, symbol: SymbolID = sym, sourceLocation: SourceLocation = #_sourceLocation) -> BookLevelTop?
+    {
         let engineBest = engine.best(of: symbol, side: side).map { BookLevelTop(price: $0.price, qty: $0.qty) }
         let modelBest = model.best(of: symbol, side: side).map { BookLevelTop(price: $0.price, qty: $0.qty) }
         #expect(engineBest == modelBest, "engine and model tops differ", sourceLocation: sourceLocation)

@@ -17,7 +17,9 @@ import Testing
         #expect(ReplaySpec.time("1767364200000000000") == .epochNs(1_767_364_200_000_000_000))
     }
 
-    @Test(arguments: ["", "9:3", "25:00", "09:60", "09:30:61", "09:30:00.", "09:30:00.1234567890", "x", "-5", "09:30:00.5x"])
+    @Test(arguments: [
+        "", "9:3", "25:00", "09:60", "09:30:61", "09:30:00.", "09:30:00.1234567890", "x", "-5", "09:30:00.5x",
+    ])
     func badTimes(text: String) {
         #expect(ReplaySpec.time(text) == nil)
     }
@@ -89,11 +91,13 @@ import Testing
     @Test func releasesEventsAtRecordedTimeDividedBySpeed() {
         let clock = FakeClock()
         var pacer = Pacer(
-            thousandths: 2_000, now: { clock.now },
+            thousandths: 2_000,
+            now: { clock.now },
             sleep: { ns in
                 clock.slept.append(ns)
                 clock.now += ns
-            })
+            }
+        )
         pacer.wait(for: 5_000_000_000)  // the first event sets the origin
         pacer.wait(for: 7_000_000_000)  // 2 s later in recorded time: 1 s at speed 2
         #expect(clock.slept == [1_000_000_000])
@@ -108,7 +112,14 @@ import Testing
 
     @Test func slowerThanRealTime() {
         let clock = FakeClock()
-        var pacer = Pacer(thousandths: 500, now: { clock.now }, sleep: { clock.slept.append($0); clock.now += $0 })
+        var pacer = Pacer(
+            thousandths: 500,
+            now: { clock.now },
+            sleep: {
+                clock.slept.append($0)
+                clock.now += $0
+            }
+        )
         pacer.wait(for: 0)
         pacer.wait(for: 1_000_000)
         #expect(clock.slept == [2_000_000])
