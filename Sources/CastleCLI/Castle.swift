@@ -1,4 +1,5 @@
 import ArgumentParser
+import Formats
 
 #if canImport(Glibc)
 import Glibc
@@ -12,6 +13,8 @@ enum Entry {
         // A closed stdout (`| head`) must surface as EPIPE, which castle turns into a quiet exit 0,
         // rather than kill the process with SIGPIPE.
         signal(SIGPIPE, SIG_IGN)
+        // An interrupted run leaves no temporary output behind.
+        TemporaryFiles.removeOnSignals()
         await Castle.main()
     }
 }

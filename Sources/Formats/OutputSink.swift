@@ -19,6 +19,8 @@ public final class OutputSink {
     private let temporaryPath: String?
     /// True for a file castle opened (closed on commit or abort); false for stdout.
     private let ownsFD: Bool
+    /// The temporary file's slot in ``TemporaryFiles``, so an interrupt removes it.
+    private var temporarySlot: Int?
     private var finished = false
     @usableFromInline var buffer: UnsafeMutablePointer<UInt8>
     @usableFromInline let capacity: Int
@@ -87,6 +89,7 @@ public final class OutputSink {
             throw CastleError(.cantCreate, "\(path): cannot create: \(reason)")
         }
         self.fd = fd
+        temporarySlot = TemporaryFiles.register(temporary)
     }
 
     deinit {
@@ -189,6 +192,7 @@ public final class OutputSink {
             if ownsFD { close(fd) }
             return
         }
+        defer { TemporaryFiles.unregister(temporarySlot) }
         if fsync(fd) != 0 || close(fd) != 0 {
             let reason = errnoText()
             unlink(temporaryPath)
@@ -210,6 +214,7 @@ public final class OutputSink {
         writeBehind = nil
         if ownsFD { close(fd) }
         if let temporaryPath { unlink(temporaryPath) }
+        TemporaryFiles.unregister(temporarySlot)
     }
 }
 

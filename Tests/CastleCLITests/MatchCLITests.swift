@@ -258,4 +258,25 @@ import Testing
         #expect(type != nil && type != .typeRegular, "still a FIFO: \(String(describing: type))")
         #expect(try dir.contents() == ["copy.ndjson", "events.fifo"])
     }
+
+    /// Interrupted mid-stream (its input is a FIFO that stays open), castle leaves no temporary file.
+    @Test func anInterruptLeavesNothingBehind() throws {
+        let dir = try TemporaryDirectory()
+        let script = """
+            cd '\(dir.url.path)' && mkfifo in.fifo
+            '\(CastleProcess.binary)' match -q -i in.fifo -o out.ndjson & pid=$!
+            exec 3>in.fifo
+            echo '{"op":"new","id":1,"symbol":"X","side":"buy","price":"1","qty":"1"}' >&3
+            for _ in $(seq 100); do ls -a | grep -q '^\\.out\\.ndjson\\.tmp' && break; sleep 0.05; done
+            kill -TERM $pid
+            # Bounded: a castle that ignored the signal is killed after 10 s and the test fails.
+            ( sleep 10; kill -KILL $pid ) >/dev/null 2>&1 & guard=$!
+            wait $pid
+            echo "status=$?"
+            kill $guard 2>/dev/null
+            """
+        let result = try CastleProcess.shell(["/bin/bash", "-c", script])
+        #expect(result.stdoutText.contains("status=143"), "\(result.stdoutText) \(result.stderr)")
+        #expect(try dir.contents() == ["in.fifo"], "no output and no temporary file")
+    }
 }
