@@ -131,7 +131,7 @@ public final class DecodingReader: @unchecked Sendable {
                     batch.items.append(
                         .rejected(op: nil, id: nil, reason: .malformed, detail: .lineTooLong, line: line.number)
                     )
-                } else if Self.isBlank(line.bytes) {
+                } else if line.isBlank {
                     continue
                 } else {
                     switch decoder.decode(line.bytes, lineNumber: line.number) {
@@ -152,11 +152,5 @@ public final class DecodingReader: @unchecked Sendable {
             pthread_cond_broadcast(&changed)
             pthread_mutex_unlock(&mutex)
         }
-    }
-
-    @inline(__always)
-    static func isBlank(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        for byte in bytes where byte != 0x20 && byte != 0x09 { return false }
-        return true
     }
 }

@@ -14,7 +14,7 @@ public enum InstrumentsFile {
                 CastleError(.dataError, "\(path):\(line.number): \(reason)")
             }
             if line.tooLong { throw fail("line too long") }
-            if line.bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+            if line.isBlank { continue }
             var symbol: [UInt8]?
             var tick: FixedDecimal?
             var lot: FixedDecimal?

@@ -8,6 +8,11 @@ public final class LineReader {
         public var number: Int
         /// The line was longer than `lineBytesMax`; `bytes` is empty.
         public var tooLong: Bool
+
+        /// Only spaces and tabs (or nothing): skipped by the readers, still counted for line numbers.
+        public var isBlank: Bool {
+            !tooLong && bytes.allSatisfy { $0 == 0x20 || $0 == 0x09 }
+        }
     }
 
     public let source: InputSource

@@ -260,7 +260,7 @@ enum Rematch {
         var commands: [Command] = []
         while let line = try reader.next() {
             if line.tooLong { throw CastleError(.dataError, "\(path):\(line.number): line too long") }
-            if line.bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+            if line.isBlank { continue }
             switch decoder.decode(line.bytes, lineNumber: line.number) {
             case .rejected(_, _, let reason, let detail):
                 throw CastleError(.dataError, "\(path):\(line.number): \(reason.name) (\(detail.text))")
