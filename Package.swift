@@ -15,6 +15,9 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
     ],
     targets: [
         // Domain types only: no dependencies, no Foundation.
@@ -30,6 +33,33 @@ let package = Package(
         ),
         // Streaming readers and writers: the NDJSON contract, instruments files, compressed input.
         .target(name: "Formats", dependencies: ["CastleCore", "MatchingEngine", "MarketData", "CArchive"]),
+        // The storage seam: Store and MessageQueue protocols, the URL registry, migrations as data, and
+        // the in-memory backend. Nothing here imports a database driver.
+        .target(
+            name: "Storage",
+            dependencies: ["CastleCore", "Formats", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // sqlite://PATH, the embedded default.
+        .target(name: "SQLiteBackend", dependencies: ["Storage", "Formats", "CSQLite"], path: "Plugins/SQLite"),
+        // postgres://USER@HOST:PORT/DB, the scale-out backend.
+        .target(
+            name: "PostgresBackend",
+            dependencies: [
+                "Storage", "Formats",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Plugins/Postgres"
+        ),
+        // Jobs over a store: `castle ingest` and the durable matcher of `castle match --queue`.
+        .target(
+            name: "Pipeline",
+            dependencies: [
+                "CastleCore", "MatchingEngine", "Formats", "Storage",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // Realistic synthetic order flow (`castle generate`).
         .target(
             name: "SyntheticData",
@@ -55,11 +85,12 @@ let package = Package(
             name: "CastleCLI",
             dependencies: [
                 "CastleCore", "MatchingEngine", "Formats", "SyntheticData", "CastleBench", "Replay",
+                "Storage", "SQLiteBackend", "PostgresBackend", "Pipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // Test support shipped as a target: the naive model book that is the engine's oracle.
-        .target(name: "CastleTesting", dependencies: ["CastleCore"]),
+        .target(name: "CastleTesting", dependencies: ["CastleCore", "Storage", "Formats"]),
 
         .testTarget(name: "CastleCoreTests", dependencies: ["CastleCore"]),
         .testTarget(
@@ -73,6 +104,13 @@ let package = Package(
         .testTarget(name: "MarketDataTests", dependencies: ["CastleCore", "MarketData", "Formats"]),
         .testTarget(name: "ReplayTests", dependencies: ["CastleCore", "MarketData", "Formats", "Replay"]),
         .testTarget(name: "CastleCLITests", dependencies: ["CastleCore"]),
+        .testTarget(
+            name: "StorageTests",
+            dependencies: [
+                "CastleCore", "Formats", "Storage", "SQLiteBackend", "PostgresBackend", "Pipeline", "CastleTesting",
+                "MatchingEngine",
+            ]
+        ),
     ]
 )
 

@@ -9,6 +9,10 @@ public struct CastleError: Error, Sendable, CustomStringConvertible {
         case software = 70
         case cantCreate = 73
         case ioError = 74
+        /// Temporary failure: try again (a lock held elsewhere).
+        case temporaryFailure = 75
+        /// The store's schema does not fit this binary (`castle migrate` fixes or explains it).
+        case config = 78
     }
 
     public var kind: Kind

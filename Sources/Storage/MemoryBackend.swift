@@ -1,0 +1,281 @@
+public import Formats
+import Synchronization
+
+/// An in-process backend for tests: `memory://NAME` opens the same instance for the same name within one
+/// process. It keeps the queue's and the store's semantics (idempotent ingest, leases, attempts, dead
+/// letters, offsets) so the conformance suite runs against it unchanged. It has no schema.
+public final class MemoryBackend: Store, MessageQueue {
+    struct Message {
+        var message: QueueMessage
+        var leaseUntil: Int64 = 0
+        var done = false
+    }
+
+    struct State {
+        var datasets: [String: [Int64: OrderRow]] = [:]
+        var messages: [Message] = []
+        var enqueued: Set<String> = []
+        var deadLetters: [DeadLetter] = []
+        var consumers: [String: MatcherState] = [:]
+        var events: [String: [EventSegment]] = [:]
+        var trades: [String: [TradeRow]] = [:]
+        var ownedPartitions: Set<Partition> = []
+    }
+
+    private let state = Mutex(State())
+    public let displayURL: String
+
+    private static let instances = Mutex<[String: MemoryBackend]>([:])
+
+    /// The instance for `name`, made on first use.
+    public static func named(_ name: String) -> MemoryBackend {
+        instances.withLock { instances in
+            if let existing = instances[name] { return existing }
+            let backend = MemoryBackend(displayURL: "memory://\(name)")
+            instances[name] = backend
+            return backend
+        }
+    }
+
+    public init(displayURL: String = "memory://") {
+        self.displayURL = displayURL
+    }
+
+    public var schema: (any SchemaDatabase)? { nil }
+
+    public func close() async {}
+
+    // MARK: Store
+
+    public func beginIngest(dataset name: String) async throws(CastleError) -> any IngestSession {
+        MemoryIngest(backend: self) { state, rows in
+            var added = 0
+            var table = state.datasets[name] ?? [:]
+            for row in rows where table[row.line] == nil {
+                table[row.line] = row
+                added += 1
+            }
+            state.datasets[name] = table
+            return added
+        }
+    }
+
+    public func datasets() async throws(CastleError) -> [DatasetInfo] {
+        state.withLock { state in
+            state.datasets.map { DatasetInfo(name: $0.key, rows: Int64($0.value.count)) }.sorted { $0.name < $1.name }
+        }
+    }
+
+    public func readDataset(_ name: String, afterLine: Int64, limit: Int) async throws(CastleError) -> [OrderRow] {
+        state.withLock { state in
+            let rows = state.datasets[name] ?? [:]
+            return Array(rows.values.filter { $0.line > afterLine }.sorted { $0.line < $1.line }.prefix(limit))
+        }
+    }
+
+    public func loadMatcherState(consumer: String) async throws(CastleError) -> MatcherState {
+        state.withLock { $0.consumers[consumer] ?? MatcherState() }
+    }
+
+    public func commitMatch(_ commit: MatchCommit, previousOffset: Int64) async throws(CastleError) {
+        try state.withLock { (state) throws(CastleError) in
+            var consumer = state.consumers[commit.consumer] ?? MatcherState()
+            guard consumer.offset == previousOffset else {
+                throw CastleError(
+                    .software,
+                    "\(displayURL): consumer \(commit.consumer) is at offset \(consumer.offset), not \(previousOffset): "
+                        + "another worker is writing it"
+                )
+            }
+            consumer.offset = commit.offset
+            consumer.lastSeq = commit.lastSeq
+            let deleted = Set(commit.deletes)
+            var orders = Dictionary(consumer.orders.map { ($0.id, $0) }, uniquingKeysWith: { $1 })
+            for id in deleted { orders[id] = nil }
+            for row in commit.upserts { orders[row.id] = row }
+            consumer.orders = Array(orders.values)
+            state.consumers[commit.consumer] = consumer
+            if let events = commit.events { state.events[commit.consumer, default: []].append(events) }
+            state.trades[commit.consumer, default: []].append(contentsOf: commit.trades)
+        }
+    }
+
+    public func eventConsumers() async throws(CastleError) -> [String] {
+        state.withLock { $0.events.keys.sorted() }
+    }
+
+    public func readEvents(consumer: String, fromSeq: Int64, limit: Int) async throws(CastleError) -> [EventSegment] {
+        state.withLock { state in
+            Array((state.events[consumer] ?? []).filter { $0.lastSeq >= fromSeq }.prefix(limit))
+        }
+    }
+
+    public func readTrades(consumer: String, afterSeq: Int64, limit: Int) async throws(CastleError) -> [TradeRow] {
+        state.withLock { state in
+            Array((state.trades[consumer] ?? []).filter { $0.seq > afterSeq }.prefix(limit))
+        }
+    }
+
+    // MARK: MessageQueue
+
+    public func beginEnqueue(source: String) async throws(CastleError) -> any IngestSession {
+        MemoryIngest(backend: self) { state, rows in
+            var added = 0
+            for row in rows {
+                guard state.enqueued.insert("\(source)\u{0}\(row.line)").inserted else { continue }
+                let id = Int64(state.messages.count + 1)
+                let message = QueueMessage(
+                    id: id,
+                    source: source,
+                    line: row.line,
+                    symbol: row.symbol,
+                    body: row.body,
+                    attempts: 0
+                )
+                state.messages.append(Message(message: message))
+                added += 1
+            }
+            return added
+        }
+    }
+
+    public func receive(partition: Partition, limit: Int, leaseSeconds: Int, maxAttempts: Int)
+        async throws(CastleError) -> [QueueMessage]
+    {
+        let now = wallClockMilliseconds()
+        return state.withLock { state in
+            var delivered: [QueueMessage] = []
+            for index in state.messages.indices where delivered.count < limit {
+                var entry = state.messages[index]
+                guard !entry.done, entry.leaseUntil <= now, partition.contains(symbol: entry.message.symbol) else {
+                    continue
+                }
+                if entry.message.attempts >= maxAttempts {
+                    entry.done = true
+                    state.deadLetters.append(
+                        DeadLetter(
+                            id: entry.message.id,
+                            source: entry.message.source,
+                            line: entry.message.line,
+                            body: entry.message.body,
+                            attempts: entry.message.attempts,
+                            error: "not acknowledged after \(entry.message.attempts) deliveries"
+                        )
+                    )
+                    state.messages[index] = entry
+                    continue
+                }
+                entry.message.attempts += 1
+                entry.leaseUntil = now + Int64(leaseSeconds) * 1000
+                state.messages[index] = entry
+                delivered.append(entry.message)
+            }
+            return delivered
+        }
+    }
+
+    public func ack(_ ids: [Int64]) async throws(CastleError) {
+        state.withLock { state in
+            for id in ids where id >= 1 && id <= state.messages.count { state.messages[Int(id) - 1].done = true }
+        }
+    }
+
+    public func fail(_ ids: [Int64], error: String, maxAttempts: Int) async throws(CastleError) {
+        state.withLock { state in
+            for id in ids where id >= 1 && id <= state.messages.count {
+                var entry = state.messages[Int(id) - 1]
+                guard !entry.done else { continue }
+                entry.leaseUntil = 0
+                if entry.message.attempts >= maxAttempts {
+                    entry.done = true
+                    state.deadLetters.append(
+                        DeadLetter(
+                            id: id,
+                            source: entry.message.source,
+                            line: entry.message.line,
+                            body: entry.message.body,
+                            attempts: entry.message.attempts,
+                            error: error
+                        )
+                    )
+                }
+                state.messages[Int(id) - 1] = entry
+            }
+        }
+    }
+
+    public func releaseLeases(partition: Partition) async throws(CastleError) {
+        state.withLock { state in
+            for index in state.messages.indices where partition.contains(symbol: state.messages[index].message.symbol) {
+                state.messages[index].leaseUntil = 0
+            }
+        }
+    }
+
+    public func depth(partition: Partition?) async throws(CastleError) -> Int {
+        state.withLock { state in
+            state.messages.count { !$0.done && (partition?.contains(symbol: $0.message.symbol) ?? true) }
+        }
+    }
+
+    public func deadLetters() async throws(CastleError) -> [DeadLetter] {
+        state.withLock { $0.deadLetters.sorted { $0.id < $1.id } }
+    }
+
+    public func waitForMessages(timeoutSeconds: Double) async throws(CastleError) {
+        try? await Task.sleep(for: .milliseconds(min(Int(timeoutSeconds * 1000), 50)))
+    }
+
+    public func acquire(partition: Partition, wait: Bool) async throws(CastleError) -> (any PartitionLock)? {
+        while true {
+            let taken = state.withLock { $0.ownedPartitions.insert(partition).inserted }
+            if taken { return MemoryPartitionLock(backend: self, partition: partition) }
+            if !wait { return nil }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    fileprivate func release(_ partition: Partition) {
+        _ = state.withLock { $0.ownedPartitions.remove(partition) }
+    }
+
+    fileprivate func apply(_ change: (inout State) -> Int) -> Int {
+        state.withLock { change(&$0) }
+    }
+}
+
+/// Rows held back until commit, then applied under the backend's lock at once.
+final class MemoryIngest: IngestSession {
+    private let backend: MemoryBackend
+    private let applyRows: @Sendable (inout MemoryBackend.State, [OrderRow]) -> Int
+    private let pending = Mutex<[OrderRow]>([])
+
+    init(backend: MemoryBackend, apply: @escaping @Sendable (inout MemoryBackend.State, [OrderRow]) -> Int) {
+        self.backend = backend
+        self.applyRows = apply
+    }
+
+    func append(_ rows: [OrderRow]) async throws(CastleError) {
+        pending.withLock { $0.append(contentsOf: rows) }
+    }
+
+    func commit() async throws(CastleError) -> Int {
+        let rows = pending.withLock { rows in
+            defer { rows = [] }
+            return rows
+        }
+        return backend.apply { applyRows(&$0, rows) }
+    }
+
+    func rollback() async { pending.withLock { $0 = [] } }
+}
+
+final class MemoryPartitionLock: PartitionLock {
+    private let backend: MemoryBackend
+    private let partition: Partition
+    init(backend: MemoryBackend, partition: Partition) {
+        self.backend = backend
+        self.partition = partition
+    }
+    func release() async { backend.release(partition) }
+}

@@ -1,0 +1,145 @@
+/// The schema as versioned SQL, one list per dialect, embedded in the binary. Each migration has a
+/// file-like name for messages; its checksum is the SHA-256 of its `up` SQL. Never edit an applied
+/// migration: add a new one (``Migrator`` refuses a database whose applied checksums changed).
+public struct Migration: Sendable, Hashable {
+    public var version: Int
+    public var name: String
+    /// Statements, run in order inside one transaction.
+    public var up: [String]
+    public var down: [String]
+
+    public var checksum: String { sha256Hex(up.joined(separator: ";\n") + ";\n") }
+}
+
+extension Migration {
+    public static func all(for dialect: SQLDialect) -> [Migration] {
+        switch dialect {
+        case .sqlite: sqlite
+        case .postgres: postgres
+        }
+    }
+
+    static let sqlite: [Migration] = [
+        Migration(
+            version: 1,
+            name: "0001_datasets_and_queue.sqlite.sql",
+            up: [
+                """
+                CREATE TABLE dataset_orders (
+                    dataset TEXT NOT NULL, line INTEGER NOT NULL, symbol TEXT NOT NULL, body TEXT NOT NULL,
+                    PRIMARY KEY (dataset, line)) WITHOUT ROWID
+                """,
+                """
+                CREATE TABLE queue_messages (
+                    id INTEGER PRIMARY KEY, source TEXT NOT NULL, line INTEGER NOT NULL,
+                    symbol TEXT NOT NULL, shard INTEGER NOT NULL, body TEXT NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0, lease_until INTEGER NOT NULL DEFAULT 0,
+                    state INTEGER NOT NULL DEFAULT 0, last_error TEXT,
+                    UNIQUE (source, line))
+                """,
+                "CREATE INDEX queue_messages_pending ON queue_messages (id) WHERE state = 0",
+                """
+                CREATE TABLE dead_letters (
+                    id INTEGER PRIMARY KEY, source TEXT NOT NULL, line INTEGER NOT NULL, body TEXT NOT NULL,
+                    attempts INTEGER NOT NULL, error TEXT NOT NULL)
+                """,
+            ],
+            down: ["DROP TABLE dead_letters", "DROP TABLE queue_messages", "DROP TABLE dataset_orders"]
+        ),
+        Migration(
+            version: 2,
+            name: "0002_matcher.sqlite.sql",
+            up: [
+                """
+                CREATE TABLE consumer_offsets (
+                    consumer TEXT PRIMARY KEY, applied_offset INTEGER NOT NULL, last_seq INTEGER NOT NULL)
+                """,
+                """
+                CREATE TABLE match_events (
+                    consumer TEXT NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
+                    body BLOB NOT NULL, PRIMARY KEY (consumer, first_seq)) WITHOUT ROWID
+                """,
+                """
+                CREATE TABLE trades (
+                    consumer TEXT NOT NULL, seq INTEGER NOT NULL, symbol TEXT NOT NULL,
+                    price INTEGER NOT NULL, qty INTEGER NOT NULL, maker INTEGER NOT NULL,
+                    taker INTEGER NOT NULL, side TEXT NOT NULL, ts INTEGER,
+                    PRIMARY KEY (consumer, seq)) WITHOUT ROWID
+                """,
+                """
+                CREATE TABLE resting_orders (
+                    consumer TEXT NOT NULL, id INTEGER NOT NULL, symbol TEXT NOT NULL, side INTEGER NOT NULL,
+                    price INTEGER NOT NULL, qty INTEGER NOT NULL, account TEXT NOT NULL,
+                    post_only INTEGER NOT NULL, stp INTEGER NOT NULL, priority INTEGER NOT NULL,
+                    PRIMARY KEY (consumer, id)) WITHOUT ROWID
+                """,
+            ],
+            down: [
+                "DROP TABLE resting_orders", "DROP TABLE trades", "DROP TABLE match_events",
+                "DROP TABLE consumer_offsets",
+            ]
+        ),
+    ]
+
+    static let postgres: [Migration] = [
+        Migration(
+            version: 1,
+            name: "0001_datasets_and_queue.postgres.sql",
+            up: [
+                """
+                CREATE TABLE dataset_orders (
+                    dataset TEXT NOT NULL, line BIGINT NOT NULL, symbol TEXT NOT NULL, body TEXT NOT NULL,
+                    PRIMARY KEY (dataset, line))
+                """,
+                """
+                CREATE TABLE queue_messages (
+                    id BIGSERIAL PRIMARY KEY, source TEXT NOT NULL, line BIGINT NOT NULL,
+                    symbol TEXT NOT NULL, shard BIGINT NOT NULL, body TEXT NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0, lease_until BIGINT NOT NULL DEFAULT 0,
+                    state SMALLINT NOT NULL DEFAULT 0, last_error TEXT,
+                    UNIQUE (source, line))
+                """,
+                "CREATE INDEX queue_messages_pending ON queue_messages (id) WHERE state = 0",
+                """
+                CREATE TABLE dead_letters (
+                    id BIGINT PRIMARY KEY, source TEXT NOT NULL, line BIGINT NOT NULL, body TEXT NOT NULL,
+                    attempts INTEGER NOT NULL, error TEXT NOT NULL)
+                """,
+            ],
+            down: ["DROP TABLE dead_letters", "DROP TABLE queue_messages", "DROP TABLE dataset_orders"]
+        ),
+        Migration(
+            version: 2,
+            name: "0002_matcher.postgres.sql",
+            up: [
+                """
+                CREATE TABLE consumer_offsets (
+                    consumer TEXT PRIMARY KEY, applied_offset BIGINT NOT NULL, last_seq BIGINT NOT NULL)
+                """,
+                """
+                CREATE TABLE match_events (
+                    consumer TEXT NOT NULL, first_seq BIGINT NOT NULL, last_seq BIGINT NOT NULL,
+                    body BYTEA NOT NULL, PRIMARY KEY (consumer, first_seq))
+                """,
+                """
+                CREATE TABLE trades (
+                    consumer TEXT NOT NULL, seq BIGINT NOT NULL, symbol TEXT NOT NULL,
+                    price BIGINT NOT NULL, qty BIGINT NOT NULL, maker BIGINT NOT NULL,
+                    taker BIGINT NOT NULL, side TEXT NOT NULL, ts BIGINT,
+                    PRIMARY KEY (consumer, seq))
+                """,
+                """
+                CREATE TABLE resting_orders (
+                    consumer TEXT NOT NULL, id BIGINT NOT NULL, symbol TEXT NOT NULL, side SMALLINT NOT NULL,
+                    price BIGINT NOT NULL, qty BIGINT NOT NULL, account TEXT NOT NULL,
+                    post_only BOOLEAN NOT NULL, stp SMALLINT NOT NULL, priority BIGINT NOT NULL,
+                    PRIMARY KEY (consumer, id))
+                """,
+            ],
+            down: [
+                "DROP TABLE resting_orders", "DROP TABLE trades", "DROP TABLE match_events",
+                "DROP TABLE consumer_offsets",
+            ]
+        ),
+    ]
+}

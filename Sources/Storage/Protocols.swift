@@ -1,0 +1,136 @@
+public import Formats
+
+/// The store: datasets of orders as ingested, the matcher's event log and trades, resting-order state
+/// and consumer offsets. Backends (memory, SQLite, PostgreSQL) implement it and ``MessageQueue``; the
+/// ``StorageRegistry`` opens one by URL. Errors are ``CastleError``s with sysexits codes and never carry
+/// credentials.
+public protocol Store: AnyObject, Sendable {
+    /// The URL with any password removed: safe for logs and errors.
+    var displayURL: String { get }
+
+    /// The schema: migrations and their lock. Nil for a backend without one (memory).
+    var schema: (any SchemaDatabase)? { get }
+
+    /// Starts writing rows into dataset `name`, all in one transaction. Rows whose line is already in the
+    /// dataset are skipped, so ingesting the same file twice adds nothing.
+    func beginIngest(dataset name: String) async throws(CastleError) -> any IngestSession
+
+    func datasets() async throws(CastleError) -> [DatasetInfo]
+
+    /// Rows of a dataset with `line > afterLine`, in line order, at most `limit`.
+    func readDataset(_ name: String, afterLine: Int64, limit: Int) async throws(CastleError) -> [OrderRow]
+
+    /// The consumer's offset, last event `seq` and resting orders (any order; callers sort by priority).
+    func loadMatcherState(consumer: String) async throws(CastleError) -> MatcherState
+
+    /// Writes one batch of the matcher in one transaction. Refuses (``CastleError/Kind/software``) when
+    /// the stored offset is not below `commit.offset`'s batch: a second writer for the same consumer.
+    func commitMatch(_ commit: MatchCommit, previousOffset: Int64) async throws(CastleError)
+
+    /// Consumers that wrote events, sorted.
+    func eventConsumers() async throws(CastleError) -> [String]
+
+    /// Event segments of a consumer whose `lastSeq >= fromSeq`, in `seq` order, at most `limit`.
+    func readEvents(consumer: String, fromSeq: Int64, limit: Int) async throws(CastleError) -> [EventSegment]
+
+    /// All trades of a consumer, in `seq` order, with `seq > afterSeq`, at most `limit`.
+    func readTrades(consumer: String, afterSeq: Int64, limit: Int) async throws(CastleError) -> [TradeRow]
+
+    func close() async
+}
+
+/// A durable queue of order-stream commands. Delivery is at least once: a received message is leased
+/// for a while and comes back when the lease runs out without an ack; consumers make processing
+/// idempotent with their offset (``Store/commitMatch(_:previousOffset:)``).
+public protocol MessageQueue: AnyObject, Sendable {
+    var displayURL: String { get }
+
+    /// Starts enqueueing rows of `source`, in one transaction. A (source, line) already enqueued, even if
+    /// long acked, is skipped: enqueueing the same file twice adds nothing.
+    func beginEnqueue(source: String) async throws(CastleError) -> any IngestSession
+
+    /// Up to `limit` visible messages of `partition`, lowest offset first, each leased for `leaseSeconds`
+    /// and its attempts counted. A message already delivered `maxAttempts` times without an ack goes to
+    /// the dead letters instead ("not acknowledged after N deliveries").
+    func receive(partition: Partition, limit: Int, leaseSeconds: Int, maxAttempts: Int)
+        async throws(CastleError) -> [QueueMessage]
+
+    /// Marks messages done. Acked messages stay as the record of what was enqueued (for idempotence)
+    /// but are never delivered again.
+    func ack(_ ids: [Int64]) async throws(CastleError)
+
+    /// Returns messages to the queue after a failure, or to the dead letters with `error` once they have
+    /// been delivered `maxAttempts` times.
+    func fail(_ ids: [Int64], error: String, maxAttempts: Int) async throws(CastleError)
+
+    /// Ends every lease in the partition: its new owner (holding ``acquire(partition:wait:)``) knows no one
+    /// else is working on them.
+    func releaseLeases(partition: Partition) async throws(CastleError)
+
+    /// Messages not yet acked nor dead, in `partition` (all when nil).
+    func depth(partition: Partition?) async throws(CastleError) -> Int
+
+    func deadLetters() async throws(CastleError) -> [DeadLetter]
+
+    /// Returns when messages may have arrived, or after `timeoutSeconds`: a notification where the
+    /// backend has one (PostgreSQL's LISTEN), a short sleep otherwise.
+    func waitForMessages(timeoutSeconds: Double) async throws(CastleError)
+
+    /// Makes this process the owner of `partition`: held until the lock is released or the process
+    /// ends, however it ends. With `wait`, blocks until the current owner goes (a standby); without,
+    /// returns nil when another process owns it.
+    func acquire(partition: Partition, wait: Bool) async throws(CastleError) -> (any PartitionLock)?
+}
+
+/// Rows written in one transaction: nothing is visible until ``commit()``, and ``rollback()`` (or an
+/// error) leaves the store as it was.
+public protocol IngestSession: AnyObject, Sendable {
+    func append(_ rows: [OrderRow]) async throws(CastleError)
+    /// Makes the rows visible; returns how many were new (the others were already there).
+    func commit() async throws(CastleError) -> Int
+    func rollback() async
+}
+
+public protocol PartitionLock: AnyObject, Sendable {
+    func release() async
+}
+
+/// The SQL schema of a backend, for ``Migrator``.
+public protocol SchemaDatabase: AnyObject, Sendable {
+    var dialect: SQLDialect { get }
+
+    /// Applied migrations, by version; empty when the bookkeeping table does not exist yet.
+    func appliedMigrations() async throws(CastleError) -> [AppliedMigration]
+
+    /// Runs `work` in one transaction that holds the migration lock (PostgreSQL: a transaction-level
+    /// advisory lock; SQLite: BEGIN IMMEDIATE), committing when it returns and rolling back when it throws.
+    func withMigrationTransaction(_ work: (any SQLSession) async throws(CastleError) -> Void)
+        async throws(CastleError)
+}
+
+/// Statements inside a migration transaction.
+public protocol SQLSession: AnyObject {
+    /// One statement, no results.
+    func execute(_ sql: String) async throws(CastleError)
+    func appliedMigrations() async throws(CastleError) -> [AppliedMigration]
+    func recordMigration(_ migration: AppliedMigration) async throws(CastleError)
+    func forgetMigration(version: Int) async throws(CastleError)
+}
+
+public enum SQLDialect: String, Sendable {
+    case sqlite
+    case postgres
+}
+
+public struct AppliedMigration: Sendable, Hashable {
+    public var version: Int
+    public var name: String
+    /// SHA-256 of the migration's `up` SQL, lowercase hex.
+    public var checksum: String
+
+    public init(version: Int, name: String, checksum: String) {
+        self.version = version
+        self.name = name
+        self.checksum = checksum
+    }
+}
