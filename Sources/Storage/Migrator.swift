@@ -97,7 +97,7 @@ public struct Migrator: Sendable {
             if let refusal = refusal(status) { throw refusal }
             for migration in status.pending where migration.version <= (target ?? latestVersion) {
                 for statement in migration.up {
-                    do { try await session.execute(statement) } catch {
+                    do throws(CastleError) { try await session.execute(statement) } catch {
                         throw CastleError(error.kind, "\(migration.name): \(error.message); nothing was applied")
                     }
                 }
@@ -129,7 +129,7 @@ public struct Migrator: Sendable {
             for migration in migrations.reversed() where migration.version > target {
                 guard appliedVersions.contains(migration.version) else { continue }
                 for statement in migration.down {
-                    do { try await session.execute(statement) } catch {
+                    do throws(CastleError) { try await session.execute(statement) } catch {
                         throw CastleError(error.kind, "\(migration.name) (down): \(error.message); nothing was reverted")
                     }
                 }

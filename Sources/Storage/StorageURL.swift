@@ -28,7 +28,7 @@ public struct StorageURL: Sendable, Hashable, CustomStringConvertible {
     }
 
     public init(parsing text: String) throws(CastleError) {
-        guard let separator = text.range(of: "://") else {
+        guard let separator = Self.schemeSeparator(text) else {
             throw CastleError(.usage, "'\(Self.redact(text))' is not a store URL: expected SCHEME://…")
         }
         scheme = text[..<separator.lowerBound].lowercased()
@@ -76,11 +76,21 @@ public struct StorageURL: Sendable, Hashable, CustomStringConvertible {
 
     /// `text` with the password of a URL in it replaced, for error messages about unparsable URLs.
     public static func redact(_ text: String) -> String {
-        guard let separator = text.range(of: "://"), let at = text[separator.upperBound...].lastIndex(of: "@")
+        guard let separator = schemeSeparator(text), let at = text[separator.upperBound...].lastIndex(of: "@")
         else { return text }
         let credentials = text[separator.upperBound..<at]
         guard let colon = credentials.firstIndex(of: ":") else { return text }
         return String(text[..<colon]) + ":***" + String(text[at...])
+    }
+
+    /// The range of the first `://`.
+    static func schemeSeparator(_ text: String) -> Range<String.Index>? {
+        var index = text.startIndex
+        while index < text.endIndex {
+            if text[index...].hasPrefix("://") { return index..<text.index(index, offsetBy: 3) }
+            index = text.index(after: index)
+        }
+        return nil
     }
 
     static func percentDecoded(_ text: String) -> String {
