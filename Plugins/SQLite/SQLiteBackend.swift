@@ -36,7 +36,10 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
     public func close() async {}
 
     private func withConnection<T>(_ work: (SQLiteConnection) throws(CastleError) -> T) throws(CastleError) -> T {
-        try lock.withLock { (_) throws(CastleError) -> T in try work(connection) }
+        try lock.withLock { (_) throws(CastleError) -> T in
+            defer { connection.resetAll() }
+            return try work(connection)
+        }
     }
 
     // MARK: Schema
@@ -413,7 +416,7 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
                     read.bind(1, id)
                     guard try read.step() else { continue }
                     let attempts = read.int(0)
-                    try read.run()
+                    sqlite3_reset(read.handle)
                     if attempts >= maxAttempts {
                         try Self.bury(connection, id, error: error)
                     } else {

@@ -75,6 +75,12 @@ final class SQLiteConnection {
 
     var changes: Int { Int(sqlite3_changes(handle)) }
 
+    /// Resets every cached statement. A statement left on a row keeps its read transaction (and WAL
+    /// snapshot) open, and a later write on this connection would then fail with SQLITE_BUSY at once.
+    func resetAll() {
+        for statement in statements.values { sqlite3_reset(statement.handle) }
+    }
+
     /// Runs `work` in a write transaction (BEGIN IMMEDIATE: takes the write lock first), committing when it
     /// returns and rolling back when it throws.
     func writeTransaction<T>(_ work: () throws(CastleError) -> T) throws(CastleError) -> T {
@@ -92,6 +98,7 @@ final class SQLiteConnection {
     func tableExists(_ name: String) throws(CastleError) -> Bool {
         let statement = try prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?")
         statement.bind(1, name)
+        defer { sqlite3_reset(statement.handle) }
         return try statement.step()
     }
 }

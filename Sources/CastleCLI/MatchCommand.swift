@@ -91,8 +91,8 @@ struct MatchCommand: AsyncParsableCommand {
             if partition != nil || drain { throw ValidationError("--partition and --drain need --queue") }
             return
         }
-        if input != nil || output != nil || bookOut != nil || strict {
-            throw ValidationError("--queue runs the durable worker: --input, --output, --book-out and --strict do not apply (see castle events)")
+        if input != nil || output != nil || strict {
+            throw ValidationError("--queue runs the durable worker: --input, --output and --strict do not apply (see castle events)")
         }
         if let partition, Partition(parsing: partition) == nil {
             throw ValidationError("--partition must be K/N with 0 ≤ K < N; got '\(partition)'")
@@ -135,6 +135,7 @@ extension MatchCommand {
             options.maxAttempts = maxAttempts
             options.drain = drain
             options.instrumentsPath = instruments
+            options.bookOutPath = bookOut
             options.stp = stp
             options.showProgress = !quiet
             return try await MatchWorker.runUntilSignalled(store: storeBackend, queue: queueBackend, options: options)

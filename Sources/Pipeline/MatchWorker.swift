@@ -17,6 +17,8 @@ public final class MatchWorker {
         /// Exit once the partition's queue is empty.
         public var drain = false
         public var instrumentsPath: String?
+        /// Where to write the final resting book when the worker ends (as `castle match --book-out`).
+        public var bookOutPath: String?
         public var stp: STPMode = .cancelTaker
         public var showProgress = true
 
@@ -203,6 +205,16 @@ public final class MatchWorker {
             summary.trades += commit.trades.count
             summary.batches += 1
             progress.update(done: summary.messages, total: nil, status: "\(summary.messages) messages, offset \(offset)")
+        }
+        if let path = options.bookOutPath {
+            let sink = try OutputSink(path: path)
+            do throws(CastleError) {
+                try BookWriter.write(books.exchange, symbols: books.decoder.symbols, to: sink)
+                try sink.commit()
+            } catch {
+                sink.abort()
+                throw error
+            }
         }
     }
 
