@@ -11,6 +11,7 @@ castle_require_packages() {
         exit 69
     }
     pkg-config --exists libarchive 2>/dev/null || missing+=(libarchive-dev)
+    pkg-config --exists sqlite3 2>/dev/null || missing+=(libsqlite3-dev)
     command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
     for extra in "$@"; do
         dpkg -s "$extra" >/dev/null 2>&1 || missing+=("$extra")
@@ -33,7 +34,7 @@ castle_require_packages() {
 # Builds the release binary when it is missing or older than any source.
 castle_build_release() {
     local binary="$castle_root/.build/release/castle"
-    if [ -x "$binary" ] && [ -z "$(find "$castle_root/Sources" "$castle_root/Package.swift" -newer "$binary" -print -quit)" ]; then
+    if [ -x "$binary" ] && [ -z "$(find "$castle_root/Sources" "$castle_root/Plugins" "$castle_root/Package.swift" -newer "$binary" -print -quit)" ]; then
         return 0
     fi
     echo "castle: building (release); the first build takes a few minutes" >&2

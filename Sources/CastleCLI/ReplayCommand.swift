@@ -3,7 +3,7 @@ import CastleCore
 import Formats
 import Replay
 
-struct ReplayCommand: ParsableCommand {
+struct ReplayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "replay",
         abstract: "Replay a recorded market day: book reconstruction or re-matching, with analytics.",
@@ -36,6 +36,11 @@ struct ReplayCommand: ParsableCommand {
 
     @Option(name: .customLong("input-format"), help: "ndjson or lobster (default: from the file name).")
     var inputFormat: String?
+
+    @Option(help: ArgumentHelp("Replay a dataset of the store (see castle ingest) instead of a file.", valueName: "name"))
+    var dataset: String?
+
+    @OptionGroup var storeOptions: StoreOptions
 
     @Option(help: ArgumentHelp("LOBSTER orderbook file of the same day.", valueName: "file"))
     var orderbook: String?
@@ -188,9 +193,23 @@ struct ReplayCommand: ParsableCommand {
         return options
     }
 
-    func run() throws {
-        let options = try options()
+    func validate() throws {
+        if dataset != nil && input != nil { throw ValidationError("give --input or --dataset, not both") }
+        if storeOptions.store != nil && dataset == nil { throw ValidationError("--store needs --dataset NAME") }
+    }
+
+    func run() async throws {
+        var options = try options()
         let start = monotonicNanoseconds()
+        var exported: DatasetExport?
+        if let dataset {
+            exported = try await runAsyncJob("replay") { () async throws(CastleError) in
+                try await DatasetExport(dataset: dataset, storeURL: storeOptions.storeURL)
+            }
+            options.inputPath = exported?.path
+            options.inputFormat = .ndjson
+        }
+        defer { exported?.remove() }
         let summary = try runJob("replay") { () throws(CastleError) in try ReplayJob.run(options) }
         let seconds = Double(monotonicNanoseconds() - start) / 1e9
         if let checksum = summary.checksum { writeStandardError("sha256:\(checksum)  \(output ?? "<stdout>")\n") }

@@ -31,7 +31,7 @@ public enum TemporaryFiles {
 
     /// Registers `path`; returns its slot for ``unregister(_:)``, or nil when the table is full (the
     /// file is then only removed by the normal error paths).
-    static func register(_ path: String) -> Int? {
+    public static func register(_ path: String) -> Int? {
         for slot in 0..<capacity where table[slot] == nil {
             table[slot] = strdup(path)
             return slot
@@ -39,7 +39,7 @@ public enum TemporaryFiles {
         return nil
     }
 
-    static func unregister(_ slot: Int?) {
+    public static func unregister(_ slot: Int?) {
         guard let slot, let path = table[slot] else { return }
         table[slot] = nil
         free(path)

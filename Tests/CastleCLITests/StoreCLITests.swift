@@ -1,0 +1,147 @@
+import Foundation
+import Testing
+
+/// `castle migrate`, `castle ingest` and the store URL handling, through the built binary on SQLite files.
+@Suite struct StoreCLITests {
+    static let sample = #"""
+        {"op":"new","id":1,"symbol":"AAPL","side":"buy","price":"100.5","qty":"10","account":"a"}
+        {"op":"new","id":2,"symbol":"MSFT","side":"sell","price":"300","qty":"5"}
+
+        {"op":"cancel","id":1}
+        {"op":"amend","id":2,"qty":"3"}
+        """#
+
+    func migrated(_ directory: TemporaryDirectory) throws -> String {
+        let url = "sqlite://\(directory.path("castle.db"))"
+        let up = try CastleProcess.run(["migrate", "up", "--store", url])
+        #expect(up.status == 0, "\(up.stderr)")
+        return url
+    }
+
+    @Test func migrateStatusUpDownVerifyAndDryRun() throws {
+        let directory = try TemporaryDirectory()
+        let url = "sqlite://\(directory.path("castle.db"))"
+        var status = try CastleProcess.run(["migrate", "status", "--store", url])
+        #expect(status.status == 10, "pending: exit 10")
+        #expect(status.lines.count == 2 && status.lines.allSatisfy { $0.contains("\tpending\t") }, "\(status.lines)")
+        let dry = try CastleProcess.run(["migrate", "up", "--dry-run", "--store", url])
+        #expect(dry.status == 0 && dry.stdoutText.contains("CREATE TABLE queue_messages"))
+        status = try CastleProcess.run(["migrate", "status", "--store", url])
+        #expect(status.status == 10, "a dry run changes nothing")
+        #expect(try CastleProcess.run(["migrate", "up", "--to", "1", "--store", url]).status == 0)
+        status = try CastleProcess.run(["migrate", "status", "--store", url])
+        #expect(status.status == 10 && status.lines[0].contains("applied") && status.lines[1].contains("pending"))
+        let refused = try CastleProcess.run(["events", "--store", url])
+        #expect(refused.status == 78, "other subcommands refuse a store that needs migrating")
+        #expect(refused.stderr.contains("castle migrate up"), "and name the fix: \(refused.stderr)")
+        #expect(try CastleProcess.run(["migrate", "up", "--store", url]).status == 0)
+        #expect(try CastleProcess.run(["migrate", "verify", "--store", url]).status == 0)
+        #expect(try CastleProcess.run(["migrate", "status", "--store", url]).status == 0)
+        let down = try CastleProcess.run(["migrate", "down", "--to", "1", "--store", url])
+        #expect(down.status == 0 && down.stderr.contains("reverted 0002"), "\(down.stderr)")
+        #expect(try CastleProcess.run(["migrate", "status", "--store", url]).status == 10)
+    }
+
+    @Test func aChangedOrNewerMigrationIsRefused() throws {
+        let directory = try TemporaryDirectory()
+        let url = try migrated(directory)
+        let path = directory.path("castle.db")
+        var sql = try CastleProcess.shell(
+            ["/usr/bin/env", "python3", "-c",
+             "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE castle_migrations SET checksum='00' WHERE version=2\"); c.commit()",
+             path]
+        )
+        #expect(sql.status == 0, "\(sql.stderr)")
+        let verify = try CastleProcess.run(["migrate", "verify", "--store", url])
+        #expect(verify.status == 12 && verify.stderr.contains("0002_matcher.sqlite.sql"), "\(verify.stderr)")
+        let ingest = try CastleProcess.run(["ingest", "--dataset", "d", "--store", url], stdin: Data(Self.sample.utf8))
+        #expect(ingest.status == 78 && ingest.stderr.contains("0002_matcher.sqlite.sql"), "\(ingest.stderr)")
+        sql = try CastleProcess.shell(
+            ["/usr/bin/env", "python3", "-c",
+             "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE castle_migrations SET checksum=(SELECT checksum FROM castle_migrations WHERE version=2) WHERE version=2\"); c.execute(\"INSERT INTO castle_migrations (version, name, checksum) VALUES (99, '0099_future.sql', 'x')\"); c.commit()",
+             path]
+        )
+        let newer = try CastleProcess.run(["migrate", "status", "--store", url])
+        #expect(newer.status == 12 || newer.status == 11, "\(newer.stderr)")
+    }
+
+    @Test func ingestIsIdempotentAndReadsBackInReplay() throws {
+        let directory = try TemporaryDirectory()
+        let url = try migrated(directory)
+        let file = try directory.write("day.ndjson", Self.sample)
+        let first = try CastleProcess.run(["ingest", file, "--store", url])
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stderr.contains("4 rows, 4 new, 0 already there, 0 rejected"), "\(first.stderr)")
+        let second = try CastleProcess.run(["ingest", file, "--store", url])
+        #expect(second.stderr.contains("4 rows, 0 new, 4 already there"), "\(second.stderr)")
+        let queued = try CastleProcess.run(["ingest", file, "--to", "queue", "--store", url])
+        #expect(queued.status == 0 && queued.stderr.contains("4 new"), "\(queued.stderr)")
+        let again = try CastleProcess.run(["ingest", file, "--to", "queue", "--store", url])
+        #expect(again.stderr.contains("0 new"), "enqueueing the same file twice adds nothing: \(again.stderr)")
+        let match = try CastleProcess.run(["match", "--store", url, "--drain", "-q"])
+        #expect(match.status == 0)
+        let expected = try CastleProcess.run(["match", "-i", file, "-q"])
+        #expect(try CastleProcess.run(["events", "--store", url]).stdout == expected.stdout)
+        let fromThree = try CastleProcess.run(["events", "--store", url, "--from-seq", "3"])
+        #expect(fromThree.lines == Array(expected.lines.dropFirst(2)), "--from-seq")
+    }
+
+    @Test func badRowsGoToRejectsAndOverMaxErrorsNothingIsCommitted() throws {
+        let directory = try TemporaryDirectory()
+        let url = try migrated(directory)
+        let file = try directory.write(
+            "bad.ndjson",
+            Self.sample + "\nnot json\n" + #"{"op":"new","id":9,"symbol":"AAPL","side":"up","price":"1","qty":"1"}"# + "\n"
+        )
+        let failed = try CastleProcess.run(
+            ["ingest", file, "--store", url, "--rejects", directory.path("rejects.ndjson"), "--max-errors", "1"]
+        )
+        #expect(failed.status == 65, "\(failed.stderr)")
+        #expect(failed.stderr.contains("bad.ndjson:7:"), "names file and line: \(failed.stderr)")
+        #expect(failed.stderr.contains("nothing was ingested"))
+        let rejects = try directory.read("rejects.ndjson").split(separator: "\n")
+        #expect(rejects.count == 2 && rejects[0].contains(#""line":6"#) && rejects[0].contains("malformed"), "\(rejects)")
+        var replay = try CastleProcess.run(["replay", "--store", url, "--dataset", "bad", "--stats"])
+        #expect(replay.status != 0, "nothing of the failed run was committed")
+        let tolerated = try CastleProcess.run(["ingest", file, "--store", url, "--max-errors", "2"])
+        #expect(tolerated.status == 0 && tolerated.stderr.contains("4 new") && tolerated.stderr.contains("2 rejected"))
+        replay = try CastleProcess.run(["replay", "--store", url, "--dataset", "bad", "--symbols", "AAPL", "--stats"])
+        #expect(replay.status == 0, "\(replay.stderr)")
+        #expect(replay.stdoutText.contains("AAPL"), "the dataset replays: \(replay.stdoutText)")
+    }
+
+    @Test func csvRowsBecomeTheContract() throws {
+        let directory = try TemporaryDirectory()
+        let url = try migrated(directory)
+        let csv = try directory.write(
+            "day.csv",
+            """
+            op,id,symbol,side,price,qty,account
+            new,1,AAPL,buy,100.5,10,"acct, one"
+            new,2,AAPL,sell,100.5,4,
+            cancel,1,,,,,
+            new,x,AAPL,buy,1,1,
+
+            """
+        )
+        let run = try CastleProcess.run(["ingest", csv, "--store", url, "--to", "queue", "--max-errors", "1"])
+        #expect(run.status == 0 && run.stderr.contains("3 new") && run.stderr.contains("1 rejected"), "\(run.stderr)")
+        #expect(try CastleProcess.run(["match", "--store", url, "--drain", "-q"]).status == 0)
+        let events = try CastleProcess.run(["events", "--store", url]).lines
+        #expect(events.contains { $0.contains(#""event":"trade""#) && $0.contains(#""maker_account":"acct, one""#) }, "\(events)")
+        #expect(events.last?.contains(#""event":"canceled","id":1,"qty":"6""#) == true, "\(events)")
+    }
+
+    @Test func urlsAreCheckedAndPasswordsNeverShown() throws {
+        let unknown = try CastleProcess.run(["events", "--store", "redis://localhost/0"])
+        #expect(unknown.status == 64 && unknown.stderr.contains("sqlite://") && unknown.stderr.contains("postgres://"))
+        let unreachable = try CastleProcess.run(["events", "--store", "postgres://castle:s3cret@127.0.0.1:1/castle"])
+        #expect(unreachable.status == 69, "\(unreachable.stderr)")
+        #expect(unreachable.stderr.contains("127.0.0.1:1"), "names host and port: \(unreachable.stderr)")
+        #expect(!unreachable.stderr.contains("s3cret"), "never the password")
+        let directory = try TemporaryDirectory()
+        let notADatabase = try directory.write("text.db", "this is not a database\n")
+        let garbage = try CastleProcess.run(["migrate", "status", "--store", "sqlite://\(notADatabase)"])
+        #expect(garbage.status != 0 && garbage.stderr.contains(notADatabase), "\(garbage.stderr)")
+    }
+}
