@@ -64,7 +64,9 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
         return applied
     }
 
-    public func withMigrationTransaction(_ work: (any SQLSession) async throws(CastleError) -> Void)
+    public func withMigrationTransaction(
+        _ work: (any SQLSession) async throws(CastleError) -> Void
+    )
         async throws(CastleError)
     {
         // A connection of its own: BEGIN IMMEDIATE is the lock, held across the migration's statements.
@@ -321,7 +323,12 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
 
     private static let partitionFilter = "(? = 1 OR shard % ? = ?)"
 
-    public func receive(partition: Partition, limit: Int, leaseSeconds: Int, maxAttempts: Int)
+    public func receive(
+        partition: Partition,
+        limit: Int,
+        leaseSeconds: Int,
+        maxAttempts: Int
+    )
         async throws(CastleError) -> [QueueMessage]
     {
         let now = wallClockMilliseconds()
@@ -562,7 +569,9 @@ final class SQLiteMigrationSession: SQLSession {
     }
 
     func recordMigration(_ migration: AppliedMigration) async throws(CastleError) {
-        let statement = try connection.prepare("INSERT INTO castle_migrations (version, name, checksum) VALUES (?, ?, ?)")
+        let statement = try connection.prepare(
+            "INSERT INTO castle_migrations (version, name, checksum) VALUES (?, ?, ?)"
+        )
         statement.bind(1, migration.version)
         statement.bind(2, migration.name)
         statement.bind(3, migration.checksum)

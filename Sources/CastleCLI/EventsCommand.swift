@@ -40,7 +40,10 @@ struct EventsCommand: AsyncParsableCommand {
                 let consumers = try await backend.eventConsumers()
                 if consumers.count > 1 {
                     let names = consumers.map { String($0.dropFirst("match:".count)) }.joined(separator: ", ")
-                    throw CastleError(.usage, "\(backend.displayURL) has several partitions (\(names)): pick one with --partition")
+                    throw CastleError(
+                        .usage,
+                        "\(backend.displayURL) has several partitions (\(names)): pick one with --partition"
+                    )
                 }
                 consumer = consumers.first ?? "match:0/1"
             }

@@ -109,7 +109,8 @@ struct IngestCommand: AsyncParsableCommand {
         }
         guard !quiet else { return }
         let seconds = Double(monotonicNanoseconds() - start) / 1e9
-        var line = "castle ingest: \(name): \(summary.rows) rows, \(summary.added) new, \(summary.duplicates) already there, "
+        var line =
+            "castle ingest: \(name): \(summary.rows) rows, \(summary.added) new, \(summary.duplicates) already there, "
         line += "\(summary.rejected) rejected"
         if summary.skipped > 0 { line += ", \(summary.skipped) skipped (not orders)" }
         line += " into the \(to == .queue ? "queue" : "store"); \(format2(seconds)) s, "

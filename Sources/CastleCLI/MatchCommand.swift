@@ -66,10 +66,20 @@ struct MatchCommand: AsyncParsableCommand {
     @Flag(name: [.short, .long], help: "No progress bar and no summary on stderr.")
     var quiet = false
 
-    @Option(help: ArgumentHelp("Run as the durable worker on this queue URL (the store's URL: the same backend).", valueName: "url"))
+    @Option(
+        help: ArgumentHelp(
+            "Run as the durable worker on this queue URL (the store's URL: the same backend).",
+            valueName: "url"
+        )
+    )
     var queue: String?
 
-    @Option(help: ArgumentHelp("With --queue: the store for results (default: $CASTLE_STORE, else sqlite://castle.db).", valueName: "url"))
+    @Option(
+        help: ArgumentHelp(
+            "With --queue: the store for results (default: $CASTLE_STORE, else sqlite://castle.db).",
+            valueName: "url"
+        )
+    )
     var store: String?
 
     @Option(help: ArgumentHelp("With --queue: the symbols of partition K of N (by hash).", valueName: "k/n"))
@@ -92,7 +102,9 @@ struct MatchCommand: AsyncParsableCommand {
             return
         }
         if input != nil || output != nil || strict {
-            throw ValidationError("--queue runs the durable worker: --input, --output and --strict do not apply (see castle events)")
+            throw ValidationError(
+                "--queue runs the durable worker: --input, --output and --strict do not apply (see castle events)"
+            )
         }
         if let partition, Partition(parsing: partition) == nil {
             throw ValidationError("--partition must be K/N with 0 ≤ K < N; got '\(partition)'")

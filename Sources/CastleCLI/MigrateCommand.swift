@@ -110,7 +110,8 @@ struct MigrateCommand: AsyncParsableCommand {
                     return
                 }
                 let applied = try await migrator.up(to: to)
-                let names = applied.isEmpty ? "nothing to apply" : "applied " + applied.map(\.name).joined(separator: ", ")
+                let names =
+                    applied.isEmpty ? "nothing to apply" : "applied " + applied.map(\.name).joined(separator: ", ")
                 writeStandardError("castle migrate: \(backend.displayURL): \(names)\n")
             }
         }
@@ -153,7 +154,9 @@ struct MigrateCommand: AsyncParsableCommand {
                     writeStandardError("castle migrate: \(migration.name): SHA-256 differs from the applied one\n")
                 }
                 for unknown in status.unknown {
-                    writeStandardError("castle migrate: version \(unknown.version) (\(unknown.name)) is unknown to this castle\n")
+                    writeStandardError(
+                        "castle migrate: version \(unknown.version) (\(unknown.name)) is unknown to this castle\n"
+                    )
                 }
                 let code = MigrateCommand.exitCode(status)
                 if code == 0 || code == 10 {

@@ -37,7 +37,9 @@ struct ReplayCommand: AsyncParsableCommand {
     @Option(name: .customLong("input-format"), help: "ndjson or lobster (default: from the file name).")
     var inputFormat: String?
 
-    @Option(help: ArgumentHelp("Replay a dataset of the store (see castle ingest) instead of a file.", valueName: "name"))
+    @Option(
+        help: ArgumentHelp("Replay a dataset of the store (see castle ingest) instead of a file.", valueName: "name")
+    )
     var dataset: String?
 
     @OptionGroup var storeOptions: StoreOptions

@@ -171,7 +171,16 @@ public enum StorageConformance {
         let consumer = "match:0/1"
         try expect(try await backend.loadMatcherState(consumer: consumer) == MatcherState(), "a new consumer is empty")
         let segment = EventSegment(firstSeq: 1, lastSeq: 2, body: Array("{\"seq\":1}\n{\"seq\":2}\n".utf8))
-        let trade = TradeRow(seq: 2, symbol: "AAPL", price: 1_500, qty: 7, maker: UInt64.max, taker: 2, side: "buy", ts: nil)
+        let trade = TradeRow(
+            seq: 2,
+            symbol: "AAPL",
+            price: 1_500,
+            qty: 7,
+            maker: UInt64.max,
+            taker: 2,
+            side: "buy",
+            ts: nil
+        )
         try await backend.commitMatch(
             MatchCommit(
                 consumer: consumer,
@@ -217,10 +226,19 @@ public enum StorageConformance {
 
     static func staleOffsetIsRefused(_ backend: any Backend) async throws {
         let consumer = "match:0/1"
-        try await backend.commitMatch(MatchCommit(consumer: consumer, offset: 5, lastSeq: 1, events: nil), previousOffset: 0)
+        try await backend.commitMatch(
+            MatchCommit(consumer: consumer, offset: 5, lastSeq: 1, events: nil),
+            previousOffset: 0
+        )
         do {
             try await backend.commitMatch(
-                MatchCommit(consumer: consumer, offset: 9, lastSeq: 4, events: nil, upserts: [order(1, qty: 1, priority: 1)]),
+                MatchCommit(
+                    consumer: consumer,
+                    offset: 9,
+                    lastSeq: 4,
+                    events: nil,
+                    upserts: [order(1, qty: 1, priority: 1)]
+                ),
                 previousOffset: 0
             )
             throw ConformanceFailure("a commit from a stale offset was accepted")

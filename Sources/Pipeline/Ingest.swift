@@ -15,7 +15,9 @@ public enum Ingest {
         public static func infer(path: String?) -> Format {
             guard let path else { return .ndjson }
             var name = Substring(path.split(separator: "/").last ?? "")
-            for suffix in [".gz", ".zst", ".xz", ".bz2"] where name.hasSuffix(suffix) { name = name.dropLast(suffix.count) }
+            for suffix in [".gz", ".zst", ".xz", ".bz2"] where name.hasSuffix(suffix) {
+                name = name.dropLast(suffix.count)
+            }
             if name.hasSuffix(".csv") && name.contains("_message_") { return .lobster }
             if name.hasSuffix(".csv") { return .csv }
             return .ndjson
@@ -60,7 +62,8 @@ public enum Ingest {
             switch format {
             case .ndjson: try NDJSONRows(path: options.inputPath)
             case .csv: try CSVRows(path: options.inputPath)
-            case .lobster: try LobsterRows(path: options.inputPath, symbol: options.lobsterSymbol, date: options.lobsterDate)
+            case .lobster:
+                try LobsterRows(path: options.inputPath, symbol: options.lobsterSymbol, date: options.lobsterDate)
             }
         var validator = Validator()
         if let path = options.instrumentsPath {
@@ -96,7 +99,11 @@ public enum Ingest {
                 if batch.count >= options.batchRows {
                     try await session.append(batch)
                     batch.removeAll(keepingCapacity: true)
-                    progress.update(done: reader.source.consumedBytes, total: reader.source.sizeBytes, status: "\(summary.rows) rows")
+                    progress.update(
+                        done: reader.source.consumedBytes,
+                        total: reader.source.sizeBytes,
+                        status: "\(summary.rows) rows"
+                    )
                 }
             }
             if !batch.isEmpty { try await session.append(batch) }

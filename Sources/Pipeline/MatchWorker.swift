@@ -89,15 +89,20 @@ public final class MatchWorker {
         if let path = options.instrumentsPath {
             instruments = try InstrumentsFile.load(path: path, symbols: &decoder.symbols)
         }
-        var books = Books(exchange: Exchange(instruments: instruments, defaultSTP: options.stp), decoder: decoder,
-            instruments: instruments)
+        var books = Books(
+            exchange: Exchange(instruments: instruments, defaultSTP: options.stp),
+            decoder: decoder,
+            instruments: instruments
+        )
         let state = try await store.loadMatcherState(consumer: consumer)
         try restore(state, into: &books)
         summary.restoredOrders = state.orders.count
         summary.startOffset = state.offset
         try await queue.releaseLeases(partition: options.partition)
         if state.offset > 0 || !state.orders.isEmpty {
-            log("resuming \(consumer) after offset \(state.offset), seq \(state.lastSeq), \(state.orders.count) resting orders")
+            log(
+                "resuming \(consumer) after offset \(state.offset), seq \(state.lastSeq), \(state.orders.count) resting orders"
+            )
         }
 
         let sink = OutputSink.inMemory()
@@ -135,12 +140,16 @@ public final class MatchWorker {
                 }
                 offset = message.id
                 applied += 1
-                let decoded = message.body.utf8.withContiguousStorageIfAvailable { bytes in
-                    books.decoder.decode(bytes, lineNumber: Int(message.line))
-                } ?? Array(message.body.utf8).withUnsafeBufferPointer {
-                    books.decoder.decode($0, lineNumber: Int(message.line))
-                }
-                if books.decoder.symbols.count > writer.symbolCount || books.decoder.accounts.count > writer.accountCount {
+                let decoded =
+                    message.body.utf8.withContiguousStorageIfAvailable { bytes in
+                        books.decoder.decode(bytes, lineNumber: Int(message.line))
+                    }
+                    ?? Array(message.body.utf8).withUnsafeBufferPointer {
+                        books.decoder.decode($0, lineNumber: Int(message.line))
+                    }
+                if books.decoder.symbols.count > writer.symbolCount
+                    || books.decoder.accounts.count > writer.accountCount
+                {
                     writer.syncNames(symbols: books.decoder.symbols, accounts: books.decoder.accounts)
                 }
                 switch decoded {
@@ -155,7 +164,9 @@ public final class MatchWorker {
                         books.priorities[command.id] = message.id
                     }
                 case .rejected(let op, let id, let reason, let detail):
-                    events.append(.rejected(op: op, id: id, reason: reason, detail: detail, line: Int(message.line), ts: nil))
+                    events.append(
+                        .rejected(op: op, id: id, reason: reason, detail: detail, line: Int(message.line), ts: nil)
+                    )
                 }
                 for event in events {
                     try writer.write(event)
@@ -204,7 +215,11 @@ public final class MatchWorker {
             summary.messages += applied
             summary.trades += commit.trades.count
             summary.batches += 1
-            progress.update(done: summary.messages, total: nil, status: "\(summary.messages) messages, offset \(offset)")
+            progress.update(
+                done: summary.messages,
+                total: nil,
+                status: "\(summary.messages) messages, offset \(offset)"
+            )
         }
         if let path = options.bookOutPath {
             let sink = try OutputSink(path: path)
@@ -238,9 +253,13 @@ public final class MatchWorker {
             guard let symbol = books.decoder.symbols.intern(stored.symbol),
                 let side = Side(rawValue: stored.side), let stp = STPMode(rawValue: stored.stp)
             else {
-                throw CastleError(.dataError, "\(store.displayURL): stored order \(stored.id) of \(consumer) is unreadable")
+                throw CastleError(
+                    .dataError,
+                    "\(store.displayURL): stored order \(stored.id) of \(consumer) is unreadable"
+                )
             }
-            let account: AccountID = stored.account.isEmpty ? .none : books.decoder.accounts.intern(stored.account) ?? .none
+            let account: AccountID =
+                stored.account.isEmpty ? .none : books.decoder.accounts.intern(stored.account) ?? .none
             let order = LiveOrder(
                 id: stored.id,
                 symbol: symbol,

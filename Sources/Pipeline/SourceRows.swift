@@ -6,7 +6,9 @@ import MarketData
 /// any order, any subset; `op` and `id` required). Fields may be quoted RFC 4180 style; empty fields are
 /// left out. Each row becomes the contract's NDJSON, then is validated like any NDJSON line.
 struct CSVRows: RowReader {
-    static let fields: Set<String> = ["op", "id", "symbol", "side", "type", "price", "qty", "tif", "account", "stp", "ts"]
+    static let fields: Set<String> = [
+        "op", "id", "symbol", "side", "type", "price", "qty", "tif", "account", "stp", "ts",
+    ]
     static let integerFields: Set<String> = ["id", "ts"]
 
     let lines: LineReader
@@ -40,7 +42,11 @@ struct CSVRows: RowReader {
                 continue
             }
             guard cells.count == header.count else {
-                return .bad(line: line.number, reason: "\(cells.count) fields, the header has \(header.count)", text: text)
+                return .bad(
+                    line: line.number,
+                    reason: "\(cells.count) fields, the header has \(header.count)",
+                    text: text
+                )
             }
             var json = "{"
             for (name, cell) in zip(header, cells) where !cell.isEmpty {
@@ -118,7 +124,10 @@ struct LobsterRows: RowReader {
             throw CastleError(.usage, "a LOBSTER message file needs --symbol (LOBSTER files do not name it)")
         }
         guard let date, let midnight = Self.epochSeconds(ofDate: date) else {
-            throw CastleError(.usage, "a LOBSTER message file needs --date YYYY-MM-DD (LOBSTER times are seconds after midnight)")
+            throw CastleError(
+                .usage,
+                "a LOBSTER message file needs --date YYYY-MM-DD (LOBSTER times are seconds after midnight)"
+            )
         }
         reader = try LobsterMessageReader(path: path)
         symbolLiteral = String(decoding: jsonStringLiteral(Array(symbol.utf8)), as: UTF8.self)
@@ -128,13 +137,17 @@ struct LobsterRows: RowReader {
     mutating func next() throws(CastleError) -> RowItem? {
         guard let event = try reader.next() else { return nil }
         let ts = midnightNs + event.timeNs
-        let price = String(decoding: decimalBytes(event.price, decimals: LobsterMessageReader.priceDecimals), as: UTF8.self)
+        let price = String(
+            decoding: decimalBytes(event.price, decimals: LobsterMessageReader.priceDecimals),
+            as: UTF8.self
+        )
         switch event.kind {
         case .add:
             remaining[event.orderID] = event.size
             return .row(
                 line: event.line,
-                body: #"{"op":"new","id":\#(event.orderID),"symbol":\#(symbolLiteral),"side":"\#(event.side.name)","price":"\#(price)","qty":"\#(event.size)","ts":\#(ts)}"#
+                body:
+                    #"{"op":"new","id":\#(event.orderID),"symbol":\#(symbolLiteral),"side":"\#(event.side.name)","price":"\#(price)","qty":"\#(event.size)","ts":\#(ts)}"#
             )
         case .cancel:
             guard let left = remaining[event.orderID] else { return .skipped }
@@ -151,7 +164,8 @@ struct LobsterRows: RowReader {
             let taker = UInt64(1) << 63 | UInt64(event.line)
             return .row(
                 line: event.line,
-                body: #"{"op":"new","id":\#(taker),"symbol":\#(symbolLiteral),"side":"\#(event.side.opposite.name)","price":"\#(price)","qty":"\#(event.size)","tif":"ioc","ts":\#(ts)}"#
+                body:
+                    #"{"op":"new","id":\#(taker),"symbol":\#(symbolLiteral),"side":"\#(event.side.opposite.name)","price":"\#(price)","qty":"\#(event.size)","tif":"ioc","ts":\#(ts)}"#
             )
         case .executeHidden, .cross, .halt:
             return .skipped

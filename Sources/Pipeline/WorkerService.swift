@@ -1,9 +1,9 @@
 public import Formats
 import Logging
 import ServiceLifecycle
-import UnixSignals
 public import Storage
 import Synchronization
+import UnixSignals
 
 /// Holds the worker's outcome for the caller of the service group.
 final class Outcome: Sendable {

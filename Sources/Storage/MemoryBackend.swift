@@ -139,7 +139,12 @@ public final class MemoryBackend: Store, MessageQueue {
         }
     }
 
-    public func receive(partition: Partition, limit: Int, leaseSeconds: Int, maxAttempts: Int)
+    public func receive(
+        partition: Partition,
+        limit: Int,
+        leaseSeconds: Int,
+        maxAttempts: Int
+    )
         async throws(CastleError) -> [QueueMessage]
     {
         let now = wallClockMilliseconds()

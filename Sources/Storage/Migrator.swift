@@ -130,7 +130,10 @@ public struct Migrator: Sendable {
                 guard appliedVersions.contains(migration.version) else { continue }
                 for statement in migration.down {
                     do throws(CastleError) { try await session.execute(statement) } catch {
-                        throw CastleError(error.kind, "\(migration.name) (down): \(error.message); nothing was reverted")
+                        throw CastleError(
+                            error.kind,
+                            "\(migration.name) (down): \(error.message); nothing was reverted"
+                        )
                     }
                 }
                 try await session.forgetMigration(version: migration.version)

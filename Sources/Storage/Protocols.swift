@@ -52,7 +52,12 @@ public protocol MessageQueue: AnyObject, Sendable {
     /// Up to `limit` visible messages of `partition`, lowest offset first, each leased for `leaseSeconds`
     /// and its attempts counted. A message already delivered `maxAttempts` times without an ack goes to
     /// the dead letters instead ("not acknowledged after N deliveries").
-    func receive(partition: Partition, limit: Int, leaseSeconds: Int, maxAttempts: Int)
+    func receive(
+        partition: Partition,
+        limit: Int,
+        leaseSeconds: Int,
+        maxAttempts: Int
+    )
         async throws(CastleError) -> [QueueMessage]
 
     /// Marks messages done. Acked messages stay as the record of what was enqueued (for idempotence)
@@ -104,7 +109,9 @@ public protocol SchemaDatabase: AnyObject, Sendable {
 
     /// Runs `work` in one transaction that holds the migration lock (PostgreSQL: a transaction-level
     /// advisory lock; SQLite: BEGIN IMMEDIATE), committing when it returns and rolling back when it throws.
-    func withMigrationTransaction(_ work: (any SQLSession) async throws(CastleError) -> Void)
+    func withMigrationTransaction(
+        _ work: (any SQLSession) async throws(CastleError) -> Void
+    )
         async throws(CastleError)
 }
 

@@ -74,7 +74,9 @@ final class Background {
         let directory = try TemporaryDirectory()
         guard let store = try TestStore.make(kind, in: directory) else { return nil }
         let day = directory.path("day.ndjson")
-        #expect(try CastleProcess.run(["generate", "orders", "--seed", "23", "--count", "\(count)", "-o", day]).status == 0)
+        #expect(
+            try CastleProcess.run(["generate", "orders", "--seed", "23", "--count", "\(count)", "-o", day]).status == 0
+        )
         let reference = try CastleProcess.run(["match", "-i", day, "-q", "--book-out", directory.path("ref-book.json")])
         #expect(reference.status == 0)
         let migrate = try CastleProcess.run(["migrate", "up", "--store", store.url])
@@ -99,7 +101,10 @@ final class Background {
     func anUninterruptedRunEqualsCastleMatch(_ kind: String) throws {
         guard let day = try Self.prepare(kind, count: 5_000) else { return }
         let run = try CastleProcess.run(
-            ["match", "--queue", day.store.url, "--store", day.store.url, "--drain", "--batch", "700", "--book-out", day.directory.path("book.json")]
+            [
+                "match", "--queue", day.store.url, "--store", day.store.url, "--drain", "--batch", "700", "--book-out",
+                day.directory.path("book.json"),
+            ]
         )
         #expect(run.status == 0, "\(run.stderr)")
         #expect(try Self.events(day) == day.reference, "the stored event log is castle match's output, byte for byte")
@@ -136,7 +141,10 @@ final class Background {
         }
         #expect(kills >= 10, "the worker was killed \(kills) times")
         let finish = try CastleProcess.run(
-            ["match", "--queue", day.store.url, "--store", day.store.url, "--drain", "--book-out", day.directory.path("book.json")]
+            [
+                "match", "--queue", day.store.url, "--store", day.store.url, "--drain", "--book-out",
+                day.directory.path("book.json"),
+            ]
         )
         #expect(finish.status == 0, "\(finish.stderr)")
         let events = try Self.events(day)
@@ -151,13 +159,19 @@ final class Background {
     func theStandbyTakesOverWhenTheOwnerDies(_ kind: String) throws {
         guard let day = try Self.prepare(kind, count: 40_000) else { return }
         let owner = try Background(
-            ["match", "--queue", day.store.url, "--store", day.store.url, "--drain", "--batch", "200", "--partition", "0/1"],
+            [
+                "match", "--queue", day.store.url, "--store", day.store.url, "--drain", "--batch", "200", "--partition",
+                "0/1",
+            ],
             stderrPath: day.directory.path("owner.log")
         )
         usleep(300_000)
         let standby = try Background(
-            ["match", "--queue", day.store.url, "--store", day.store.url, "--drain", "--batch", "200", "--partition", "0/1",
-             "--book-out", day.directory.path("book.json")],
+            [
+                "match", "--queue", day.store.url, "--store", day.store.url, "--drain", "--batch", "200", "--partition",
+                "0/1",
+                "--book-out", day.directory.path("book.json"),
+            ],
             stderrPath: day.directory.path("standby.log")
         )
         var waited = 0
@@ -176,7 +190,10 @@ final class Background {
     @Test func partitionsSplitTheWorkAndEachLogIsExact() throws {
         guard let day = try Self.prepare("sqlite", count: 5_000) else { return }
         for index in 0..<2 {
-            let run = try CastleProcess.run(["match", "--queue", day.store.url, "--store", day.store.url, "--drain", "--partition", "\(index)/2", "-q"])
+            let run = try CastleProcess.run([
+                "match", "--queue", day.store.url, "--store", day.store.url, "--drain", "--partition", "\(index)/2",
+                "-q",
+            ])
             #expect(run.status == 0, "\(run.stderr)")
         }
         let ambiguous = try CastleProcess.run(["events", "--store", day.store.url])

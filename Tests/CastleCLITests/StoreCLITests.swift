@@ -47,9 +47,11 @@ import Testing
         let url = try migrated(directory)
         let path = directory.path("castle.db")
         var sql = try CastleProcess.shell(
-            ["/usr/bin/env", "python3", "-c",
-             "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE castle_migrations SET checksum='00' WHERE version=2\"); c.commit()",
-             path]
+            [
+                "/usr/bin/env", "python3", "-c",
+                "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE castle_migrations SET checksum='00' WHERE version=2\"); c.commit()",
+                path,
+            ]
         )
         #expect(sql.status == 0, "\(sql.stderr)")
         let verify = try CastleProcess.run(["migrate", "verify", "--store", url])
@@ -57,9 +59,11 @@ import Testing
         let ingest = try CastleProcess.run(["ingest", "--dataset", "d", "--store", url], stdin: Data(Self.sample.utf8))
         #expect(ingest.status == 78 && ingest.stderr.contains("0002_matcher.sqlite.sql"), "\(ingest.stderr)")
         sql = try CastleProcess.shell(
-            ["/usr/bin/env", "python3", "-c",
-             "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE castle_migrations SET checksum=(SELECT checksum FROM castle_migrations WHERE version=2) WHERE version=2\"); c.execute(\"INSERT INTO castle_migrations (version, name, checksum) VALUES (99, '0099_future.sql', 'x')\"); c.commit()",
-             path]
+            [
+                "/usr/bin/env", "python3", "-c",
+                "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE castle_migrations SET checksum=(SELECT checksum FROM castle_migrations WHERE version=2) WHERE version=2\"); c.execute(\"INSERT INTO castle_migrations (version, name, checksum) VALUES (99, '0099_future.sql', 'x')\"); c.commit()",
+                path,
+            ]
         )
         let newer = try CastleProcess.run(["migrate", "status", "--store", url])
         #expect(newer.status == 12 || newer.status == 11, "\(newer.stderr)")
@@ -91,7 +95,8 @@ import Testing
         let url = try migrated(directory)
         let file = try directory.write(
             "bad.ndjson",
-            Self.sample + "\nnot json\n" + #"{"op":"new","id":9,"symbol":"AAPL","side":"up","price":"1","qty":"1"}"# + "\n"
+            Self.sample + "\nnot json\n" + #"{"op":"new","id":9,"symbol":"AAPL","side":"up","price":"1","qty":"1"}"#
+                + "\n"
         )
         let failed = try CastleProcess.run(
             ["ingest", file, "--store", url, "--rejects", directory.path("rejects.ndjson"), "--max-errors", "1"]
@@ -100,7 +105,10 @@ import Testing
         #expect(failed.stderr.contains("bad.ndjson:7:"), "names file and line: \(failed.stderr)")
         #expect(failed.stderr.contains("nothing was ingested"))
         let rejects = try directory.read("rejects.ndjson").split(separator: "\n")
-        #expect(rejects.count == 2 && rejects[0].contains(#""line":6"#) && rejects[0].contains("malformed"), "\(rejects)")
+        #expect(
+            rejects.count == 2 && rejects[0].contains(#""line":6"#) && rejects[0].contains("malformed"),
+            "\(rejects)"
+        )
         var replay = try CastleProcess.run(["replay", "--store", url, "--dataset", "bad", "--stats"])
         #expect(replay.status != 0, "nothing of the failed run was committed")
         let tolerated = try CastleProcess.run(["ingest", file, "--store", url, "--max-errors", "2"])
@@ -128,7 +136,10 @@ import Testing
         #expect(run.status == 0 && run.stderr.contains("3 new") && run.stderr.contains("1 rejected"), "\(run.stderr)")
         #expect(try CastleProcess.run(["match", "--store", url, "--drain", "-q"]).status == 0)
         let events = try CastleProcess.run(["events", "--store", url]).lines
-        #expect(events.contains { $0.contains(#""event":"trade""#) && $0.contains(#""maker_account":"acct, one""#) }, "\(events)")
+        #expect(
+            events.contains { $0.contains(#""event":"trade""#) && $0.contains(#""maker_account":"acct, one""#) },
+            "\(events)"
+        )
         #expect(events.last?.contains(#""event":"canceled","id":1,"qty":"6""#) == true, "\(events)")
     }
 
