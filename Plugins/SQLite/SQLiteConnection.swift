@@ -113,7 +113,21 @@ struct Statement {
     func bind(_ index: Int32, _ value: Int64?) {
         if let value { sqlite3_bind_int64(handle, index, value) } else { sqlite3_bind_null(handle, index) }
     }
-    func bind(_ index: Int32, _ value: String) { sqlite3_bind_text(handle, index, value, -1, transient) }
+    func bind(_ index: Int32, _ value: String) {
+        // The UTF-8 in place, with its length: no C string made, SQLite copies the bytes.
+        var value = value
+        value.withUTF8 { bytes in
+            let raw = UnsafeRawPointer(bytes.baseAddress) ?? UnsafeRawPointer(bitPattern: 1)!
+            _ = sqlite3_bind_text64(
+                handle,
+                index,
+                raw.assumingMemoryBound(to: CChar.self),
+                sqlite3_uint64(bytes.count),
+                transient,
+                UInt8(SQLITE_UTF8)
+            )
+        }
+    }
     func bind(_ index: Int32, _ bytes: [UInt8]) {
         bytes.withUnsafeBytes { raw in
             _ = sqlite3_bind_blob64(handle, index, raw.baseAddress, sqlite3_uint64(raw.count), transient)
