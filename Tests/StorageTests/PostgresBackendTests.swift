@@ -150,6 +150,18 @@ struct PostgresBackendTests {
             let page2 = try await backend.readDataset("day1", afterLine: 2, limit: 10)
             #expect(page2.map(\.line) == [3, 4])
             #expect(try await backend.readDataset("day2", afterLine: 0, limit: 10).isEmpty)
+
+            // Increasing runs go straight to the table, others through the staging table: the first row
+            // of a line wins either way.
+            let mixed = try await backend.beginIngest(dataset: "day3")
+            try await mixed.append([orderRow(10, "A"), orderRow(11, "A")])
+            try await mixed.append([orderRow(5, "A")])
+            try await mixed.append([orderRow(12, "A"), orderRow(13, "A")])
+            try await mixed.append([orderRow(13, "A", "late duplicate"), orderRow(11, "A", "late duplicate")])
+            #expect(try await mixed.commit() == 5)
+            let day3 = try await backend.readDataset("day3", afterLine: 0, limit: 10)
+            #expect(day3.map(\.line) == [5, 10, 11, 12, 13])
+            #expect(day3.allSatisfy { $0.body != "late duplicate" })
         }
     }
 
