@@ -56,8 +56,10 @@ let package = Package(
         .target(
             name: "Pipeline",
             dependencies: [
-                "CastleCore", "MatchingEngine", "Formats", "Storage",
+                "CastleCore", "MatchingEngine", "MarketData", "Formats", "Storage",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Realistic synthetic order flow (`castle generate`).

@@ -10,12 +10,18 @@ public final class EventWriter {
     private var accountNames: [[UInt8]] = []
     private var instruments: [Instrument?]
 
-    public init(sink: OutputSink, instruments: [SymbolID: Instrument]) {
+    /// - Parameter seq: the `seq` of the last event already written (a resumed log goes on from it).
+    public init(sink: OutputSink, instruments: [SymbolID: Instrument], after seq: UInt64 = 0) {
         self.sink = sink
+        self.seq = seq
         let size = Int(instruments.keys.max().map { $0 + 1 } ?? 0)
         self.instruments = Array(repeating: nil, count: size)
         for (symbol, instrument) in instruments { self.instruments[Int(symbol)] = instrument }
     }
+
+    /// How many names the writer knows: ``syncNames(symbols:accounts:)`` is due when the tables have more.
+    public var symbolCount: Int { symbolNames.count }
+    public var accountCount: Int { accountNames.count }
 
     /// Keeps the writer's copy of the names in step with the decoder's tables (names are only added).
     public func syncNames(symbols: NameTable, accounts: NameTable) {

@@ -43,6 +43,34 @@ public final class OutputSink {
         }
     }
 
+    /// A sink that keeps what is written in memory, for ``takeBytes()``: how a worker collects the lines
+    /// of one batch before it stores them.
+    public static func inMemory(capacity: Int = 1 << 16) -> OutputSink { OutputSink(memoryCapacity: capacity) }
+
+    private init(memoryCapacity: Int) {
+        capacity = memoryCapacity
+        buffer = .allocate(capacity: memoryCapacity)
+        fd = -1
+        name = "<memory>"
+        finalPath = nil
+        temporaryPath = nil
+        ownsFD = false
+        memory = []
+    }
+
+    /// In-memory mode: what was flushed and not yet taken.
+    private var memory: [UInt8]?
+
+    /// In-memory mode: everything written since the last call.
+    public func takeBytes() -> [UInt8] {
+        var bytes = memory ?? []
+        bytes.append(contentsOf: UnsafeBufferPointer(start: buffer, count: count))
+        writtenBytes += count
+        count = 0
+        memory = []
+        return bytes
+    }
+
     private init(path: String?, capacity: Int) throws(CastleError) {
         self.capacity = capacity
         buffer = .allocate(capacity: capacity)
@@ -154,6 +182,12 @@ public final class OutputSink {
 
     public func flush() throws(CastleError) {
         observer?(UnsafeBufferPointer(start: buffer, count: count))
+        if memory != nil {
+            memory!.append(contentsOf: UnsafeBufferPointer(start: buffer, count: count))
+            writtenBytes += count
+            count = 0
+            return
+        }
         if let writeBehind, let spare {
             if count == 0 { return }
             try writeBehind.submit(buffer, count)

@@ -65,4 +65,28 @@ public struct LiveOrder: Sendable, Hashable {
     public var price: Int64
     public var qty: Int64
     public var account: AccountID
+    /// A post-only order stays post-only when an amend reinserts it.
+    public var postOnly: Bool
+    /// The order's self-trade prevention mode, kept for an amend that reinserts it.
+    public var stp: STPMode
+
+    public init(
+        id: OrderID,
+        symbol: SymbolID,
+        side: Side,
+        price: Int64,
+        qty: Int64,
+        account: AccountID,
+        postOnly: Bool,
+        stp: STPMode
+    ) {
+        self.id = id
+        self.symbol = symbol
+        self.side = side
+        self.price = price
+        self.qty = qty
+        self.account = account
+        self.postOnly = postOnly
+        self.stp = stp
+    }
 }

@@ -541,7 +541,32 @@ public struct Exchange {
             side: order.side,
             price: order.price,
             qty: order.qty,
-            account: order.account
+            account: order.account,
+            postOnly: order.postOnly,
+            stp: order.stp
         )
+    }
+
+    /// Puts a resting order back at the end of its price level, without matching and without events:
+    /// for rebuilding books from stored state, order by order in time priority. Returns false, changing
+    /// nothing, when the id is already live, the price or quantity is not positive, or the order would
+    /// cross the other side (a stored book is never crossed).
+    public mutating func restore(_ order: LiveOrder) -> Bool {
+        guard index.find(order.id) == nil, order.price > 0, order.qty > 0 else { return false }
+        ensureSymbol(order.symbol)
+        if crossesBest(ladderIndex(order.symbol, order.side.opposite), side: order.side, limit: order.price) {
+            return false
+        }
+        rest(
+            id: order.id,
+            symbol: order.symbol,
+            side: order.side,
+            price: order.price,
+            qty: order.qty,
+            account: order.account,
+            stp: order.stp,
+            postOnly: order.postOnly
+        )
+        return true
     }
 }

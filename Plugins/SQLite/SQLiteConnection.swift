@@ -1,0 +1,145 @@
+internal import CSQLite
+import Formats
+
+/// SQLITE_TRANSIENT: SQLite copies bound text and blobs before the call returns.
+private let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+/// One SQLite connection with its prepared statements. Not thread-safe: ``SQLiteBackend`` serializes
+/// every use behind its lock.
+final class SQLiteConnection {
+    let handle: OpaquePointer
+    /// How errors name the database: the store URL.
+    let name: String
+    private var statements: [String: Statement] = [:]
+
+    init(path: String, name: String) throws(CastleError) {
+        self.name = name
+        var handle: OpaquePointer?
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        let status = sqlite3_open_v2(path, &handle, flags, nil)
+        guard status == SQLITE_OK, let handle else {
+            let reason = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            sqlite3_close(handle)
+            throw CastleError(.cantCreate, "\(name): cannot open: \(reason)")
+        }
+        self.handle = handle
+        sqlite3_busy_timeout(handle, 10_000)
+        do {
+            // WAL: readers never block the writer; FULL: a committed batch survives a power cut too.
+            try execute("PRAGMA journal_mode = WAL")
+            try execute("PRAGMA synchronous = FULL")
+        } catch {
+            sqlite3_close(handle)
+            throw error
+        }
+    }
+
+    deinit {
+        for statement in statements.values { sqlite3_finalize(statement.handle) }
+        sqlite3_close(handle)
+    }
+
+    func error(_ status: Int32, _ context: String) -> CastleError {
+        let reason = String(cString: sqlite3_errmsg(handle))
+        let kind: CastleError.Kind =
+            switch status & 0xff {
+            case SQLITE_BUSY, SQLITE_LOCKED: .temporaryFailure
+            case SQLITE_NOTADB, SQLITE_CORRUPT: .dataError
+            case SQLITE_CANTOPEN, SQLITE_READONLY, SQLITE_PERM: .cantCreate
+            case SQLITE_IOERR, SQLITE_FULL: .ioError
+            default: .software
+            }
+        return CastleError(kind, "\(name): \(context): \(reason)")
+    }
+
+    /// Runs SQL without results (may hold several statements).
+    func execute(_ sql: String) throws(CastleError) {
+        let status = sqlite3_exec(handle, sql, nil, nil, nil)
+        if status != SQLITE_OK { throw error(status, sql.split(separator: "\n").first.map(String.init) ?? sql) }
+    }
+
+    /// A cached prepared statement, reset and with its bindings cleared.
+    func prepare(_ sql: String) throws(CastleError) -> Statement {
+        if let statement = statements[sql] {
+            sqlite3_reset(statement.handle)
+            sqlite3_clear_bindings(statement.handle)
+            return statement
+        }
+        var handle: OpaquePointer?
+        let status = sqlite3_prepare_v3(self.handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &handle, nil)
+        guard status == SQLITE_OK, let handle else { throw error(status, "prepare") }
+        let statement = Statement(handle: handle, connection: self)
+        statements[sql] = statement
+        return statement
+    }
+
+    var changes: Int { Int(sqlite3_changes(handle)) }
+
+    /// Runs `work` in a write transaction (BEGIN IMMEDIATE: takes the write lock first), committing when it
+    /// returns and rolling back when it throws.
+    func writeTransaction<T>(_ work: () throws(CastleError) -> T) throws(CastleError) -> T {
+        try execute("BEGIN IMMEDIATE")
+        do {
+            let result = try work()
+            try execute("COMMIT")
+            return result
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    func tableExists(_ name: String) throws(CastleError) -> Bool {
+        let statement = try prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?")
+        statement.bind(1, name)
+        return try statement.step()
+    }
+}
+
+/// A prepared statement: bind by 1-based index, `step()` until it returns false, read columns by 0-based index.
+struct Statement {
+    let handle: OpaquePointer
+    unowned let connection: SQLiteConnection
+
+    func bind(_ index: Int32, _ value: Int64) { sqlite3_bind_int64(handle, index, value) }
+    func bind(_ index: Int32, _ value: Int) { sqlite3_bind_int64(handle, index, Int64(value)) }
+    func bind(_ index: Int32, _ value: Int64?) {
+        if let value { sqlite3_bind_int64(handle, index, value) } else { sqlite3_bind_null(handle, index) }
+    }
+    func bind(_ index: Int32, _ value: String) { sqlite3_bind_text(handle, index, value, -1, transient) }
+    func bind(_ index: Int32, _ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { raw in
+            _ = sqlite3_bind_blob64(handle, index, raw.baseAddress, sqlite3_uint64(raw.count), transient)
+        }
+    }
+
+    /// True when a row is ready; false when done.
+    @discardableResult
+    func step() throws(CastleError) -> Bool {
+        let status = sqlite3_step(handle)
+        if status == SQLITE_ROW { return true }
+        if status == SQLITE_DONE { return false }
+        sqlite3_reset(handle)
+        throw connection.error(status, "statement")
+    }
+
+    /// Steps a statement that returns no rows, and resets it for the next use.
+    func run() throws(CastleError) {
+        try step()
+        sqlite3_reset(handle)
+    }
+
+    func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
+    func int(_ column: Int32) -> Int { Int(sqlite3_column_int64(handle, column)) }
+    func isNull(_ column: Int32) -> Bool { sqlite3_column_type(handle, column) == SQLITE_NULL }
+    func string(_ column: Int32) -> String {
+        guard let text = sqlite3_column_text(handle, column) else { return "" }
+        let count = Int(sqlite3_column_bytes(handle, column))
+        return String(decoding: UnsafeBufferPointer(start: text, count: count), as: UTF8.self)
+    }
+    func bytes(_ column: Int32) -> [UInt8] {
+        let count = Int(sqlite3_column_bytes(handle, column))
+        guard count > 0, let blob = sqlite3_column_blob(handle, column) else { return [] }
+        return Array(UnsafeRawBufferPointer(start: blob, count: count))
+    }
+}

@@ -1,0 +1,257 @@
+public import Formats
+public import Storage
+
+/// The behaviour every storage backend must have, as checks that run unchanged against memory, SQLite
+/// and PostgreSQL. Each check gets a fresh, migrated backend from the caller and throws
+/// ``ConformanceFailure`` when the backend misbehaves.
+public enum StorageConformance {
+    public typealias Check = @Sendable (any Backend) async throws -> Void
+
+    public static let checks: [(name: String, run: Check)] = [
+        ("ingest is idempotent", ingestIsIdempotent),
+        ("ingest rollback leaves nothing", ingestRollbackLeavesNothing),
+        ("enqueue is idempotent and ordered", enqueueIsIdempotentAndOrdered),
+        ("a lease hides a message until it expires", leaseHidesUntilExpiry),
+        ("release leases redelivers", releaseLeasesRedelivers),
+        ("failures end in the dead letters", failuresEndInDeadLetters),
+        ("unacknowledged deliveries end in the dead letters", unacknowledgedDeliveriesEndInDeadLetters),
+        ("partitions split the symbols", partitionsSplitSymbols),
+        ("matcher commits read back", matcherCommitsReadBack),
+        ("a stale offset is refused", staleOffsetIsRefused),
+        ("a partition has one owner", partitionHasOneOwner),
+    ]
+
+    public static var checkNames: [String] { checks.map(\.name) }
+
+    public static func run(_ name: String, on backend: any Backend) async throws {
+        guard let check = checks.first(where: { $0.name == name }) else {
+            throw ConformanceFailure("no conformance check named '\(name)'")
+        }
+        try await check.run(backend)
+    }
+
+    static func rows(_ lines: ClosedRange<Int64>, symbol: (Int64) -> String = { _ in "AAPL" }) -> [OrderRow] {
+        lines.map { line in
+            OrderRow(line: line, symbol: symbol(line), body: #"{"op":"cancel","id":\#(line)}"#)
+        }
+    }
+
+    static func ingestIsIdempotent(_ backend: any Backend) async throws {
+        let first = try await backend.beginIngest(dataset: "day")
+        try await first.append(rows(1...3))
+        try expect(try await first.commit() == 3, "first ingest adds 3 rows")
+        let second = try await backend.beginIngest(dataset: "day")
+        try await second.append(rows(1...4))
+        try expect(try await second.commit() == 1, "second ingest adds only the new line")
+        let read = try await backend.readDataset("day", afterLine: 0, limit: 100)
+        try expect(read == rows(1...4), "dataset reads back in line order: \(read.map(\.line))")
+        let paged = try await backend.readDataset("day", afterLine: 2, limit: 1)
+        try expect(paged.map(\.line) == [3], "paging by line: \(paged.map(\.line))")
+        try expect(try await backend.datasets() == [DatasetInfo(name: "day", rows: 4)], "datasets lists the day")
+    }
+
+    static func ingestRollbackLeavesNothing(_ backend: any Backend) async throws {
+        let session = try await backend.beginIngest(dataset: "day")
+        try await session.append(rows(1...10))
+        await session.rollback()
+        try expect(try await backend.readDataset("day", afterLine: 0, limit: 100).isEmpty, "nothing after rollback")
+        let queue = try await backend.beginEnqueue(source: "day")
+        try await queue.append(rows(1...10))
+        await queue.rollback()
+        try expect(try await backend.depth(partition: nil) == 0, "no message after rollback")
+    }
+
+    static func enqueueIsIdempotentAndOrdered(_ backend: any Backend) async throws {
+        let first = try await backend.beginEnqueue(source: "day")
+        try await first.append(rows(1...5))
+        try expect(try await first.commit() == 5, "5 enqueued")
+        let again = try await backend.beginEnqueue(source: "day")
+        try await again.append(rows(1...5))
+        try expect(try await again.commit() == 0, "the same lines again add nothing")
+        let messages = try await backend.receive(partition: .whole, limit: 10, leaseSeconds: 60, maxAttempts: 5)
+        try expect(messages.map(\.line) == [1, 2, 3, 4, 5], "delivered in enqueue order: \(messages.map(\.line))")
+        try expect(zip(messages, messages.dropFirst()).allSatisfy { $0.id < $1.id }, "ids increase")
+        try expect(messages.allSatisfy { $0.attempts == 1 && $0.source == "day" }, "first delivery counted")
+        try expect(messages.first?.body == #"{"op":"cancel","id":1}"#, "body kept")
+        try await backend.ack(Array(messages.prefix(2).map(\.id)))
+        try expect(try await backend.depth(partition: nil) == 3, "acked messages leave the depth")
+        try await backend.releaseLeases(partition: .whole)
+        let rest = try await backend.receive(partition: .whole, limit: 10, leaseSeconds: 60, maxAttempts: 5)
+        try expect(rest.map(\.line) == [3, 4, 5], "acked messages are never delivered again")
+        let later = try await backend.beginEnqueue(source: "day")
+        try await later.append(rows(1...2))
+        try expect(try await later.commit() == 0, "acked lines are still known: nothing re-enqueued")
+    }
+
+    static func leaseHidesUntilExpiry(_ backend: any Backend) async throws {
+        let session = try await backend.beginEnqueue(source: "s")
+        try await session.append(rows(1...1))
+        _ = try await session.commit()
+        let first = try await backend.receive(partition: .whole, limit: 10, leaseSeconds: 1, maxAttempts: 5)
+        try expect(first.count == 1, "delivered")
+        let hidden = try await backend.receive(partition: .whole, limit: 10, leaseSeconds: 1, maxAttempts: 5)
+        try expect(hidden.isEmpty, "hidden while leased")
+        try await Task.sleep(for: .milliseconds(1_100))
+        let again = try await backend.receive(partition: .whole, limit: 10, leaseSeconds: 1, maxAttempts: 5)
+        try expect(again.map(\.attempts) == [2], "redelivered after the lease, attempts 2: \(again.map(\.attempts))")
+    }
+
+    static func releaseLeasesRedelivers(_ backend: any Backend) async throws {
+        let session = try await backend.beginEnqueue(source: "s")
+        try await session.append(rows(1...3))
+        _ = try await session.commit()
+        _ = try await backend.receive(partition: .whole, limit: 10, leaseSeconds: 600, maxAttempts: 5)
+        try await backend.releaseLeases(partition: .whole)
+        let again = try await backend.receive(partition: .whole, limit: 10, leaseSeconds: 600, maxAttempts: 5)
+        try expect(again.map(\.line) == [1, 2, 3], "all back after release: \(again.map(\.line))")
+    }
+
+    static func failuresEndInDeadLetters(_ backend: any Backend) async throws {
+        let session = try await backend.beginEnqueue(source: "s")
+        try await session.append(rows(1...2))
+        _ = try await session.commit()
+        var batch = try await backend.receive(partition: .whole, limit: 1, leaseSeconds: 600, maxAttempts: 2)
+        try await backend.fail(batch.map(\.id), error: "boom 1", maxAttempts: 2)
+        batch = try await backend.receive(partition: .whole, limit: 1, leaseSeconds: 600, maxAttempts: 2)
+        try expect(batch.map(\.line) == [1] && batch[0].attempts == 2, "retried first, attempt 2")
+        try await backend.fail(batch.map(\.id), error: "boom 2", maxAttempts: 2)
+        let dead = try await backend.deadLetters()
+        try expect(dead.count == 1 && dead[0].line == 1 && dead[0].error == "boom 2", "dead letter: \(dead)")
+        try expect(dead[0].attempts == 2, "attempts recorded")
+        let next = try await backend.receive(partition: .whole, limit: 10, leaseSeconds: 600, maxAttempts: 2)
+        try expect(next.map(\.line) == [2], "the queue goes on: \(next.map(\.line))")
+        try expect(try await backend.depth(partition: nil) == 1, "dead letters leave the depth")
+    }
+
+    static func unacknowledgedDeliveriesEndInDeadLetters(_ backend: any Backend) async throws {
+        let session = try await backend.beginEnqueue(source: "s")
+        try await session.append(rows(1...1))
+        _ = try await session.commit()
+        _ = try await backend.receive(partition: .whole, limit: 10, leaseSeconds: 600, maxAttempts: 1)
+        try await backend.releaseLeases(partition: .whole)
+        let again = try await backend.receive(partition: .whole, limit: 10, leaseSeconds: 600, maxAttempts: 1)
+        try expect(again.isEmpty, "not delivered past its attempts")
+        let dead = try await backend.deadLetters()
+        try expect(dead.map(\.error) == ["not acknowledged after 1 deliveries"], "dead letter: \(dead.map(\.error))")
+    }
+
+    static func partitionsSplitSymbols(_ backend: any Backend) async throws {
+        let symbols = (0..<20).map { "SYM\($0)" }
+        let session = try await backend.beginEnqueue(source: "s")
+        try await session.append(rows(1...60) { symbols[Int($0) % 20] })
+        _ = try await session.commit()
+        var seen: [Int64] = []
+        for index in 0..<3 {
+            let partition = Partition(index: index, count: 3)
+            let depth = try await backend.depth(partition: partition)
+            let batch = try await backend.receive(partition: partition, limit: 100, leaseSeconds: 600, maxAttempts: 5)
+            try expect(batch.count == depth, "depth \(depth) of \(partition) matches its messages \(batch.count)")
+            try expect(batch.allSatisfy { partition.contains(symbol: $0.symbol) }, "only \(partition)'s symbols")
+            try expect(zip(batch, batch.dropFirst()).allSatisfy { $0.id < $1.id }, "in order within \(partition)")
+            seen += batch.map(\.line)
+        }
+        try expect(seen.sorted() == Array(1...60), "the partitions cover every message once")
+    }
+
+    static func order(_ id: UInt64, qty: Int64, priority: Int64) -> RestingOrderRow {
+        RestingOrderRow(
+            id: id,
+            symbol: "AAPL",
+            side: 0,
+            price: 1_000_000 + Int64(id % 1_000),
+            qty: qty,
+            account: id % 2 == 0 ? "" : "acct-\(id)",
+            postOnly: id % 3 == 0,
+            stp: 2,
+            priority: priority
+        )
+    }
+
+    static func matcherCommitsReadBack(_ backend: any Backend) async throws {
+        let consumer = "match:0/1"
+        try expect(try await backend.loadMatcherState(consumer: consumer) == MatcherState(), "a new consumer is empty")
+        let segment = EventSegment(firstSeq: 1, lastSeq: 2, body: Array("{\"seq\":1}\n{\"seq\":2}\n".utf8))
+        let trade = TradeRow(seq: 2, symbol: "AAPL", price: 1_500, qty: 7, maker: UInt64.max, taker: 2, side: "buy", ts: nil)
+        try await backend.commitMatch(
+            MatchCommit(
+                consumer: consumer,
+                offset: 10,
+                lastSeq: 2,
+                events: segment,
+                trades: [trade],
+                upserts: [order(1, qty: 5, priority: 3), order(UInt64.max - 1, qty: 9, priority: 4)]
+            ),
+            previousOffset: 0
+        )
+        var state = try await backend.loadMatcherState(consumer: consumer)
+        try expect(state.offset == 10 && state.lastSeq == 2, "offset and seq: \(state.offset) \(state.lastSeq)")
+        try expect(
+            Set(state.orders) == [order(1, qty: 5, priority: 3), order(UInt64.max - 1, qty: 9, priority: 4)],
+            "orders read back exactly"
+        )
+        let segment2 = EventSegment(firstSeq: 3, lastSeq: 3, body: Array("{\"seq\":3}\n".utf8))
+        try await backend.commitMatch(
+            MatchCommit(
+                consumer: consumer,
+                offset: 12,
+                lastSeq: 3,
+                events: segment2,
+                upserts: [order(1, qty: 2, priority: 3)],
+                deletes: [UInt64.max - 1]
+            ),
+            previousOffset: 10
+        )
+        state = try await backend.loadMatcherState(consumer: consumer)
+        try expect(state.orders == [order(1, qty: 2, priority: 3)], "update and delete: \(state.orders)")
+        try expect(try await backend.eventConsumers() == [consumer], "consumers")
+        try expect(
+            try await backend.readEvents(consumer: consumer, fromSeq: 1, limit: 10) == [segment, segment2],
+            "segments in order"
+        )
+        try expect(
+            try await backend.readEvents(consumer: consumer, fromSeq: 3, limit: 10) == [segment2],
+            "from a seq"
+        )
+        try expect(try await backend.readTrades(consumer: consumer, afterSeq: 0, limit: 10) == [trade], "trades")
+    }
+
+    static func staleOffsetIsRefused(_ backend: any Backend) async throws {
+        let consumer = "match:0/1"
+        try await backend.commitMatch(MatchCommit(consumer: consumer, offset: 5, lastSeq: 1, events: nil), previousOffset: 0)
+        do {
+            try await backend.commitMatch(
+                MatchCommit(consumer: consumer, offset: 9, lastSeq: 4, events: nil, upserts: [order(1, qty: 1, priority: 1)]),
+                previousOffset: 0
+            )
+            throw ConformanceFailure("a commit from a stale offset was accepted")
+        } catch let error as CastleError {
+            try expect(error.kind == .software, "refused as a software error: \(error)")
+        }
+        let state = try await backend.loadMatcherState(consumer: consumer)
+        try expect(state.offset == 5 && state.orders.isEmpty, "nothing of the refused commit applied")
+    }
+
+    static func partitionHasOneOwner(_ backend: any Backend) async throws {
+        let partition = Partition(index: 1, count: 2)
+        guard let lock = try await backend.acquire(partition: partition, wait: false) else {
+            throw ConformanceFailure("a free partition could not be acquired")
+        }
+        try expect(try await backend.acquire(partition: partition, wait: false) == nil, "a second owner is refused")
+        let other = try await backend.acquire(partition: Partition(index: 0, count: 2), wait: false)
+        try expect(other != nil, "another partition is free")
+        await other?.release()
+        await lock.release()
+        let again = try await backend.acquire(partition: partition, wait: false)
+        try expect(again != nil, "free again after release")
+        await again?.release()
+    }
+
+    static func expect(_ condition: Bool, _ message: @autoclosure () -> String) throws {
+        if !condition { throw ConformanceFailure(message()) }
+    }
+}
+
+public struct ConformanceFailure: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

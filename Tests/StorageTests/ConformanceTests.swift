@@ -1,0 +1,42 @@
+import CastleTesting
+import Formats
+import SQLiteBackend
+import Storage
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The conformance suite against the memory and SQLite backends (PostgreSQL: PostgresBackendTests).
+@Suite struct ConformanceTests {
+    @Test(arguments: StorageConformance.checkNames)
+    func memory(_ check: String) async throws {
+        let backend = MemoryBackend(displayURL: "memory://conformance")
+        try await StorageConformance.run(check, on: backend)
+    }
+
+    @Test(arguments: StorageConformance.checkNames)
+    func sqlite(_ check: String) async throws {
+        let directory = try TestDirectory()
+        let backend = try SQLiteBackend(url: StorageURL(parsing: "sqlite://\(directory.path)/castle.db"))
+        try await Migrator(database: backend, storeName: backend.displayURL).up()
+        try await StorageConformance.run(check, on: backend)
+    }
+}
+
+/// A fresh temporary directory, removed with everything in it when the value goes away.
+final class TestDirectory {
+    let path: String
+
+    init() throws {
+        var template = Array("/tmp/castle-storage-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw ConformanceFailure("mkdtemp failed") }
+        path = String(cString: made)
+    }
+
+    deinit {
+        let command = "rm -rf '\(path)'"
+        _ = system(command)
+    }
+}
