@@ -1,3 +1,4 @@
+import CastleTesting
 import Formats
 import PostgresBackend
 import Storage
@@ -431,4 +432,18 @@ func postgresUnreachable() async throws {
     #expect(registered?.message.contains("127.0.0.1:1") == true)
     #expect(registered?.message.contains("cannot connect") == true)
     #expect(registered?.message.contains("s3cret-pw") == false)
+}
+
+/// The shared storage conformance suite, each check on a fresh database.
+@Suite(
+    "PostgreSQL backend conformance",
+    .enabled(if: PostgresTestServer.enabled, "CASTLE_TEST_POSTGRES_URL is not set")
+)
+struct PostgresConformanceTests {
+    @Test(arguments: StorageConformance.checkNames)
+    func postgres(_ check: String) async throws {
+        try await PostgresTestServer.withDatabase { backend, _ in
+            try await StorageConformance.run(check, on: backend)
+        }
+    }
 }
