@@ -9,6 +9,13 @@ public struct Migration: Sendable, Hashable {
     public var down: [String]
 
     public var checksum: String { sha256Hex(up.joined(separator: ";\n") + ";\n") }
+
+    public init(version: Int, name: String, up: [String], down: [String]) {
+        self.version = version
+        self.name = name
+        self.up = up
+        self.down = down
+    }
 }
 
 extension Migration {

@@ -1,0 +1,485 @@
+public import Formats
+import Logging
+import PostgresNIO
+public import Storage
+import Synchronization
+
+/// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`: the store and the durable queue in PostgreSQL, for
+/// several processes at once. Plain statements go through a connection pool; an ingest or enqueue
+/// session, a partition lock and the queue listener each hold a connection of their own.
+public final class PostgresBackend: Store, MessageQueue, SchemaDatabase {
+    public let displayURL: String
+    let client: PostgresClient
+    let connectionConfiguration: PostgresConnection.Configuration
+    private let runTask: Task<Void, Never>
+    let listener: QueueListener
+    private let connectionIDs = Atomic<Int>(1)
+
+    /// Connects, checks that the server answers (`SELECT 1`, a few seconds at most), and starts the pool.
+    public static func open(_ url: StorageURL, timeoutSeconds: Int = 5) async throws(CastleError) -> PostgresBackend {
+        var shown = url
+        shown.port = url.port ?? 5432
+        let displayURL = shown.description
+        if let mode = url.query["sslmode"], !["disable", "allow", "prefer"].contains(mode) {
+            throw CastleError(
+                .usage,
+                "\(displayURL): sslmode=\(mode) is not supported yet (castle connects without TLS)"
+            )
+        }
+        guard !url.path.isEmpty, !url.path.contains("/") else {
+            throw CastleError(.usage, "\(displayURL): expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE")
+        }
+        let user = url.user.flatMap { $0.isEmpty ? nil : $0 } ?? "postgres"
+        var connection = PostgresConnection.Configuration(
+            host: url.host,
+            port: shown.port ?? 5432,
+            username: user,
+            password: url.password,
+            database: url.path,
+            tls: .disable
+        )
+        connection.options.connectTimeout = .seconds(Int64(timeoutSeconds))
+        // Reachability and credentials first, on a connection of its own: the pool would retry quietly.
+        do {
+            let probe = connection
+            try await withTimeout(seconds: timeoutSeconds) {
+                let connection = try await PostgresConnection.connect(
+                    configuration: probe,
+                    id: 0,
+                    logger: silentLogger
+                )
+                do {
+                    // A server that accepts and then says nothing: the timeout closes the connection.
+                    try await withTaskCancellationHandler {
+                        try await connection.rows("SELECT 1")
+                    } onCancel: {
+                        connection.closeSoon()
+                    }
+                } catch {
+                    try? await connection.close()
+                    throw error
+                }
+                try? await connection.close()
+            }
+        } catch {
+            throw CastleError(.unavailable, "cannot connect to \(displayURL): \(describe(error))")
+        }
+        var pool = PostgresClient.Configuration(
+            host: url.host,
+            port: shown.port ?? 5432,
+            username: user,
+            password: url.password,
+            database: url.path,
+            tls: .disable
+        )
+        pool.options.connectTimeout = .seconds(timeoutSeconds)
+        pool.options.maximumConnections = 8
+        return PostgresBackend(
+            displayURL: displayURL,
+            client: PostgresClient(configuration: pool),
+            connection: connection
+        )
+    }
+
+    init(displayURL: String, client: PostgresClient, connection: PostgresConnection.Configuration) {
+        self.displayURL = displayURL
+        self.client = client
+        self.connectionConfiguration = connection
+        self.runTask = Task { await client.run() }
+        self.listener = QueueListener()
+    }
+
+    public var schema: (any SchemaDatabase)? { self }
+    public var dialect: SQLDialect { .postgres }
+
+    public func close() async {
+        await listener.stop()
+        runTask.cancel()
+        await runTask.value
+    }
+
+    // MARK: Running statements
+
+    /// A connection of its own, outside the pool: for a session, a lock or the listener.
+    func dedicatedConnection() async throws(CastleError) -> PostgresConnection {
+        let configuration = connectionConfiguration
+        let id = connectionIDs.wrappingAdd(1, ordering: .relaxed).newValue
+        do {
+            return try await PostgresConnection.connect(configuration: configuration, id: id, logger: silentLogger)
+        } catch {
+            throw CastleError(.unavailable, "cannot connect to \(displayURL): \(describe(error))")
+        }
+    }
+
+    /// `body` with an error turned into a ``CastleError`` naming the store and what was being done.
+    func perform<T>(_ what: String, _ body: () async throws -> T) async throws(CastleError) -> T {
+        do {
+            return try await body()
+        } catch {
+            throw storageError(error, "\(displayURL): \(what)")
+        }
+    }
+
+    /// `body` on a pooled connection in one transaction: committed when it returns, rolled back when it throws.
+    func transaction<T: Sendable>(
+        _ what: String,
+        _ body: (PostgresConnection) async throws -> T
+    ) async throws(CastleError) -> T {
+        try await perform(what) {
+            try await client.withConnection { connection in
+                try await connection.rows("BEGIN")
+                let value: T
+                do {
+                    value = try await body(connection)
+                } catch {
+                    _ = try? await connection.rows("ROLLBACK")
+                    throw error
+                }
+                try await connection.rows("COMMIT")
+                return value
+            }
+        }
+    }
+
+    /// One statement on a pooled connection, its rows decoded by `decode`.
+    func select<T: Sendable>(
+        _ what: String,
+        _ query: PostgresQuery,
+        _ decode: (PostgresRow) throws -> T
+    ) async throws(CastleError) -> [T] {
+        try await perform(what) {
+            try await client.withConnection { connection in
+                try await connection.rows(query).map(decode)
+            }
+        }
+    }
+
+    // MARK: Store
+
+    public func beginIngest(dataset name: String) async throws(CastleError) -> any IngestSession {
+        try await PostgresIngest.begin(backend: self, kind: .dataset(name))
+    }
+
+    public func datasets() async throws(CastleError) -> [DatasetInfo] {
+        try await select("datasets", "SELECT dataset, count(*) FROM dataset_orders GROUP BY dataset") { row in
+            let (name, rows) = try row.decode((String, Int64).self)
+            return DatasetInfo(name: name, rows: rows)
+        }.sorted { $0.name < $1.name }
+    }
+
+    public func readDataset(_ name: String, afterLine: Int64, limit: Int) async throws(CastleError) -> [OrderRow] {
+        try await select(
+            "reading dataset \(name)",
+            """
+            SELECT line, symbol, body FROM dataset_orders WHERE dataset = \(name) AND line > \(afterLine)
+            ORDER BY line LIMIT \(max(limit, 0))
+            """
+        ) { row in
+            let (line, symbol, body) = try row.decode((Int64, String, String).self)
+            return OrderRow(line: line, symbol: symbol, body: body)
+        }
+    }
+
+    public func loadMatcherState(consumer: String) async throws(CastleError) -> MatcherState {
+        try await transaction("loading consumer \(consumer)") { connection in
+            try await connection.rows("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            var state = MatcherState()
+            if let row = try await connection.rows(
+                "SELECT applied_offset, last_seq FROM consumer_offsets WHERE consumer = \(consumer)"
+            ).first {
+                (state.offset, state.lastSeq) = try row.decode((Int64, Int64).self)
+            }
+            state.orders = try await connection.rows(
+                """
+                SELECT id, symbol, side, price, qty, account, post_only, stp, priority
+                FROM resting_orders WHERE consumer = \(consumer)
+                """
+            ).map { row in
+                let (id, symbol, side, price, qty, account, postOnly, stp, priority) = try row.decode(
+                    (Int64, String, Int16, Int64, Int64, String, Bool, Int16, Int64).self
+                )
+                return RestingOrderRow(
+                    id: UInt64(bitPattern: id),
+                    symbol: symbol,
+                    side: UInt8(truncatingIfNeeded: side),
+                    price: price,
+                    qty: qty,
+                    account: account,
+                    postOnly: postOnly,
+                    stp: UInt8(truncatingIfNeeded: stp),
+                    priority: priority
+                )
+            }
+            return state
+        }
+    }
+
+    public func commitMatch(_ commit: MatchCommit, previousOffset: Int64) async throws(CastleError) {
+        let displayURL = displayURL
+        try await transaction("committing consumer \(commit.consumer)") { connection in
+            // The row exists and is locked before it is read: two first commits of one consumer cannot both pass.
+            try await connection.rows(
+                """
+                INSERT INTO consumer_offsets (consumer, applied_offset, last_seq) VALUES (\(commit.consumer), 0, 0)
+                ON CONFLICT (consumer) DO NOTHING
+                """
+            )
+            let stored = try await connection.scalar(
+                "SELECT applied_offset FROM consumer_offsets WHERE consumer = \(commit.consumer) FOR UPDATE"
+            )
+            guard stored == previousOffset else {
+                throw CastleError(
+                    .software,
+                    "\(displayURL): consumer \(commit.consumer) is at offset \(stored), not \(previousOffset): "
+                        + "another worker is writing it"
+                )
+            }
+            if let events = commit.events {
+                try await connection.rows(
+                    """
+                    INSERT INTO match_events (consumer, first_seq, last_seq, body)
+                    VALUES (\(commit.consumer), \(events.firstSeq), \(events.lastSeq), \(ByteBuffer(bytes: events.body)))
+                    """
+                )
+            }
+            for chunk in commit.trades.chunked(500) {
+                var binds = PostgresBindings(capacity: chunk.count * 9)
+                var sql = "INSERT INTO trades (consumer, seq, symbol, price, qty, maker, taker, side, ts) VALUES "
+                for (index, trade) in chunk.enumerated() {
+                    let base = index * 9
+                    if index > 0 { sql += ", " }
+                    sql += "(" + (1...9).map { "$\(base + $0)" }.joined(separator: ", ") + ")"
+                    binds.append(commit.consumer)
+                    binds.append(trade.seq)
+                    binds.append(trade.symbol)
+                    binds.append(trade.price)
+                    binds.append(trade.qty)
+                    binds.append(Int64(bitPattern: trade.maker))
+                    binds.append(Int64(bitPattern: trade.taker))
+                    binds.append(trade.side)
+                    binds.append(trade.ts)
+                }
+                try await connection.rows(PostgresQuery(unsafeSQL: sql, binds: binds))
+            }
+            if !commit.deletes.isEmpty {
+                let ids = commit.deletes.map { Int64(bitPattern: $0) }
+                try await connection.rows(
+                    "DELETE FROM resting_orders WHERE consumer = \(commit.consumer) AND id = ANY(\(ids))"
+                )
+            }
+            // The last upsert of an id wins, as one statement may not touch a row twice.
+            var latest: [UInt64: Int] = [:]
+            for (index, order) in commit.upserts.enumerated() { latest[order.id] = index }
+            let upserts = commit.upserts.enumerated().filter { latest[$0.element.id] == $0.offset }.map(\.element)
+            for chunk in upserts.chunked(500) {
+                var binds = PostgresBindings(capacity: chunk.count * 10)
+                var sql = """
+                    INSERT INTO resting_orders
+                    (consumer, id, symbol, side, price, qty, account, post_only, stp, priority) VALUES 
+                    """
+                for (index, order) in chunk.enumerated() {
+                    let base = index * 10
+                    if index > 0 { sql += ", " }
+                    sql += "(" + (1...10).map { "$\(base + $0)" }.joined(separator: ", ") + ")"
+                    binds.append(commit.consumer)
+                    binds.append(Int64(bitPattern: order.id))
+                    binds.append(order.symbol)
+                    binds.append(Int16(order.side))
+                    binds.append(order.price)
+                    binds.append(order.qty)
+                    binds.append(order.account)
+                    binds.append(order.postOnly)
+                    binds.append(Int16(order.stp))
+                    binds.append(order.priority)
+                }
+                sql += """
+                     ON CONFLICT (consumer, id) DO UPDATE SET symbol = EXCLUDED.symbol, side = EXCLUDED.side,
+                    price = EXCLUDED.price, qty = EXCLUDED.qty, account = EXCLUDED.account,
+                    post_only = EXCLUDED.post_only, stp = EXCLUDED.stp, priority = EXCLUDED.priority
+                    """
+                try await connection.rows(PostgresQuery(unsafeSQL: sql, binds: binds))
+            }
+            try await connection.rows(
+                """
+                UPDATE consumer_offsets SET applied_offset = \(commit.offset), last_seq = \(commit.lastSeq)
+                WHERE consumer = \(commit.consumer)
+                """
+            )
+        }
+    }
+
+    public func eventConsumers() async throws(CastleError) -> [String] {
+        try await select("event consumers", "SELECT DISTINCT consumer FROM match_events") { row in
+            try row.decode(String.self)
+        }.sorted()
+    }
+
+    public func readEvents(consumer: String, fromSeq: Int64, limit: Int) async throws(CastleError) -> [EventSegment] {
+        try await select(
+            "reading events of \(consumer)",
+            """
+            SELECT first_seq, last_seq, body FROM match_events WHERE consumer = \(consumer) AND last_seq >= \(fromSeq)
+            ORDER BY first_seq LIMIT \(max(limit, 0))
+            """
+        ) { row in
+            let (first, last, body) = try row.decode((Int64, Int64, ByteBuffer).self)
+            return EventSegment(firstSeq: first, lastSeq: last, body: Array(body.readableBytesView))
+        }
+    }
+
+    public func readTrades(consumer: String, afterSeq: Int64, limit: Int) async throws(CastleError) -> [TradeRow] {
+        try await select(
+            "reading trades of \(consumer)",
+            """
+            SELECT seq, symbol, price, qty, maker, taker, side, ts FROM trades
+            WHERE consumer = \(consumer) AND seq > \(afterSeq) ORDER BY seq LIMIT \(max(limit, 0))
+            """
+        ) { row in
+            let (seq, symbol, price, qty, maker, taker, side, ts) = try row.decode(
+                (Int64, String, Int64, Int64, Int64, Int64, String, Int64?).self
+            )
+            return TradeRow(
+                seq: seq,
+                symbol: symbol,
+                price: price,
+                qty: qty,
+                maker: UInt64(bitPattern: maker),
+                taker: UInt64(bitPattern: taker),
+                side: side,
+                ts: ts
+            )
+        }
+    }
+
+    // MARK: SchemaDatabase
+
+    public func appliedMigrations() async throws(CastleError) -> [AppliedMigration] {
+        try await perform("reading applied migrations") {
+            try await client.withConnection { connection in
+                try await PostgresSQLSession.applied(on: connection)
+            }
+        }
+    }
+
+    public func withMigrationTransaction(
+        _ work: (any SQLSession) async throws(CastleError) -> Void
+    ) async throws(CastleError) {
+        let displayURL = displayURL
+        let connection = try await dedicatedConnection()
+        defer { connection.closeSoon() }
+        let session = PostgresSQLSession(connection: connection, displayURL: displayURL)
+        try await perform("migrating") {
+            try await connection.rows("BEGIN")
+            try await connection.rows("SELECT pg_advisory_xact_lock(\(LockKey.migrations))")
+            try await connection.rows(
+                """
+                CREATE TABLE IF NOT EXISTS castle_migrations (
+                    version INT PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL,
+                    applied_at TIMESTAMPTZ NOT NULL DEFAULT now())
+                """
+            )
+        }
+        do {
+            try await work(session)
+        } catch {
+            _ = try? await connection.rows("ROLLBACK")
+            throw error
+        }
+        _ = try await perform("committing the migration") { try await connection.rows("COMMIT") }
+    }
+}
+
+/// Statements of a migration, on the connection that holds its transaction and lock.
+final class PostgresSQLSession: SQLSession {
+    let connection: PostgresConnection
+    let displayURL: String
+
+    init(connection: PostgresConnection, displayURL: String) {
+        self.connection = connection
+        self.displayURL = displayURL
+    }
+
+    static func applied(on connection: PostgresConnection) async throws -> [AppliedMigration] {
+        let exists = try await connection.rows("SELECT to_regclass('castle_migrations') IS NOT NULL").first?.decode(
+            Bool.self
+        )
+        guard exists == true else { return [] }
+        return try await connection.rows(
+            "SELECT version::bigint, name, checksum FROM castle_migrations ORDER BY version"
+        ).map { row in
+            let (version, name, checksum) = try row.decode((Int64, String, String).self)
+            return AppliedMigration(version: Int(version), name: name, checksum: checksum)
+        }
+    }
+
+    func execute(_ sql: String) async throws(CastleError) {
+        do {
+            try await connection.rows(PostgresQuery(unsafeSQL: sql))
+        } catch {
+            throw CastleError(kind(of: error), describe(error))
+        }
+    }
+
+    func appliedMigrations() async throws(CastleError) -> [AppliedMigration] {
+        do {
+            return try await Self.applied(on: connection)
+        } catch {
+            throw storageError(error, "\(displayURL): reading applied migrations")
+        }
+    }
+
+    func recordMigration(_ migration: AppliedMigration) async throws(CastleError) {
+        do {
+            try await connection.rows(
+                """
+                INSERT INTO castle_migrations (version, name, checksum)
+                VALUES (\(Int32(migration.version)), \(migration.name), \(migration.checksum))
+                """
+            )
+        } catch {
+            throw storageError(error, "\(displayURL): recording migration \(migration.name)")
+        }
+    }
+
+    func forgetMigration(version: Int) async throws(CastleError) {
+        do {
+            try await connection.rows("DELETE FROM castle_migrations WHERE version = \(Int32(version))")
+        } catch {
+            throw storageError(error, "\(displayURL): forgetting migration \(version)")
+        }
+    }
+}
+
+extension Array {
+    func chunked(_ size: Int) -> [ArraySlice<Element>] {
+        stride(from: 0, to: count, by: size).map { self[$0..<Swift.min($0 + size, count)] }
+    }
+}
+
+extension PostgresBackend {
+    /// Runs one statement on its own connection to `url`, outside any transaction: `CREATE DATABASE`,
+    /// `DROP DATABASE` and the like, for tests and tools.
+    public static func administer(_ url: StorageURL, _ sql: String) async throws(CastleError) {
+        var shown = url
+        shown.port = url.port ?? 5432
+        let configuration = PostgresConnection.Configuration(
+            host: url.host,
+            port: url.port ?? 5432,
+            username: url.user.flatMap { $0.isEmpty ? nil : $0 } ?? "postgres",
+            password: url.password,
+            database: url.path,
+            tls: .disable
+        )
+        do {
+            let connection = try await PostgresConnection.connect(
+                configuration: configuration,
+                id: 0,
+                logger: silentLogger
+            )
+            defer { connection.closeSoon() }
+            try await connection.rows(PostgresQuery(unsafeSQL: sql))
+        } catch {
+            throw storageError(error, "\(shown)")
+        }
+    }
+}

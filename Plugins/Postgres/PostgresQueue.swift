@@ -1,0 +1,328 @@
+public import Formats
+import Logging
+import PostgresNIO
+public import Storage
+import Synchronization
+
+extension PostgresBackend {
+    public func beginEnqueue(source: String) async throws(CastleError) -> any IngestSession {
+        try await PostgresIngest.begin(backend: self, kind: .queue(source))
+    }
+
+    public func receive(
+        partition: Partition,
+        limit: Int,
+        leaseSeconds: Int,
+        maxAttempts: Int
+    )
+        async throws(CastleError) -> [QueueMessage]
+    {
+        let now = wallClockMilliseconds()
+        let leaseUntil = now + Int64(leaseSeconds) * 1000
+        let count = Int64(partition.count)
+        let index = Int64(partition.index)
+        let maxAttempts = Int32(clamping: maxAttempts)
+        let messages = try await transaction("receiving from partition \(partition)") { connection in
+            // Visible messages delivered maxAttempts times without an ack go to the dead letters first.
+            try await connection.rows(
+                """
+                WITH dead AS (
+                    UPDATE queue_messages SET state = 2,
+                        last_error = 'not acknowledged after ' || attempts || ' deliveries'
+                    WHERE state = 0 AND lease_until <= \(now) AND attempts >= \(maxAttempts)
+                        AND shard % \(count) = \(index)
+                    RETURNING id, source, line, body, attempts, last_error)
+                INSERT INTO dead_letters (id, source, line, body, attempts, error)
+                SELECT id, source, line, body, attempts, last_error FROM dead ON CONFLICT (id) DO NOTHING
+                """
+            )
+            return try await connection.rows(
+                """
+                UPDATE queue_messages SET attempts = attempts + 1, lease_until = \(leaseUntil)
+                WHERE id IN (
+                    SELECT id FROM queue_messages
+                    WHERE state = 0 AND lease_until <= \(now) AND shard % \(count) = \(index)
+                    ORDER BY id LIMIT \(max(limit, 0)) FOR UPDATE SKIP LOCKED)
+                RETURNING id, source, line, symbol, body, attempts::bigint
+                """
+            ).map { row in
+                let (id, source, line, symbol, body, attempts) = try row.decode(
+                    (Int64, String, Int64, String, String, Int64).self
+                )
+                return QueueMessage(
+                    id: id,
+                    source: source,
+                    line: line,
+                    symbol: symbol,
+                    body: body,
+                    attempts: Int(attempts)
+                )
+            }
+        }
+        return messages.sorted { $0.id < $1.id }
+    }
+
+    public func ack(_ ids: [Int64]) async throws(CastleError) {
+        guard !ids.isEmpty else { return }
+        _ = try await transaction("acknowledging \(ids.count) messages") { connection in
+            try await connection.rows(
+                "UPDATE queue_messages SET state = 1, lease_until = 0 WHERE id = ANY(\(ids)) AND state = 0"
+            )
+            return 0
+        }
+    }
+
+    public func fail(_ ids: [Int64], error: String, maxAttempts: Int) async throws(CastleError) {
+        guard !ids.isEmpty else { return }
+        let maxAttempts = Int32(clamping: maxAttempts)
+        _ = try await transaction("failing \(ids.count) messages") { connection in
+            try await connection.rows(
+                """
+                WITH dead AS (
+                    UPDATE queue_messages SET state = 2, lease_until = 0, last_error = \(error)
+                    WHERE id = ANY(\(ids)) AND state = 0 AND attempts >= \(maxAttempts)
+                    RETURNING id, source, line, body, attempts, last_error)
+                INSERT INTO dead_letters (id, source, line, body, attempts, error)
+                SELECT id, source, line, body, attempts, last_error FROM dead ON CONFLICT (id) DO NOTHING
+                """
+            )
+            try await connection.rows(
+                """
+                UPDATE queue_messages SET lease_until = 0, last_error = \(error)
+                WHERE id = ANY(\(ids)) AND state = 0
+                """
+            )
+            return 0
+        }
+    }
+
+    public func releaseLeases(partition: Partition) async throws(CastleError) {
+        let count = Int64(partition.count)
+        let index = Int64(partition.index)
+        _ = try await transaction("releasing the leases of partition \(partition)") { connection in
+            try await connection.rows(
+                """
+                UPDATE queue_messages SET lease_until = 0
+                WHERE state = 0 AND lease_until <> 0 AND shard % \(count) = \(index)
+                """
+            )
+            return 0
+        }
+    }
+
+    public func depth(partition: Partition?) async throws(CastleError) -> Int {
+        let query: PostgresQuery
+        if let partition {
+            let count = Int64(partition.count)
+            let index = Int64(partition.index)
+            query = "SELECT count(*) FROM queue_messages WHERE state = 0 AND shard % \(count) = \(index)"
+        } else {
+            query = "SELECT count(*) FROM queue_messages WHERE state = 0"
+        }
+        let rows = try await select("queue depth", query) { try $0.decode(Int64.self) }
+        return Int(rows.first ?? 0)
+    }
+
+    public func deadLetters() async throws(CastleError) -> [DeadLetter] {
+        try await select(
+            "dead letters",
+            "SELECT id, source, line, body, attempts::bigint, error FROM dead_letters ORDER BY id"
+        ) { row in
+            let (id, source, line, body, attempts, error) = try row.decode(
+                (Int64, String, Int64, String, Int64, String).self
+            )
+            return DeadLetter(id: id, source: source, line: line, body: body, attempts: Int(attempts), error: error)
+        }
+    }
+
+    public func waitForMessages(timeoutSeconds: Double) async throws(CastleError) {
+        guard timeoutSeconds > 0 else { return }
+        let milliseconds = Int64(min(timeoutSeconds, 86_400) * 1000)
+        if !listener.isListening {
+            do {
+                try await listener.start(connection: try await dedicatedConnection())
+            } catch {
+                // No listener now: a short sleep keeps the caller polling, the next call tries again.
+                try? await Task.sleep(for: .milliseconds(min(milliseconds, 200)))
+                return
+            }
+        }
+        await listener.wait(milliseconds: milliseconds)
+    }
+
+    public func acquire(partition: Partition, wait: Bool) async throws(CastleError) -> (any PartitionLock)? {
+        let key = LockKey.partition(partition)
+        let connection = try await dedicatedConnection()
+        do {
+            if wait {
+                // Blocks in the server until the owner's session ends; cancelling closes the connection.
+                try await withTaskCancellationHandler {
+                    try await connection.rows("SELECT pg_advisory_lock(\(key))")
+                } onCancel: {
+                    connection.closeSoon()
+                }
+            } else {
+                let taken = try await connection.rows("SELECT pg_try_advisory_lock(\(key))").first?.decode(Bool.self)
+                guard taken == true else {
+                    try? await connection.close()
+                    return nil
+                }
+            }
+        } catch {
+            try? await connection.close()
+            throw storageError(error, "\(displayURL): locking partition \(partition)")
+        }
+        return PostgresPartitionLock(connection: connection, key: key)
+    }
+}
+
+/// The owner of a partition: a session-level advisory lock on a connection of its own. Ends with the
+/// connection, so a process that dies leaves the partition to its standby.
+final class PostgresPartitionLock: PartitionLock {
+    private let connection: PostgresConnection
+    private let key: Int64
+    private let released = Atomic<Bool>(false)
+
+    init(connection: PostgresConnection, key: Int64) {
+        self.connection = connection
+        self.key = key
+    }
+
+    func release() async {
+        guard !released.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        _ = try? await connection.rows("SELECT pg_advisory_unlock(\(key))")
+        try? await connection.close()
+    }
+
+    deinit {
+        if !released.load(ordering: .acquiring) { connection.closeSoon() }
+    }
+}
+
+/// `LISTEN castle_queue` on a connection of its own. A notification that arrives while no one waits is
+/// kept, so the next wait returns at once: a consumer that found the queue empty and then waits does not
+/// miss an enqueue that committed in between.
+final class QueueListener: Sendable {
+    private struct State {
+        var task: Task<Void, Never>?
+        var connection: PostgresConnection?
+        var listening = false
+        var pending = false
+        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+        var nextWaiter = 0
+        /// Waiters woken (timeout, cancellation) before they were registered.
+        var woken: Set<Int> = []
+        var stopped = false
+    }
+
+    private let state = Mutex(State())
+
+    var isListening: Bool { state.withLock { $0.listening } }
+
+    /// Starts listening on `connection`; returns once the server has confirmed LISTEN.
+    func start(connection: PostgresConnection) async throws {
+        let proceed = state.withLock { state in
+            guard !state.listening, !state.stopped else { return false }
+            state.listening = true
+            state.connection = connection
+            return true
+        }
+        guard proceed else {
+            try? await connection.close()
+            return
+        }
+        let ready = AsyncStream<Result<Void, any Error>>.makeStream()
+        let task = Task {
+            do {
+                try await connection.listen(on: "castle_queue") { notifications in
+                    ready.continuation.yield(.success(()))
+                    for try await _ in notifications { self.signal() }
+                }
+            } catch {
+                ready.continuation.yield(.failure(error))
+            }
+            ready.continuation.finish()
+            self.state.withLock { state in
+                state.listening = false
+                state.connection = nil
+                state.task = nil
+            }
+            try? await connection.close()
+            // Waiters go back to their callers, who poll and wait again.
+            self.signal()
+        }
+        state.withLock { $0.task = task }
+        for await outcome in ready.stream {
+            try outcome.get()
+            break
+        }
+    }
+
+    private func signal() {
+        let waiters = state.withLock { state in
+            let waiters = state.waiters.values
+            state.waiters = [:]
+            if waiters.isEmpty { state.pending = true }
+            return Array(waiters)
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Returns at a notification (or one kept from before), at the timeout, or when the task is cancelled.
+    func wait(milliseconds: Int64) async {
+        if state.withLock({ state in
+            defer { state.pending = false }
+            return state.pending
+        }) {
+            return
+        }
+        let id = state.withLock { state in
+            state.nextWaiter += 1
+            return state.nextWaiter
+        }
+        let timer = Task {
+            guard (try? await Task.sleep(for: .milliseconds(milliseconds))) != nil else { return }
+            self.wake(id)
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLock { state in
+                    if state.woken.remove(id) != nil { return true }
+                    if state.pending || state.stopped || !state.listening {
+                        state.pending = false
+                        return true
+                    }
+                    state.waiters[id] = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            self.wake(id)
+        }
+        timer.cancel()
+        _ = state.withLock { $0.woken.remove(id) }
+    }
+
+    private func wake(_ id: Int) {
+        let waiter = state.withLock { state in
+            guard let waiter = state.waiters.removeValue(forKey: id) else {
+                state.woken.insert(id)
+                return nil as CheckedContinuation<Void, Never>?
+            }
+            return waiter
+        }
+        waiter?.resume()
+    }
+
+    func stop() async {
+        let (task, connection) = state.withLock { state in
+            state.stopped = true
+            return (state.task, state.connection)
+        }
+        task?.cancel()
+        if let connection { try? await connection.close() }
+        await task?.value
+        signal()
+    }
+}
