@@ -22,8 +22,8 @@ struct TestStore {
         let name = "castle_\(UUID().uuidString.prefix(8).lowercased())"
         let created = try CastleProcess.shell(["/usr/bin/psql", server, "-qc", "CREATE DATABASE \(name)"])
         #expect(created.status == 0, "CREATE DATABASE: \(created.stderr)")
-        let base = server.split(separator: "/").dropLast().joined(separator: "/")
-        return TestStore(url: "\(base)/\(name)")
+        guard let slash = server.lastIndex(of: "/") else { return nil }
+        return TestStore(url: "\(server[..<slash])/\(name)")
     }
 }
 
@@ -126,10 +126,10 @@ final class Background {
         while kills < 12 && runs < 60 {
             runs += 1
             let worker = try Background(
-                ["match", "--queue", day.store.url, "--store", day.store.url, "--drain", "--batch", "300", "-q"],
+                ["match", "--queue", day.store.url, "--store", day.store.url, "--drain", "--batch", "200", "-q"],
                 stderrPath: day.directory.path("worker-\(runs).log")
             )
-            usleep(UInt32.random(in: 100_000...450_000, using: &random))
+            usleep(UInt32.random(in: 80_000...300_000, using: &random))
             if worker.killHard() {
                 kills += 1
             } else if worker.process.terminationStatus == 0 {
