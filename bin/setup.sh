@@ -43,3 +43,59 @@ castle_build_release() {
         exit 70
     }
 }
+
+# Starts a PostgreSQL server in a temporary directory on a free loopback port (trust authentication,
+# user castle, database castle_test), exports CASTLE_TEST_POSTGRES_URL, and stops and removes it when
+# this script exits, however it exits.
+castle_start_postgres() {
+    local bindir
+    bindir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+    if [ -z "$bindir" ] || [ ! -x "$bindir/initdb" ]; then
+        if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+            echo "castle: installing postgresql for the tests" >&2
+            { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; } >&2 || {
+                echo "castle: apt-get install postgresql failed" >&2
+                exit 69
+            }
+            bindir="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+        else
+            echo "castle: the tests need PostgreSQL (initdb, pg_ctl); install it with: sudo apt-get install -y postgresql" >&2
+            echo "castle: or point CASTLE_TEST_POSTGRES_URL at a server where the user may create databases" >&2
+            exit 69
+        fi
+    fi
+    # As root, the server runs as postgres (it refuses to run as root); otherwise as whoever runs this.
+    local as_user=()
+    if [ "$(id -u)" -eq 0 ]; then
+        as_user=(runuser -u postgres --)
+    fi
+    castle_pg_dir="$(mktemp -d "${TMPDIR:-/tmp}/castle-pg.XXXXXX")"
+    castle_pg_ctl=("${as_user[@]}" "$bindir/pg_ctl" -D "$castle_pg_dir/data")
+    trap castle_stop_postgres EXIT
+    if [ "$(id -u)" -eq 0 ]; then chown postgres: "$castle_pg_dir"; fi
+    local port
+    port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    "${as_user[@]}" "$bindir/initdb" -D "$castle_pg_dir/data" -A trust -U castle -E UTF8 --no-locale >"$castle_pg_dir/initdb.log" 2>&1 || {
+        cat "$castle_pg_dir/initdb.log" >&2
+        echo "castle: initdb failed" >&2
+        exit 69
+    }
+    # Durability does not matter for a throwaway test server: fsync off makes the many small test
+    # databases quick. bin/bench sets castle_pg_fsync=on so its figures are honest.
+    "${castle_pg_ctl[@]}" -l "$castle_pg_dir/server.log" -w -t 30 \
+        -o "-p $port -k $castle_pg_dir -c listen_addresses=127.0.0.1 -c fsync=${castle_pg_fsync:-off} -c max_connections=200" start >/dev/null || {
+        cat "$castle_pg_dir/server.log" >&2
+        echo "castle: the test PostgreSQL did not start" >&2
+        exit 69
+    }
+    "$bindir/psql" -q -h 127.0.0.1 -p "$port" -U castle -d postgres -c "CREATE DATABASE castle_test" >/dev/null
+    export CASTLE_TEST_POSTGRES_URL="postgres://castle@127.0.0.1:$port/castle_test"
+    echo "castle: test PostgreSQL on 127.0.0.1:$port" >&2
+}
+
+castle_stop_postgres() {
+    if [ -n "${castle_pg_dir:-}" ]; then
+        "${castle_pg_ctl[@]}" -m immediate -w stop >/dev/null 2>&1 || true
+        rm -rf "$castle_pg_dir"
+    fi
+}

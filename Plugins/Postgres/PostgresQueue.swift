@@ -23,27 +23,29 @@ extension PostgresBackend {
         let index = Int64(partition.index)
         let maxAttempts = Int32(clamping: maxAttempts)
         let messages = try await transaction("receiving from partition \(partition)") { connection in
-            // Visible messages delivered maxAttempts times without an ack go to the dead letters first.
-            try await connection.rows(
-                """
-                WITH dead AS (
-                    UPDATE queue_messages SET state = 2,
-                        last_error = 'not acknowledged after ' || attempts || ' deliveries'
-                    WHERE state = 0 AND lease_until <= \(now) AND attempts >= \(maxAttempts)
-                        AND shard % \(count) = \(index)
-                    RETURNING id, source, line, body, attempts, last_error)
-                INSERT INTO dead_letters (id, source, line, body, attempts, error)
-                SELECT id, source, line, body, attempts, last_error FROM dead ON CONFLICT (id) DO NOTHING
-                """
-            )
+            // The head of the partition, locked; those already delivered maxAttempts times without an ack go
+            // to the dead letters, the others are leased. Only the head is looked at: never the whole queue.
+            // The planner cannot know that `shard % N = K` keeps 1/N of the rows, and would rather sort the
+            // whole queue than walk the pending index in id order: tell it not to, for this transaction.
+            try await connection.rows("SET LOCAL enable_seqscan = off")
+            try await connection.rows("SET LOCAL enable_sort = off")
             return try await connection.rows(
                 """
-                UPDATE queue_messages SET attempts = attempts + 1, lease_until = \(leaseUntil)
-                WHERE id IN (
-                    SELECT id FROM queue_messages
+                WITH picked AS (
+                    SELECT id, attempts FROM queue_messages
                     WHERE state = 0 AND lease_until <= \(now) AND shard % \(count) = \(index)
-                    ORDER BY id LIMIT \(max(limit, 0)) FOR UPDATE SKIP LOCKED)
-                RETURNING id, source, line, symbol, body, attempts::bigint
+                    ORDER BY id LIMIT \(max(limit, 0)) FOR UPDATE SKIP LOCKED),
+                dead AS (
+                    UPDATE queue_messages q SET state = 2,
+                        last_error = 'not acknowledged after ' || q.attempts || ' deliveries'
+                    FROM picked WHERE q.id = picked.id AND picked.attempts >= \(maxAttempts)
+                    RETURNING q.id, q.source, q.line, q.body, q.attempts, q.last_error),
+                buried AS (
+                    INSERT INTO dead_letters (id, source, line, body, attempts, error)
+                    SELECT id, source, line, body, attempts, last_error FROM dead ON CONFLICT (id) DO NOTHING)
+                UPDATE queue_messages q SET attempts = q.attempts + 1, lease_until = \(leaseUntil)
+                FROM picked WHERE q.id = picked.id AND picked.attempts < \(maxAttempts)
+                RETURNING q.id, q.source, q.line, q.symbol, q.body, q.attempts::bigint
                 """
             ).map { row in
                 let (id, source, line, symbol, body, attempts) = try row.decode(

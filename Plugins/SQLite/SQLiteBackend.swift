@@ -333,7 +333,7 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
     {
         let now = wallClockMilliseconds()
         return try withConnection { (connection) throws(CastleError) in
-            try connection.writeTransaction { () throws(CastleError) in
+            try connection.writeTransaction(durable: false) { () throws(CastleError) in
                 let select = try connection.prepare(
                     """
                     SELECT id, source, line, symbol, body, attempts FROM queue_messages
@@ -358,10 +358,9 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
                         )
                     )
                 }
+                // Messages delivered maxAttempts times without an ack go to the dead letters; the others
+                // are leased with one statement over the run of ids (the same filter keeps it exact).
                 var delivered: [QueueMessage] = []
-                let lease = try connection.prepare(
-                    "UPDATE queue_messages SET attempts = attempts + 1, lease_until = ? WHERE id = ?"
-                )
                 for var message in candidates {
                     if message.attempts >= maxAttempts {
                         try Self.bury(
@@ -371,11 +370,26 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
                         )
                         continue
                     }
-                    lease.bind(1, now + Int64(leaseSeconds) * 1000)
-                    lease.bind(2, message.id)
-                    try lease.run()
                     message.attempts += 1
                     delivered.append(message)
+                }
+                if let first = delivered.first?.id, let last = delivered.last?.id {
+                    let lease = try connection.prepare(
+                        """
+                        UPDATE queue_messages SET attempts = attempts + 1, lease_until = ?
+                        WHERE id BETWEEN ? AND ? AND state = 0 AND lease_until <= ? AND attempts < ?
+                            AND \(Self.partitionFilter)
+                        """
+                    )
+                    lease.bind(1, now + Int64(leaseSeconds) * 1000)
+                    lease.bind(2, first)
+                    lease.bind(3, last)
+                    lease.bind(4, now)
+                    lease.bind(5, maxAttempts)
+                    lease.bind(6, partition.count)
+                    lease.bind(7, partition.count)
+                    lease.bind(8, partition.index)
+                    try lease.run()
                 }
                 return delivered
             }
@@ -402,11 +416,26 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
     public func ack(_ ids: [Int64]) async throws(CastleError) {
         guard !ids.isEmpty else { return }
         try withConnection { (connection) throws(CastleError) in
-            try connection.writeTransaction { () throws(CastleError) in
-                let statement = try connection.prepare("UPDATE queue_messages SET state = 1 WHERE id = ? AND state = 0")
-                for id in ids {
-                    statement.bind(1, id)
-                    try statement.run()
+            try connection.writeTransaction(durable: false) { () throws(CastleError) in
+                // Acks come in runs of ids (a partition's batch): one statement a run of consecutive ids.
+                let single = try connection.prepare("UPDATE queue_messages SET state = 1 WHERE id = ? AND state = 0")
+                let range = try connection.prepare(
+                    "UPDATE queue_messages SET state = 1 WHERE id BETWEEN ? AND ? AND state = 0"
+                )
+                let sorted = ids.sorted()
+                var start = 0
+                while start < sorted.count {
+                    var end = start
+                    while end + 1 < sorted.count && sorted[end + 1] == sorted[end] + 1 { end += 1 }
+                    if end == start {
+                        single.bind(1, sorted[start])
+                        try single.run()
+                    } else {
+                        range.bind(1, sorted[start])
+                        range.bind(2, sorted[end])
+                        try range.run()
+                    }
+                    start = end + 1
                 }
             }
         }
@@ -414,7 +443,7 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
 
     public func fail(_ ids: [Int64], error: String, maxAttempts: Int) async throws(CastleError) {
         try withConnection { (connection) throws(CastleError) in
-            try connection.writeTransaction { () throws(CastleError) in
+            try connection.writeTransaction(durable: false) { () throws(CastleError) in
                 let read = try connection.prepare("SELECT attempts FROM queue_messages WHERE id = ? AND state = 0")
                 let release = try connection.prepare(
                     "UPDATE queue_messages SET lease_until = 0, last_error = ? WHERE id = ?"

@@ -81,9 +81,18 @@ final class SQLiteConnection {
         for statement in statements.values { sqlite3_reset(statement.handle) }
     }
 
+    /// Whether commits fsync the WAL (`synchronous = FULL`) or leave it to the next one that does
+    /// (`NORMAL`: survives a crash of the process, may lose the last commits on power loss).
+    private var syncsCommits = true
+
     /// Runs `work` in a write transaction (BEGIN IMMEDIATE: takes the write lock first), committing when it
-    /// returns and rolling back when it throws.
-    func writeTransaction<T>(_ work: () throws(CastleError) -> T) throws(CastleError) -> T {
+    /// returns and rolling back when it throws. A non-durable transaction skips the fsync: for queue
+    /// leases and acks, whose loss only means a redelivery that the consumer's offset makes harmless.
+    func writeTransaction<T>(durable: Bool = true, _ work: () throws(CastleError) -> T) throws(CastleError) -> T {
+        if durable != syncsCommits {
+            try execute(durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+            syncsCommits = durable
+        }
         try execute("BEGIN IMMEDIATE")
         do {
             let result = try work()

@@ -66,6 +66,8 @@ public final class MatchWorker {
         var decoder = CommandDecoder()
         /// Priority (queue offset that placed it) of every resting order.
         var priorities: [OrderID: Int64] = [:]
+        /// Orders that have a row in the store: an order placed and gone within one batch never gets one.
+        var stored: Set<OrderID> = []
         var instruments: [SymbolID: Instrument]
     }
 
@@ -201,8 +203,10 @@ public final class MatchWorker {
             for id in touched {
                 if let order = books.exchange.liveOrder(id), let priority = books.priorities[id] {
                     commit.upserts.append(row(order, priority: priority, names: books.decoder))
-                } else if books.priorities.removeValue(forKey: id) != nil {
-                    commit.deletes.append(id)
+                    books.stored.insert(id)
+                } else {
+                    books.priorities[id] = nil
+                    if books.stored.remove(id) != nil { commit.deletes.append(id) }
                 }
             }
             commit.upserts.sort { $0.id < $1.id }
@@ -277,6 +281,7 @@ public final class MatchWorker {
                 )
             }
             books.priorities[stored.id] = stored.priority
+            books.stored.insert(stored.id)
         }
     }
 

@@ -104,7 +104,7 @@ extension Migration {
                     symbol TEXT NOT NULL, shard BIGINT NOT NULL, body TEXT NOT NULL,
                     attempts INTEGER NOT NULL DEFAULT 0, lease_until BIGINT NOT NULL DEFAULT 0,
                     state SMALLINT NOT NULL DEFAULT 0, last_error TEXT,
-                    UNIQUE (source, line))
+                    UNIQUE (source, line)) WITH (fillfactor = 40)
                 """,
                 "CREATE INDEX queue_messages_pending ON queue_messages (id) WHERE state = 0",
                 """
