@@ -21,8 +21,9 @@ struct MatchCommand: AsyncParsableCommand {
               castle generate orders --count 1000 | castle match | grep '"event":"trade"'
               castle match -i day.ndjson --book-out book.json --stp cancel_both --strict > events.ndjson
 
-            The durable worker: with --queue (and --store, default $CASTLE_STORE or sqlite://castle.db)
-            castle takes commands from the queue in order and, for each batch, writes the events, trades,
+            The durable worker: with --queue or --store (default $CASTLE_STORE, else sqlite://castle.db),
+            or with --drain or --partition, castle takes commands from the queue in order and, for each
+            batch, writes the events, trades,
             resting orders and its queue offset to the store in one transaction, then acks. Killed at any
             moment and started again, it rebuilds its books from the store and goes on: nothing lost,
             nothing applied twice. `castle events` prints its event log. --partition K/N splits symbols
@@ -94,13 +95,11 @@ struct MatchCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("With --queue: deliveries before a message goes to the dead letters.", valueName: "n"))
     var maxAttempts = 5
 
-    var isDurable: Bool { queue != nil || store != nil }
+    /// --queue or --store, or a worker-only option (--drain, --partition), runs the durable worker.
+    var isDurable: Bool { queue != nil || store != nil || drain || partition != nil }
 
     func validate() throws {
-        guard isDurable else {
-            if partition != nil || drain { throw ValidationError("--partition and --drain need --queue") }
-            return
-        }
+        guard isDurable else { return }
         if input != nil || output != nil || strict {
             throw ValidationError(
                 "--queue runs the durable worker: --input, --output and --strict do not apply (see castle events)"
