@@ -37,6 +37,7 @@ struct Castle: AsyncParsableCommand {
             """,
         subcommands: [
             MatchCommand.self, ReplayCommand.self, IngestCommand.self, MigrateCommand.self, EventsCommand.self,
+            QueueCommand.self,
             GenerateCommand.self, BenchCommand.self,
         ]
     )

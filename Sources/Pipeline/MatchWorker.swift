@@ -3,6 +3,10 @@ public import Formats
 import MatchingEngine
 public import Storage
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The durable matcher behind `castle match --queue URL --store URL`: takes commands from the queue in
 /// offset order, applies them, and writes each batch's events, trades, touched orders and the consumer
 /// offset in one store transaction, then acks. After a crash it rebuilds its books from the stored
@@ -44,6 +48,13 @@ public final class MatchWorker {
     /// Asked between batches: true stops the worker cleanly (SIGTERM).
     let shouldStop: @Sendable () -> Bool
     let log: @Sendable (String) -> Void
+
+    /// Fault injection for the tests of poison messages: `CASTLE_FAULT_CRASH_ON_ID=N` makes the worker
+    /// abort when it is about to apply a command for order N, every time, as a crashing bug would.
+    let crashOnID: OrderID? = {
+        guard let text = getenv("CASTLE_FAULT_CRASH_ON_ID") else { return nil }
+        return OrderID(String(cString: text))
+    }()
 
     public init(
         store: any Backend,
@@ -116,13 +127,19 @@ public final class MatchWorker {
         let progress = ProgressBar(label: "match", forceDisabled: !options.showProgress)
         defer { progress.finish() }
 
+        // After a crash, messages come back with attempts > 1. They are then taken one at a time until
+        // the first fresh one, so that a message that kills the worker every time uses up its own
+        // attempts and goes to the dead letters alone, instead of taking its whole batch with it. The
+        // first receive is a probe of one message for the same reason.
+        var oneAtATime = true
         while !shouldStop() {
             let messages = try await queue.receive(
                 partition: options.partition,
-                limit: options.batchSize,
+                limit: oneAtATime ? 1 : options.batchSize,
                 leaseSeconds: options.leaseSeconds,
                 maxAttempts: options.maxAttempts
             )
+            if let head = messages.first { oneAtATime = head.attempts > 1 }
             if !ready {
                 ready = true
                 summary.secondsToReady = Double(monotonicNanoseconds() - started) / 1e9
@@ -156,6 +173,7 @@ public final class MatchWorker {
                 }
                 switch decoded {
                 case .command(let command):
+                    if command.id == crashOnID { abort() }
                     // A `new` with a live id is rejected: `before` then equals `after` and nothing moves.
                     let before = command.op == .cancel ? nil : books.exchange.liveOrder(command.id)
                     books.exchange.apply(command, into: &events)

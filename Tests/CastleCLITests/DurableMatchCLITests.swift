@@ -32,8 +32,11 @@ final class Background {
     let process = Process()
     let stderrPath: String
 
-    init(_ arguments: [String], stderrPath: String) throws {
+    init(_ arguments: [String], stderrPath: String, environment: [String: String] = [:]) throws {
         self.stderrPath = stderrPath
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         FileManager.default.createFile(atPath: stderrPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: CastleProcess.binary)
         process.arguments = arguments
@@ -126,7 +129,11 @@ final class Background {
         while kills < 12 && runs < 60 {
             runs += 1
             let worker = try Background(
-                ["match", "--queue", day.store.url, "--store", day.store.url, "--drain", "--batch", "200", "-q"],
+                // Kills are not poison: enough attempts that no message is ever dead-lettered here.
+                [
+                    "match", "--queue", day.store.url, "--store", day.store.url, "--drain", "--batch", "200",
+                    "--max-attempts", "1000", "-q",
+                ],
                 stderrPath: day.directory.path("worker-\(runs).log")
             )
             usleep(UInt32.random(in: 80_000...300_000, using: &random))
@@ -209,5 +216,71 @@ final class Background {
             $0.contains(#""event":"trade""#)
         }
         #expect(trades == referenceTrades, "the partitions trade what one worker trades")
+    }
+
+    /// SIGTERM stops the worker after the batch in hand: exit 0, and a restart finishes the stream exactly.
+    @Test(arguments: ["sqlite", "postgres"])
+    func sigtermStopsCleanly(_ kind: String) throws {
+        guard let day = try Self.prepare(kind, count: 40_000) else { return }
+        let worker = try Background(
+            ["match", "--queue", day.store.url, "--store", day.store.url, "--batch", "200"],
+            stderrPath: day.directory.path("worker.log")
+        )
+        usleep(700_000)
+        kill(worker.process.processIdentifier, SIGTERM)
+        #expect(worker.wait() == 0, "a graceful stop exits 0: \(worker.stderr)")
+        #expect(worker.stderr.contains("castle match:") && !worker.stderr.contains(" 0 messages"), "\(worker.stderr)")
+        let finish = try CastleProcess.run([
+            "match", "--queue", day.store.url, "--store", day.store.url, "--drain", "-q",
+        ])
+        #expect(finish.status == 0, "\(finish.stderr)")
+        #expect(try Self.events(day) == day.reference)
+    }
+
+    /// A message that crashes the worker every time (fault injection) goes to the dead letters after its
+    /// attempts, alone, and the worker goes on: the log equals castle match of the stream without it.
+    @Test(arguments: ["sqlite", "postgres"])
+    func aPoisonMessageEndsInTheDeadLetters(_ kind: String) throws {
+        let directory = try TemporaryDirectory()
+        guard let store = try TestStore.make(kind, in: directory) else { return }
+        let day = directory.path("day.ndjson")
+        #expect(try CastleProcess.run(["generate", "orders", "--seed", "5", "--count", "3000", "-o", day]).status == 0)
+        var lines = try directory.read("day.ndjson").split(separator: "\n", omittingEmptySubsequences: false).map(
+            String.init
+        )
+        let victim = try #require(lines[1500].firstMatch(of: /"id":(\d+)/)?.1).description
+        let poisoned = lines.indices.filter {
+            lines[$0].contains("\"id\":\(victim),") || lines[$0].contains("\"id\":\(victim)}")
+        }
+        // The reference: the same stream with the poison lines blank, so every other line keeps its number.
+        for index in poisoned { lines[index] = "" }
+        let reference = try directory.write("reference.ndjson", lines.joined(separator: "\n"))
+        let expected = try CastleProcess.run(["match", "-i", reference, "-q"]).stdout
+        #expect(try CastleProcess.run(["migrate", "up", "--store", store.url]).status == 0)
+        #expect(try CastleProcess.run(["ingest", day, "--to", "queue", "--store", store.url, "-q"]).status == 0)
+
+        var runs = 0
+        var status: Int32 = -1
+        while status != 0 && runs < 30 {
+            runs += 1
+            let worker = try Background(
+                ["match", "--store", store.url, "--drain", "--batch", "500", "--max-attempts", "3", "-q"],
+                stderrPath: directory.path("run-\(runs).log"),
+                environment: ["CASTLE_FAULT_CRASH_ON_ID": victim]
+            )
+            status = worker.wait()
+        }
+        #expect(status == 0, "the worker got past the poison")
+        #expect(runs <= 3 * poisoned.count + 1, "each poison message crashed it at most 3 times: \(runs) runs")
+        let queue = try CastleProcess.run(["queue", "--store", store.url])
+        #expect(queue.lines.count == poisoned.count, "only the poison went to the dead letters: \(queue.stdoutText)")
+        #expect(queue.lines.allSatisfy { $0.contains("not acknowledged after 3 deliveries") }, "\(queue.stdoutText)")
+        #expect(
+            Set(queue.lines.compactMap { $0.firstMatch(of: /"line":(\d+)/).map { Int($0.1)! } })
+                == Set(poisoned.map { $0 + 1 })
+        )
+        #expect(queue.stderr.contains("depth 0"), "\(queue.stderr)")
+        let events = try CastleProcess.run(["events", "--store", store.url])
+        #expect(events.stdout == expected, "the rest of the stream was applied exactly once")
     }
 }

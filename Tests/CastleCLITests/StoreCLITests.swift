@@ -156,3 +156,49 @@ import Testing
         #expect(garbage.status != 0 && garbage.stderr.contains(notADatabase), "\(garbage.stderr)")
     }
 }
+
+@Suite(.enabled(if: SharedData.lobster != nil, "the LOBSTER samples are not in ../shared/datasets"))
+struct LobsterIngestCLITests {
+    /// A real LOBSTER day becomes an order stream: submissions, partial cancels, deletions and visible
+    /// executions are rows; hidden executions, cross trades, halts and messages about orders that rested
+    /// before the file began are skipped, and every line is one or the other.
+    @Test func aLobsterDayIngestsAsAnOrderStream() throws {
+        let directory = try TemporaryDirectory()
+        let url = "sqlite://\(directory.path("castle.db"))"
+        #expect(try CastleProcess.run(["migrate", "up", "--store", url]).status == 0)
+        let path = SharedData.file(SharedData.googMessages)
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        let notOrders = lines.count { ["5", "6", "7"].contains($0.split(separator: ",")[1]) }
+        let firstAdd = lines.first { $0.split(separator: ",")[1] == "1" }!.split(separator: ",")
+
+        let missing = try CastleProcess.run(["ingest", path, "--store", url])
+        #expect(missing.status == 64 && missing.stderr.contains("--symbol"), "\(missing.stderr)")
+        let run = try CastleProcess.run(
+            ["ingest", path, "--symbol", "GOOG", "--date", "2012-06-21", "--store", url, "--to", "queue"]
+        )
+        #expect(run.status == 0, "\(run.stderr)")
+        // "…: N rows, N new, 0 already there, 0 rejected, S skipped (not orders) …"
+        let summary = run.stderr.split(separator: ":").dropFirst(2).joined()
+        let numbers = summary.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
+        #expect(numbers.count >= 5, "\(run.stderr)")
+        let (rows, added, rejected, skipped) = (numbers[0], numbers[1], numbers[3], numbers[4])
+        #expect(rows == added && rejected == 0)
+        #expect(rows + skipped == lines.count, "every line is a row or skipped: \(run.stderr)")
+        #expect(skipped >= notOrders, "hidden executions, cross trades and halts are skipped")
+        let again = try CastleProcess.run(
+            ["ingest", path, "--symbol", "GOOG", "--date", "2012-06-21", "--store", url, "--to", "queue"]
+        )
+        #expect(again.stderr.contains("0 new"), "\(again.stderr)")
+
+        #expect(try CastleProcess.run(["match", "--store", url, "--drain", "-q"]).status == 0)
+        let events = try CastleProcess.run(["events", "--store", url]).lines
+        let first = try #require(events.first)
+        // 2012-06-21 00:00 UTC is 1340236800 s; LOBSTER's time is seconds after midnight.
+        let time = firstAdd[0].split(separator: ".")
+        let fraction = String(time[1]).padding(toLength: 9, withPad: "0", startingAt: 0)
+        let ts = (1_340_236_800 + Int(time[0])!) * 1_000_000_000 + Int(fraction)!
+        #expect(first.contains(#""event":"accepted","id":\#(firstAdd[2]),"symbol":"GOOG""#), "\(first)")
+        #expect(first.contains(#""ts":\#(ts)"#), "\(first)")
+        #expect(events.contains { $0.contains(#""event":"trade""#) }, "visible executions trade again")
+    }
+}
