@@ -1,0 +1,54 @@
+import CastleTesting
+import Formats
+import SQLiteBackend
+import Storage
+import Testing
+
+@Suite struct SQLiteMigrationTests {
+    func backend(_ directory: TestDirectory) throws -> SQLiteBackend {
+        try SQLiteBackend(url: StorageURL(parsing: "sqlite://\(directory.path)/castle.db"))
+    }
+
+    @Test func aMigrationThatFailsMidwayLeavesTheDatabaseAsItWas() async throws {
+        let directory = try TestDirectory()
+        let backend = try backend(directory)
+        try await Migrator(database: backend, storeName: backend.displayURL).up(to: 1)
+        let broken =
+            Migration.all(for: .sqlite) + [
+                Migration(
+                    version: 3,
+                    name: "0003_broken.sqlite.sql",
+                    up: ["CREATE TABLE extra (id INTEGER)", "CREATE TABLE extra (id INTEGER)"],
+                    down: ["DROP TABLE extra"]
+                )
+            ]
+        let migrator = Migrator(database: backend, storeName: backend.displayURL, migrations: broken)
+        var failure: CastleError?
+        do throws(CastleError) { try await migrator.up() } catch { failure = error }
+        if let error = failure {
+            #expect(error.message.contains("0003_broken.sqlite.sql"), "names the migration: \(error.message)")
+            #expect(error.message.contains("nothing was applied"))
+        } else {
+            Issue.record("a broken migration was applied")
+        }
+        let applied = try await backend.appliedMigrations()
+        #expect(applied.map(\.version) == [1], "version 2, applied in the same transaction, was rolled back too")
+        // The tables of migration 2 were rolled back with it: applying the real list works from here.
+        try await Migrator(database: backend, storeName: backend.displayURL).up()
+        #expect(try await backend.appliedMigrations().map(\.version) == [1, 2])
+    }
+
+    @Test func concurrentMigrationsApplyOnce() async throws {
+        let directory = try TestDirectory()
+        let first = try backend(directory)
+        let second = try backend(directory)
+        let counts = try await withThrowingTaskGroup(of: Int.self) { group in
+            for backend in [first, second] {
+                group.addTask { try await Migrator(database: backend, storeName: backend.displayURL).up().count }
+            }
+            return try await group.reduce(0, +)
+        }
+        #expect(counts == 2, "each migration applied by exactly one of the two runs")
+        #expect(try await first.appliedMigrations().map(\.version) == [1, 2])
+    }
+}
