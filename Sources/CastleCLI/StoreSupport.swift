@@ -82,7 +82,7 @@ struct DatasetExport {
         let fd = mkstemp(&template)
         guard fd >= 0 else { throw CastleError(.cantCreate, "\(directory): cannot create a temporary file") }
         close(fd)
-        path = String(cString: template)
+        path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         slot = TemporaryFiles.register(path)
         let sink = try OutputSink(path: path)
         do throws(CastleError) {

@@ -1,4 +1,4 @@
-public import CastleCore
+import CastleCore
 public import Formats
 import MarketData
 public import Storage
