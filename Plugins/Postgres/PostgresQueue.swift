@@ -34,6 +34,10 @@ extension PostgresBackend {
                 WITH picked AS (
                     SELECT id, attempts FROM queue_messages
                     WHERE state = 0 AND lease_until <= \(now) AND shard % \(count) = \(index)
+                        AND id > coalesce(
+                            (SELECT through FROM queue_cursors WHERE part_index = \(Int32(index)) AND part_count = \(Int32(count))), 0)
+                        AND NOT EXISTS (SELECT 1 FROM queue_cursors c
+                            WHERE queue_messages.id <= c.through AND queue_messages.shard % c.part_count = c.part_index)
                     ORDER BY id LIMIT \(max(limit, 0)) FOR UPDATE SKIP LOCKED),
                 dead AS (
                     UPDATE queue_messages q SET state = 2,
@@ -112,14 +116,116 @@ extension PostgresBackend {
         }
     }
 
+    public func read(partition: Partition, after: Int64, limit: Int) async throws(CastleError) -> [QueueMessage] {
+        let count = Int64(partition.count)
+        let index = Int64(partition.index)
+        return try await transaction("reading partition \(partition)") { connection in
+            // Walk the primary key from `after`: never a sort of the queue (see receive).
+            try await connection.rows("SET LOCAL enable_seqscan = off")
+            try await connection.rows("SET LOCAL enable_sort = off")
+            return try await connection.rows(
+                """
+                SELECT id, source, line, symbol, body, attempts::bigint FROM queue_messages
+                WHERE id > \(after) AND state = 0 AND shard % \(count) = \(index)
+                ORDER BY id LIMIT \(max(limit, 0))
+                """
+            ).map { row in
+                let (id, source, line, symbol, body, attempts) = try row.decode(
+                    (Int64, String, Int64, String, String, Int64).self
+                )
+                return QueueMessage(
+                    id: id,
+                    source: source,
+                    line: line,
+                    symbol: symbol,
+                    body: body,
+                    attempts: Int(attempts)
+                )
+            }
+        }
+    }
+
+    public func markConsumed(partition: Partition, through: Int64, inFlight: Int64) async throws(CastleError) {
+        let count = Int32(partition.count)
+        let index = Int32(partition.index)
+        let inFlight = max(through, inFlight)
+        _ = try await select(
+            "recording the cursor of partition \(partition)",
+            """
+            INSERT INTO queue_cursors (part_index, part_count, through, in_flight)
+            VALUES (\(index), \(count), \(through), \(inFlight))
+            ON CONFLICT (part_index, part_count) DO UPDATE SET through = EXCLUDED.through, in_flight = EXCLUDED.in_flight
+            """
+        ) { _ in 0 }
+    }
+
+    public func recoverInFlight(
+        partition: Partition,
+        after: Int64,
+        maxAttempts: Int
+    )
+        async throws(CastleError) -> (inFlight: Int64, attempts: Int)
+    {
+        let count = Int64(partition.count)
+        let index = Int64(partition.index)
+        let maxAttempts = Int32(clamping: maxAttempts)
+        let result = try await transaction("recovering the messages in flight in partition \(partition)") {
+            connection in
+            let cursors = try await connection.rows(
+                """
+                SELECT through, in_flight FROM queue_cursors
+                WHERE part_index = \(Int32(index)) AND part_count = \(Int32(count)) FOR UPDATE
+                """
+            )
+            guard let row = cursors.first else { return [Int64(0), 0] }
+            let (through, inFlight) = try row.decode((Int64, Int64).self)
+            guard inFlight > after else { return [Int64(0), 0] }
+            let start = max(after, through)
+            try await connection.rows(
+                """
+                UPDATE queue_messages SET attempts = attempts + 1
+                WHERE id > \(start) AND id <= \(inFlight) AND state = 0 AND shard % \(count) = \(index)
+                """
+            )
+            try await connection.rows(
+                """
+                WITH dead AS (
+                    UPDATE queue_messages SET state = 2,
+                        last_error = 'not acknowledged after ' || attempts || ' deliveries'
+                    WHERE id > \(start) AND id <= \(inFlight) AND state = 0 AND shard % \(count) = \(index)
+                        AND attempts >= \(maxAttempts)
+                    RETURNING id, source, line, body, attempts, last_error)
+                INSERT INTO dead_letters (id, source, line, body, attempts, error)
+                SELECT id, source, line, body, attempts, last_error FROM dead ON CONFLICT (id) DO NOTHING
+                """
+            )
+            let most = try await connection.scalar(
+                """
+                SELECT coalesce(max(attempts), 0)::bigint FROM queue_messages
+                WHERE id > \(start) AND id <= \(inFlight) AND state = 0 AND shard % \(count) = \(index)
+                """
+            )
+            return [inFlight, most]
+        }
+        return (result[0], Int(result[1]))
+    }
+
     public func depth(partition: Partition?) async throws(CastleError) -> Int {
         let query: PostgresQuery
         if let partition {
             let count = Int64(partition.count)
             let index = Int64(partition.index)
-            query = "SELECT count(*) FROM queue_messages WHERE state = 0 AND shard % \(count) = \(index)"
+            query = """
+                SELECT count(*) FROM queue_messages q WHERE state = 0 AND shard % \(count) = \(index)
+                    AND NOT EXISTS (SELECT 1 FROM queue_cursors c
+                        WHERE q.id <= c.through AND q.shard % c.part_count = c.part_index)
+                """
         } else {
-            query = "SELECT count(*) FROM queue_messages WHERE state = 0"
+            query = """
+                SELECT count(*) FROM queue_messages q WHERE state = 0
+                    AND NOT EXISTS (SELECT 1 FROM queue_cursors c
+                        WHERE q.id <= c.through AND q.shard % c.part_count = c.part_index)
+                """
         }
         let rows = try await select("queue depth", query) { try $0.decode(Int64.self) }
         return Int(rows.first ?? 0)

@@ -322,6 +322,11 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
     }
 
     private static let partitionFilter = "(? = 1 OR shard % ? = ?)"
+    /// Done through an owner's cursor (``markConsumed(partition:through:inFlight:)``), row untouched.
+    private static let consumedByAnOwner = """
+        EXISTS (SELECT 1 FROM queue_cursors c
+            WHERE queue_messages.id <= c.through AND queue_messages.shard % c.part_count = c.part_index)
+        """
 
     public func receive(
         partition: Partition,
@@ -337,14 +342,20 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
                 let select = try connection.prepare(
                     """
                     SELECT id, source, line, symbol, body, attempts FROM queue_messages
-                    WHERE state = 0 AND lease_until <= ? AND \(Self.partitionFilter) ORDER BY id LIMIT ?
+                    WHERE state = 0 AND lease_until <= ? AND \(Self.partitionFilter)
+                        AND id > coalesce(
+                            (SELECT through FROM queue_cursors WHERE part_index = ? AND part_count = ?), 0)
+                        AND NOT \(Self.consumedByAnOwner)
+                    ORDER BY id LIMIT ?
                     """
                 )
                 select.bind(1, now)
                 select.bind(2, partition.count)
                 select.bind(3, partition.count)
                 select.bind(4, partition.index)
-                select.bind(5, limit)
+                select.bind(5, partition.index)
+                select.bind(6, partition.count)
+                select.bind(7, limit)
                 var candidates: [QueueMessage] = []
                 while try select.step() {
                     candidates.append(
@@ -481,7 +492,7 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
         let partition = partition ?? .whole
         return try withConnection { (connection) throws(CastleError) in
             let statement = try connection.prepare(
-                "SELECT count(*) FROM queue_messages WHERE state = 0 AND \(Self.partitionFilter)"
+                "SELECT count(*) FROM queue_messages WHERE state = 0 AND \(Self.partitionFilter) AND NOT \(Self.consumedByAnOwner)"
             )
             statement.bind(1, partition.count)
             statement.bind(2, partition.count)
@@ -510,6 +521,104 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
                 )
             }
             return result
+        }
+    }
+
+    public func read(partition: Partition, after: Int64, limit: Int) async throws(CastleError) -> [QueueMessage] {
+        try withConnection { (connection) throws(CastleError) in
+            let select = try connection.prepare(
+                """
+                SELECT id, source, line, symbol, body, attempts FROM queue_messages
+                WHERE id > ? AND state = 0 AND \(Self.partitionFilter) ORDER BY id LIMIT ?
+                """
+            )
+            select.bind(1, after)
+            select.bind(2, partition.count)
+            select.bind(3, partition.count)
+            select.bind(4, partition.index)
+            select.bind(5, limit)
+            var messages: [QueueMessage] = []
+            while try select.step() {
+                messages.append(
+                    QueueMessage(
+                        id: select.int64(0),
+                        source: select.string(1),
+                        line: select.int64(2),
+                        symbol: select.string(3),
+                        body: select.string(4),
+                        attempts: select.int(5)
+                    )
+                )
+            }
+            return messages
+        }
+    }
+
+    public func markConsumed(partition: Partition, through: Int64, inFlight: Int64) async throws(CastleError) {
+        try withConnection { (connection) throws(CastleError) in
+            try connection.writeTransaction(durable: false) { () throws(CastleError) in
+                let upsert = try connection.prepare(
+                    """
+                    INSERT INTO queue_cursors (part_index, part_count, through, in_flight) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (part_index, part_count) DO UPDATE SET through = excluded.through,
+                        in_flight = excluded.in_flight
+                    """
+                )
+                upsert.bind(1, partition.index)
+                upsert.bind(2, partition.count)
+                upsert.bind(3, through)
+                upsert.bind(4, max(through, inFlight))
+                try upsert.run()
+            }
+        }
+    }
+
+    public func recoverInFlight(
+        partition: Partition,
+        after: Int64,
+        maxAttempts: Int
+    )
+        async throws(CastleError) -> (inFlight: Int64, attempts: Int)
+    {
+        try withConnection { (connection) throws(CastleError) in
+            try connection.writeTransaction { () throws(CastleError) -> (inFlight: Int64, attempts: Int) in
+                let cursor = try connection.prepare(
+                    "SELECT through, in_flight FROM queue_cursors WHERE part_index = ? AND part_count = ?"
+                )
+                cursor.bind(1, partition.index)
+                cursor.bind(2, partition.count)
+                guard try cursor.step() else { return (0, 0) }
+                let (through, inFlight) = (cursor.int64(0), cursor.int64(1))
+                sqlite3_reset(cursor.handle)
+                guard inFlight > after else { return (0, 0) }
+                let range = "id > ? AND id <= ? AND state = 0 AND \(Self.partitionFilter)"
+                let count = try connection.prepare("UPDATE queue_messages SET attempts = attempts + 1 WHERE \(range)")
+                let bindRange = { (statement: Statement) in
+                    statement.bind(1, max(after, through))
+                    statement.bind(2, inFlight)
+                    statement.bind(3, partition.count)
+                    statement.bind(4, partition.count)
+                    statement.bind(5, partition.index)
+                }
+                bindRange(count)
+                try count.run()
+                let exhausted = try connection.prepare(
+                    "SELECT id, attempts FROM queue_messages WHERE \(range) AND attempts >= ?"
+                )
+                bindRange(exhausted)
+                exhausted.bind(6, maxAttempts)
+                var dead: [(Int64, Int)] = []
+                while try exhausted.step() { dead.append((exhausted.int64(0), exhausted.int(1))) }
+                for (id, attempts) in dead {
+                    try Self.bury(connection, id, error: "not acknowledged after \(attempts) deliveries")
+                }
+                let most = try connection.prepare(
+                    "SELECT coalesce(max(attempts), 0) FROM queue_messages WHERE \(range)"
+                )
+                bindRange(most)
+                try most.step()
+                return (inFlight, most.int(0))
+            }
         }
     }
 

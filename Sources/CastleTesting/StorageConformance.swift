@@ -19,6 +19,8 @@ public enum StorageConformance {
         ("matcher commits read back", matcherCommitsReadBack),
         ("a stale offset is refused", staleOffsetIsRefused),
         ("a partition has one owner", partitionHasOneOwner),
+        ("an owner reads its partition as a log", ownerReadsALog),
+        ("messages in flight when an owner dies are counted", inFlightMessagesAreCounted),
     ]
 
     public static var checkNames: [String] { checks.map(\.name) }
@@ -262,6 +264,49 @@ public enum StorageConformance {
         let again = try await backend.acquire(partition: partition, wait: false)
         try expect(again != nil, "free again after release")
         await again?.release()
+    }
+
+    static func ownerReadsALog(_ backend: any Backend) async throws {
+        let session = try await backend.beginEnqueue(source: "s")
+        try await session.append(rows(1...12) { $0 % 2 == 0 ? "EVEN" : "ODD" })
+        _ = try await session.commit()
+        let partition = Partition(index: Int(Partition.shard(of: "EVEN") % 2), count: 2)
+        guard Partition.shard(of: "ODD") % 2 != Partition.shard(of: "EVEN") % 2 else { return }
+        let all = try await backend.read(partition: partition, after: 0, limit: 100)
+        try expect(all.map(\.line) == [2, 4, 6, 8, 10, 12], "the partition's messages in order: \(all.map(\.line))")
+        try expect(all.allSatisfy { $0.attempts == 0 }, "reading records no delivery")
+        try expect(try await backend.read(partition: partition, after: 0, limit: 100) == all, "and leases nothing")
+        try await backend.markConsumed(partition: partition, through: all[2].id, inFlight: all[3].id)
+        let rest = try await backend.read(partition: partition, after: all[2].id, limit: 100)
+        try expect(rest.map(\.line) == [8, 10, 12], "read after the offset: \(rest.map(\.line))")
+        try expect(try await backend.depth(partition: partition) == 3, "consumed messages leave the depth")
+        try expect(try await backend.depth(partition: nil) == 9, "the other partition keeps its 6")
+        let received = try await backend.receive(partition: partition, limit: 100, leaseSeconds: 60, maxAttempts: 5)
+        try expect(received.map(\.line) == [8, 10, 12], "receive skips consumed messages: \(received.map(\.line))")
+    }
+
+    static func inFlightMessagesAreCounted(_ backend: any Backend) async throws {
+        let session = try await backend.beginEnqueue(source: "s")
+        try await session.append(rows(1...4))
+        _ = try await session.commit()
+        let messages = try await backend.read(partition: .whole, after: 0, limit: 100)
+        var recovered = try await backend.recoverInFlight(partition: .whole, after: 0, maxAttempts: 2)
+        try expect(recovered == (0, 0), "nothing in flight before any cursor")
+        // The owner consumed the first message and died with the next two in flight.
+        try await backend.markConsumed(partition: .whole, through: messages[0].id, inFlight: messages[2].id)
+        recovered = try await backend.recoverInFlight(partition: .whole, after: messages[0].id, maxAttempts: 2)
+        try expect(recovered == (messages[2].id, 1), "one delivery counted: \(recovered)")
+        let counted = try await backend.read(partition: .whole, after: messages[0].id, limit: 100)
+        try expect(counted.map(\.attempts) == [1, 1, 0], "for the messages in flight only: \(counted.map(\.attempts))")
+        recovered = try await backend.recoverInFlight(partition: .whole, after: messages[2].id, maxAttempts: 2)
+        try expect(recovered == (0, 0), "a committed offset past the range: nothing in flight")
+        recovered = try await backend.recoverInFlight(partition: .whole, after: messages[0].id, maxAttempts: 2)
+        try expect(recovered == (messages[2].id, 0), "the second death of the same range: \(recovered)")
+        let dead = try await backend.deadLetters()
+        try expect(dead.map(\.line) == [2, 3], "delivered twice without an ack: dead letters \(dead.map(\.line))")
+        try expect(dead.allSatisfy { $0.error == "not acknowledged after 2 deliveries" }, "\(dead.map(\.error))")
+        let left = try await backend.read(partition: .whole, after: messages[0].id, limit: 100)
+        try expect(left.map(\.line) == [4], "the log goes on without them: \(left.map(\.line))")
     }
 
     static func expect(_ condition: Bool, _ message: @autoclosure () -> String) throws {

@@ -111,7 +111,15 @@ public final class MatchWorker {
         try restore(state, into: &books)
         summary.restoredOrders = state.orders.count
         summary.startOffset = state.offset
-        try await queue.releaseLeases(partition: options.partition)
+        // The previous owner's messages in flight, if it died working on them: one more delivery each.
+        let recovered = try await queue.recoverInFlight(
+            partition: options.partition,
+            after: state.offset,
+            maxAttempts: options.maxAttempts
+        )
+        if recovered.attempts > 0 {
+            log("messages up to offset \(recovered.inFlight) were in flight when the last owner stopped")
+        }
         if state.offset > 0 || !state.orders.isEmpty {
             log(
                 "resuming \(consumer) after offset \(state.offset), seq \(state.lastSeq), \(state.orders.count) resting orders"
@@ -127,28 +135,26 @@ public final class MatchWorker {
         let progress = ProgressBar(label: "match", forceDisabled: !options.showProgress)
         defer { progress.finish() }
 
-        // After a crash, messages come back with attempts > 1. They are then taken one at a time until
-        // the first fresh one, so that a message that kills the worker every time uses up its own
-        // attempts and goes to the dead letters alone, instead of taking its whole batch with it. The
-        // first receive is a probe of one message for the same reason.
-        var oneAtATime = true
+        // The partition is read as a log after the offset: no lease and no ack per message; the cursor
+        // (markConsumed) says which messages are done and which are in flight. A message that was in flight
+        // when the worker died twice is taken alone, so that one that kills the worker every time uses up
+        // its own attempts and goes to the dead letters without its batch.
         while !shouldStop() {
-            let messages = try await queue.receive(
-                partition: options.partition,
-                limit: oneAtATime ? 1 : options.batchSize,
-                leaseSeconds: options.leaseSeconds,
-                maxAttempts: options.maxAttempts
-            )
-            if let head = messages.first { oneAtATime = head.attempts > 1 }
+            var messages = try await queue.read(partition: options.partition, after: offset, limit: options.batchSize)
+            if let suspect = messages.firstIndex(where: { $0.attempts >= 2 }) {
+                messages = suspect == 0 ? [messages[0]] : Array(messages[..<suspect])
+            }
             if !ready {
                 ready = true
                 summary.secondsToReady = Double(monotonicNanoseconds() - started) / 1e9
             }
             if messages.isEmpty {
+                try await queue.markConsumed(partition: options.partition, through: offset, inFlight: offset)
                 if options.drain, try await queue.depth(partition: options.partition) == 0 { break }
                 try await queue.waitForMessages(timeoutSeconds: 1)
                 continue
             }
+            try await queue.markConsumed(partition: options.partition, through: offset, inFlight: messages.last!.id)
             var commit = MatchCommit(consumer: consumer, offset: offset, lastSeq: Int64(writer.seq), events: nil)
             var touched: Set<OrderID> = []
             var applied = 0
@@ -233,7 +239,6 @@ public final class MatchWorker {
             commit.offset = offset
             commit.lastSeq = Int64(writer.seq)
             if applied > 0 { try await store.commitMatch(commit, previousOffset: previous) }
-            try await queue.ack(messages.map(\.id))
             summary.messages += applied
             summary.trades += commit.trades.count
             summary.batches += 1
@@ -243,6 +248,7 @@ public final class MatchWorker {
                 status: "\(summary.messages) messages, offset \(offset)"
             )
         }
+        try await queue.markConsumed(partition: options.partition, through: offset, inFlight: offset)
         if let path = options.bookOutPath {
             let sink = try OutputSink(path: path)
             do throws(CastleError) {

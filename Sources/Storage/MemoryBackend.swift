@@ -20,6 +20,15 @@ public final class MemoryBackend: Store, MessageQueue {
         var events: [String: [EventSegment]] = [:]
         var trades: [String: [TradeRow]] = [:]
         var ownedPartitions: Set<Partition> = []
+        /// The owners' cursors: (through, in flight) per partition.
+        var cursors: [Partition: (through: Int64, inFlight: Int64)] = [:]
+
+        /// Done by an owner's cursor, though its row was never touched.
+        func consumed(_ message: QueueMessage) -> Bool {
+            cursors.contains { partition, cursor in
+                message.id <= cursor.through && partition.contains(symbol: message.symbol)
+            }
+        }
     }
 
     private let state = Mutex(State())
@@ -152,7 +161,9 @@ public final class MemoryBackend: Store, MessageQueue {
             var delivered: [QueueMessage] = []
             for index in state.messages.indices where delivered.count < limit {
                 var entry = state.messages[index]
-                guard !entry.done, entry.leaseUntil <= now, partition.contains(symbol: entry.message.symbol) else {
+                guard !entry.done, entry.leaseUntil <= now, partition.contains(symbol: entry.message.symbol),
+                    !state.consumed(entry.message)
+                else {
                     continue
                 }
                 if entry.message.attempts >= maxAttempts {
@@ -219,12 +230,65 @@ public final class MemoryBackend: Store, MessageQueue {
 
     public func depth(partition: Partition?) async throws(CastleError) -> Int {
         state.withLock { state in
-            state.messages.count { !$0.done && (partition?.contains(symbol: $0.message.symbol) ?? true) }
+            state.messages.count {
+                !$0.done && (partition?.contains(symbol: $0.message.symbol) ?? true) && !state.consumed($0.message)
+            }
         }
     }
 
     public func deadLetters() async throws(CastleError) -> [DeadLetter] {
         state.withLock { $0.deadLetters.sorted { $0.id < $1.id } }
+    }
+
+    public func read(partition: Partition, after: Int64, limit: Int) async throws(CastleError) -> [QueueMessage] {
+        state.withLock { state in
+            Array(
+                state.messages.lazy.filter { !$0.done && $0.message.id > after }.map(\.message)
+                    .filter { partition.contains(symbol: $0.symbol) }.prefix(limit)
+            )
+        }
+    }
+
+    public func markConsumed(partition: Partition, through: Int64, inFlight: Int64) async throws(CastleError) {
+        state.withLock { $0.cursors[partition] = (through, max(through, inFlight)) }
+    }
+
+    public func recoverInFlight(
+        partition: Partition,
+        after: Int64,
+        maxAttempts: Int
+    )
+        async throws(CastleError) -> (inFlight: Int64, attempts: Int)
+    {
+        state.withLock { state in
+            guard let cursor = state.cursors[partition], cursor.inFlight > after else { return (0, 0) }
+            let start = max(after, cursor.through)
+            var most = 0
+            for index in state.messages.indices {
+                var entry = state.messages[index]
+                let id = entry.message.id
+                guard id > start, id <= cursor.inFlight, !entry.done, partition.contains(symbol: entry.message.symbol)
+                else { continue }
+                entry.message.attempts += 1
+                if entry.message.attempts >= maxAttempts {
+                    entry.done = true
+                    state.deadLetters.append(
+                        DeadLetter(
+                            id: id,
+                            source: entry.message.source,
+                            line: entry.message.line,
+                            body: entry.message.body,
+                            attempts: entry.message.attempts,
+                            error: "not acknowledged after \(entry.message.attempts) deliveries"
+                        )
+                    )
+                } else {
+                    most = max(most, entry.message.attempts)
+                }
+                state.messages[index] = entry
+            }
+            return (cursor.inFlight, most)
+        }
     }
 
     public func waitForMessages(timeoutSeconds: Double) async throws(CastleError) {

@@ -86,6 +86,19 @@ extension Migration {
                 "DROP TABLE consumer_offsets",
             ]
         ),
+        Migration(
+            version: 3,
+            name: "0003_queue_cursors.sqlite.sql",
+            up: [
+                """
+                CREATE TABLE queue_cursors (
+                    part_index INTEGER NOT NULL, part_count INTEGER NOT NULL,
+                    through INTEGER NOT NULL, in_flight INTEGER NOT NULL,
+                    PRIMARY KEY (part_index, part_count))
+                """
+            ],
+            down: ["DROP TABLE queue_cursors"]
+        ),
     ]
 
     static let postgres: [Migration] = [
@@ -147,6 +160,19 @@ extension Migration {
                 "DROP TABLE resting_orders", "DROP TABLE trades", "DROP TABLE match_events",
                 "DROP TABLE consumer_offsets",
             ]
+        ),
+        Migration(
+            version: 3,
+            name: "0003_queue_cursors.postgres.sql",
+            up: [
+                """
+                CREATE TABLE queue_cursors (
+                    part_index INTEGER NOT NULL, part_count INTEGER NOT NULL,
+                    through BIGINT NOT NULL, in_flight BIGINT NOT NULL,
+                    PRIMARY KEY (part_index, part_count))
+                """
+            ],
+            down: ["DROP TABLE queue_cursors"]
         ),
     ]
 }

@@ -68,6 +68,30 @@ public protocol MessageQueue: AnyObject, Sendable {
     /// been delivered `maxAttempts` times.
     func fail(_ ids: [Int64], error: String, maxAttempts: Int) async throws(CastleError)
 
+    // MARK: The owner's path: the partition as a log
+
+    /// For the owner of `partition` (it holds ``acquire(partition:wait:)``): messages with `id > after`, in
+    /// id order, at most `limit`, not yet done or dead. No lease and no attempt is recorded: nobody else
+    /// takes from an owned partition, and ``markConsumed(partition:through:inFlight:)`` is the ack.
+    func read(partition: Partition, after: Int64, limit: Int) async throws(CastleError) -> [QueueMessage]
+
+    /// The owner's bookkeeping, one row per partition: every message of the partition up to `through` is
+    /// done (``receive(partition:limit:leaseSeconds:maxAttempts:)`` and ``depth(partition:)`` skip them,
+    /// with no write per message), and those in `through+1...inFlight` are being worked on. Not durable on
+    /// its own: the consumer's offset in the store is what counts, this only catches up with it.
+    func markConsumed(partition: Partition, through: Int64, inFlight: Int64) async throws(CastleError)
+
+    /// For a new owner: counts one more delivery for each message the previous owner left in flight (it
+    /// died working on them), moves those now delivered `maxAttempts` times to the dead letters with
+    /// "not acknowledged after N deliveries", and returns the end of the in-flight range and the most
+    /// deliveries of a message still in it (0 when nothing was in flight).
+    func recoverInFlight(
+        partition: Partition,
+        after: Int64,
+        maxAttempts: Int
+    )
+        async throws(CastleError) -> (inFlight: Int64, attempts: Int)
+
     /// Ends every lease in the partition: its new owner (holding ``acquire(partition:wait:)``) knows no one
     /// else is working on them.
     func releaseLeases(partition: Partition) async throws(CastleError)
