@@ -50,7 +50,7 @@ public final class PostgresBackend: Store, MessageQueue, SchemaDatabase {
                 )
                 do {
                     // A server that accepts and then says nothing: the timeout closes the connection.
-                    try await withTaskCancellationHandler {
+                    _ = try await withTaskCancellationHandler {
                         try await connection.rows("SELECT 1")
                     } onCancel: {
                         connection.closeSoon()

@@ -264,7 +264,7 @@ extension PostgresBackend {
         do {
             if wait {
                 // Blocks in the server until the owner's session ends; cancelling closes the connection.
-                try await withTaskCancellationHandler {
+                _ = try await withTaskCancellationHandler {
                     try await connection.rows("SELECT pg_advisory_lock(\(key))")
                 } onCancel: {
                     connection.closeSoon()
