@@ -9,6 +9,14 @@ extension PostgresBackend {
         try await PostgresIngest.begin(backend: self, kind: .queue(source))
     }
 
+    /// A row of `id, source, line, symbol, body, attempts::bigint` from queue_messages.
+    static func message(_ row: PostgresRow) throws -> QueueMessage {
+        let (id, source, line, symbol, body, attempts) = try row.decode(
+            (Int64, String, Int64, String, String, Int64).self
+        )
+        return QueueMessage(id: id, source: source, line: line, symbol: symbol, body: body, attempts: Int(attempts))
+    }
+
     public func receive(
         partition: Partition,
         limit: Int,
@@ -51,19 +59,7 @@ extension PostgresBackend {
                 FROM picked WHERE q.id = picked.id AND picked.attempts < \(maxAttempts)
                 RETURNING q.id, q.source, q.line, q.symbol, q.body, q.attempts::bigint
                 """
-            ).map { row in
-                let (id, source, line, symbol, body, attempts) = try row.decode(
-                    (Int64, String, Int64, String, String, Int64).self
-                )
-                return QueueMessage(
-                    id: id,
-                    source: source,
-                    line: line,
-                    symbol: symbol,
-                    body: body,
-                    attempts: Int(attempts)
-                )
-            }
+            ).map(Self.message)
         }
         return messages.sorted { $0.id < $1.id }
     }
@@ -129,19 +125,7 @@ extension PostgresBackend {
                 WHERE id > \(after) AND state = 0 AND shard % \(count) = \(index)
                 ORDER BY id LIMIT \(max(limit, 0))
                 """
-            ).map { row in
-                let (id, source, line, symbol, body, attempts) = try row.decode(
-                    (Int64, String, Int64, String, String, Int64).self
-                )
-                return QueueMessage(
-                    id: id,
-                    source: source,
-                    line: line,
-                    symbol: symbol,
-                    body: body,
-                    attempts: Int(attempts)
-                )
-            }
+            ).map(Self.message)
         }
     }
 

@@ -359,14 +359,7 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
                 var candidates: [QueueMessage] = []
                 while try select.step() {
                     candidates.append(
-                        QueueMessage(
-                            id: select.int64(0),
-                            source: select.string(1),
-                            line: select.int64(2),
-                            symbol: select.string(3),
-                            body: select.string(4),
-                            attempts: select.int(5)
-                        )
+                        Self.message(select)
                     )
                 }
                 // Messages delivered maxAttempts times without an ack go to the dead letters; the others
@@ -405,6 +398,18 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
                 return delivered
             }
         }
+    }
+
+    /// A row of `SELECT id, source, line, symbol, body, attempts FROM queue_messages`.
+    private static func message(_ row: Statement) -> QueueMessage {
+        QueueMessage(
+            id: row.int64(0),
+            source: row.string(1),
+            line: row.int64(2),
+            symbol: row.string(3),
+            body: row.string(4),
+            attempts: row.int(5)
+        )
     }
 
     /// Moves one message to the dead letters.
@@ -540,14 +545,7 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
             var messages: [QueueMessage] = []
             while try select.step() {
                 messages.append(
-                    QueueMessage(
-                        id: select.int64(0),
-                        source: select.string(1),
-                        line: select.int64(2),
-                        symbol: select.string(3),
-                        body: select.string(4),
-                        attempts: select.int(5)
-                    )
+                    Self.message(select)
                 )
             }
             return messages

@@ -23,6 +23,19 @@ public final class MemoryBackend: Store, MessageQueue {
         /// The owners' cursors: (through, in flight) per partition.
         var cursors: [Partition: (through: Int64, inFlight: Int64)] = [:]
 
+        mutating func bury(_ message: QueueMessage, error: String) {
+            deadLetters.append(
+                DeadLetter(
+                    id: message.id,
+                    source: message.source,
+                    line: message.line,
+                    body: message.body,
+                    attempts: message.attempts,
+                    error: error
+                )
+            )
+        }
+
         /// Done by an owner's cursor, though its row was never touched.
         func consumed(_ message: QueueMessage) -> Bool {
             cursors.contains { partition, cursor in
@@ -168,16 +181,7 @@ public final class MemoryBackend: Store, MessageQueue {
                 }
                 if entry.message.attempts >= maxAttempts {
                     entry.done = true
-                    state.deadLetters.append(
-                        DeadLetter(
-                            id: entry.message.id,
-                            source: entry.message.source,
-                            line: entry.message.line,
-                            body: entry.message.body,
-                            attempts: entry.message.attempts,
-                            error: "not acknowledged after \(entry.message.attempts) deliveries"
-                        )
-                    )
+                    state.bury(entry.message, error: "not acknowledged after \(entry.message.attempts) deliveries")
                     state.messages[index] = entry
                     continue
                 }
@@ -204,16 +208,7 @@ public final class MemoryBackend: Store, MessageQueue {
                 entry.leaseUntil = 0
                 if entry.message.attempts >= maxAttempts {
                     entry.done = true
-                    state.deadLetters.append(
-                        DeadLetter(
-                            id: id,
-                            source: entry.message.source,
-                            line: entry.message.line,
-                            body: entry.message.body,
-                            attempts: entry.message.attempts,
-                            error: error
-                        )
-                    )
+                    state.bury(entry.message, error: error)
                 }
                 state.messages[Int(id) - 1] = entry
             }
@@ -272,16 +267,7 @@ public final class MemoryBackend: Store, MessageQueue {
                 entry.message.attempts += 1
                 if entry.message.attempts >= maxAttempts {
                     entry.done = true
-                    state.deadLetters.append(
-                        DeadLetter(
-                            id: id,
-                            source: entry.message.source,
-                            line: entry.message.line,
-                            body: entry.message.body,
-                            attempts: entry.message.attempts,
-                            error: "not acknowledged after \(entry.message.attempts) deliveries"
-                        )
-                    )
+                    state.bury(entry.message, error: "not acknowledged after \(entry.message.attempts) deliveries")
                 } else {
                     most = max(most, entry.message.attempts)
                 }
