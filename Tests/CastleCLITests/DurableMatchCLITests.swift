@@ -122,11 +122,11 @@ final class Background {
     /// time: the final event log (hence the trades) and the book equal an uninterrupted run's.
     @Test(arguments: ["sqlite", "postgres"])
     func killedAtRandomItResumesExactly(_ kind: String) throws {
-        guard let day = try Self.prepare(kind, count: 80_000) else { return }
+        guard let day = try Self.prepare(kind, count: 120_000) else { return }
         var random = SystemRandomNumberGenerator()
         var kills = 0
         var runs = 0
-        while kills < 12 && runs < 60 {
+        while kills < 12 && runs < 100 {
             runs += 1
             let worker = try Background(
                 // Kills are not poison: enough attempts that no message is ever dead-lettered here.
@@ -136,7 +136,8 @@ final class Background {
                 ],
                 stderrPath: day.directory.path("worker-\(runs).log")
             )
-            usleep(UInt32.random(in: 80_000...300_000, using: &random))
+            // Some kills land while it starts or rebuilds its books, most while it works: all are fair.
+            usleep(UInt32.random(in: 50_000...250_000, using: &random))
             if worker.killHard() {
                 kills += 1
             } else if worker.process.terminationStatus == 0 {
@@ -164,7 +165,7 @@ final class Background {
     /// finishes the stream.
     @Test(arguments: ["sqlite", "postgres"])
     func theStandbyTakesOverWhenTheOwnerDies(_ kind: String) throws {
-        guard let day = try Self.prepare(kind, count: 40_000) else { return }
+        guard let day = try Self.prepare(kind, count: 80_000) else { return }
         let owner = try Background(
             [
                 "match", "--queue", day.store.url, "--store", day.store.url, "--drain", "--batch", "200", "--partition",
