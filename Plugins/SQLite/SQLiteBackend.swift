@@ -350,17 +350,13 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
                     """
                 )
                 select.bind(1, now)
-                select.bind(2, partition.count)
-                select.bind(3, partition.count)
-                select.bind(4, partition.index)
+                select.bind(2, partition: partition)
                 select.bind(5, partition.index)
                 select.bind(6, partition.count)
                 select.bind(7, limit)
                 var candidates: [QueueMessage] = []
                 while try select.step() {
-                    candidates.append(
-                        Self.message(select)
-                    )
+                    candidates.append(Self.message(select))
                 }
                 // Messages delivered maxAttempts times without an ack go to the dead letters; the others
                 // are leased with one statement over the run of ids (the same filter keeps it exact).
@@ -390,9 +386,7 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
                     lease.bind(3, last)
                     lease.bind(4, now)
                     lease.bind(5, maxAttempts)
-                    lease.bind(6, partition.count)
-                    lease.bind(7, partition.count)
-                    lease.bind(8, partition.index)
+                    lease.bind(6, partition: partition)
                     try lease.run()
                 }
                 return delivered
@@ -486,9 +480,7 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
             let statement = try connection.prepare(
                 "UPDATE queue_messages SET lease_until = 0 WHERE state = 0 AND lease_until > 0 AND \(Self.partitionFilter)"
             )
-            statement.bind(1, partition.count)
-            statement.bind(2, partition.count)
-            statement.bind(3, partition.index)
+            statement.bind(1, partition: partition)
             try statement.run()
         }
     }
@@ -499,9 +491,7 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
             let statement = try connection.prepare(
                 "SELECT count(*) FROM queue_messages WHERE state = 0 AND \(Self.partitionFilter) AND NOT \(Self.consumedByAnOwner)"
             )
-            statement.bind(1, partition.count)
-            statement.bind(2, partition.count)
-            statement.bind(3, partition.index)
+            statement.bind(1, partition: partition)
             try statement.step()
             return statement.int(0)
         }
@@ -538,15 +528,11 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
                 """
             )
             select.bind(1, after)
-            select.bind(2, partition.count)
-            select.bind(3, partition.count)
-            select.bind(4, partition.index)
+            select.bind(2, partition: partition)
             select.bind(5, limit)
             var messages: [QueueMessage] = []
             while try select.step() {
-                messages.append(
-                    Self.message(select)
-                )
+                messages.append(Self.message(select))
             }
             return messages
         }
@@ -594,9 +580,7 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
                 let bindRange = { (statement: Statement) in
                     statement.bind(1, max(after, through))
                     statement.bind(2, inFlight)
-                    statement.bind(3, partition.count)
-                    statement.bind(4, partition.count)
-                    statement.bind(5, partition.index)
+                    statement.bind(3, partition: partition)
                 }
                 bindRange(count)
                 try count.run()

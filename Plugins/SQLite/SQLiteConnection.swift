@@ -1,5 +1,6 @@
 internal import CSQLite
 import Formats
+import Storage
 
 /// SQLITE_TRANSIENT: SQLite copies bound text and blobs before the call returns.
 private let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
@@ -141,6 +142,13 @@ struct Statement {
         bytes.withUnsafeBytes { raw in
             _ = sqlite3_bind_blob64(handle, index, raw.baseAddress, sqlite3_uint64(raw.count), transient)
         }
+    }
+
+    /// Binds the three parameters of `SQLiteBackend.partitionFilter`, `(? = 1 OR shard % ? = ?)`, from `index`.
+    func bind(_ index: Int32, partition: Partition) {
+        bind(index, partition.count)
+        bind(index + 1, partition.count)
+        bind(index + 2, partition.index)
     }
 
     /// True when a row is ready; false when done.

@@ -158,7 +158,6 @@ extension MatchCommand {
             line += "; resumed after offset \(summary.startOffset) with \(summary.restoredOrders) resting orders, "
             line += "ready in \(format2(summary.secondsToReady)) s"
         }
-        if summary.skipped > 0 { line += "; \(summary.skipped) already applied, acked" }
         line += "; \(format2(seconds)) s, \(formatCount(Double(summary.messages) / max(seconds, 1e-9))) messages/s\n"
         writeStandardError(line)
     }

@@ -30,14 +30,27 @@ struct MigrateCommand: AsyncParsableCommand {
         subcommands: [Status.self, Up.self, Down.self, Verify.self]
     )
 
-    static func migrator(_ url: String) async throws(CastleError) -> (Migrator, any Backend)? {
+    /// Runs `work` with the migrator of the store at `url`, closing the store after; `otherwise` for a
+    /// backend without a schema (memory).
+    static func withMigrator<T>(
+        _ url: String,
+        otherwise: T,
+        _ work: (Migrator, any Backend) async throws(CastleError) -> T
+    ) async throws(CastleError) -> T {
         let backend = try await Backends.open(url, migrating: true)
         guard let schema = backend.schema else {
             writeStandardError("castle migrate: \(backend.displayURL) has no schema; nothing to migrate\n")
             await backend.close()
-            return nil
+            return otherwise
         }
-        return (Migrator(database: schema, storeName: backend.displayURL), backend)
+        do {
+            let result = try await work(Migrator(database: schema, storeName: backend.displayURL), backend)
+            await backend.close()
+            return result
+        } catch {
+            await backend.close()
+            throw error
+        }
     }
 
     static func exitCode(_ status: Migrator.Status) -> Int32 {
@@ -68,28 +81,28 @@ struct MigrateCommand: AsyncParsableCommand {
 
         func run() async throws {
             let code = try await runAsyncJob("migrate status") { () async throws(CastleError) -> Int32 in
-                guard let (migrator, backend) = try await migrator(storeOptions.storeURL) else { return 0 }
-                defer { Task { await backend.close() } }
-                let status = try await migrator.status()
-                let changed = Set(status.changed.map(\.version))
-                let applied = Set(status.applied.map(\.version))
-                for migration in migrator.migrations {
-                    let state =
-                        changed.contains(migration.version)
-                        ? "changed" : applied.contains(migration.version) ? "applied" : "pending"
-                    print("\(migration.version)\t\(state)\t\(migration.name)")
-                }
-                for unknown in status.unknown { print("\(unknown.version)\tunknown\t\(unknown.name)") }
-                let code = MigrateCommand.exitCode(status)
-                let summary =
-                    switch code {
-                    case 0: "up to date at version \(migrator.latestVersion)"
-                    case 10: "\(status.pending.count) pending; run: castle migrate up"
-                    case 11: "the database is newer than this castle"
-                    default: "an applied migration was changed"
+                try await withMigrator(storeOptions.storeURL, otherwise: 0) { (migrator, backend) throws(CastleError) in
+                    let status = try await migrator.status()
+                    let changed = Set(status.changed.map(\.version))
+                    let applied = Set(status.applied.map(\.version))
+                    for migration in migrator.migrations {
+                        let state =
+                            changed.contains(migration.version)
+                            ? "changed" : applied.contains(migration.version) ? "applied" : "pending"
+                        print("\(migration.version)\t\(state)\t\(migration.name)")
                     }
-                writeStandardError("castle migrate: \(backend.displayURL): \(summary)\n")
-                return code
+                    for unknown in status.unknown { print("\(unknown.version)\tunknown\t\(unknown.name)") }
+                    let code = MigrateCommand.exitCode(status)
+                    let summary =
+                        switch code {
+                        case 0: "up to date at version \(migrator.latestVersion)"
+                        case 10: "\(status.pending.count) pending; run: castle migrate up"
+                        case 11: "the database is newer than this castle"
+                        default: "an applied migration was changed"
+                        }
+                    writeStandardError("castle migrate: \(backend.displayURL): \(summary)\n")
+                    return code
+                }
             }
             if code != 0 { throw ExitCode(code) }
         }
@@ -103,16 +116,17 @@ struct MigrateCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await runAsyncJob("migrate up") { () async throws(CastleError) in
-                guard let (migrator, backend) = try await migrator(storeOptions.storeURL) else { return }
-                defer { Task { await backend.close() } }
-                if dryRun {
-                    printSQL(try await migrator.planUp(to: to), down: false)
-                    return
+                try await withMigrator(storeOptions.storeURL, otherwise: ()) {
+                    (migrator, backend) throws(CastleError) in
+                    if dryRun {
+                        printSQL(try await migrator.planUp(to: to), down: false)
+                        return
+                    }
+                    let applied = try await migrator.up(to: to)
+                    let names =
+                        applied.isEmpty ? "nothing to apply" : "applied " + applied.map(\.name).joined(separator: ", ")
+                    writeStandardError("castle migrate: \(backend.displayURL): \(names)\n")
                 }
-                let applied = try await migrator.up(to: to)
-                let names =
-                    applied.isEmpty ? "nothing to apply" : "applied " + applied.map(\.name).joined(separator: ", ")
-                writeStandardError("castle migrate: \(backend.displayURL): \(names)\n")
             }
         }
     }
@@ -125,16 +139,18 @@ struct MigrateCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await runAsyncJob("migrate down") { () async throws(CastleError) in
-                guard let (migrator, backend) = try await migrator(storeOptions.storeURL) else { return }
-                defer { Task { await backend.close() } }
-                if dryRun {
-                    printSQL(try await migrator.planDown(to: to), down: true)
-                    return
+                try await withMigrator(storeOptions.storeURL, otherwise: ()) {
+                    (migrator, backend) throws(CastleError) in
+                    if dryRun {
+                        printSQL(try await migrator.planDown(to: to), down: true)
+                        return
+                    }
+                    let reverted = try await migrator.down(to: to)
+                    let names =
+                        reverted.isEmpty
+                        ? "nothing to revert" : "reverted " + reverted.map(\.name).joined(separator: ", ")
+                    writeStandardError("castle migrate: \(backend.displayURL): \(names)\n")
                 }
-                let reverted = try await migrator.down(to: to)
-                let names =
-                    reverted.isEmpty ? "nothing to revert" : "reverted " + reverted.map(\.name).joined(separator: ", ")
-                writeStandardError("castle migrate: \(backend.displayURL): \(names)\n")
             }
         }
     }
@@ -147,25 +163,25 @@ struct MigrateCommand: AsyncParsableCommand {
 
         func run() async throws {
             let code = try await runAsyncJob("migrate verify") { () async throws(CastleError) -> Int32 in
-                guard let (migrator, backend) = try await migrator(storeOptions.storeURL) else { return 0 }
-                defer { Task { await backend.close() } }
-                let status = try await migrator.status()
-                for migration in status.changed {
-                    writeStandardError("castle migrate: \(migration.name): SHA-256 differs from the applied one\n")
+                try await withMigrator(storeOptions.storeURL, otherwise: 0) { (migrator, backend) throws(CastleError) in
+                    let status = try await migrator.status()
+                    for migration in status.changed {
+                        writeStandardError("castle migrate: \(migration.name): SHA-256 differs from the applied one\n")
+                    }
+                    for unknown in status.unknown {
+                        writeStandardError(
+                            "castle migrate: version \(unknown.version) (\(unknown.name)) is unknown to this castle\n"
+                        )
+                    }
+                    let code = MigrateCommand.exitCode(status)
+                    if code == 0 || code == 10 {
+                        writeStandardError(
+                            "castle migrate: \(status.applied.count) applied migrations verified"
+                                + (code == 10 ? "; \(status.pending.count) pending\n" : "\n")
+                        )
+                    }
+                    return code
                 }
-                for unknown in status.unknown {
-                    writeStandardError(
-                        "castle migrate: version \(unknown.version) (\(unknown.name)) is unknown to this castle\n"
-                    )
-                }
-                let code = MigrateCommand.exitCode(status)
-                if code == 0 || code == 10 {
-                    writeStandardError(
-                        "castle migrate: \(status.applied.count) applied migrations verified"
-                            + (code == 10 ? "; \(status.pending.count) pending\n" : "\n")
-                    )
-                }
-                return code
             }
             if code != 0 { throw ExitCode(code) }
         }

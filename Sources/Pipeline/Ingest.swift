@@ -142,7 +142,7 @@ public enum Ingest {
         if summary.rejected > options.maxErrors {
             throw CastleError(
                 .dataError,
-                "\(message); \(summary.rejected) bad rows, more than --max-errors \(options.maxErrors): nothing was ingested"
+                "\(message); \(summary.rejected) bad \(summary.rejected == 1 ? "row" : "rows"), more than --max-errors \(options.maxErrors): nothing was ingested"
             )
         }
     }

@@ -33,7 +33,6 @@ public final class MatchWorker {
         public var restoredOrders = 0
         public var startOffset: Int64 = 0
         public var messages = 0
-        public var skipped = 0
         public var events = 0
         public var trades = 0
         public var batches = 0
@@ -159,10 +158,6 @@ public final class MatchWorker {
             var touched: Set<OrderID> = []
             var applied = 0
             for message in messages {
-                guard message.id > offset else {
-                    summary.skipped += 1
-                    continue
-                }
                 offset = message.id
                 applied += 1
                 let decoded =
