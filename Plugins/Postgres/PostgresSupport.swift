@@ -99,11 +99,10 @@ func kind(of error: any Error) -> CastleError.Kind {
 /// `error` as a ``CastleError`` about `context` (the redacted URL and what was being done).
 func storageError(_ error: any Error, _ context: String) -> CastleError {
     if let error = error as? CastleError { return error }
-    var message = "\(context): \(describe(error))"
     if let error = error as? PSQLError, error.serverInfo?[.sqlState] == "42P01" {
-        message += "; is the schema migrated? run: castle migrate up"
+        return StoreErrors.notMigrated(context, reason: describe(error))
     }
-    return CastleError(kind(of: error), message)
+    return CastleError(kind(of: error), "\(context): \(describe(error))")
 }
 
 /// Runs `body`, or gives up after `seconds` with a timeout error.

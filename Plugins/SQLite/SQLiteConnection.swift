@@ -40,15 +40,19 @@ final class SQLiteConnection {
         sqlite3_close(handle)
     }
 
+    /// The error for a failed call, classified by meaning as every backend does (``StoreErrors``).
     func error(_ status: Int32, _ context: String) -> CastleError {
         let reason = String(cString: sqlite3_errmsg(handle))
+        // SQLite has no code of its own for a missing table: SQLITE_ERROR with this message.
+        if status & 0xff == SQLITE_ERROR && reason.hasPrefix("no such table") {
+            return StoreErrors.notMigrated("\(name): \(context)", reason: reason)
+        }
         let kind: CastleError.Kind =
             switch status & 0xff {
             case SQLITE_BUSY, SQLITE_LOCKED: .temporaryFailure
             case SQLITE_NOTADB, SQLITE_CORRUPT: .dataError
             case SQLITE_CANTOPEN, SQLITE_READONLY, SQLITE_PERM: .cantCreate
-            case SQLITE_IOERR, SQLITE_FULL: .ioError
-            default: .software
+            default: .ioError
             }
         return CastleError(kind, "\(name): \(context): \(reason)")
     }

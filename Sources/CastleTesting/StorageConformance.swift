@@ -21,6 +21,7 @@ public enum StorageConformance {
         ("a partition has one owner", partitionHasOneOwner),
         ("an owner reads its partition as a log", ownerReadsALog),
         ("messages in flight when an owner dies are counted", inFlightMessagesAreCounted),
+        ("a store without its tables is a configuration error", missingTablesAreAConfigurationError),
     ]
 
     public static var checkNames: [String] { checks.map(\.name) }
@@ -245,10 +246,26 @@ public enum StorageConformance {
             )
             throw ConformanceFailure("a commit from a stale offset was accepted")
         } catch let error as CastleError {
-            try expect(error.kind == .software, "refused as a software error: \(error)")
+            try expect(error.kind == .temporaryFailure, "refused as a lost partition (exit 75): \(error)")
         }
         let state = try await backend.loadMatcherState(consumer: consumer)
         try expect(state.offset == 5 && state.orders.isEmpty, "nothing of the refused commit applied")
+    }
+
+    /// Exit codes by meaning, not by backend (``StoreErrors``): a store whose tables are gone answers 78,
+    /// "run castle migrate up", on every backend that has a schema.
+    static func missingTablesAreAConfigurationError(_ backend: any Backend) async throws {
+        guard let schema = backend.schema else { return }
+        let migrator = Migrator(database: schema, storeName: backend.displayURL)
+        _ = try await migrator.down(to: 0)
+        do {
+            _ = try await backend.loadMatcherState(consumer: "match:0/1")
+            throw ConformanceFailure("a store without tables answered")
+        } catch let error as CastleError {
+            try expect(error.kind == .config, "a missing table is exit 78: \(error)")
+            try expect(error.message.contains("castle migrate up"), "and says what fixes it: \(error)")
+        }
+        _ = try await migrator.up()
     }
 
     static func partitionHasOneOwner(_ backend: any Backend) async throws {

@@ -103,10 +103,11 @@ public final class MemoryBackend: Store, MessageQueue {
         try state.withLock { (state) throws(CastleError) in
             var consumer = state.consumers[commit.consumer] ?? MatcherState()
             guard consumer.offset == previousOffset else {
-                throw CastleError(
-                    .software,
-                    "\(displayURL): consumer \(commit.consumer) is at offset \(consumer.offset), not \(previousOffset): "
-                        + "another worker is writing it"
+                throw StoreErrors.offsetMoved(
+                    store: displayURL,
+                    consumer: commit.consumer,
+                    stored: consumer.offset,
+                    expected: previousOffset
                 )
             }
             consumer.offset = commit.offset
