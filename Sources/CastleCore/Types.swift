@@ -1,6 +1,26 @@
 /// An order id: unique among live orders; a finished order's id may be reused.
 public typealias OrderID = UInt64
 
+/// Order ids that castle makes up itself. Ids below 2^63 belong to the input; the upper half is castle's,
+/// split in two so that its two kinds of made-up id never meet:
+/// - `2^63 + line`: the taker of a LOBSTER execution, which `castle ingest` turns into an IOC order;
+/// - `2^63 + 2^62 + id`: an order that `castle replay --inject` adds to a recorded stream.
+public enum SyntheticOrderID {
+    /// The first id of the injected orders' range.
+    public static let injectedBase: OrderID = 1 << 63 | 1 << 62
+    /// The largest id a user may give an injected order.
+    public static let injectedIDMax: OrderID = (1 << 62) - 1
+
+    /// The taker id of the LOBSTER execution at `line`.
+    public static func lobsterTaker(line: Int) -> OrderID { 1 << 63 | OrderID(line) }
+
+    /// The id an injected order with the user's `id` (at most ``injectedIDMax``) gets in the replay.
+    public static func injected(_ id: OrderID) -> OrderID { injectedBase | id }
+
+    /// Whether `id` lies in the injected orders' range.
+    public static func isInjected(_ id: OrderID) -> Bool { id & injectedBase == injectedBase }
+}
+
 /// Index of an interned symbol name (see ``NameTable``).
 public typealias SymbolID = UInt32
 

@@ -108,7 +108,7 @@ extension String {
 
 /// A LOBSTER message file as an order stream: submissions (type 1) become `new` limit orders, partial
 /// cancels (2) become amends to the remaining size, deletions (3) cancels, and visible executions (4)
-/// an IOC order from the other side at the execution price (id: the line with the top bit set), which
+/// an IOC order from the other side at the execution price (id: `SyntheticOrderID.lobsterTaker(line:)`), which
 /// re-matching turns back into the trade. Hidden executions (5), cross trades (6) and halts (7) carry no
 /// order and are skipped, as are messages about orders that rested before the file began.
 struct LobsterRows: RowReader {
@@ -161,7 +161,7 @@ struct LobsterRows: RowReader {
             guard let left = remaining[event.orderID] else { return .skipped }
             let after = left - event.size
             remaining[event.orderID] = after <= 0 ? nil : after
-            let taker = UInt64(1) << 63 | UInt64(event.line)
+            let taker = SyntheticOrderID.lobsterTaker(line: event.line)
             return .row(
                 line: event.line,
                 body:

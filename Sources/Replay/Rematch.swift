@@ -5,9 +5,6 @@ import MatchingEngine
 
 /// `rematch`: the recorded orders (and the user's injected ones) through castle's matching engine.
 enum Rematch {
-    /// Injected ids live in their own half of the id space, so they never meet a recorded id.
-    static let injectedBit: UInt64 = 1 << 63
-
     static func run(
         _ options: ReplayJob.Options,
         output: OutputSink,
@@ -64,6 +61,13 @@ enum Rematch {
 
         /// Applies one command, recorded or injected, and feeds what happened to the analytics.
         func apply(_ command: Command, line: Int, isInjected: Bool) throws(CastleError) {
+            if !isInjected, !injected.isEmpty, SyntheticOrderID.isInjected(command.id) {
+                throw CastleError(
+                    .dataError,
+                    "\(source.name):\(line): order id \(command.id) lies in the range that --inject keeps for "
+                        + "injected orders (2^63 + 2^62 and up); replay this stream without --inject"
+                )
+            }
             let timeNs = command.ts ?? lastTimeNs
             lastTimeNs = timeNs
             if command.op == .new, symbolID == nil { symbolID = command.symbol }
@@ -88,7 +92,7 @@ enum Rematch {
             for event in events {
                 switch event {
                 case .trade(let trade, let ts):
-                    for id in [trade.maker, trade.taker] where id & injectedBit != 0 {
+                    for id in [trade.maker, trade.taker] where SyntheticOrderID.isInjected(id) {
                         if let index = reportIndex[id] { recordFill(&reports[index], trade, ts ?? timeNs) }
                     }
                     if trade.symbol == target, inWindow {
@@ -110,8 +114,11 @@ enum Rematch {
                         reports[index].status = "rejected"
                         reports[index].reason = reason.name.description
                     }
-                    if reason == .unknownOrder, inWindow, commandSymbol == target, let target {
-                        try analyticsFor(target).stats.anomaly(.unknownOrder, line: line)
+                    if inWindow, commandSymbol == target, let target {
+                        // Every rejection counts, the engine's as well as the decoder's: a recorded order
+                        // that the replay could not place is part of what the statistics must show.
+                        if !isInjected { try analyticsFor(target).stats.count("rejected") }
+                        if reason == .unknownOrder { try analyticsFor(target).stats.anomaly(.unknownOrder, line: line) }
                     }
                 default:
                     break
@@ -133,7 +140,7 @@ enum Rematch {
 
         func applyInjected(_ original: Command) throws(CastleError) {
             var command = original
-            command.id |= injectedBit
+            command.id = SyntheticOrderID.injected(command.id)
             if command.op == .new {
                 reportIndex[command.id] = reports.count
                 let instrument = exchange.instrument(of: command.symbol)
@@ -253,7 +260,7 @@ enum Rematch {
         order.status = order.filled >= order.qty ? "filled" : "partial"
     }
 
-    /// The user's orders: every line must be valid and carry `ts`; ids below 2^63. Sorted by `ts`, ties
+    /// The user's orders: every line must be valid and carry `ts`; ids below 2^62. Sorted by `ts`, ties
     /// in file order; at equal times, recorded orders go first (they were there first).
     private static func loadInjected(_ path: String, _ decoder: inout CommandDecoder) throws(CastleError) -> [Command] {
         let reader = LineReader(source: try InputSource(path: path))
@@ -268,8 +275,11 @@ enum Rematch {
                 guard command.ts != nil else {
                     throw CastleError(.dataError, "\(path):\(line.number): injected orders need ts")
                 }
-                guard command.id < injectedBit else {
-                    throw CastleError(.dataError, "\(path):\(line.number): injected ids must be below 2^63")
+                guard command.id <= SyntheticOrderID.injectedIDMax else {
+                    throw CastleError(
+                        .dataError,
+                        "\(path):\(line.number): injected ids must be below 2^62, found \(command.id)"
+                    )
                 }
                 commands.append(command)
             }
