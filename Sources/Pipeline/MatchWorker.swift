@@ -25,6 +25,9 @@ public final class MatchWorker {
         public var bookOutPath: String?
         public var stp: STPMode = .cancelTaker
         public var showProgress = true
+        /// Fault injection for the tests of poison messages: the worker aborts whenever it is about to apply
+        /// a command for this order, as a crashing bug would. Set only by a debug build's hidden flag.
+        public var debugCrashOnID: OrderID?
 
         public init() {}
     }
@@ -47,13 +50,6 @@ public final class MatchWorker {
     /// Asked between batches: true stops the worker cleanly (SIGTERM).
     let shouldStop: @Sendable () -> Bool
     let log: @Sendable (String) -> Void
-
-    /// Fault injection for the tests of poison messages: `CASTLE_FAULT_CRASH_ON_ID=N` makes the worker
-    /// abort when it is about to apply a command for order N, every time, as a crashing bug would.
-    let crashOnID: OrderID? = {
-        guard let text = getenv("CASTLE_FAULT_CRASH_ON_ID") else { return nil }
-        return OrderID(String(cString: text))
-    }()
 
     public init(
         store: any Backend,
@@ -174,7 +170,7 @@ public final class MatchWorker {
                 }
                 switch decoded {
                 case .command(let command):
-                    if command.id == crashOnID { abort() }
+                    if command.id == options.debugCrashOnID { abort() }
                     // A `new` with a live id is rejected: `before` then equals `after` and nothing moves.
                     let before = command.op == .cancel ? nil : books.exchange.liveOrder(command.id)
                     books.exchange.apply(command, into: &events)
