@@ -2,14 +2,14 @@ import ArgumentParser
 import CastleBench
 import Formats
 
-struct BenchCommand: ParsableCommand {
+struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure performance.",
         subcommands: [Match.self]
     )
 
-    struct Match: ParsableCommand {
+    struct Match: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Engine throughput and per-message latency, in process.",
             discussion: """
@@ -38,18 +38,18 @@ struct BenchCommand: ParsableCommand {
             guard messages > 0, runs > 0 else { throw ValidationError("--messages and --runs must be positive") }
         }
 
-        func run() throws {
+        func run() async throws {
             var config = MatchBenchmark.Config()
             config.messages = messages
             config.runs = runs
             config.seed = seed
             config.inputPath = input
             config.instrumentsPath = instruments
-            let progress = ProgressBar(label: "bench")
-            let report = try runJob("bench match") { () throws(CastleError) in
-                try MatchBenchmark(config).run { progress.update(done: 0, total: nil, status: $0) }
+            let report = try await runJob("bench match") { [config] () throws(CastleError) in
+                let progress = ProgressBar(label: "bench")
+                defer { progress.finish() }
+                return try MatchBenchmark(config).run { progress.update(done: 0, total: nil, status: $0) }
             }
-            progress.finish()
             if json {
                 let perRun = report.throughputPerRun.map { String(Int($0)) }.joined(separator: ",")
                 print(

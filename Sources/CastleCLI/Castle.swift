@@ -13,11 +13,29 @@ enum Entry {
         // A closed stdout (`| head`) must surface as EPIPE, which castle turns into a quiet exit 0,
         // rather than kill the process with SIGPIPE.
         signal(SIGPIPE, SIG_IGN)
-        // An interrupted run leaves no temporary output behind.
-        TemporaryFiles.removeOnSignals()
         Backends.registerPlugins()
-        await Castle.main()
+        do {
+            var command = try Castle.parseAsRoot()
+            // The stop signals (SIGINT, SIGTERM, SIGHUP) have one owner per process, chosen here before
+            // anything runs, so nothing depends on which handler was installed last: a service (the durable
+            // worker) stops gracefully through swift-service-lifecycle; every other command is a batch job,
+            // which removes its temporary outputs and exits 128 + the signal.
+            if (command as? StopsGracefully)?.stopsGracefully != true { TemporaryFiles.removeOnSignals() }
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            Castle.exit(withError: error)
+        }
     }
+}
+
+/// A command that runs as a service when `stopsGracefully` is true: a signal asks it to finish the work in
+/// hand and stop, rather than ending the process.
+protocol StopsGracefully {
+    var stopsGracefully: Bool { get }
 }
 
 struct Castle: AsyncParsableCommand {

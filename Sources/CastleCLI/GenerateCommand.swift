@@ -3,14 +3,14 @@ import CastleCore
 import Formats
 import SyntheticData
 
-struct GenerateCommand: ParsableCommand {
+struct GenerateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
         abstract: "Make realistic synthetic data, deterministic by seed.",
         subcommands: [Orders.self, Instruments.self]
     )
 
-    struct Orders: ParsableCommand {
+    struct Orders: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Synthetic order flow in the order-stream contract's NDJSON.",
             discussion: """
@@ -39,13 +39,13 @@ struct GenerateCommand: ParsableCommand {
             guard accounts >= 1 else { throw ValidationError("--accounts must be at least 1") }
         }
 
-        func run() throws {
+        func run() async throws {
             var config = OrderFlow.Config()
             config.seed = seed
             config.count = count
             config.accounts = accounts
             config.timestamps = !noTimestamps
-            try runJob("generate orders") { () throws(CastleError) in
+            try await runJob("generate orders") { [config] () throws(CastleError) in
                 let sink = try OutputSink(path: output)
                 var flow = OrderFlow(config)
                 var line: [UInt8] = []
@@ -60,7 +60,7 @@ struct GenerateCommand: ParsableCommand {
         }
     }
 
-    struct Instruments: ParsableCommand {
+    struct Instruments: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "The instruments file that matches `castle generate orders`.",
             discussion: "Example:\n  castle generate instruments -o instruments.ndjson"
@@ -69,8 +69,8 @@ struct GenerateCommand: ParsableCommand {
         @Option(name: [.short, .long], help: ArgumentHelp("Output file (default: stdout).", valueName: "file"))
         var output: String?
 
-        func run() throws {
-            try runJob("generate instruments") { () throws(CastleError) in
+        func run() async throws {
+            try await runJob("generate instruments") { () throws(CastleError) in
                 let sink = try OutputSink(path: output)
                 for symbol in OrderFlow.defaultSymbols { try sink.write(symbol.instrumentsLine + "\n") }
                 try sink.commit()

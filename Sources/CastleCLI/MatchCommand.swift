@@ -95,6 +95,11 @@ struct MatchCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("With --queue: deliveries before a message goes to the dead letters.", valueName: "n"))
     var maxAttempts = 5
 
+    /// Fault injection for the poison-message tests, in debug builds only: a release build refuses it, so no
+    /// production worker can be made to crash by a stray flag or variable.
+    @Option(name: .customLong("debug-fault-crash-on-id"), help: .hidden)
+    var debugFaultCrashOnID: OrderID?
+
     /// --queue or --store, or a worker-only option (--drain, --partition), runs the durable worker.
     var isDurable: Bool { queue != nil || store != nil || drain || partition != nil }
 
@@ -109,6 +114,11 @@ struct MatchCommand: AsyncParsableCommand {
             throw ValidationError("--partition must be K/N with 0 ≤ K < N; got '\(partition)'")
         }
         if batch < 1 || maxAttempts < 1 { throw ValidationError("--batch and --max-attempts must be at least 1") }
+        #if !DEBUG
+        if debugFaultCrashOnID != nil {
+            throw ValidationError("--debug-fault-crash-on-id is fault injection for tests: debug builds only")
+        }
+        #endif
     }
 
     func run() async throws {
@@ -122,7 +132,7 @@ struct MatchCommand: AsyncParsableCommand {
         options.strict = strict
         options.showProgress = !quiet
         let start = monotonicNanoseconds()
-        let summary = try runJob("match") { () throws(CastleError) in try MatchStream.run(options) }
+        let summary = try await runJob("match") { [options] () throws(CastleError) in try MatchStream.run(options) }
         let seconds = Double(monotonicNanoseconds() - start) / 1e9
         guard !quiet else { return }
         var line = "castle match: \(summary.commands) commands, \(summary.events) events, \(summary.trades) trades, "
@@ -133,7 +143,9 @@ struct MatchCommand: AsyncParsableCommand {
     }
 }
 
-extension MatchCommand {
+extension MatchCommand: StopsGracefully {
+    var stopsGracefully: Bool { isDurable }
+
     func runDurable() async throws {
         let start = monotonicNanoseconds()
         let summary = try await runAsyncJob("match") { () async throws(CastleError) -> MatchWorker.Summary in
@@ -149,6 +161,7 @@ extension MatchCommand {
             options.bookOutPath = bookOut
             options.stp = stp
             options.showProgress = !quiet
+            options.debugCrashOnID = debugFaultCrashOnID
             return try await MatchWorker.runUntilSignalled(store: storeBackend, queue: queueBackend, options: options)
         }
         guard !quiet else { return }

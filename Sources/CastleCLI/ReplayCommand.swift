@@ -212,7 +212,7 @@ struct ReplayCommand: AsyncParsableCommand {
             options.inputFormat = .ndjson
         }
         defer { exported?.remove() }
-        let summary = try runJob("replay") { () throws(CastleError) in try ReplayJob.run(options) }
+        let summary = try await runJob("replay") { [options] () throws(CastleError) in try ReplayJob.run(options) }
         let seconds = Double(monotonicNanoseconds() - start) / 1e9
         if let checksum = summary.checksum { writeStandardError("sha256:\(checksum)  \(output ?? "<stdout>")\n") }
         if !quiet {

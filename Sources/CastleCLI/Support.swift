@@ -2,16 +2,11 @@ import ArgumentParser
 import CastleCore
 import Formats
 
-/// Runs a job, turning a ``CastleError`` into its message on stderr and its exit code. A closed stdout
-/// (`| head`) ends quietly with 0, as Unix tools do.
-func runJob<T>(_ name: String, _ job: () throws(CastleError) -> T) throws -> T {
-    do {
-        return try job()
-    } catch {
-        if OutputSink.isBrokenPipe(error) { throw ExitCode.success }
-        writeStandardError("castle \(name): \(error.message)\n")
-        throw ExitCode(error.exitCode)
-    }
+/// Runs a blocking batch job on a thread of its own (``onOwnThread(_:)``), turning a ``CastleError`` into
+/// its message on stderr and its exit code. A closed stdout (`| head`) ends quietly with 0, as Unix tools
+/// do.
+func runJob<T: Sendable>(_ name: String, _ job: @escaping @Sendable () throws(CastleError) -> T) async throws -> T {
+    try await runAsyncJob(name) { () async throws(CastleError) -> T in try await onOwnThread(job) }
 }
 
 func formatCount(_ value: Double) -> String {

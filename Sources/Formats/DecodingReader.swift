@@ -32,9 +32,8 @@ public final class DecodingReader: @unchecked Sendable {
     private var decoder: CommandDecoder
     private let batchItems: Int
     private let batchesAhead: Int
-    // Guarded by `mutex`.
-    private var mutex = pthread_mutex_t()
-    private var changed = pthread_cond_t()
+    private let lock = ConditionLock()
+    // Guarded by `lock`.
     private var ready: [Batch] = []
     private var finished = false
     private var failure: CastleError?
@@ -49,15 +48,9 @@ public final class DecodingReader: @unchecked Sendable {
         self.decoder = decoder
         self.batchItems = batchItems
         self.batchesAhead = batchesAhead
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&changed, nil)
     }
 
-    deinit {
-        close()
-        pthread_mutex_destroy(&mutex)
-        pthread_cond_destroy(&changed)
-    }
+    deinit { close() }
 
     /// The next batch, or nil at the end of the input.
     public func next() throws(CastleError) -> Batch? {
@@ -74,12 +67,12 @@ public final class DecodingReader: @unchecked Sendable {
                 context
             )
         }
-        pthread_mutex_lock(&mutex)
-        while ready.isEmpty && !finished && failure == nil { pthread_cond_wait(&changed, &mutex) }
-        defer { pthread_mutex_unlock(&mutex) }
+        lock.lock()
+        while ready.isEmpty && !finished && failure == nil { lock.wait() }
+        defer { lock.unlock() }
         if !ready.isEmpty {
             let batch = ready.removeFirst()
-            pthread_cond_broadcast(&changed)
+            lock.broadcast()
             return batch
         }
         if let failure { throw failure }
@@ -89,10 +82,10 @@ public final class DecodingReader: @unchecked Sendable {
     /// Stops the decoding thread (when the consumer stops early) and waits for it.
     public func close() {
         guard started else { return }
-        pthread_mutex_lock(&mutex)
+        lock.lock()
         cancelled = true
-        pthread_cond_broadcast(&changed)
-        pthread_mutex_unlock(&mutex)
+        lock.broadcast()
+        lock.unlock()
         pthread_join(thread, nil)
         started = false
     }
@@ -112,15 +105,15 @@ public final class DecodingReader: @unchecked Sendable {
                 accountsSent = decoder.accounts.count
             }
             batch.consumedBytes = source.consumedBytes
-            pthread_mutex_lock(&mutex)
-            while ready.count >= batchesAhead && !cancelled { pthread_cond_wait(&changed, &mutex) }
+            lock.lock()
+            while ready.count >= batchesAhead && !cancelled { lock.wait() }
             let keepGoing = !cancelled
             if keepGoing && !(last && batch.items.isEmpty && batch.newSymbols.isEmpty && batch.newAccounts.isEmpty) {
                 ready.append(batch)
             }
             if last { finished = true }
-            pthread_cond_broadcast(&changed)
-            pthread_mutex_unlock(&mutex)
+            lock.broadcast()
+            lock.unlock()
             batch = Batch()
             batch.items.reserveCapacity(batchItems)
             return keepGoing
@@ -147,10 +140,10 @@ public final class DecodingReader: @unchecked Sendable {
         } catch {
             // What was decoded before the error is delivered first.
             _ = handOver(false)
-            pthread_mutex_lock(&mutex)
+            lock.lock()
             failure = error
-            pthread_cond_broadcast(&changed)
-            pthread_mutex_unlock(&mutex)
+            lock.broadcast()
+            lock.unlock()
         }
     }
 }

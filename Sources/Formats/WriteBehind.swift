@@ -15,9 +15,8 @@ final class WriteBehind: @unchecked Sendable {
     private let name: String
     /// Start writeback of each written range right away, so that the final fsync has little left to do.
     private let startWriteback: Bool
-    // All below are guarded by `mutex`.
-    private var mutex = pthread_mutex_t()
-    private var changed = pthread_cond_t()
+    private let lock = ConditionLock()
+    // All below are guarded by `lock`.
     private var pending: (UnsafeMutablePointer<UInt8>, Int)?
     private var stopping = false
     private var failure: CastleError?
@@ -28,8 +27,6 @@ final class WriteBehind: @unchecked Sendable {
         self.fd = fd
         self.name = name
         startWriteback = isRegularFile
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&changed, nil)
         let context = Unmanaged.passRetained(self).toOpaque()
         pthread_create(
             &thread,
@@ -42,54 +39,49 @@ final class WriteBehind: @unchecked Sendable {
         )
     }
 
-    deinit {
-        pthread_mutex_destroy(&mutex)
-        pthread_cond_destroy(&changed)
-    }
-
     /// Hands `count` bytes at `buffer` to the writer. Returns when the writer has taken them; the caller
     /// must not touch `buffer` until the next `submit` or `finish` returns.
     func submit(_ buffer: UnsafeMutablePointer<UInt8>, _ count: Int) throws(CastleError) {
-        pthread_mutex_lock(&mutex)
-        while pending != nil && failure == nil { pthread_cond_wait(&changed, &mutex) }
+        lock.lock()
+        while pending != nil && failure == nil { lock.wait() }
         if let failure {
-            pthread_mutex_unlock(&mutex)
+            lock.unlock()
             throw failure
         }
         pending = (buffer, count)
-        pthread_cond_broadcast(&changed)
-        pthread_mutex_unlock(&mutex)
+        lock.broadcast()
+        lock.unlock()
     }
 
     /// Waits until everything submitted is written and stops the thread.
     func finish() throws(CastleError) {
-        pthread_mutex_lock(&mutex)
-        while pending != nil && failure == nil { pthread_cond_wait(&changed, &mutex) }
+        lock.lock()
+        while pending != nil && failure == nil { lock.wait() }
         stopping = true
-        pthread_cond_broadcast(&changed)
+        lock.broadcast()
         let failure = self.failure
-        pthread_mutex_unlock(&mutex)
+        lock.unlock()
         pthread_join(thread, nil)
         if let failure { throw failure }
     }
 
     private func loop() {
         while true {
-            pthread_mutex_lock(&mutex)
-            while pending == nil && !stopping { pthread_cond_wait(&changed, &mutex) }
+            lock.lock()
+            while pending == nil && !stopping { lock.wait() }
             guard let (buffer, count) = pending else {
-                pthread_mutex_unlock(&mutex)
+                lock.unlock()
                 return
             }
-            pthread_mutex_unlock(&mutex)
+            lock.unlock()
 
             let error = writeAll(buffer, count)
 
-            pthread_mutex_lock(&mutex)
+            lock.lock()
             pending = nil
             if let error { failure = error }
-            pthread_cond_broadcast(&changed)
-            pthread_mutex_unlock(&mutex)
+            lock.broadcast()
+            lock.unlock()
         }
     }
 
