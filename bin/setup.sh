@@ -73,23 +73,46 @@ castle_start_postgres() {
     castle_pg_ctl=("${as_user[@]}" "$bindir/pg_ctl" -D "$castle_pg_dir/data")
     trap castle_stop_postgres EXIT
     if [ "$(id -u)" -eq 0 ]; then chown postgres: "$castle_pg_dir"; fi
-    local port
-    port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
     "${as_user[@]}" "$bindir/initdb" -D "$castle_pg_dir/data" -A trust -U castle -E UTF8 --no-locale >"$castle_pg_dir/initdb.log" 2>&1 || {
         cat "$castle_pg_dir/initdb.log" >&2
         echo "castle: initdb failed" >&2
         exit 69
     }
-    # Durability does not matter for a throwaway test server: fsync off makes the many small test
-    # databases quick. bin/bench sets castle_pg_fsync=on so its figures are honest.
-    "${castle_pg_ctl[@]}" -l "$castle_pg_dir/server.log" -w -t 30 \
-        -o "-p $port -k $castle_pg_dir -c listen_addresses=127.0.0.1 -c fsync=${castle_pg_fsync:-off} -c max_connections=200" start >/dev/null || {
-        cat "$castle_pg_dir/server.log" >&2
-        echo "castle: the test PostgreSQL did not start" >&2
+    # A free port is only free until someone binds it: between our probe and the server's bind another
+    # process may take it. The server then fails to start, saying so in its log, and we try another.
+    local port="" attempt
+    for attempt in 1 2 3 4 5 6 7 8; do
+        port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+        rm -f "$castle_pg_dir/server.log"
+        # Durability does not matter for a throwaway test server: fsync off makes the many small test
+        # databases quick. bin/bench sets castle_pg_fsync=on so its figures are honest. -w waits until the
+        # server accepts connections; a loaded machine may take a while, hence the long -t.
+        if "${castle_pg_ctl[@]}" -l "$castle_pg_dir/server.log" -w -t 300 \
+            -o "-p $port -k $castle_pg_dir -c listen_addresses=127.0.0.1 -c fsync=${castle_pg_fsync:-off} -c max_connections=200" start >/dev/null; then
+            break
+        fi
+        if ! grep -q "could not bind\|Address already in use\|could not create any TCP/IP sockets" "$castle_pg_dir/server.log"; then
+            cat "$castle_pg_dir/server.log" >&2
+            echo "castle: the test PostgreSQL did not start" >&2
+            exit 69
+        fi
+        echo "castle: port $port was taken before PostgreSQL bound it; trying another" >&2
+        port=""
+    done
+    if [ -z "$port" ]; then
+        echo "castle: the test PostgreSQL found no free port" >&2
+        exit 69
+    fi
+    "$bindir/pg_isready" -q -h 127.0.0.1 -p "$port" -t 300 || {
+        echo "castle: the test PostgreSQL on 127.0.0.1:$port does not accept connections" >&2
         exit 69
     }
     "$bindir/psql" -q -h 127.0.0.1 -p "$port" -U castle -d postgres -c "CREATE DATABASE castle_test" >/dev/null
-    export CASTLE_TEST_POSTGRES_URL="postgres://castle@127.0.0.1:$port/castle_test"
+    # The tests' psql calls find the server's own client tools first.
+    export PATH="$bindir:$PATH"
+    # A loaded test machine may take longer than a person would wait to answer a connection: the tests
+    # give it a minute (castle's default is 5 s).
+    export CASTLE_TEST_POSTGRES_URL="postgres://castle@127.0.0.1:$port/castle_test?connect_timeout=60"
     echo "castle: test PostgreSQL on 127.0.0.1:$port" >&2
 }
 

@@ -15,11 +15,19 @@ public final class PostgresBackend: Store, MessageQueue, SchemaDatabase {
     let listener: QueueListener
     private let connectionIDs = Atomic<Int>(1)
 
-    /// Connects, checks that the server answers (`SELECT 1`, a few seconds at most), and starts the pool.
+    /// Connects, checks that the server answers (`SELECT 1`, within `connect_timeout` seconds from the URL,
+    /// as libpq reads it, else `timeoutSeconds`), and starts the pool.
     public static func open(_ url: StorageURL, timeoutSeconds: Int = 5) async throws(CastleError) -> PostgresBackend {
         var shown = url
         shown.port = url.port ?? 5432
         let displayURL = shown.description
+        var timeoutSeconds = timeoutSeconds
+        if let text = url.query["connect_timeout"] {
+            guard let seconds = Int(text), seconds > 0, seconds <= 3_600 else {
+                throw CastleError(.usage, "\(displayURL): connect_timeout must be 1 to 3600 seconds, got '\(text)'")
+            }
+            timeoutSeconds = seconds
+        }
         if let mode = url.query["sslmode"], !["disable", "allow", "prefer"].contains(mode) {
             throw CastleError(
                 .usage,
@@ -228,10 +236,11 @@ public final class PostgresBackend: Store, MessageQueue, SchemaDatabase {
                 "SELECT applied_offset FROM consumer_offsets WHERE consumer = \(commit.consumer) FOR UPDATE"
             )
             guard stored == previousOffset else {
-                throw CastleError(
-                    .software,
-                    "\(displayURL): consumer \(commit.consumer) is at offset \(stored), not \(previousOffset): "
-                        + "another worker is writing it"
+                throw StoreErrors.offsetMoved(
+                    store: displayURL,
+                    consumer: commit.consumer,
+                    stored: stored,
+                    expected: previousOffset
                 )
             }
             if let events = commit.events {

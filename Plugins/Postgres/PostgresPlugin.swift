@@ -5,7 +5,8 @@ import Storage
 public enum PostgresPlugin {
     public static func register() {
         for scheme in ["postgres", "postgresql"] {
-            StorageRegistry.register(scheme: scheme) { url throws(CastleError) in
+            // A database is made by its administrator, not by castle: `create` changes nothing here.
+            StorageRegistry.register(scheme: scheme) { url, _ throws(CastleError) in
                 try await PostgresBackend.open(url)
             }
         }

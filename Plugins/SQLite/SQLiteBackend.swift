@@ -10,7 +10,9 @@ import Glibc
 /// Registers `sqlite://` with the ``StorageRegistry``.
 public enum SQLitePlugin {
     public static func register() {
-        StorageRegistry.register(scheme: "sqlite") { url throws(CastleError) in try SQLiteBackend(url: url) }
+        StorageRegistry.register(scheme: "sqlite") { url, create throws(CastleError) in
+            try SQLiteBackend(url: url, create: create)
+        }
     }
 }
 
@@ -24,9 +26,11 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
     private let connection: SQLiteConnection
     private let lock = Mutex(())
 
-    public init(url: StorageURL) throws(CastleError) {
+    /// Opens the database file; unless `create`, a missing file is ``StorageRegistry/missingStore(_:)``.
+    public init(url: StorageURL, create: Bool = false) throws(CastleError) {
         displayURL = url.description
         path = url.path
+        if !create && access(url.path, F_OK) != 0 { throw StorageRegistry.missingStore(url) }
         connection = try SQLiteConnection(path: url.path, name: url.description)
     }
 
@@ -175,10 +179,11 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
                 current.bind(1, commit.consumer)
                 let stored = try current.step() ? current.int64(0) : 0
                 guard stored == previousOffset else {
-                    throw CastleError(
-                        .software,
-                        "\(displayURL): consumer \(commit.consumer) is at offset \(stored), not \(previousOffset): "
-                            + "another worker is writing it"
+                    throw StoreErrors.offsetMoved(
+                        store: displayURL,
+                        consumer: commit.consumer,
+                        stored: stored,
+                        expected: previousOffset
                     )
                 }
                 if let events = commit.events {

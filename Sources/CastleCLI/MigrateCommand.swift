@@ -35,16 +35,26 @@ struct MigrateCommand: AsyncParsableCommand {
     static func withMigrator<T>(
         _ url: String,
         otherwise: T,
+        create: Bool = false,
+        readingOnly: Bool = false,
         _ work: (Migrator, any Backend) async throws(CastleError) -> T
     ) async throws(CastleError) -> T {
-        let backend = try await Backends.open(url, migrating: true)
+        let backend: any Backend
+        do {
+            backend = try await Backends.open(url, migrating: true, create: create)
+        } catch  where readingOnly && error.kind == .noInput && (try? StorageURL(parsing: url))?.scheme == "sqlite" {
+            // A SQLite file that is not there has no migration applied: status and dry runs answer as for an
+            // empty database (an in-memory one) and leave no file behind.
+            backend = try await Backends.open("sqlite://:memory:", migrating: true, create: true)
+        }
+        let name = (try? StorageURL(parsing: url))?.description ?? backend.displayURL
         guard let schema = backend.schema else {
-            writeStandardError("castle migrate: \(backend.displayURL) has no schema; nothing to migrate\n")
+            writeStandardError("castle migrate: \(name) has no schema; nothing to migrate\n")
             await backend.close()
             return otherwise
         }
         do {
-            let result = try await work(Migrator(database: schema, storeName: backend.displayURL), backend)
+            let result = try await work(Migrator(database: schema, storeName: name), backend)
             await backend.close()
             return result
         } catch {
@@ -81,7 +91,8 @@ struct MigrateCommand: AsyncParsableCommand {
 
         func run() async throws {
             let code = try await runAsyncJob("migrate status") { () async throws(CastleError) -> Int32 in
-                try await withMigrator(storeOptions.storeURL, otherwise: 0) { (migrator, backend) throws(CastleError) in
+                try await withMigrator(storeOptions.storeURL, otherwise: 0, readingOnly: true) {
+                    (migrator, backend) throws(CastleError) in
                     let status = try await migrator.status()
                     let changed = Set(status.changed.map(\.version))
                     let applied = Set(status.applied.map(\.version))
@@ -100,7 +111,7 @@ struct MigrateCommand: AsyncParsableCommand {
                         case 11: "the database is newer than this castle"
                         default: "an applied migration was changed"
                         }
-                    writeStandardError("castle migrate: \(backend.displayURL): \(summary)\n")
+                    writeStandardError("castle migrate: \(migrator.storeName): \(summary)\n")
                     return code
                 }
             }
@@ -116,7 +127,7 @@ struct MigrateCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await runAsyncJob("migrate up") { () async throws(CastleError) in
-                try await withMigrator(storeOptions.storeURL, otherwise: ()) {
+                try await withMigrator(storeOptions.storeURL, otherwise: (), create: !dryRun, readingOnly: dryRun) {
                     (migrator, backend) throws(CastleError) in
                     if dryRun {
                         printSQL(try await migrator.planUp(to: to), down: false)
@@ -125,7 +136,7 @@ struct MigrateCommand: AsyncParsableCommand {
                     let applied = try await migrator.up(to: to)
                     let names =
                         applied.isEmpty ? "nothing to apply" : "applied " + applied.map(\.name).joined(separator: ", ")
-                    writeStandardError("castle migrate: \(backend.displayURL): \(names)\n")
+                    writeStandardError("castle migrate: \(migrator.storeName): \(names)\n")
                 }
             }
         }
@@ -149,7 +160,7 @@ struct MigrateCommand: AsyncParsableCommand {
                     let names =
                         reverted.isEmpty
                         ? "nothing to revert" : "reverted " + reverted.map(\.name).joined(separator: ", ")
-                    writeStandardError("castle migrate: \(backend.displayURL): \(names)\n")
+                    writeStandardError("castle migrate: \(migrator.storeName): \(names)\n")
                 }
             }
         }
@@ -163,7 +174,8 @@ struct MigrateCommand: AsyncParsableCommand {
 
         func run() async throws {
             let code = try await runAsyncJob("migrate verify") { () async throws(CastleError) -> Int32 in
-                try await withMigrator(storeOptions.storeURL, otherwise: 0) { (migrator, backend) throws(CastleError) in
+                try await withMigrator(storeOptions.storeURL, otherwise: 0, readingOnly: true) {
+                    (migrator, backend) throws(CastleError) in
                     let status = try await migrator.status()
                     for migration in status.changed {
                         writeStandardError("castle migrate: \(migration.name): SHA-256 differs from the applied one\n")

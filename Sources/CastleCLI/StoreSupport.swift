@@ -42,9 +42,16 @@ enum Backends {
         PostgresPlugin.register()
     }
 
-    /// Opens `url`; unless `migrating`, refuses a store whose schema is not this binary's.
-    static func open(_ url: String, migrating: Bool = false) async throws(CastleError) -> any Backend {
-        let backend = try await StorageRegistry.open(url)
+    /// Opens `url`; unless `migrating`, refuses a store whose schema is not this binary's. Only `create`
+    /// (`castle migrate up`) makes a store that is not there yet.
+    static func open(
+        _ url: String,
+        migrating: Bool = false,
+        create: Bool = false
+    ) async throws(CastleError)
+        -> any Backend
+    {
+        let backend = try await StorageRegistry.open(url, create: create)
         if !migrating, let schema = backend.schema {
             do throws(CastleError) {
                 try await Migrator(database: schema, storeName: backend.displayURL).requireCurrent()

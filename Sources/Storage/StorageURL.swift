@@ -35,9 +35,18 @@ public struct StorageURL: Sendable, Hashable, CustomStringConvertible {
         var rest = String(text[separator.upperBound...])
         query = [:]
         if let mark = rest.firstIndex(of: "?") {
+            // `?a=1&b`, each name once; an empty name (`?=x`, `?&=`) is refused, not guessed at.
             for pair in rest[rest.index(after: mark)...].split(separator: "&") {
-                let parts = pair.split(separator: "=", maxSplits: 1)
-                query[String(parts[0])] = parts.count > 1 ? Self.percentDecoded(String(parts[1])) : ""
+                let equals = pair.firstIndex(of: "=") ?? pair.endIndex
+                let name = String(pair[..<equals])
+                guard !name.isEmpty else {
+                    throw CastleError(
+                        .usage,
+                        "'\(Self.redact(text))' is not a store URL: a query parameter has no name"
+                    )
+                }
+                let value = equals < pair.endIndex ? pair[pair.index(after: equals)...] : ""
+                query[name] = Self.percentDecoded(String(value))
             }
             rest = String(rest[..<mark])
         }
@@ -53,6 +62,14 @@ public struct StorageURL: Sendable, Hashable, CustomStringConvertible {
         let slash = rest.firstIndex(of: "/")
         var authority = slash.map { String(rest[..<$0]) } ?? rest
         path = slash.map { String(rest[rest.index(after: $0)...]) } ?? ""
+        // `postgres:///user:pw@host/db` has its credentials after a slash, in the database name, where
+        // the description would show them: refuse it rather than connect to a database of that name.
+        if path.contains("@") {
+            throw CastleError(
+                .usage,
+                "'\(Self.redact(text))' is not a store URL: credentials go before the host, as \(scheme)://USER:PASSWORD@HOST/DB"
+            )
+        }
         if let at = authority.lastIndex(of: "@") {
             let credentials = authority[..<at]
             authority = String(authority[authority.index(after: at)...])
@@ -75,7 +92,15 @@ public struct StorageURL: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// `text` with the password of a URL in it replaced, for error messages about unparsable URLs.
+    /// A `password=` in the query is hidden too.
     public static func redact(_ text: String) -> String {
+        var text = text
+        if let mark = text.firstIndex(of: "?") {
+            let pairs = text[text.index(after: mark)...].split(separator: "&", omittingEmptySubsequences: false).map {
+                $0.lowercased().hasPrefix("password=") ? "password=***" : String($0)
+            }
+            text = text[...mark] + pairs.joined(separator: "&")
+        }
         guard let separator = schemeSeparator(text), let at = text[separator.upperBound...].lastIndex(of: "@")
         else { return text }
         let credentials = text[separator.upperBound..<at]
@@ -115,9 +140,11 @@ public typealias Backend = Store & MessageQueue
 /// From URL scheme to backend. Plugins register themselves at start-up (the CLI does it); nothing here
 /// imports a database driver.
 public enum StorageRegistry {
-    public typealias Opener = @Sendable (StorageURL) async throws(CastleError) -> any Backend
+    /// Opens a URL's backend. With `create` false a store that does not exist yet is an error that says how
+    /// to make one (exit 66), never an empty new store: only `castle migrate up` creates stores.
+    public typealias Opener = @Sendable (_ url: StorageURL, _ create: Bool) async throws(CastleError) -> any Backend
 
-    private static let openers = Mutex<[String: Opener]>(["memory": { url in MemoryBackend.named(url.path) }])
+    private static let openers = Mutex<[String: Opener]>(["memory": { url, _ in MemoryBackend.named(url.path) }])
 
     /// Registers `scheme` (lowercase, without `://`).
     public static func register(scheme: String, _ opener: @escaping Opener) {
@@ -126,18 +153,24 @@ public enum StorageRegistry {
 
     public static var schemes: [String] { openers.withLock { $0.keys.sorted() } }
 
+    /// The error for a store that is not there yet, with the command that creates it.
+    public static func missingStore(_ url: StorageURL) -> CastleError {
+        CastleError(.noInput, "\(url): no store there yet; create it with: castle migrate up --store '\(url)'")
+    }
+
     /// The default store: `$CASTLE_STORE`, else `sqlite://castle.db`.
     public static func defaultURL(environment: [String: String]) -> String {
         environment["CASTLE_STORE"].flatMap { $0.isEmpty ? nil : $0 } ?? "sqlite://castle.db"
     }
 
-    /// Opens the backend for `text`. An unknown scheme lists the known ones.
-    public static func open(_ text: String) async throws(CastleError) -> any Backend {
+    /// Opens the backend for `text`, creating its store only if `create` is true (see ``Opener``). An
+    /// unknown scheme lists the known ones.
+    public static func open(_ text: String, create: Bool = false) async throws(CastleError) -> any Backend {
         let url = try StorageURL(parsing: text)
         guard let opener = openers.withLock({ $0[url.scheme] }) else {
             let known = schemes.map { "\($0)://" }.joined(separator: ", ")
             throw CastleError(.usage, "unknown store scheme '\(url.scheme)://' in \(url): known schemes are \(known)")
         }
-        return try await opener(url)
+        return try await opener(url, create)
     }
 }

@@ -1,8 +1,14 @@
 import Foundation
+import Synchronization
 import Testing
 
 /// Runs the built `castle` binary (the debug build that `swift build --build-tests` makes, or
 /// `$CASTLE_BIN`) as a real process.
+///
+/// Nothing here blocks a thread of Swift's cooperative pool, which has only as many threads as the machine
+/// has cores: a child's exit and its output are waited for on threads of their own, and the test awaits
+/// them. A test that blocked the pool instead would starve every other test's async work (a PostgreSQL
+/// connection, a timeout) for as long as its child runs.
 struct CastleProcess {
     static var binary: String {
         if let path = ProcessInfo.processInfo.environment["CASTLE_BIN"] { return path }
@@ -11,7 +17,7 @@ struct CastleProcess {
         return root.appendingPathComponent(".build/debug/castle").path
     }
 
-    struct Result {
+    struct Result: Sendable {
         var status: Int32
         var stdout: Data
         var stderr: String
@@ -19,65 +25,114 @@ struct CastleProcess {
         var lines: [String] { stdoutText.split(separator: "\n").map(String.init) }
     }
 
-    /// Runs castle with `arguments`, feeding `stdin` if given.
-    static func run(_ arguments: [String], stdin: Data? = nil, directory: URL? = nil) throws -> Result {
+    /// Runs castle with `arguments`, feeding `stdin` if given, and returns when it has exited.
+    static func run(
+        _ arguments: [String],
+        stdin: Data? = nil,
+        directory: URL? = nil,
+        environment: [String: String] = [:]
+    ) async throws -> Result {
         #expect(
             FileManager.default.isExecutableFile(atPath: binary),
             "castle binary missing at \(binary): run bin/test"
         )
-        return try shell([binary] + arguments, stdin: stdin, directory: directory)
+        return try await shell([binary] + arguments, stdin: stdin, directory: directory, environment: environment)
     }
 
     /// Runs any command line; stdout and stderr are drained while it runs.
-    static func shell(_ command: [String], stdin: Data? = nil, directory: URL? = nil) throws -> Result {
+    static func shell(
+        _ command: [String],
+        stdin: Data? = nil,
+        directory: URL? = nil,
+        environment: [String: String] = [:]
+    ) async throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: command[0])
         process.arguments = Array(command.dropFirst())
         if let directory { process.currentDirectoryURL = directory }
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         let out = Pipe()
         let err = Pipe()
         let input = Pipe()
         process.standardOutput = out
         process.standardError = err
         process.standardInput = stdin == nil ? FileHandle.nullDevice : input
-        // Both pipes are drained on their own threads while stdin is written, so no side can block.
-        let outData = Drained(out.fileHandleForReading)
-        let errData = Drained(err.fileHandleForReading)
+        let exit = Exit(process)
         try process.run()
+        // The pipes are drained on threads of their own while stdin is written on a third, so no side blocks.
+        async let stdout = onThread { out.fileHandleForReading.readDataToEndOfFile() }
+        async let stderr = onThread { err.fileHandleForReading.readDataToEndOfFile() }
         if let stdin {
-            input.fileHandleForWriting.write(stdin)
-            try input.fileHandleForWriting.close()
+            let writer = input.fileHandleForWriting
+            try await onThread {
+                writer.write(stdin)
+                try writer.close()
+            }
         }
-        process.waitUntilExit()
+        let status = await exit.status()
         return Result(
-            status: process.terminationStatus,
-            stdout: outData.wait(),
-            stderr: String(decoding: errData.wait(), as: UTF8.self)
+            status: status,
+            stdout: try await stdout,
+            stderr: String(decoding: try await stderr, as: UTF8.self)
         )
+    }
+
+    /// Resolves `command` (a bare name) on PATH, as a shell would; nil when it is not installed.
+    static func which(_ command: String) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        return path.split(separator: ":").map { "\($0)/\(command)" }.first {
+            FileManager.default.isExecutableFile(atPath: $0)
+        }
     }
 }
 
-/// Reads a pipe to its end on a thread of its own.
-final class Drained: @unchecked Sendable {
-    private var data = Data()
-    private let done = DispatchSemaphore(value: 0)
+/// Runs blocking `work` on a new thread and awaits its result, leaving the cooperative pool free.
+func onThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Swift.Result { try work() }) }
+    }
+}
 
-    init(_ handle: FileHandle) {
-        Thread.detachNewThread { [self] in
-            data = handle.readDataToEndOfFile()
-            done.signal()
+/// A child's exit status, awaited without blocking a thread: `Process` calls the termination handler on a
+/// thread of its own, which resumes whoever waits.
+final class Exit: Sendable {
+    private struct State {
+        var status: Int32?
+        var waiters: [CheckedContinuation<Int32, Never>] = []
+    }
+    private let state = Mutex(State())
+
+    /// Installs the termination handler; call before `process.run()`.
+    init(_ process: Process) {
+        process.terminationHandler = { [self] finished in
+            let status = finished.terminationStatus
+            let waiters = state.withLock { state in
+                state.status = status
+                defer { state.waiters = [] }
+                return state.waiters
+            }
+            for waiter in waiters { waiter.resume(returning: status) }
         }
     }
 
-    /// The whole output; `data` is written once, before the signal, and read only after it.
-    func wait() -> Data {
-        done.wait()
-        return data
+    var hasExited: Bool { state.withLock { $0.status != nil } }
+
+    /// The exit status (the signal number for a child killed by one), once it has exited.
+    func status() async -> Int32 {
+        await withCheckedContinuation { continuation in
+            let known = state.withLock { state -> Int32? in
+                if state.status == nil { state.waiters.append(continuation) }
+                return state.status
+            }
+            if let known { continuation.resume(returning: known) }
+        }
     }
 }
 
 /// A fresh temporary directory, removed when the value is dropped at the end of a test.
-final class TemporaryDirectory {
+final class TemporaryDirectory: Sendable {
     let url: URL
 
     init() throws {

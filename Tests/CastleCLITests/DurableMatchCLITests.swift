@@ -6,64 +6,76 @@ import Testing
 struct TestStore {
     let url: String
 
-    /// Nil (and the test is skipped, saying why) when PostgreSQL is wanted but not there; under CI that
-    /// is a failure instead, since CI must run the PostgreSQL tests.
-    static func make(_ kind: String, in directory: TemporaryDirectory) throws -> TestStore? {
+    static var postgresServer: String? {
+        ProcessInfo.processInfo.environment["CASTLE_TEST_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// The backends a test runs on: SQLite always; PostgreSQL when bin/test started one, and under CI,
+    /// where its absence is a failure (``make(_:in:)``), never a silent pass.
+    static var kinds: [String] {
+        postgresServer != nil || ProcessInfo.processInfo.environment["CI"] != nil ? ["sqlite", "postgres"] : ["sqlite"]
+    }
+
+    /// Whether the PostgreSQL variant of a test can run; the reason shows beside it when it is skipped.
+    static var postgresEnabled: Bool { kinds.contains("postgres") }
+
+    static let postgresSkipReason: Comment =
+        "PostgreSQL is not configured: bin/test starts one; by hand, set CASTLE_TEST_POSTGRES_URL"
+
+    static func make(_ kind: String, in directory: TemporaryDirectory) async throws -> TestStore {
         if kind == "sqlite" { return TestStore(url: "sqlite://\(directory.path("castle.db"))") }
-        let environment = ProcessInfo.processInfo.environment
-        guard let server = environment["CASTLE_TEST_POSTGRES_URL"] else {
-            if environment["CI"] != nil {
-                Issue.record("CASTLE_TEST_POSTGRES_URL is not set: bin/test starts PostgreSQL for these tests")
-            } else {
-                print("skipped: PostgreSQL tests need CASTLE_TEST_POSTGRES_URL (bin/test sets it)")
-            }
-            return nil
-        }
+        let server = try #require(
+            postgresServer,
+            "CASTLE_TEST_POSTGRES_URL is not set: bin/test starts PostgreSQL for these tests, and CI must run them"
+        )
+        let psql = try #require(CastleProcess.which("psql"), "psql is not on PATH (Debian: postgresql-client)")
         let name = "castle_\(UUID().uuidString.prefix(8).lowercased())"
-        let created = try CastleProcess.shell(["/usr/bin/psql", server, "-qc", "CREATE DATABASE \(name)"])
-        #expect(created.status == 0, "CREATE DATABASE: \(created.stderr)")
-        guard let slash = server.lastIndex(of: "/") else { return nil }
-        return TestStore(url: "\(server[..<slash])/\(name)")
-    }
-}
-
-/// A castle process started in the background, to be killed.
-final class Background {
-    let process = Process()
-    let stderrPath: String
-
-    init(_ arguments: [String], stderrPath: String, environment: [String: String] = [:]) throws {
-        self.stderrPath = stderrPath
-        if !environment.isEmpty {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        }
-        FileManager.default.createFile(atPath: stderrPath, contents: nil)
-        process.executableURL = URL(fileURLWithPath: CastleProcess.binary)
-        process.arguments = arguments
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
-        try process.run()
-    }
-
-    var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
-
-    /// SIGKILL, as a crash would; true if it was still running.
-    @discardableResult
-    func killHard() -> Bool {
-        let wasRunning = process.isRunning
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        return wasRunning
-    }
-
-    func wait() -> Int32 {
-        process.waitUntilExit()
-        return process.terminationStatus
+        let created = try await CastleProcess.shell([psql, server, "-qc", "CREATE DATABASE \(name)"])
+        try #require(created.status == 0, "CREATE DATABASE: \(created.stderr)")
+        // The server's URL with this database in place of its own, keeping any query (connect_timeout).
+        let query = server.firstIndex(of: "?").map { server[$0...] } ?? ""
+        let base = server.prefix { $0 != "?" }
+        let slash = try #require(base.lastIndex(of: "/"))
+        return TestStore(url: "\(base[..<slash])/\(name)\(query)")
     }
 }
 
 @Suite(.serialized) struct DurableMatchCLITests {
+    // Each scenario runs on SQLite and, in a suite that shows as skipped with its reason when no server is
+    // configured, on PostgreSQL.
+    @Suite("on SQLite") struct OnSQLite {
+        @Test func anUninterruptedRunEqualsCastleMatch() async throws {
+            try await DurableMatchCLITests.anUninterruptedRunEqualsCastleMatch("sqlite")
+        }
+        @Test func killedAtRandomItResumesExactly() async throws {
+            try await DurableMatchCLITests.killedAtRandomItResumesExactly("sqlite")
+        }
+        @Test func theStandbyTakesOverWhenTheOwnerDies() async throws {
+            try await DurableMatchCLITests.theStandbyTakesOverWhenTheOwnerDies("sqlite")
+        }
+        @Test func sigtermStopsCleanly() async throws { try await DurableMatchCLITests.sigtermStopsCleanly("sqlite") }
+        @Test func aPoisonMessageEndsInTheDeadLetters() async throws {
+            try await DurableMatchCLITests.aPoisonMessageEndsInTheDeadLetters("sqlite")
+        }
+    }
+
+    @Suite("on PostgreSQL", .enabled(if: TestStore.postgresEnabled, TestStore.postgresSkipReason))
+    struct OnPostgres {
+        @Test func anUninterruptedRunEqualsCastleMatch() async throws {
+            try await DurableMatchCLITests.anUninterruptedRunEqualsCastleMatch("postgres")
+        }
+        @Test func killedAtRandomItResumesExactly() async throws {
+            try await DurableMatchCLITests.killedAtRandomItResumesExactly("postgres")
+        }
+        @Test func theStandbyTakesOverWhenTheOwnerDies() async throws {
+            try await DurableMatchCLITests.theStandbyTakesOverWhenTheOwnerDies("postgres")
+        }
+        @Test func sigtermStopsCleanly() async throws { try await DurableMatchCLITests.sigtermStopsCleanly("postgres") }
+        @Test func aPoisonMessageEndsInTheDeadLetters() async throws {
+            try await DurableMatchCLITests.aPoisonMessageEndsInTheDeadLetters("postgres")
+        }
+    }
+
     /// A day with several symbols and accounts, the reference run of `castle match` over it, and a store
     /// holding it in the queue.
     struct Day {
@@ -73,18 +85,21 @@ final class Background {
         let referenceBook: String
     }
 
-    static func prepare(_ kind: String, count: Int) throws -> Day? {
+    static func prepare(_ kind: String, count: Int) async throws -> Day {
         let directory = try TemporaryDirectory()
-        guard let store = try TestStore.make(kind, in: directory) else { return nil }
+        let store = try await TestStore.make(kind, in: directory)
         let day = directory.path("day.ndjson")
         #expect(
-            try CastleProcess.run(["generate", "orders", "--seed", "23", "--count", "\(count)", "-o", day]).status == 0
+            try await CastleProcess.run(["generate", "orders", "--seed", "23", "--count", "\(count)", "-o", day]).status
+                == 0
         )
-        let reference = try CastleProcess.run(["match", "-i", day, "-q", "--book-out", directory.path("ref-book.json")])
+        let reference = try await CastleProcess.run([
+            "match", "-i", day, "-q", "--book-out", directory.path("ref-book.json"),
+        ])
         #expect(reference.status == 0)
-        let migrate = try CastleProcess.run(["migrate", "up", "--store", store.url])
+        let migrate = try await CastleProcess.run(["migrate", "up", "--store", store.url])
         #expect(migrate.status == 0, "\(migrate.stderr)")
-        let ingest = try CastleProcess.run(["ingest", day, "--to", "queue", "--store", store.url, "-q"])
+        let ingest = try await CastleProcess.run(["ingest", day, "--to", "queue", "--store", store.url, "-q"])
         #expect(ingest.status == 0, "\(ingest.stderr)")
         return Day(
             directory: directory,
@@ -94,35 +109,40 @@ final class Background {
         )
     }
 
-    static func events(_ day: Day) throws -> Data {
-        let events = try CastleProcess.run(["events", "--store", day.store.url])
+    static func events(_ day: Day) async throws -> Data {
+        let events = try await CastleProcess.run(["events", "--store", day.store.url])
         #expect(events.status == 0, "\(events.stderr)")
         return events.stdout
     }
 
-    @Test(arguments: ["sqlite", "postgres"])
-    func anUninterruptedRunEqualsCastleMatch(_ kind: String) throws {
-        guard let day = try Self.prepare(kind, count: 5_000) else { return }
-        let run = try CastleProcess.run(
+    static func anUninterruptedRunEqualsCastleMatch(_ kind: String) async throws {
+        let day = try await Self.prepare(kind, count: 5_000)
+        let run = try await CastleProcess.run(
             [
                 "match", "--queue", day.store.url, "--store", day.store.url, "--drain", "--batch", "700", "--book-out",
                 day.directory.path("book.json"),
             ]
         )
         #expect(run.status == 0, "\(run.stderr)")
-        #expect(try Self.events(day) == day.reference, "the stored event log is castle match's output, byte for byte")
+        #expect(
+            try await Self.events(day) == day.reference,
+            "the stored event log is castle match's output, byte for byte"
+        )
         #expect(try day.directory.read("book.json") == day.referenceBook)
-        let again = try CastleProcess.run(["match", "--queue", day.store.url, "--store", day.store.url, "--drain"])
+        let again = try await CastleProcess.run([
+            "match", "--queue", day.store.url, "--store", day.store.url, "--drain",
+        ])
         #expect(again.status == 0)
         #expect(again.stderr.contains("0 messages"), "a drained queue gives nothing more: \(again.stderr)")
-        #expect(try Self.events(day) == day.reference)
+        #expect(try await Self.events(day) == day.reference)
     }
 
     /// Killed with SIGKILL at random moments, at least ten times over one stream, and started again each
-    /// time: the final event log (hence the trades) and the book equal an uninterrupted run's.
-    @Test(arguments: ["sqlite", "postgres"])
-    func killedAtRandomItResumesExactly(_ kind: String) throws {
-        guard let day = try Self.prepare(kind, count: 120_000) else { return }
+    /// time: the final event log (hence the trades) and the book equal an uninterrupted run's. The moments
+    /// are random on purpose (some kills land while the worker starts or rebuilds its books, most while it
+    /// works); no assertion depends on how fast the machine is, since a slower worker is only killed more.
+    static func killedAtRandomItResumesExactly(_ kind: String) async throws {
+        let day = try await Self.prepare(kind, count: 120_000)
         var random = SystemRandomNumberGenerator()
         var kills = 0
         var runs = 0
@@ -136,11 +156,10 @@ final class Background {
                 ],
                 stderrPath: day.directory.path("worker-\(runs).log")
             )
-            // Some kills land while it starts or rebuilds its books, most while it works: all are fair.
-            usleep(UInt32.random(in: 50_000...250_000, using: &random))
-            if worker.killHard() {
+            try await Task.sleep(for: .milliseconds(Int.random(in: 50...250, using: &random)))
+            if await worker.killHard() {
                 kills += 1
-            } else if worker.process.terminationStatus == 0 {
+            } else if await worker.wait() == 0 {
                 break
             } else {
                 Issue.record("worker failed: \(worker.stderr)")
@@ -148,24 +167,30 @@ final class Background {
             }
         }
         #expect(kills >= 10, "the worker was killed \(kills) times")
-        let finish = try CastleProcess.run(
+        let finish = try await CastleProcess.run(
             [
                 "match", "--queue", day.store.url, "--store", day.store.url, "--drain", "--book-out",
                 day.directory.path("book.json"),
             ]
         )
         #expect(finish.status == 0, "\(finish.stderr)")
-        let events = try Self.events(day)
+        let events = try await Self.events(day)
         #expect(events.count == day.reference.count, "event log length after \(kills) kills")
         #expect(events == day.reference, "after \(kills) kills the event log equals an uninterrupted run")
         #expect(try day.directory.read("book.json") == day.referenceBook, "and so does the book")
     }
 
+    /// Whether the worker has committed at least one batch: its events are in the store.
+    static func hasCommitted(_ day: Day) async throws -> Bool {
+        let events = try await CastleProcess.run(["events", "--store", day.store.url])
+        return events.status == 0 && !events.stdout.isEmpty
+    }
+
     /// Two workers for one partition: the second stands by; when the owner dies, it takes over and
-    /// finishes the stream.
-    @Test(arguments: ["sqlite", "postgres"])
-    func theStandbyTakesOverWhenTheOwnerDies(_ kind: String) throws {
-        guard let day = try Self.prepare(kind, count: 80_000) else { return }
+    /// finishes the stream. The owner is frozen (SIGSTOP) once it has committed a batch, so that it is
+    /// certainly mid-stream when it is killed, however fast or slow the machine.
+    static func theStandbyTakesOverWhenTheOwnerDies(_ kind: String) async throws {
+        let day = try await Self.prepare(kind, count: 80_000)
         let owner = try Background(
             [
                 "match", "--queue", day.store.url, "--store", day.store.url, "--drain", "--batch", "200", "--partition",
@@ -173,42 +198,38 @@ final class Background {
             ],
             stderrPath: day.directory.path("owner.log")
         )
-        usleep(300_000)
+        guard try await eventually("the owner commits a batch", { try await Self.hasCommitted(day) }) else { return }
+        owner.signal(SIGSTOP)
+        #expect(!owner.hasExited, "the owner is frozen mid-stream: \(owner.stderr)")
         let standby = try Background(
             [
                 "match", "--queue", day.store.url, "--store", day.store.url, "--drain", "--batch", "200", "--partition",
-                "0/1",
-                "--book-out", day.directory.path("book.json"),
+                "0/1", "--book-out", day.directory.path("book.json"),
             ],
             stderrPath: day.directory.path("standby.log")
         )
-        var waited = 0
-        while !standby.stderr.contains("standing by") && waited < 100 {
-            usleep(50_000)
-            waited += 1
-        }
-        #expect(standby.stderr.contains("standing by"), "the second worker waits: \(standby.stderr)")
-        #expect(owner.killHard(), "the owner was still working when killed")
-        #expect(standby.wait() == 0, "\(standby.stderr)")
+        #expect(await standby.waitFor("standing by"), "the second worker waits: \(standby.stderr)")
+        #expect(await owner.killHard(), "the owner was still working when killed")
+        #expect(await standby.wait() == 0, "\(standby.stderr)")
         #expect(standby.stderr.contains("took over"), "\(standby.stderr)")
-        #expect(try Self.events(day) == day.reference, "the standby finished the stream exactly")
+        #expect(try await Self.events(day) == day.reference, "the standby finished the stream exactly")
         #expect(try day.directory.read("book.json") == day.referenceBook)
     }
 
-    @Test func partitionsSplitTheWorkAndEachLogIsExact() throws {
-        guard let day = try Self.prepare("sqlite", count: 5_000) else { return }
+    @Test func partitionsSplitTheWorkAndEachLogIsExact() async throws {
+        let day = try await Self.prepare("sqlite", count: 5_000)
         for index in 0..<2 {
-            let run = try CastleProcess.run([
+            let run = try await CastleProcess.run([
                 "match", "--queue", day.store.url, "--store", day.store.url, "--drain", "--partition", "\(index)/2",
                 "-q",
             ])
             #expect(run.status == 0, "\(run.stderr)")
         }
-        let ambiguous = try CastleProcess.run(["events", "--store", day.store.url])
+        let ambiguous = try await CastleProcess.run(["events", "--store", day.store.url])
         #expect(ambiguous.status == 64 && ambiguous.stderr.contains("--partition"), "\(ambiguous.stderr)")
         var trades = 0
         for index in 0..<2 {
-            let log = try CastleProcess.run(["events", "--store", day.store.url, "--partition", "\(index)/2"])
+            let log = try await CastleProcess.run(["events", "--store", day.store.url, "--partition", "\(index)/2"])
             #expect(log.status == 0)
             #expect(!log.lines.isEmpty, "partition \(index) has events")
             trades += log.lines.count { $0.contains(#""event":"trade""#) }
@@ -220,32 +241,34 @@ final class Background {
     }
 
     /// SIGTERM stops the worker after the batch in hand: exit 0, and a restart finishes the stream exactly.
-    @Test(arguments: ["sqlite", "postgres"])
-    func sigtermStopsCleanly(_ kind: String) throws {
-        guard let day = try Self.prepare(kind, count: 40_000) else { return }
+    /// The worker does not drain, so it is still running whenever the signal comes; it comes once the
+    /// worker has committed a batch.
+    static func sigtermStopsCleanly(_ kind: String) async throws {
+        let day = try await Self.prepare(kind, count: 40_000)
         let worker = try Background(
             ["match", "--queue", day.store.url, "--store", day.store.url, "--batch", "200"],
             stderrPath: day.directory.path("worker.log")
         )
-        usleep(700_000)
-        kill(worker.process.processIdentifier, SIGTERM)
-        #expect(worker.wait() == 0, "a graceful stop exits 0: \(worker.stderr)")
+        guard try await eventually("the worker commits a batch", { try await Self.hasCommitted(day) }) else { return }
+        worker.signal(SIGTERM)
+        #expect(await worker.wait() == 0, "a graceful stop exits 0: \(worker.stderr)")
         #expect(worker.stderr.contains("castle match:") && !worker.stderr.contains(" 0 messages"), "\(worker.stderr)")
-        let finish = try CastleProcess.run([
+        let finish = try await CastleProcess.run([
             "match", "--queue", day.store.url, "--store", day.store.url, "--drain", "-q",
         ])
         #expect(finish.status == 0, "\(finish.stderr)")
-        #expect(try Self.events(day) == day.reference)
+        #expect(try await Self.events(day) == day.reference)
     }
 
     /// A message that crashes the worker every time (fault injection) goes to the dead letters after its
     /// attempts, alone, and the worker goes on: the log equals castle match of the stream without it.
-    @Test(arguments: ["sqlite", "postgres"])
-    func aPoisonMessageEndsInTheDeadLetters(_ kind: String) throws {
+    static func aPoisonMessageEndsInTheDeadLetters(_ kind: String) async throws {
         let directory = try TemporaryDirectory()
-        guard let store = try TestStore.make(kind, in: directory) else { return }
+        let store = try await TestStore.make(kind, in: directory)
         let day = directory.path("day.ndjson")
-        #expect(try CastleProcess.run(["generate", "orders", "--seed", "5", "--count", "3000", "-o", day]).status == 0)
+        #expect(
+            try await CastleProcess.run(["generate", "orders", "--seed", "5", "--count", "3000", "-o", day]).status == 0
+        )
         var lines = try directory.read("day.ndjson").split(separator: "\n", omittingEmptySubsequences: false).map(
             String.init
         )
@@ -256,24 +279,26 @@ final class Background {
         // The reference: the same stream with the poison lines blank, so every other line keeps its number.
         for index in poisoned { lines[index] = "" }
         let reference = try directory.write("reference.ndjson", lines.joined(separator: "\n"))
-        let expected = try CastleProcess.run(["match", "-i", reference, "-q"]).stdout
-        #expect(try CastleProcess.run(["migrate", "up", "--store", store.url]).status == 0)
-        #expect(try CastleProcess.run(["ingest", day, "--to", "queue", "--store", store.url, "-q"]).status == 0)
+        let expected = try await CastleProcess.run(["match", "-i", reference, "-q"]).stdout
+        #expect(try await CastleProcess.run(["migrate", "up", "--store", store.url]).status == 0)
+        #expect(try await CastleProcess.run(["ingest", day, "--to", "queue", "--store", store.url, "-q"]).status == 0)
 
         var runs = 0
         var status: Int32 = -1
         while status != 0 && runs < 30 {
             runs += 1
             let worker = try Background(
-                ["match", "--store", store.url, "--drain", "--batch", "500", "--max-attempts", "3", "-q"],
-                stderrPath: directory.path("run-\(runs).log"),
-                environment: ["CASTLE_FAULT_CRASH_ON_ID": victim]
+                [
+                    "match", "--store", store.url, "--drain", "--batch", "500", "--max-attempts", "3", "-q",
+                    "--debug-fault-crash-on-id", victim,
+                ],
+                stderrPath: directory.path("run-\(runs).log")
             )
-            status = worker.wait()
+            status = await worker.wait()
         }
         #expect(status == 0, "the worker got past the poison")
         #expect(runs <= 3 * poisoned.count + 1, "each poison message crashed it at most 3 times: \(runs) runs")
-        let queue = try CastleProcess.run(["queue", "--store", store.url])
+        let queue = try await CastleProcess.run(["queue", "--store", store.url])
         #expect(queue.lines.count == poisoned.count, "only the poison went to the dead letters: \(queue.stdoutText)")
         #expect(queue.lines.allSatisfy { $0.contains("not acknowledged after 3 deliveries") }, "\(queue.stdoutText)")
         #expect(
@@ -281,7 +306,28 @@ final class Background {
                 == Set(poisoned.map { $0 + 1 })
         )
         #expect(queue.stderr.contains("depth 0"), "\(queue.stderr)")
-        let events = try CastleProcess.run(["events", "--store", store.url])
+        let events = try await CastleProcess.run(["events", "--store", store.url])
         #expect(events.stdout == expected, "the rest of the stream was applied exactly once")
+    }
+
+    /// Fault injection is a debug build's flag, named for what it is; the environment variable that once
+    /// armed it in any build does nothing now.
+    @Test func faultInjectionIsNotArmedByTheEnvironment() async throws {
+        let directory = try TemporaryDirectory()
+        let store = try await TestStore.make("sqlite", in: directory)
+        let day = directory.path("day.ndjson")
+        #expect(
+            try await CastleProcess.run(["generate", "orders", "--seed", "5", "--count", "200", "-o", day]).status == 0
+        )
+        let victim = try #require(try directory.read("day.ndjson").firstMatch(of: /"id":(\d+)/)?.1).description
+        #expect(try await CastleProcess.run(["migrate", "up", "--store", store.url]).status == 0)
+        #expect(try await CastleProcess.run(["ingest", day, "--to", "queue", "--store", store.url, "-q"]).status == 0)
+        let run = try await CastleProcess.run(
+            ["match", "--store", store.url, "--drain", "-q"],
+            environment: ["CASTLE_FAULT_CRASH_ON_ID": victim]
+        )
+        #expect(run.status == 0, "the variable is ignored: \(run.stderr)")
+        let help = try await CastleProcess.run(["match", "--help"])
+        #expect(!help.stdoutText.contains("debug-fault"), "the debug flag is hidden from --help")
     }
 }

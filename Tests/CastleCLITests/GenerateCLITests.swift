@@ -2,24 +2,24 @@ import Foundation
 import Testing
 
 @Suite struct GenerateCLITests {
-    @Test func sameSeedSameBytesOtherSeedOtherBytes() throws {
-        let a = try CastleProcess.run(["generate", "orders", "--seed", "5", "--count", "5000"])
-        let b = try CastleProcess.run(["generate", "orders", "--seed", "5", "--count", "5000"])
-        let c = try CastleProcess.run(["generate", "orders", "--seed", "6", "--count", "5000"])
+    @Test func sameSeedSameBytesOtherSeedOtherBytes() async throws {
+        let a = try await CastleProcess.run(["generate", "orders", "--seed", "5", "--count", "5000"])
+        let b = try await CastleProcess.run(["generate", "orders", "--seed", "5", "--count", "5000"])
+        let c = try await CastleProcess.run(["generate", "orders", "--seed", "6", "--count", "5000"])
         #expect(a.status == 0)
         #expect(a.lines.count == 5000)
         #expect(a.stdout == b.stdout)
         #expect(a.stdout != c.stdout)
     }
 
-    @Test func theFlowHasTheAdvertisedMix() throws {
+    @Test func theFlowHasTheAdvertisedMix() async throws {
         let dir = try TemporaryDirectory()
         #expect(
-            try CastleProcess.run([
+            try await CastleProcess.run([
                 "generate", "orders", "--seed", "9", "--count", "100000", "-o", dir.path("day.ndjson"),
             ]).status == 0
         )
-        #expect(try CastleProcess.run(["generate", "instruments", "-o", dir.path("i.ndjson")]).status == 0)
+        #expect(try await CastleProcess.run(["generate", "instruments", "-o", dir.path("i.ndjson")]).status == 0)
         let lines = try dir.read("day.ndjson").split(separator: "\n")
         func share(_ needle: String) -> Double {
             Double(lines.filter { $0.contains(needle) }.count) / Double(lines.count)
@@ -39,7 +39,7 @@ import Testing
             ).count == 4
         )
         // Every generated command fits the instruments: nothing is rejected as invalid.
-        let matched = try CastleProcess.run([
+        let matched = try await CastleProcess.run([
             "match", "-q", "--strict", "-i", dir.path("day.ndjson"), "--instruments", dir.path("i.ndjson"),
         ])
         #expect(matched.status == 0, "\(matched.stderr)")

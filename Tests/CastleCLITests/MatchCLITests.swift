@@ -32,10 +32,10 @@ import Testing
 
         """
 
-    @Test func fileToFileGivesTheContractsEventsAndBook() throws {
+    @Test func fileToFileGivesTheContractsEventsAndBook() async throws {
         let dir = try TemporaryDirectory()
         let input = try dir.write("in.ndjson", Self.stream)
-        let result = try CastleProcess.run([
+        let result = try await CastleProcess.run([
             "match", "-i", input, "-o", dir.path("out.ndjson"), "--book-out", dir.path("book.json"),
         ])
         #expect(result.status == 0, "\(result.stderr)")
@@ -46,56 +46,58 @@ import Testing
         #expect(result.stderr.contains("line 6") || result.stderr.contains(":6: malformed"), "\(result.stderr)")
     }
 
-    @Test func stdinToStdoutIsTheSameAsFiles() throws {
-        let result = try CastleProcess.run(["match", "--quiet"], stdin: Data(Self.stream.utf8))
+    @Test func stdinToStdoutIsTheSameAsFiles() async throws {
+        let result = try await CastleProcess.run(["match", "--quiet"], stdin: Data(Self.stream.utf8))
         #expect(result.status == 0)
         #expect(result.stdoutText == Self.expectedEvents)
         #expect(result.stderr.isEmpty, "--quiet writes nothing to stderr: \(result.stderr)")
     }
 
-    @Test func gzipAndZstdInputAreReadByContent() throws {
+    @Test func gzipAndZstdInputAreReadByContent() async throws {
         let dir = try TemporaryDirectory()
         let plain = try dir.write("in.ndjson", Self.stream)
-        _ = try CastleProcess.shell(["/bin/sh", "-c", "gzip -c '\(plain)' > '\(dir.path("in.gz"))'"])
-        let gz = try CastleProcess.run(["match", "-q", "-i", dir.path("in.gz")])
+        _ = try await CastleProcess.shell(["/bin/sh", "-c", "gzip -c '\(plain)' > '\(dir.path("in.gz"))'"])
+        let gz = try await CastleProcess.run(["match", "-q", "-i", dir.path("in.gz")])
         #expect(gz.status == 0, "\(gz.stderr)")
         #expect(gz.stdoutText == Self.expectedEvents)
-        let piped = try CastleProcess.run(
+        let piped = try await CastleProcess.run(
             ["match", "-q"],
             stdin: try Data(contentsOf: URL(fileURLWithPath: dir.path("in.gz")))
         )
         #expect(piped.stdoutText == Self.expectedEvents, "compressed stdin is recognised too")
-        if (try? CastleProcess.shell(["/bin/sh", "-c", "command -v zstd"]))?.status == 0 {
-            _ = try CastleProcess.shell(["/bin/sh", "-c", "zstd -q -c '\(plain)' > '\(dir.path("in.zst"))'"])
-            let zst = try CastleProcess.run(["match", "-q", "-i", dir.path("in.zst")])
+        if (try? await CastleProcess.shell(["/bin/sh", "-c", "command -v zstd"]))?.status == 0 {
+            _ = try await CastleProcess.shell(["/bin/sh", "-c", "zstd -q -c '\(plain)' > '\(dir.path("in.zst"))'"])
+            let zst = try await CastleProcess.run(["match", "-q", "-i", dir.path("in.zst")])
             #expect(zst.stdoutText == Self.expectedEvents)
         }
     }
 
-    @Test func truncatedGzipIsADataErrorAndLeavesNoOutput() throws {
+    @Test func truncatedGzipIsADataErrorAndLeavesNoOutput() async throws {
         let dir = try TemporaryDirectory()
-        let generated = try CastleProcess.run(["generate", "orders", "--count", "20000", "-o", dir.path("day.ndjson")])
+        let generated = try await CastleProcess.run([
+            "generate", "orders", "--count", "20000", "-o", dir.path("day.ndjson"),
+        ])
         #expect(generated.status == 0)
-        _ = try CastleProcess.shell([
+        _ = try await CastleProcess.shell([
             "/bin/sh", "-c", "gzip -c '\(dir.path("day.ndjson"))' | head -c 20000 > '\(dir.path("cut.gz"))'",
         ])
-        let result = try CastleProcess.run(["match", "-i", dir.path("cut.gz"), "-o", dir.path("out.ndjson")])
+        let result = try await CastleProcess.run(["match", "-i", dir.path("cut.gz"), "-o", dir.path("out.ndjson")])
         #expect(result.status == 65)
         #expect(result.stderr.contains(dir.path("cut.gz")), "names the file: \(result.stderr)")
         #expect(try dir.contents() == ["cut.gz", "day.ndjson"], "no output, no temporary file")
     }
 
-    @Test func strictStopsAtTheFirstBadLineWithFileAndLine() throws {
+    @Test func strictStopsAtTheFirstBadLineWithFileAndLine() async throws {
         let dir = try TemporaryDirectory()
         let input = try dir.write("in.ndjson", Self.stream)
-        let result = try CastleProcess.run(["match", "--strict", "-i", input, "-o", dir.path("out.ndjson")])
+        let result = try await CastleProcess.run(["match", "--strict", "-i", input, "-o", dir.path("out.ndjson")])
         #expect(result.status == 65)
         #expect(result.stderr.contains("\(input):6: malformed"), "\(result.stderr)")
         #expect(try dir.contents() == ["in.ndjson"], "nothing half-written")
     }
 
-    @Test func strictStopsOnInvalidFieldsToo() throws {
-        let result = try CastleProcess.run(
+    @Test func strictStopsOnInvalidFieldsToo() async throws {
+        let result = try await CastleProcess.run(
             ["match", "--strict"],
             stdin: Data(
                 "{\"op\":\"new\",\"id\":1,\"symbol\":\"X\",\"side\":\"up\",\"price\":\"1\",\"qty\":\"1\"}\n".utf8
@@ -105,8 +107,8 @@ import Testing
         #expect(result.stderr.contains("<stdin>:1: invalid (side is not buy or sell)"), "\(result.stderr)")
     }
 
-    @Test func unknownOrdersAreNotInputErrorsEvenWhenStrict() throws {
-        let result = try CastleProcess.run(
+    @Test func unknownOrdersAreNotInputErrorsEvenWhenStrict() async throws {
+        let result = try await CastleProcess.run(
             ["match", "--strict", "-q"],
             stdin: Data("{\"op\":\"cancel\",\"id\":9}\n".utf8)
         )
@@ -117,14 +119,14 @@ import Testing
         )
     }
 
-    @Test func unreadableInputExits66WithThePath() throws {
-        let result = try CastleProcess.run(["match", "-i", "/nonexistent/day.ndjson"])
+    @Test func unreadableInputExits66WithThePath() async throws {
+        let result = try await CastleProcess.run(["match", "-i", "/nonexistent/day.ndjson"])
         #expect(result.status == 66)
         #expect(result.stderr.contains("/nonexistent/day.ndjson"))
     }
 
-    @Test func uncreatableOutputExits73() throws {
-        let result = try CastleProcess.run(
+    @Test func uncreatableOutputExits73() async throws {
+        let result = try await CastleProcess.run(
             ["match", "-o", "/nonexistent/dir/out.ndjson"],
             stdin: Data(Self.stream.utf8)
         )
@@ -132,7 +134,7 @@ import Testing
         #expect(result.stderr.contains("/nonexistent/dir/out.ndjson"))
     }
 
-    @Test func hugeAndHostileValuesAreRejectedNeverTrapped() throws {
+    @Test func hugeAndHostileValuesAreRejectedNeverTrapped() async throws {
         let lines = [
             #"{"op":"new","id":1,"symbol":"X","side":"buy","price":"92233720368.54775808","qty":"1"}"#,
             #"{"op":"new","id":18446744073709551616,"symbol":"X","side":"buy","price":"1","qty":"1"}"#,
@@ -146,7 +148,10 @@ import Testing
             "\u{0}\u{1}\u{2}",
             #"{"op":"new","id":9,"symbol":"X","side":"buy","price":"92233720368.54775807","qty":"0.00000001"}"#,
         ]
-        let result = try CastleProcess.run(["match", "-q"], stdin: Data((lines.joined(separator: "\n") + "\n").utf8))
+        let result = try await CastleProcess.run(
+            ["match", "-q"],
+            stdin: Data((lines.joined(separator: "\n") + "\n").utf8)
+        )
         #expect(result.status == 0, "\(result.stderr)")
         let out = result.lines
         #expect(out.count == 11)
@@ -169,17 +174,17 @@ import Testing
         )
     }
 
-    @Test func sameInputGivesByteIdenticalOutput() throws {
+    @Test func sameInputGivesByteIdenticalOutput() async throws {
         let dir = try TemporaryDirectory()
         #expect(
-            try CastleProcess.run([
+            try await CastleProcess.run([
                 "generate", "orders", "--seed", "11", "--count", "30000", "-o", dir.path("day.ndjson"),
             ]).status == 0
         )
-        let first = try CastleProcess.run([
+        let first = try await CastleProcess.run([
             "match", "-q", "-i", dir.path("day.ndjson"), "--book-out", dir.path("b1.json"),
         ])
-        let second = try CastleProcess.run([
+        let second = try await CastleProcess.run([
             "match", "-q", "-i", dir.path("day.ndjson"), "--book-out", dir.path("b2.json"),
         ])
         #expect(first.status == 0 && second.status == 0)
@@ -188,7 +193,7 @@ import Testing
         #expect(try dir.read("b1.json") == dir.read("b2.json"))
     }
 
-    @Test func instrumentsRejectOffTickOffLotAndUnknownSymbols() throws {
+    @Test func instrumentsRejectOffTickOffLotAndUnknownSymbols() async throws {
         let dir = try TemporaryDirectory()
         let instruments = try dir.write("i.ndjson", #"{"symbol":"BTC-USD","tick":"0.5","lot":"0.01"}"# + "\n")
         let stream = [
@@ -198,14 +203,14 @@ import Testing
             #"{"op":"new","id":4,"symbol":"ETH-USD","side":"buy","price":"100","qty":"1"}"#,
             #"{"op":"amend","id":1,"price":"100.25"}"#,
         ].joined(separator: "\n")
-        let result = try CastleProcess.run(["match", "--instruments", instruments], stdin: Data(stream.utf8))
+        let result = try await CastleProcess.run(["match", "--instruments", instruments], stdin: Data(stream.utf8))
         #expect(result.status == 0)
         #expect(result.lines.map { $0.contains("\"reason\":\"invalid\"") } == [false, true, true, true, true])
         #expect(
             result.stderr.contains("<stdin>:2: invalid (price is not a multiple of the tick size)"),
             "\(result.stderr)"
         )
-        let strict = try CastleProcess.run(
+        let strict = try await CastleProcess.run(
             ["match", "--strict", "--instruments", instruments],
             stdin: Data(stream.utf8)
         )
@@ -213,31 +218,31 @@ import Testing
         #expect(strict.stderr.contains("<stdin>:2: invalid (price is not a multiple of the tick size)"))
     }
 
-    @Test func aBadInstrumentsFileNamesItsLine() throws {
+    @Test func aBadInstrumentsFileNamesItsLine() async throws {
         let dir = try TemporaryDirectory()
         let instruments = try dir.write(
             "i.ndjson",
             #"{"symbol":"A","tick":"0.5","lot":"1"}"# + "\n" + #"{"symbol":"B","tick":"0","lot":"1"}"# + "\n"
         )
-        let result = try CastleProcess.run(["match", "--instruments", instruments], stdin: Data())
+        let result = try await CastleProcess.run(["match", "--instruments", instruments], stdin: Data())
         #expect(result.status == 65)
         #expect(result.stderr.contains("\(instruments):2: tick must be a positive decimal"), "\(result.stderr)")
     }
 
-    @Test func aClosedPipeEndsQuietly() throws {
+    @Test func aClosedPipeEndsQuietly() async throws {
         let command =
             "set -o pipefail; '\(CastleProcess.binary)' generate orders --count 2000000 | '\(CastleProcess.binary)' match -q | head -n 1"
-        let result = try CastleProcess.shell(["/bin/bash", "-c", command])
+        let result = try await CastleProcess.shell(["/bin/bash", "-c", command])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.lines.count == 1)
         #expect(result.stderr.isEmpty, "\(result.stderr)")
     }
 
-    @Test func usageErrorsExit64AndHelpHasExamples() throws {
-        let bad = try CastleProcess.run(["match", "--stp", "sometimes"])
+    @Test func usageErrorsExit64AndHelpHasExamples() async throws {
+        let bad = try await CastleProcess.run(["match", "--stp", "sometimes"])
         #expect(bad.status == 64)
         #expect(bad.stderr.contains("cancel_taker"))
-        let help = try CastleProcess.run(["match", "--help"])
+        let help = try await CastleProcess.run(["match", "--help"])
         #expect(help.status == 0)
         #expect(help.stdoutText.contains("Examples:"))
     }
@@ -245,13 +250,16 @@ import Testing
 
 @Suite struct OutputTargetTests {
     /// A device or FIFO named with -o is written in place, never replaced by a renamed file.
-    @Test func aFIFOStaysAFIFO() throws {
+    @Test func aFIFOStaysAFIFO() async throws {
         let dir = try TemporaryDirectory()
         let fifo = dir.path("events.fifo")
-        #expect(try CastleProcess.shell(["/usr/bin/mkfifo", fifo]).status == 0)
+        #expect(try await CastleProcess.shell(["/usr/bin/mkfifo", fifo]).status == 0)
         let command =
             "cat '\(fifo)' > '\(dir.path("copy.ndjson"))' & '\(CastleProcess.binary)' match -q -o '\(fifo)'; wait"
-        let result = try CastleProcess.shell(["/bin/bash", "-c", command], stdin: Data(MatchCLITests.stream.utf8))
+        let result = try await CastleProcess.shell(
+            ["/bin/bash", "-c", command],
+            stdin: Data(MatchCLITests.stream.utf8)
+        )
         #expect(result.status == 0, "\(result.stderr)")
         #expect(try dir.read("copy.ndjson") == MatchCLITests.expectedEvents)
         let type = try FileManager.default.attributesOfItem(atPath: fifo)[.type] as? FileAttributeType
@@ -260,7 +268,7 @@ import Testing
     }
 
     /// Interrupted mid-stream (its input is a FIFO that stays open), castle leaves no temporary file.
-    @Test func anInterruptLeavesNothingBehind() throws {
+    @Test func anInterruptLeavesNothingBehind() async throws {
         let dir = try TemporaryDirectory()
         let script = """
             cd '\(dir.url.path)' && mkfifo in.fifo
@@ -275,7 +283,7 @@ import Testing
             echo "status=$?"
             kill $guard 2>/dev/null
             """
-        let result = try CastleProcess.shell(["/bin/bash", "-c", script])
+        let result = try await CastleProcess.shell(["/bin/bash", "-c", script])
         #expect(result.stdoutText.contains("status=143"), "\(result.stdoutText) \(result.stderr)")
         #expect(try dir.contents() == ["in.fifo"], "no output and no temporary file")
     }

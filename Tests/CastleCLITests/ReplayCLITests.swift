@@ -25,8 +25,8 @@ enum SharedData {
 
 @Suite(.enabled(if: SharedData.lobster != nil, "the LOBSTER samples are not in ../shared/datasets"))
 struct LobsterReplayCLITests {
-    @Test func aFullDayVerifiesRowForRow() throws {
-        let result = try CastleProcess.run([
+    @Test func aFullDayVerifiesRowForRow() async throws {
+        let result = try await CastleProcess.run([
             "replay", "-i", SharedData.file(SharedData.googMessages), "--orderbook",
             SharedData.file(SharedData.googBook),
             "--verify", "--stats",
@@ -38,8 +38,8 @@ struct LobsterReplayCLITests {
     }
 
     /// Snapshots after every event, in LOBSTER's layout, reproduce the orderbook file itself.
-    @Test func eventSnapshotsReproduceTheOrderbookFile() throws {
-        let result = try CastleProcess.run([
+    @Test func eventSnapshotsReproduceTheOrderbookFile() async throws {
+        let result = try await CastleProcess.run([
             "replay", "-q", "-i", SharedData.file(SharedData.aaplMessages), "--orderbook",
             SharedData.file(SharedData.aaplBook),
             "--snapshots", "10@event", "--format", "csv",
@@ -71,7 +71,7 @@ struct LobsterReplayCLITests {
         #expect(mismatches == 0)
     }
 
-    @Test func aDisagreeingRowFailsVerificationWithItsLine() throws {
+    @Test func aDisagreeingRowFailsVerificationWithItsLine() async throws {
         let dir = try TemporaryDirectory()
         var rows = try String(contentsOfFile: SharedData.file(SharedData.aaplBook), encoding: .utf8).split(
             separator: "\n"
@@ -80,7 +80,7 @@ struct LobsterReplayCLITests {
         fields[1] = String(Int(fields[1])! + 1)  // one more share at the best ask of row 500
         rows[499] = fields.joined(separator: ",")
         let book = try dir.write("AAPL_orderbook.csv", rows.joined(separator: "\n"))
-        let result = try CastleProcess.run([
+        let result = try await CastleProcess.run([
             "replay", "-q", "-i", SharedData.file(SharedData.aaplMessages), "--orderbook", book, "--verify",
             "-o", dir.path("trades.ndjson"),
         ])
@@ -93,7 +93,7 @@ struct LobsterReplayCLITests {
         )
     }
 
-    @Test func garbledAndTruncatedFilesNameLineAndColumn() throws {
+    @Test func garbledAndTruncatedFilesNameLineAndColumn() async throws {
         let dir = try TemporaryDirectory()
         let good = try String(contentsOfFile: SharedData.file(SharedData.aaplMessages), encoding: .utf8).split(
             separator: "\n"
@@ -101,19 +101,19 @@ struct LobsterReplayCLITests {
         var garbled = Array(good.prefix(20)).map(String.init)
         garbled[11] = "34200.5,1,123,abc,5859400,1"
         let path = try dir.write("X_message_10.csv", garbled.joined(separator: "\n") + "\n")
-        let result = try CastleProcess.run(["replay", "-i", path, "-o", dir.path("out.ndjson")])
+        let result = try await CastleProcess.run(["replay", "-i", path, "-o", dir.path("out.ndjson")])
         #expect(result.status == 65)
         #expect(result.stderr.contains("\(path):12:"), "\(result.stderr)")
         #expect(!dir.exists("out.ndjson"), "nothing written on failure")
         let cut = try dir.write("Y_message_10.csv", good.prefix(5).joined(separator: "\n") + "\n34200.9,1,77")
-        let truncated = try CastleProcess.run(["replay", "-i", cut])
+        let truncated = try await CastleProcess.run(["replay", "-i", cut])
         #expect(truncated.status == 65)
         #expect(truncated.stderr.contains("\(cut):6:"), "\(truncated.stderr)")
     }
 
-    @Test func barsAndChart() throws {
+    @Test func barsAndChart() async throws {
         let dir = try TemporaryDirectory()
-        let result = try CastleProcess.run([
+        let result = try await CastleProcess.run([
             "replay", "-i", SharedData.file(SharedData.googMessages), "--orderbook",
             SharedData.file(SharedData.googBook),
             "--bars", "5m", "--format", "csv", "-o", dir.path("bars.csv"), "--chart", dir.path("day.svg"), "--checksum",
@@ -127,7 +127,7 @@ struct LobsterReplayCLITests {
         let svg = try dir.read("day.svg")
         #expect(svg.hasPrefix("<svg") || svg.hasPrefix("<?xml"))
         #expect(svg.contains("GOOG"))
-        let again = try CastleProcess.run([
+        let again = try await CastleProcess.run([
             "replay", "-q", "-i", SharedData.file(SharedData.googMessages), "--orderbook",
             SharedData.file(SharedData.googBook),
             "--bars", "5m", "--format", "csv", "--checksum",
@@ -150,11 +150,11 @@ struct LobsterReplayCLITests {
 
         """
 
-    @Test func tradesBarsAndStatsOfARematch() throws {
-        let trades = try CastleProcess.run(["replay", "-q", "--format", "csv"], stdin: Data(Self.day.utf8))
+    @Test func tradesBarsAndStatsOfARematch() async throws {
+        let trades = try await CastleProcess.run(["replay", "-q", "--format", "csv"], stdin: Data(Self.day.utf8))
         #expect(trades.status == 0, "\(trades.stderr)")
         #expect(trades.lines.count == 4, "header and three trades: \(trades.stdoutText)")
-        let bars = try CastleProcess.run(
+        let bars = try await CastleProcess.run(
             ["replay", "-q", "--bars", "1m", "--format", "csv"],
             stdin: Data(Self.day.utf8)
         )
@@ -168,14 +168,14 @@ struct LobsterReplayCLITests {
     }
 
     /// The user's order queues behind the recorded one at the same price, in strict FIFO.
-    @Test func injectedOrdersQueueAndFill() throws {
+    @Test func injectedOrdersQueueAndFill() async throws {
         let dir = try TemporaryDirectory()
         let mine = try dir.write(
             "mine.ndjson",
             #"{"op":"new","id":1,"symbol":"X","side":"sell","price":"101","qty":"4","ts":1500000000}"# + "\n"
                 + #"{"op":"new","id":2,"symbol":"X","side":"buy","price":"90","qty":"1","ts":1500000000}"# + "\n"
         )
-        let result = try CastleProcess.run(["replay", "-q", "--inject", mine], stdin: Data(Self.day.utf8))
+        let result = try await CastleProcess.run(["replay", "-q", "--inject", mine], stdin: Data(Self.day.utf8))
         #expect(result.status == 0, "\(result.stderr)")
         // Recorded order 1 (5 @ 101) is ahead: buy 2 @ 101 at 3 s takes 2 of it; buy 6 @ 102 at 61 s takes
         // its last 3, then 3 of ours (our 4 @ 101), then none of 102.
@@ -187,46 +187,47 @@ struct LobsterReplayCLITests {
         )
     }
 
-    @Test func theWindowLimitsWhatIsReported() throws {
-        let result = try CastleProcess.run(
+    @Test func theWindowLimitsWhatIsReported() async throws {
+        let result = try await CastleProcess.run(
             ["replay", "-q", "--from", "00:00:02.5", "--to", "00:01:30"],
             stdin: Data(Self.day.utf8)
         )
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.lines.count == 3, "the trades at 3 s and 61 s: \(result.stdoutText)")
-        let early = try CastleProcess.run(["replay", "-q", "--to", "00:00:02.5"], stdin: Data(Self.day.utf8))
+        let early = try await CastleProcess.run(["replay", "-q", "--to", "00:00:02.5"], stdin: Data(Self.day.utf8))
         #expect(early.lines.isEmpty)
     }
 
-    @Test func severalSymbolsNeedAChoice() throws {
+    @Test func severalSymbolsNeedAChoice() async throws {
         let dir = try TemporaryDirectory()
         #expect(
-            try CastleProcess.run(["generate", "orders", "--count", "2000", "-o", dir.path("day.ndjson")]).status == 0
+            try await CastleProcess.run(["generate", "orders", "--count", "2000", "-o", dir.path("day.ndjson")]).status
+                == 0
         )
-        let result = try CastleProcess.run(["replay", "-i", dir.path("day.ndjson"), "-o", dir.path("out")])
+        let result = try await CastleProcess.run(["replay", "-i", dir.path("day.ndjson"), "-o", dir.path("out")])
         #expect(result.status == 64)
         #expect(result.stderr.contains("--symbols"))
         #expect(try dir.contents() == ["day.ndjson"])
-        let chosen = try CastleProcess.run([
+        let chosen = try await CastleProcess.run([
             "replay", "-q", "-i", dir.path("day.ndjson"), "--symbols", "ETH-USD", "--stats",
         ])
         #expect(chosen.status == 0, "\(chosen.stderr)")
         #expect(chosen.stdoutText.contains("\"symbol\": \"ETH-USD\""))
     }
 
-    @Test func aClosedPipeEndsQuietly() throws {
+    @Test func aClosedPipeEndsQuietly() async throws {
         let command =
             "set -o pipefail; '\(CastleProcess.binary)' generate orders --count 300000 | '\(CastleProcess.binary)' replay -q --symbols BTC-USD | head -n 1"
-        let result = try CastleProcess.shell(["/bin/bash", "-c", command])
+        let result = try await CastleProcess.shell(["/bin/bash", "-c", command])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.lines.count == 1)
     }
 
-    @Test func badOptionsAreUsageErrors() throws {
+    @Test func badOptionsAreUsageErrors() async throws {
         for args in [
             ["--snapshots", "ten"], ["--bars", "1 minute"], ["--speed", "fast"], ["--from", "9.30"], ["--verify"],
         ] {
-            let result = try CastleProcess.run(["replay", "-q"] + args, stdin: Data(Self.day.utf8))
+            let result = try await CastleProcess.run(["replay", "-q"] + args, stdin: Data(Self.day.utf8))
             #expect(result.status == 64, "\(args): \(result.stderr)")
         }
     }

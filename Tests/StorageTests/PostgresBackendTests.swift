@@ -385,36 +385,6 @@ struct PostgresBackendTests {
             await producer.close()
         }
     }
-
-    @Test("ingest rate (prints rows/s; set CASTLE_BENCH_POSTGRES_ROWS to run)")
-    func ingestRate() async throws {
-        guard let text = PostgresTestServer.environment("CASTLE_BENCH_POSTGRES_ROWS"), let count = Int(text) else {
-            return
-        }
-        try await PostgresTestServer.withDatabase { backend, _ in
-            let symbols = ["BTC-USD", "ETH-USD", "SOL-USD", "XRP-USD"]
-            let rows = (1...count).map { line in
-                let symbol = symbols[line % 4]
-                return OrderRow(
-                    line: Int64(line),
-                    symbol: symbol,
-                    body:
-                        #"{"cmd":"new","id":\#(line),"symbol":"\#(symbol)","side":"buy","type":"limit","price":"\#(100 + line % 50).25","qty":"\#(line % 9 + 1)","account":"a\#(line % 97)","ts":\#(1_700_000_000_000 + line)}"#
-                )
-            }
-            let clock = ContinuousClock()
-            let start = clock.now
-            let session = try await backend.beginIngest(dataset: "bench")
-            for chunk in stride(from: 0, to: rows.count, by: 10_000) {
-                try await session.append(Array(rows[chunk..<min(chunk + 10_000, rows.count)]))
-            }
-            let added = try await session.commit()
-            let elapsed = clock.now - start
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            print("postgres ingest: \(added) rows in \(seconds) s, \(Int(Double(added) / seconds)) rows/s")
-            #expect(added == count)
-        }
-    }
 }
 
 @Test("an unreachable server is unavailable, named without its password")

@@ -6,7 +6,7 @@ import Testing
 
 @Suite struct SQLiteMigrationTests {
     func backend(_ directory: TestDirectory) throws -> SQLiteBackend {
-        try SQLiteBackend(url: StorageURL(parsing: "sqlite://\(directory.path)/castle.db"))
+        try SQLiteBackend(url: StorageURL(parsing: "sqlite://\(directory.path)/castle.db"), create: true)
     }
 
     @Test func aMigrationThatFailsMidwayLeavesTheDatabaseAsItWas() async throws {
