@@ -311,7 +311,7 @@ struct PostgresBackendTests {
                     previousOffset: 0
                 )
             }
-            #expect(stale?.kind == .software)
+            #expect(stale?.kind == .temporaryFailure, "a lost partition is exit 75")
             var moved = resting
             moved.qty = 2
             try await backend.commitMatch(
