@@ -1,0 +1,9 @@
+import Formats
+import Storage
+
+/// Registers `sqlite://` with the ``StorageRegistry``.
+public enum SQLitePlugin {
+    public static func register() {
+        StorageRegistry.register(scheme: "sqlite") { url throws(CastleError) in try SQLiteBackend(url: url) }
+    }
+}
