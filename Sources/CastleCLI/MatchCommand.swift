@@ -138,8 +138,6 @@ extension MatchCommand {
         let start = monotonicNanoseconds()
         let summary = try await runAsyncJob("match") { () async throws(CastleError) -> MatchWorker.Summary in
             let storeURL = store ?? StorageRegistry.defaultURL(environment: environment())
-            let storeBackend = try await Backends.open(storeURL)
-            let queueBackend = queue.map { $0 == storeURL } ?? true ? storeBackend : try await Backends.open(queue!)
             var options = MatchWorker.Options()
             options.partition = partition.flatMap(Partition.init(parsing:)) ?? .whole
             options.batchSize = batch
@@ -149,7 +147,11 @@ extension MatchCommand {
             options.bookOutPath = bookOut
             options.stp = stp
             options.showProgress = !quiet
-            return try await MatchWorker.runUntilSignalled(store: storeBackend, queue: queueBackend, options: options)
+            return try await MatchWorker.runUntilSignalled(
+                storeURL: storeURL,
+                queueURL: queue ?? storeURL,
+                options: options
+            )
         }
         guard !quiet else { return }
         let seconds = Double(monotonicNanoseconds() - start) / 1e9

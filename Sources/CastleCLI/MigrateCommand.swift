@@ -37,19 +37,12 @@ struct MigrateCommand: AsyncParsableCommand {
         otherwise: T,
         _ work: (Migrator, any Backend) async throws(CastleError) -> T
     ) async throws(CastleError) -> T {
-        let backend = try await Backends.open(url, migrating: true)
-        guard let schema = backend.schema else {
-            writeStandardError("castle migrate: \(backend.displayURL) has no schema; nothing to migrate\n")
-            await backend.close()
-            return otherwise
-        }
-        do {
-            let result = try await work(Migrator(database: schema, storeName: backend.displayURL), backend)
-            await backend.close()
-            return result
-        } catch {
-            await backend.close()
-            throw error
+        try await Backends.with(url, migrating: true) { (backend) throws(CastleError) -> T in
+            guard let schema = backend.schema else {
+                writeStandardError("castle migrate: \(backend.displayURL) has no schema; nothing to migrate\n")
+                return otherwise
+            }
+            return try await work(Migrator(database: schema, storeName: backend.displayURL), backend)
         }
     }
 
