@@ -1,7 +1,6 @@
 internal import CSQLite
 public import Formats
 public import Storage
-import Synchronization
 
 /// The embedded backend: one SQLite file in WAL mode, one writer connection with prepared statements,
 /// batched transactions. The queue is a table with lease columns; a partition's owner holds an `flock`
@@ -9,32 +8,42 @@ import Synchronization
 public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecked Sendable {
     public let displayURL: String
     let path: String
-    /// Used only under `lock`.
-    private let connection: SQLiteConnection
-    private let lock = Mutex(())
+    /// The writer connection, on a thread of its own.
+    private let connection: SQLiteSerialConnection
 
-    public init(url: StorageURL) throws(CastleError) {
+    private init(url: StorageURL, connection: SQLiteSerialConnection) {
         displayURL = url.description
         path = url.path
-        connection = try SQLiteConnection(path: url.path, name: url.description)
+        self.connection = connection
+    }
+
+    /// Opens (creating it if need be) the database file at the URL's path, on a thread of its own.
+    public static func open(url: StorageURL) async throws(CastleError) -> SQLiteBackend {
+        SQLiteBackend(
+            url: url,
+            connection: try await SQLiteSerialConnection.open(path: url.path, name: url.description)
+        )
     }
 
     public var schema: (any SchemaDatabase)? { self }
     public var dialect: SQLDialect { .sqlite }
 
-    public func close() async {}
+    /// Closes the connection and ends its thread.
+    public func close() async {
+        await connection.close()
+    }
 
-    func withConnection<T>(_ work: (SQLiteConnection) throws(CastleError) -> T) throws(CastleError) -> T {
-        try lock.withLock { (_) throws(CastleError) -> T in
-            defer { connection.resetAll() }
-            return try work(connection)
-        }
+    /// `work` with the writer connection, on its thread.
+    func withConnection<T: Sendable>(
+        _ work: @escaping @Sendable (SQLiteConnection) throws(CastleError) -> T
+    ) async throws(CastleError) -> T {
+        try await connection.run(work)
     }
 
     // MARK: Schema
 
     public func appliedMigrations() async throws(CastleError) -> [AppliedMigration] {
-        try withConnection { (connection) throws(CastleError) in try Self.readMigrations(connection) }
+        try await withConnection { (connection) throws(CastleError) in try Self.readMigrations(connection) }
     }
 
     static func readMigrations(_ connection: SQLiteConnection) throws(CastleError) -> [AppliedMigration] {
@@ -59,29 +68,35 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
         async throws(CastleError)
     {
         // A connection of its own: BEGIN IMMEDIATE is the lock, held across the migration's statements.
-        let session = SQLiteMigrationSession(connection: try SQLiteConnection(path: path, name: displayURL))
-        try session.connection.execute("BEGIN IMMEDIATE")
-        do {
-            try session.connection.execute(
-                """
-                CREATE TABLE IF NOT EXISTS castle_migrations (
-                    version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL,
-                    applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))
-                """
-            )
+        let connection = try await SQLiteSerialConnection.open(path: path, name: displayURL)
+        let session = SQLiteMigrationSession(connection: connection)
+        do throws(CastleError) {
+            try await connection.run { (connection) throws(CastleError) in
+                try connection.execute("BEGIN IMMEDIATE")
+                try connection.execute(
+                    """
+                    CREATE TABLE IF NOT EXISTS castle_migrations (
+                        version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL,
+                        applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))
+                    """
+                )
+            }
             try await work(session)
-            try session.connection.execute("COMMIT")
+            try await connection.run { (connection) throws(CastleError) in try connection.execute("COMMIT") }
         } catch {
-            try? session.connection.execute("ROLLBACK")
+            _ = try? await connection.run { (connection) throws(CastleError) in try connection.execute("ROLLBACK") }
+            await connection.close()
             throw error
         }
+        await connection.close()
     }
 
     // MARK: Store
 
     public func beginIngest(dataset name: String) async throws(CastleError) -> any IngestSession {
-        try SQLiteIngest(
-            connection: SQLiteConnection(path: path, name: displayURL),
+        try await SQLiteIngest.begin(
+            path: path,
+            name: displayURL,
             sql: "INSERT OR IGNORE INTO dataset_orders (dataset, line, symbol, body) VALUES (?, ?, ?, ?)"
         ) { statement, row in
             statement.bind(1, name)
@@ -92,7 +107,7 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
     }
 
     public func datasets() async throws(CastleError) -> [DatasetInfo] {
-        try withConnection { (connection) throws(CastleError) in
+        try await withConnection { (connection) throws(CastleError) in
             let statement = try connection.prepare(
                 "SELECT dataset, count(*) FROM dataset_orders GROUP BY dataset ORDER BY dataset"
             )
@@ -105,7 +120,7 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
     }
 
     public func readDataset(_ name: String, afterLine: Int64, limit: Int) async throws(CastleError) -> [OrderRow] {
-        try withConnection { (connection) throws(CastleError) in
+        try await withConnection { (connection) throws(CastleError) in
             let statement = try connection.prepare(
                 "SELECT line, symbol, body FROM dataset_orders WHERE dataset = ? AND line > ? ORDER BY line LIMIT ?"
             )
@@ -121,7 +136,7 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
     }
 
     public func loadMatcherState(consumer: String) async throws(CastleError) -> MatcherState {
-        try withConnection { (connection) throws(CastleError) in
+        try await withConnection { (connection) throws(CastleError) in
             var state = MatcherState()
             let offsets = try connection.prepare(
                 "SELECT applied_offset, last_seq FROM consumer_offsets WHERE consumer = ?"
@@ -158,7 +173,8 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
     }
 
     public func commitMatch(_ commit: MatchCommit, previousOffset: Int64) async throws(CastleError) {
-        try withConnection { (connection) throws(CastleError) in
+        let displayURL = displayURL
+        try await withConnection { (connection) throws(CastleError) in
             try connection.writeTransaction { () throws(CastleError) in
                 let current = try connection.prepare("SELECT applied_offset FROM consumer_offsets WHERE consumer = ?")
                 current.bind(1, commit.consumer)
@@ -236,7 +252,7 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
     }
 
     public func eventConsumers() async throws(CastleError) -> [String] {
-        try withConnection { (connection) throws(CastleError) in
+        try await withConnection { (connection) throws(CastleError) in
             let statement = try connection.prepare("SELECT DISTINCT consumer FROM match_events ORDER BY consumer")
             var result: [String] = []
             while try statement.step() { result.append(statement.string(0)) }
@@ -245,7 +261,7 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
     }
 
     public func readEvents(consumer: String, fromSeq: Int64, limit: Int) async throws(CastleError) -> [EventSegment] {
-        try withConnection { (connection) throws(CastleError) in
+        try await withConnection { (connection) throws(CastleError) in
             let statement = try connection.prepare(
                 """
                 SELECT first_seq, last_seq, body FROM match_events
@@ -266,7 +282,7 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
     }
 
     public func readTrades(consumer: String, afterSeq: Int64, limit: Int) async throws(CastleError) -> [TradeRow] {
-        try withConnection { (connection) throws(CastleError) in
+        try await withConnection { (connection) throws(CastleError) in
             let statement = try connection.prepare(
                 """
                 SELECT seq, symbol, price, qty, maker, taker, side, ts FROM trades
@@ -299,28 +315,34 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
 
 /// Statements of a migration, on the connection that holds BEGIN IMMEDIATE.
 final class SQLiteMigrationSession: SQLSession {
-    let connection: SQLiteConnection
-    init(connection: SQLiteConnection) { self.connection = connection }
+    let connection: SQLiteSerialConnection
+    init(connection: SQLiteSerialConnection) { self.connection = connection }
 
-    func execute(_ sql: String) async throws(CastleError) { try connection.execute(sql) }
+    func execute(_ sql: String) async throws(CastleError) {
+        try await connection.run { (connection) throws(CastleError) in try connection.execute(sql) }
+    }
 
     func appliedMigrations() async throws(CastleError) -> [AppliedMigration] {
-        try SQLiteBackend.readMigrations(connection)
+        try await connection.run { (connection) throws(CastleError) in try SQLiteBackend.readMigrations(connection) }
     }
 
     func recordMigration(_ migration: AppliedMigration) async throws(CastleError) {
-        let statement = try connection.prepare(
-            "INSERT INTO castle_migrations (version, name, checksum) VALUES (?, ?, ?)"
-        )
-        statement.bind(1, migration.version)
-        statement.bind(2, migration.name)
-        statement.bind(3, migration.checksum)
-        try statement.run()
+        try await connection.run { (connection) throws(CastleError) in
+            let statement = try connection.prepare(
+                "INSERT INTO castle_migrations (version, name, checksum) VALUES (?, ?, ?)"
+            )
+            statement.bind(1, migration.version)
+            statement.bind(2, migration.name)
+            statement.bind(3, migration.checksum)
+            try statement.run()
+        }
     }
 
     func forgetMigration(version: Int) async throws(CastleError) {
-        let statement = try connection.prepare("DELETE FROM castle_migrations WHERE version = ?")
-        statement.bind(1, version)
-        try statement.run()
+        try await connection.run { (connection) throws(CastleError) in
+            let statement = try connection.prepare("DELETE FROM castle_migrations WHERE version = ?")
+            statement.bind(1, version)
+            try statement.run()
+        }
     }
 }

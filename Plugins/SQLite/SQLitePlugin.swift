@@ -4,6 +4,8 @@ import Storage
 /// Registers `sqlite://` with the ``StorageRegistry``.
 public enum SQLitePlugin {
     public static func register() {
-        StorageRegistry.register(scheme: "sqlite") { url throws(CastleError) in try SQLiteBackend(url: url) }
+        StorageRegistry.register(scheme: "sqlite") { url throws(CastleError) in
+            try await SQLiteBackend.open(url: url)
+        }
     }
 }

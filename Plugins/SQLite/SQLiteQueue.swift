@@ -10,8 +10,9 @@ import Glibc
 extension SQLiteBackend {
 
     public func beginEnqueue(source: String) async throws(CastleError) -> any IngestSession {
-        try SQLiteIngest(
-            connection: SQLiteConnection(path: path, name: displayURL),
+        try await SQLiteIngest.begin(
+            path: path,
+            name: displayURL,
             sql: "INSERT OR IGNORE INTO queue_messages (source, line, symbol, shard, body) VALUES (?, ?, ?, ?, ?)"
         ) { statement, row in
             statement.bind(1, source)
@@ -38,7 +39,7 @@ extension SQLiteBackend {
         async throws(CastleError) -> [QueueMessage]
     {
         let now = wallClockMilliseconds()
-        return try withConnection { (connection) throws(CastleError) in
+        return try await withConnection { (connection) throws(CastleError) in
             try connection.writeTransaction(durable: false) { () throws(CastleError) in
                 let select = try connection.prepare(
                     """
@@ -126,7 +127,7 @@ extension SQLiteBackend {
 
     public func ack(_ ids: [Int64]) async throws(CastleError) {
         guard !ids.isEmpty else { return }
-        try withConnection { (connection) throws(CastleError) in
+        try await withConnection { (connection) throws(CastleError) in
             try connection.writeTransaction(durable: false) { () throws(CastleError) in
                 // Acks come in runs of ids (a partition's batch): one statement a run of consecutive ids.
                 let single = try connection.prepare("UPDATE queue_messages SET state = 1 WHERE id = ? AND state = 0")
@@ -153,7 +154,7 @@ extension SQLiteBackend {
     }
 
     public func fail(_ ids: [Int64], error: String, maxAttempts: Int) async throws(CastleError) {
-        try withConnection { (connection) throws(CastleError) in
+        try await withConnection { (connection) throws(CastleError) in
             try connection.writeTransaction(durable: false) { () throws(CastleError) in
                 let read = try connection.prepare("SELECT attempts FROM queue_messages WHERE id = ? AND state = 0")
                 let release = try connection.prepare(
@@ -177,7 +178,7 @@ extension SQLiteBackend {
     }
 
     public func releaseLeases(partition: Partition) async throws(CastleError) {
-        try withConnection { (connection) throws(CastleError) in
+        try await withConnection { (connection) throws(CastleError) in
             let statement = try connection.prepare(
                 "UPDATE queue_messages SET lease_until = 0 WHERE state = 0 AND lease_until > 0 AND \(Self.partitionFilter)"
             )
@@ -188,7 +189,7 @@ extension SQLiteBackend {
 
     public func depth(partition: Partition?) async throws(CastleError) -> Int {
         let partition = partition ?? .whole
-        return try withConnection { (connection) throws(CastleError) in
+        return try await withConnection { (connection) throws(CastleError) in
             let statement = try connection.prepare(
                 "SELECT count(*) FROM queue_messages WHERE state = 0 AND \(Self.partitionFilter) AND NOT \(Self.consumedByAnOwner)"
             )
@@ -199,7 +200,7 @@ extension SQLiteBackend {
     }
 
     public func deadLetters() async throws(CastleError) -> [DeadLetter] {
-        try withConnection { (connection) throws(CastleError) in
+        try await withConnection { (connection) throws(CastleError) in
             let statement = try connection.prepare(
                 "SELECT id, source, line, body, attempts, error FROM dead_letters ORDER BY id"
             )
@@ -221,7 +222,7 @@ extension SQLiteBackend {
     }
 
     public func read(partition: Partition, after: Int64, limit: Int) async throws(CastleError) -> [QueueMessage] {
-        try withConnection { (connection) throws(CastleError) in
+        try await withConnection { (connection) throws(CastleError) in
             let select = try connection.prepare(
                 """
                 SELECT id, source, line, symbol, body, attempts FROM queue_messages
@@ -240,7 +241,7 @@ extension SQLiteBackend {
     }
 
     public func markConsumed(partition: Partition, through: Int64, inFlight: Int64) async throws(CastleError) {
-        try withConnection { (connection) throws(CastleError) in
+        try await withConnection { (connection) throws(CastleError) in
             try connection.writeTransaction(durable: false) { () throws(CastleError) in
                 let upsert = try connection.prepare(
                     """
@@ -265,7 +266,7 @@ extension SQLiteBackend {
     )
         async throws(CastleError) -> (inFlight: Int64, attempts: Int)
     {
-        try withConnection { (connection) throws(CastleError) in
+        try await withConnection { (connection) throws(CastleError) in
             try connection.writeTransaction { () throws(CastleError) -> (inFlight: Int64, attempts: Int) in
                 let cursor = try connection.prepare(
                     "SELECT through, in_flight FROM queue_cursors WHERE part_index = ? AND part_count = ?"
@@ -312,7 +313,7 @@ extension SQLiteBackend {
 
     public func acquire(partition: Partition, wait: Bool) async throws(CastleError) -> (any PartitionLock)? {
         let lockPath = "\(path).match-\(partition.index)-of-\(partition.count).lock"
-        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        let fd = Glibc.open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         if fd < 0 { throw CastleError(.cantCreate, "\(lockPath): cannot open the partition lock") }
         while true {
             if flock(fd, LOCK_EX | LOCK_NB) == 0 { return FileLock(fd: fd) }

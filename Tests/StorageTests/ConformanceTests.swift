@@ -19,9 +19,10 @@ import Glibc
     @Test(arguments: StorageConformance.checkNames)
     func sqlite(_ check: String) async throws {
         let directory = try TestDirectory()
-        let backend = try SQLiteBackend(url: StorageURL(parsing: "sqlite://\(directory.path)/castle.db"))
+        let backend = try await SQLiteBackend.open(url: StorageURL(parsing: "sqlite://\(directory.path)/castle.db"))
         try await Migrator(database: backend, storeName: backend.displayURL).up()
         try await StorageConformance.run(check, on: backend)
+        await backend.close()
     }
 }
 
