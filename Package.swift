@@ -89,6 +89,7 @@ let package = Package(
                 "CastleCore", "MatchingEngine", "Formats", "SyntheticData", "CastleBench", "Replay",
                 "Storage", "SQLiteBackend", "PostgresBackend", "Pipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Test support shipped as a target: the naive model book that is the engine's oracle.

@@ -1,5 +1,5 @@
 public import Formats
-import Logging
+public import Logging
 import PostgresNIO
 public import Storage
 import Synchronization
@@ -11,51 +11,36 @@ public final class PostgresBackend: Store, MessageQueue, SchemaDatabase {
     public let displayURL: String
     let client: PostgresClient
     let connectionConfiguration: PostgresConnection.Configuration
-    private let runTask: Task<Void, Never>
+    /// The driver's logger: connections and the pool.
+    let logger: Logger
     let listener: QueueListener
     private let connectionIDs = Atomic<Int>(1)
 
     /// Connects, checks that the server answers (`SELECT 1`, within `connect_timeout` seconds from the URL,
-    /// as libpq reads it, else `timeoutSeconds`), and starts the pool.
-    public static func open(_ url: StorageURL, timeoutSeconds: Int = 5) async throws(CastleError) -> PostgresBackend {
-        var shown = url
-        shown.port = url.port ?? 5432
-        let displayURL = shown.description
+    /// as libpq reads it, else `timeoutSeconds`), and makes the pool.
+    /// The pool answers once ``run()`` runs (``StorageRegistry/withBackend(_:_:)``, or a service group).
+    /// `logger` gets the driver's own messages (connections, the pool): castle's, at `error` level unless
+    /// `CASTLE_DB_DEBUG` asks for more.
+    public static func open(
+        _ url: StorageURL,
+        timeoutSeconds: Int = 5,
+        logger: Logger = silentLogger
+    ) async throws(CastleError) -> PostgresBackend {
         var timeoutSeconds = timeoutSeconds
         if let text = url.query["connect_timeout"] {
             guard let seconds = Int(text), seconds > 0, seconds <= 3_600 else {
-                throw CastleError(.usage, "\(displayURL): connect_timeout must be 1 to 3600 seconds, got '\(text)'")
+                throw CastleError(.usage, "\(url): connect_timeout must be 1 to 3600 seconds, got '\(text)'")
             }
             timeoutSeconds = seconds
         }
-        if let mode = url.query["sslmode"], !["disable", "allow", "prefer"].contains(mode) {
-            throw CastleError(
-                .usage,
-                "\(displayURL): sslmode=\(mode) is not supported yet (castle connects without TLS)"
-            )
-        }
-        guard !url.path.isEmpty, !url.path.contains("/") else {
-            throw CastleError(.usage, "\(displayURL): expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE")
-        }
-        let user = url.user.flatMap { $0.isEmpty ? nil : $0 } ?? "postgres"
-        var connection = PostgresConnection.Configuration(
-            host: url.host,
-            port: shown.port ?? 5432,
-            username: user,
-            password: url.password,
-            database: url.path,
-            tls: .disable
-        )
-        connection.options.connectTimeout = .seconds(Int64(timeoutSeconds))
+        let configuration = PostgresConfiguration(url: url, timeoutSeconds: timeoutSeconds)
+        let displayURL = configuration.displayURL
+        try PostgresConfiguration.validate(url, displayURL: displayURL)
         // Reachability and credentials first, on a connection of its own: the pool would retry quietly.
         do {
-            let probe = connection
+            let probe = configuration.connection
             try await withTimeout(seconds: timeoutSeconds) {
-                let connection = try await PostgresConnection.connect(
-                    configuration: probe,
-                    id: 0,
-                    logger: silentLogger
-                )
+                let connection = try await PostgresConnection.connect(configuration: probe, id: 0, logger: logger)
                 do {
                     // A server that accepts and then says nothing: the timeout closes the connection.
                     _ = try await withTaskCancellationHandler {
@@ -72,38 +57,29 @@ public final class PostgresBackend: Store, MessageQueue, SchemaDatabase {
         } catch {
             throw CastleError(.unavailable, "cannot connect to \(displayURL): \(describe(error))")
         }
-        var pool = PostgresClient.Configuration(
-            host: url.host,
-            port: shown.port ?? 5432,
-            username: user,
-            password: url.password,
-            database: url.path,
-            tls: .disable
-        )
-        pool.options.connectTimeout = .seconds(timeoutSeconds)
-        pool.options.maximumConnections = 8
-        return PostgresBackend(
-            displayURL: displayURL,
-            client: PostgresClient(configuration: pool),
-            connection: connection
-        )
+        return PostgresBackend(configuration: configuration, logger: logger)
     }
 
-    init(displayURL: String, client: PostgresClient, connection: PostgresConnection.Configuration) {
-        self.displayURL = displayURL
-        self.client = client
-        self.connectionConfiguration = connection
-        self.runTask = Task { await client.run() }
+    init(configuration: PostgresConfiguration, logger: Logger) {
+        self.displayURL = configuration.displayURL
+        self.client = PostgresClient(configuration: configuration.pool, backgroundLogger: logger)
+        self.connectionConfiguration = configuration.connection
+        self.logger = logger
         self.listener = QueueListener()
     }
 
     public var schema: (any SchemaDatabase)? { self }
     public var dialect: SQLDialect { .postgres }
 
+    /// The connection pool (`PostgresClient.run()`), until the task is cancelled or the service group
+    /// shuts down gracefully. Once it ends the pool answers no more: the backend is closed.
+    @concurrent public func run() async {
+        await client.run()
+    }
+
+    /// Stops the queue listener and its connection; the pool ends with ``run()``.
     public func close() async {
         await listener.stop()
-        runTask.cancel()
-        await runTask.value
     }
 
     // MARK: Running statements
@@ -113,7 +89,7 @@ public final class PostgresBackend: Store, MessageQueue, SchemaDatabase {
         let configuration = connectionConfiguration
         let id = connectionIDs.wrappingAdd(1, ordering: .relaxed).newValue
         do {
-            return try await PostgresConnection.connect(configuration: configuration, id: id, logger: silentLogger)
+            return try await PostgresConnection.connect(configuration: configuration, id: id, logger: logger)
         } catch {
             throw CastleError(.unavailable, "cannot connect to \(displayURL): \(describe(error))")
         }
@@ -251,24 +227,23 @@ public final class PostgresBackend: Store, MessageQueue, SchemaDatabase {
                     """
                 )
             }
-            for chunk in commit.trades.chunked(500) {
-                var binds = PostgresBindings(capacity: chunk.count * 9)
-                var sql = "INSERT INTO trades (consumer, seq, symbol, price, qty, maker, taker, side, ts) VALUES "
-                for (index, trade) in chunk.enumerated() {
-                    let base = index * 9
-                    if index > 0 { sql += ", " }
-                    sql += "(" + (1...9).map { "$\(base + $0)" }.joined(separator: ", ") + ")"
-                    binds.append(commit.consumer)
-                    binds.append(trade.seq)
-                    binds.append(trade.symbol)
-                    binds.append(trade.price)
-                    binds.append(trade.qty)
-                    binds.append(Int64(bitPattern: trade.maker))
-                    binds.append(Int64(bitPattern: trade.taker))
-                    binds.append(trade.side)
-                    binds.append(trade.ts)
-                }
-                try await connection.rows(PostgresQuery(unsafeSQL: sql, binds: binds))
+            if !commit.trades.isEmpty {
+                // One statement for the batch's trades: a column array each, unnested on the server.
+                let trades = commit.trades
+                let hasTimestamp = trades.map { $0.ts != nil }
+                try await connection.rows(
+                    """
+                    INSERT INTO trades (consumer, seq, symbol, price, qty, maker, taker, side, ts)
+                    SELECT \(commit.consumer), t.seq, t.symbol, t.price, t.qty, t.maker, t.taker, t.side,
+                        CASE WHEN t.has_ts THEN t.ts END
+                    FROM unnest(\(trades.map(\.seq))::bigint[], \(trades.map(\.symbol))::text[],
+                        \(trades.map(\.price))::bigint[], \(trades.map(\.qty))::bigint[],
+                        \(trades.map { Int64(bitPattern: $0.maker) })::bigint[],
+                        \(trades.map { Int64(bitPattern: $0.taker) })::bigint[], \(trades.map(\.side))::text[],
+                        \(trades.map { $0.ts ?? 0 })::bigint[], \(hasTimestamp)::boolean[])
+                        AS t(seq, symbol, price, qty, maker, taker, side, ts, has_ts)
+                    """
+                )
             }
             if !commit.deletes.isEmpty {
                 let ids = commit.deletes.map { Int64(bitPattern: $0) }
@@ -280,33 +255,23 @@ public final class PostgresBackend: Store, MessageQueue, SchemaDatabase {
             var latest: [UInt64: Int] = [:]
             for (index, order) in commit.upserts.enumerated() { latest[order.id] = index }
             let upserts = commit.upserts.enumerated().filter { latest[$0.element.id] == $0.offset }.map(\.element)
-            for chunk in upserts.chunked(500) {
-                var binds = PostgresBindings(capacity: chunk.count * 10)
-                var sql = """
+            if !upserts.isEmpty {
+                try await connection.rows(
+                    """
                     INSERT INTO resting_orders
-                    (consumer, id, symbol, side, price, qty, account, post_only, stp, priority) VALUES 
+                        (consumer, id, symbol, side, price, qty, account, post_only, stp, priority)
+                    SELECT \(commit.consumer), o.* FROM unnest(
+                        \(upserts.map { Int64(bitPattern: $0.id) })::bigint[], \(upserts.map(\.symbol))::text[],
+                        \(upserts.map { Int16($0.side) })::smallint[], \(upserts.map(\.price))::bigint[],
+                        \(upserts.map(\.qty))::bigint[], \(upserts.map(\.account))::text[],
+                        \(upserts.map(\.postOnly))::boolean[], \(upserts.map { Int16($0.stp) })::smallint[],
+                        \(upserts.map(\.priority))::bigint[])
+                        AS o(id, symbol, side, price, qty, account, post_only, stp, priority)
+                    ON CONFLICT (consumer, id) DO UPDATE SET symbol = EXCLUDED.symbol, side = EXCLUDED.side,
+                        price = EXCLUDED.price, qty = EXCLUDED.qty, account = EXCLUDED.account,
+                        post_only = EXCLUDED.post_only, stp = EXCLUDED.stp, priority = EXCLUDED.priority
                     """
-                for (index, order) in chunk.enumerated() {
-                    let base = index * 10
-                    if index > 0 { sql += ", " }
-                    sql += "(" + (1...10).map { "$\(base + $0)" }.joined(separator: ", ") + ")"
-                    binds.append(commit.consumer)
-                    binds.append(Int64(bitPattern: order.id))
-                    binds.append(order.symbol)
-                    binds.append(Int16(order.side))
-                    binds.append(order.price)
-                    binds.append(order.qty)
-                    binds.append(order.account)
-                    binds.append(order.postOnly)
-                    binds.append(Int16(order.stp))
-                    binds.append(order.priority)
-                }
-                sql += """
-                     ON CONFLICT (consumer, id) DO UPDATE SET symbol = EXCLUDED.symbol, side = EXCLUDED.side,
-                    price = EXCLUDED.price, qty = EXCLUDED.qty, account = EXCLUDED.account,
-                    post_only = EXCLUDED.post_only, stp = EXCLUDED.stp, priority = EXCLUDED.priority
-                    """
-                try await connection.rows(PostgresQuery(unsafeSQL: sql, binds: binds))
+                )
             }
             try await connection.rows(
                 """
@@ -459,29 +424,15 @@ final class PostgresSQLSession: SQLSession {
     }
 }
 
-extension Array {
-    func chunked(_ size: Int) -> [ArraySlice<Element>] {
-        stride(from: 0, to: count, by: size).map { self[$0..<Swift.min($0 + size, count)] }
-    }
-}
-
 extension PostgresBackend {
     /// Runs one statement on its own connection to `url`, outside any transaction: `CREATE DATABASE`,
     /// `DROP DATABASE` and the like, for tests and tools.
     public static func administer(_ url: StorageURL, _ sql: String) async throws(CastleError) {
-        var shown = url
-        shown.port = url.port ?? 5432
-        let configuration = PostgresConnection.Configuration(
-            host: url.host,
-            port: url.port ?? 5432,
-            username: url.user.flatMap { $0.isEmpty ? nil : $0 } ?? "postgres",
-            password: url.password,
-            database: url.path,
-            tls: .disable
-        )
+        let configuration = PostgresConfiguration(url: url, timeoutSeconds: 5)
+        let shown = configuration.displayURL
         do {
             let connection = try await PostgresConnection.connect(
-                configuration: configuration,
+                configuration: configuration.connection,
                 id: 0,
                 logger: silentLogger
             )

@@ -133,14 +133,18 @@ extension PostgresBackend {
         let count = Int32(partition.count)
         let index = Int32(partition.index)
         let inFlight = max(through, inFlight)
-        _ = try await select(
-            "recording the cursor of partition \(partition)",
-            """
-            INSERT INTO queue_cursors (part_index, part_count, through, in_flight)
-            VALUES (\(index), \(count), \(through), \(inFlight))
-            ON CONFLICT (part_index, part_count) DO UPDATE SET through = EXCLUDED.through, in_flight = EXCLUDED.in_flight
-            """
-        ) { _ in 0 }
+        _ = try await transaction("recording the cursor of partition \(partition)") { connection in
+            // Not durable on its own (the consumer's offset in the store is): no wait for the WAL flush.
+            try await connection.rows("SET LOCAL synchronous_commit = off")
+            try await connection.rows(
+                """
+                INSERT INTO queue_cursors (part_index, part_count, through, in_flight)
+                VALUES (\(index), \(count), \(through), \(inFlight))
+                ON CONFLICT (part_index, part_count) DO UPDATE SET through = EXCLUDED.through, in_flight = EXCLUDED.in_flight
+                """
+            )
+            return 0
+        }
     }
 
     public func recoverInFlight(

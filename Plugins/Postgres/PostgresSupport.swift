@@ -1,5 +1,5 @@
 import Formats
-import Logging
+public import Logging
 import PostgresNIO
 import Storage
 
@@ -9,9 +9,10 @@ import Glibc
 import Darwin
 #endif
 
-/// postgres-nio logs connection internals at debug and trace levels; castle keeps its stderr for its own
-/// messages, so the driver gets a logger that drops everything.
-let silentLogger = Logger(label: "castle.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
+/// postgres-nio logs connection internals at debug and trace levels; unless castle passes its logger
+/// (``PostgresPlugin/register(logger:)``), the driver gets one that drops everything. Statements always
+/// run with this one: their debug messages would carry the bound values.
+public let silentLogger = Logger(label: "castle.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
 
 /// Advisory-lock keys: 64-bit FNV-1a of a name, so different purposes never share a key.
 enum LockKey {

@@ -5,8 +5,8 @@ import Storage
 /// SQLITE_TRANSIENT: SQLite copies bound text and blobs before the call returns.
 private let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
-/// One SQLite connection with its prepared statements. Not thread-safe: ``SQLiteBackend`` serializes
-/// every use behind its lock.
+/// One SQLite connection with its prepared statements. Not thread-safe: it is used only on the thread of
+/// its ``SQLiteSerialConnection``.
 final class SQLiteConnection {
     let handle: OpaquePointer
     /// How errors name the database: the store URL.

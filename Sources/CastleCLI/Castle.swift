@@ -20,7 +20,7 @@ enum Entry {
             // anything runs, so nothing depends on which handler was installed last: a service (the durable
             // worker) stops gracefully through swift-service-lifecycle; every other command is a batch job,
             // which removes its temporary outputs and exits 128 + the signal.
-            if (command as? StopsGracefully)?.stopsGracefully != true { TemporaryFiles.removeOnSignals() }
+            if (command as? any StopsGracefully)?.stopsGracefully != true { TemporaryFiles.removeOnSignals() }
             if var command = command as? any AsyncParsableCommand {
                 try await command.run()
             } else {

@@ -29,45 +29,50 @@ struct EventsCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runAsyncJob("events") { () async throws(CastleError) in
-            let backend = try await Backends.open(storeOptions.storeURL)
-            let consumer: String
-            if let partition {
-                guard let parsed = Partition(parsing: partition) else {
-                    throw CastleError(.usage, "--partition must be K/N with 0 ≤ K < N; got '\(partition)'")
-                }
-                consumer = "match:\(parsed)"
-            } else {
-                let consumers = try await backend.eventConsumers()
-                if consumers.count > 1 {
-                    let names = consumers.map { String($0.dropFirst("match:".count)) }.joined(separator: ", ")
-                    throw CastleError(
-                        .usage,
-                        "\(backend.displayURL) has several partitions (\(names)): pick one with --partition"
-                    )
-                }
-                consumer = consumers.first ?? "match:0/1"
+            try await Backends.with(storeOptions.storeURL) { (backend) throws(CastleError) in
+                try await write(backend)
             }
-            let sink = try OutputSink(path: output)
-            do throws(CastleError) {
-                var from = fromSeq
-                while true {
-                    let segments = try await backend.readEvents(consumer: consumer, fromSeq: from, limit: 256)
-                    guard let last = segments.last else { break }
-                    for segment in segments {
-                        if segment.firstSeq >= fromSeq {
-                            try sink.write(segment.body)
-                        } else {
-                            try Self.writeLines(of: segment, from: fromSeq, to: sink)
-                        }
+        }
+    }
+
+    /// The partition's events, to `--output` or stdout.
+    func write(_ backend: any Backend) async throws(CastleError) {
+        let consumer: String
+        if let partition {
+            guard let parsed = Partition(parsing: partition) else {
+                throw CastleError(.usage, "--partition must be K/N with 0 ≤ K < N; got '\(partition)'")
+            }
+            consumer = "match:\(parsed)"
+        } else {
+            let consumers = try await backend.eventConsumers()
+            if consumers.count > 1 {
+                let names = consumers.map { String($0.dropFirst("match:".count)) }.joined(separator: ", ")
+                throw CastleError(
+                    .usage,
+                    "\(backend.displayURL) has several partitions (\(names)): pick one with --partition"
+                )
+            }
+            consumer = consumers.first ?? "match:0/1"
+        }
+        let sink = try OutputSink(path: output)
+        do throws(CastleError) {
+            var from = fromSeq
+            while true {
+                let segments = try await backend.readEvents(consumer: consumer, fromSeq: from, limit: 256)
+                guard let last = segments.last else { break }
+                for segment in segments {
+                    if segment.firstSeq >= fromSeq {
+                        try sink.write(segment.body)
+                    } else {
+                        try Self.writeLines(of: segment, from: fromSeq, to: sink)
                     }
-                    from = last.lastSeq + 1
                 }
-                try sink.commit()
-            } catch {
-                sink.abort()
-                throw error
+                from = last.lastSeq + 1
             }
-            await backend.close()
+            try sink.commit()
+        } catch {
+            sink.abort()
+            throw error
         }
     }
 

@@ -92,7 +92,6 @@ struct IngestCommand: AsyncParsableCommand {
         let start = monotonicNanoseconds()
         let summary = try await runAsyncJob("ingest") { () async throws(CastleError) -> Ingest.Summary in
             let url = to == .queue ? (queue ?? storeOptions.storeURL) : storeOptions.storeURL
-            let backend = try await Backends.open(url)
             var options = Ingest.Options()
             options.inputPath = input
             options.format = format
@@ -103,9 +102,9 @@ struct IngestCommand: AsyncParsableCommand {
             options.lobsterSymbol = symbol
             options.lobsterDate = date
             options.showProgress = !quiet
-            let summary = try await Ingest.run(options, into: backend)
-            await backend.close()
-            return summary
+            return try await Backends.with(url) { (backend) throws(CastleError) in
+                try await Ingest.run(options, into: backend)
+            }
         }
         guard !quiet else { return }
         let seconds = Double(monotonicNanoseconds() - start) / 1e9

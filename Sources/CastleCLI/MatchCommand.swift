@@ -150,8 +150,6 @@ extension MatchCommand: StopsGracefully {
         let start = monotonicNanoseconds()
         let summary = try await runAsyncJob("match") { () async throws(CastleError) -> MatchWorker.Summary in
             let storeURL = store ?? StorageRegistry.defaultURL(environment: environment())
-            let storeBackend = try await Backends.open(storeURL)
-            let queueBackend = queue.map { $0 == storeURL } ?? true ? storeBackend : try await Backends.open(queue!)
             var options = MatchWorker.Options()
             options.partition = partition.flatMap(Partition.init(parsing:)) ?? .whole
             options.batchSize = batch
@@ -162,7 +160,11 @@ extension MatchCommand: StopsGracefully {
             options.stp = stp
             options.showProgress = !quiet
             options.debugCrashOnID = debugFaultCrashOnID
-            return try await MatchWorker.runUntilSignalled(store: storeBackend, queue: queueBackend, options: options)
+            return try await MatchWorker.runUntilSignalled(
+                storeURL: storeURL,
+                queueURL: queue ?? storeURL,
+                options: options
+            )
         }
         guard !quiet else { return }
         let seconds = Double(monotonicNanoseconds() - start) / 1e9

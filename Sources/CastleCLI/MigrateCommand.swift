@@ -39,27 +39,20 @@ struct MigrateCommand: AsyncParsableCommand {
         readingOnly: Bool = false,
         _ work: (Migrator, any Backend) async throws(CastleError) -> T
     ) async throws(CastleError) -> T {
-        let backend: any Backend
+        let name = (try? StorageURL(parsing: url))?.description ?? url
+        let run = { (backend: any Backend) async throws(CastleError) -> T in
+            guard let schema = backend.schema else {
+                writeStandardError("castle migrate: \(name) has no schema; nothing to migrate\n")
+                return otherwise
+            }
+            return try await work(Migrator(database: schema, storeName: name), backend)
+        }
         do {
-            backend = try await Backends.open(url, migrating: true, create: create)
+            return try await Backends.with(url, migrating: true, create: create, run)
         } catch  where readingOnly && error.kind == .noInput && (try? StorageURL(parsing: url))?.scheme == "sqlite" {
-            // A SQLite file that is not there has no migration applied: status and dry runs answer as for an
-            // empty database (an in-memory one) and leave no file behind.
-            backend = try await Backends.open("sqlite://:memory:", migrating: true, create: true)
-        }
-        let name = (try? StorageURL(parsing: url))?.description ?? backend.displayURL
-        guard let schema = backend.schema else {
-            writeStandardError("castle migrate: \(name) has no schema; nothing to migrate\n")
-            await backend.close()
-            return otherwise
-        }
-        do {
-            let result = try await work(Migrator(database: schema, storeName: name), backend)
-            await backend.close()
-            return result
-        } catch {
-            await backend.close()
-            throw error
+            // A SQLite file that is not there has no migration applied: status, verify and dry runs answer
+            // as for an empty database (an in-memory one) and leave no file behind.
+            return try await Backends.with("sqlite://:memory:", migrating: true, create: true, run)
         }
     }
 

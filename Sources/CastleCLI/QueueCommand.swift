@@ -26,7 +26,6 @@ struct QueueCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runAsyncJob("queue") { () async throws(CastleError) in
-            let backend = try await Backends.open(queue ?? storeOptions.storeURL)
             var selected: Partition?
             if let partition {
                 guard let parsed = Partition(parsing: partition) else {
@@ -34,21 +33,27 @@ struct QueueCommand: AsyncParsableCommand {
                 }
                 selected = parsed
             }
-            let depth = try await backend.depth(partition: selected)
-            let dead = try await backend.deadLetters()
-            let sink = try OutputSink(path: nil)
-            for letter in dead {
-                try sink.write("{\"id\":\(letter.id),\"source\":")
-                try sink.write(jsonStringLiteral(Array(letter.source.utf8)))
-                try sink.write(",\"line\":\(letter.line),\"attempts\":\(letter.attempts),\"error\":")
-                try sink.write(jsonStringLiteral(Array(letter.error.utf8)))
-                try sink.write(",\"body\":")
-                try sink.write(jsonStringLiteral(Array(letter.body.utf8)))
-                try sink.write("}\n")
+            try await Backends.with(queue ?? storeOptions.storeURL) { (backend) throws(CastleError) in
+                try await Self.report(backend, partition: selected)
             }
-            try sink.commit()
-            writeStandardError("castle queue: \(backend.displayURL): depth \(depth), \(dead.count) dead letters\n")
-            await backend.close()
         }
+    }
+
+    /// The dead letters on stdout, the depth on stderr.
+    static func report(_ backend: any Backend, partition selected: Partition?) async throws(CastleError) {
+        let depth = try await backend.depth(partition: selected)
+        let dead = try await backend.deadLetters()
+        let sink = try OutputSink(path: nil)
+        for letter in dead {
+            try sink.write("{\"id\":\(letter.id),\"source\":")
+            try sink.write(jsonStringLiteral(Array(letter.source.utf8)))
+            try sink.write(",\"line\":\(letter.line),\"attempts\":\(letter.attempts),\"error\":")
+            try sink.write(jsonStringLiteral(Array(letter.error.utf8)))
+            try sink.write(",\"body\":")
+            try sink.write(jsonStringLiteral(Array(letter.body.utf8)))
+            try sink.write("}\n")
+        }
+        try sink.commit()
+        writeStandardError("castle queue: \(backend.displayURL): depth \(depth), \(dead.count) dead letters\n")
     }
 }

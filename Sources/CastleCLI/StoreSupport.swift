@@ -1,5 +1,6 @@
 import ArgumentParser
 import Formats
+import Logging
 import PostgresBackend
 import SQLiteBackend
 import Storage
@@ -39,28 +40,36 @@ enum Backends {
     /// The plugins this binary carries, registered once before any URL is opened.
     static func registerPlugins() {
         SQLitePlugin.register()
-        PostgresPlugin.register()
+        PostgresPlugin.register(logger: driverLogger())
     }
 
-    /// Opens `url`; unless `migrating`, refuses a store whose schema is not this binary's. Only `create`
-    /// (`castle migrate up`) makes a store that is not there yet.
-    static func open(
+    /// castle's logger for the database driver, on stderr: errors only, or everything the driver says at
+    /// debug level when `CASTLE_DB_DEBUG` is set (and not `0`).
+    static func driverLogger() -> Logger {
+        var logger = Logger(label: "castle.postgres") { label in StreamLogHandler.standardError(label: label) }
+        let debug = environment()["CASTLE_DB_DEBUG"].map { !$0.isEmpty && $0 != "0" } ?? false
+        logger.logLevel = debug ? .debug : .error
+        return logger
+    }
+
+    /// Opens `url`, runs `body` with it and closes it on every path; unless `migrating`, refuses a store
+    /// whose schema is not this binary's. Only `create` (`castle migrate up`) makes a store that is not
+    /// there yet.
+    static func with<T>(
         _ url: String,
         migrating: Bool = false,
-        create: Bool = false
-    ) async throws(CastleError)
-        -> any Backend
-    {
-        let backend = try await StorageRegistry.open(url, create: create)
-        if !migrating, let schema = backend.schema {
-            do throws(CastleError) {
-                try await Migrator(database: schema, storeName: backend.displayURL).requireCurrent()
-            } catch {
-                await backend.close()
-                throw error
-            }
+        create: Bool = false,
+        _ body: (any Backend) async throws(CastleError) -> T
+    ) async throws(CastleError) -> T {
+        try await StorageRegistry.withBackend(url, create: create) { (backend) throws(CastleError) -> T in
+            if !migrating { try await requireCurrentSchema(backend) }
+            return try await body(backend)
         }
-        return backend
+    }
+
+    static func requireCurrentSchema(_ backend: any Backend) async throws(CastleError) {
+        guard let schema = backend.schema else { return }
+        try await Migrator(database: schema, storeName: backend.displayURL).requireCurrent()
     }
 }
 
@@ -83,14 +92,27 @@ struct DatasetExport {
     private let slot: Int?
 
     init(dataset: String, storeURL: String) async throws(CastleError) {
-        let backend = try await Backends.open(storeURL)
         let directory = environment()["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
         var template = Array("\(directory)/castle-dataset-XXXXXX".utf8CString)
         let fd = mkstemp(&template)
         guard fd >= 0 else { throw CastleError(.cantCreate, "\(directory): cannot create a temporary file") }
         close(fd)
-        path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        slot = TemporaryFiles.register(path)
+        let path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let slot = TemporaryFiles.register(path)
+        do throws(CastleError) {
+            try await Backends.with(storeURL) { (backend) throws(CastleError) in
+                try await Self.write(dataset, of: backend, to: path)
+            }
+        } catch {
+            unlink(path)
+            TemporaryFiles.unregister(slot)
+            throw error
+        }
+        self.path = path
+        self.slot = slot
+    }
+
+    private static func write(_ dataset: String, of backend: any Backend, to path: String) async throws(CastleError) {
         let sink = try OutputSink(path: path)
         do throws(CastleError) {
             var line: Int64 = 0
@@ -114,11 +136,8 @@ struct DatasetExport {
             try sink.commit()
         } catch {
             sink.abort()
-            unlink(path)
-            TemporaryFiles.unregister(slot)
             throw error
         }
-        await backend.close()
     }
 
     func remove() {

@@ -127,6 +127,8 @@ public final class MatchWorker {
         var offset = state.offset
         var events: [Event] = []
         var ready = false
+        // The cursor as last written: an idle worker writes nothing.
+        var cursor: (through: Int64, inFlight: Int64)? = nil
         let progress = ProgressBar(label: "match", forceDisabled: !options.showProgress)
         defer { progress.finish() }
 
@@ -144,12 +146,12 @@ public final class MatchWorker {
                 summary.secondsToReady = Double(monotonicNanoseconds() - started) / 1e9
             }
             if messages.isEmpty {
-                try await queue.markConsumed(partition: options.partition, through: offset, inFlight: offset)
+                try await markConsumed(through: offset, inFlight: offset, &cursor)
                 if options.drain, try await queue.depth(partition: options.partition) == 0 { break }
                 try await queue.waitForMessages(timeoutSeconds: 1)
                 continue
             }
-            try await queue.markConsumed(partition: options.partition, through: offset, inFlight: messages.last!.id)
+            try await markConsumed(through: offset, inFlight: messages.last!.id, &cursor)
             var commit = MatchCommit(consumer: consumer, offset: offset, lastSeq: Int64(writer.seq), events: nil)
             var touched: Set<OrderID> = []
             var applied = 0
@@ -239,7 +241,7 @@ public final class MatchWorker {
                 status: "\(summary.messages) messages, offset \(offset)"
             )
         }
-        try await queue.markConsumed(partition: options.partition, through: offset, inFlight: offset)
+        try await markConsumed(through: offset, inFlight: offset, &cursor)
         if let path = options.bookOutPath {
             let sink = try OutputSink(path: path)
             do throws(CastleError) {
@@ -250,6 +252,17 @@ public final class MatchWorker {
                 throw error
             }
         }
+    }
+
+    /// Writes the queue's cursor for the partition, unless it already says so.
+    private func markConsumed(
+        through: Int64,
+        inFlight: Int64,
+        _ written: inout (through: Int64, inFlight: Int64)?
+    ) async throws(CastleError) {
+        if let written, written.through == through, written.inFlight == inFlight { return }
+        try await queue.markConsumed(partition: options.partition, through: through, inFlight: inFlight)
+        written = (through, inFlight)
     }
 
     /// Takes the partition, or waits as a standby until its owner goes. Nil when asked to stop meanwhile.

@@ -36,6 +36,15 @@ public protocol Store: AnyObject, Sendable {
     /// All trades of a consumer, in `seq` order, with `seq > afterSeq`, at most `limit`.
     func readTrades(consumer: String, afterSeq: Int64, limit: Int) async throws(CastleError) -> [TradeRow]
 
+    /// The backend's background work while it is open, until the calling task is cancelled or its service
+    /// group shuts down gracefully: PostgreSQL's connection pool (`PostgresClient.run()`), which answers no
+    /// statement until it runs. Memory and SQLite have none and return at once. Run it beside the work:
+    /// ``StorageRegistry/withBackend(_:_:)`` does, in a task group; the durable worker runs it as a
+    /// service of its `ServiceGroup`.
+    func run() async
+
+    /// Ends what the backend holds besides its background work (listener connection, SQLite thread).
+    /// Call it once, after the last use; ``StorageRegistry/withBackend(_:_:)`` does on every path.
     func close() async
 }
 

@@ -19,9 +19,13 @@ import Glibc
     @Test(arguments: StorageConformance.checkNames)
     func sqlite(_ check: String) async throws {
         let directory = try TestDirectory()
-        let backend = try SQLiteBackend(url: StorageURL(parsing: "sqlite://\(directory.path)/castle.db"), create: true)
+        let backend = try await SQLiteBackend.open(
+            url: StorageURL(parsing: "sqlite://\(directory.path)/castle.db"),
+            create: true
+        )
         try await Migrator(database: backend, storeName: backend.displayURL).up()
         try await StorageConformance.run(check, on: backend)
+        await backend.close()
     }
 }
 

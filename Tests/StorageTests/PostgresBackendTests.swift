@@ -40,19 +40,31 @@ enum PostgresTestServer {
         databaseURL.path = name
         do {
             let backend = try await PostgresBackend.open(databaseURL)
-            do {
+            try await running(backend) {
                 if migrated { try await Migrator(database: backend, storeName: backend.displayURL).up() }
                 try await body(backend, databaseURL)
-            } catch {
-                await backend.close()
-                throw error
             }
-            await backend.close()
         } catch {
             try? await PostgresBackend.administer(serverURL, "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
             throw error
         }
         try await PostgresBackend.administer(serverURL, "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+    }
+}
+
+/// Runs `body` with the backend's pool running beside it, then closes the backend, whatever `body` does.
+func running(_ backend: PostgresBackend, _ body: () async throws -> Void) async throws {
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { await backend.run() }
+        do {
+            try await body()
+        } catch {
+            await backend.close()
+            group.cancelAll()
+            throw error
+        }
+        await backend.close()
+        group.cancelAll()
     }
 }
 

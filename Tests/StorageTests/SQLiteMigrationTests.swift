@@ -5,13 +5,13 @@ import Storage
 import Testing
 
 @Suite struct SQLiteMigrationTests {
-    func backend(_ directory: TestDirectory) throws -> SQLiteBackend {
-        try SQLiteBackend(url: StorageURL(parsing: "sqlite://\(directory.path)/castle.db"), create: true)
+    func backend(_ directory: TestDirectory) async throws -> SQLiteBackend {
+        try await SQLiteBackend.open(url: StorageURL(parsing: "sqlite://\(directory.path)/castle.db"), create: true)
     }
 
     @Test func aMigrationThatFailsMidwayLeavesTheDatabaseAsItWas() async throws {
         let directory = try TestDirectory()
-        let backend = try backend(directory)
+        let backend = try await backend(directory)
         try await Migrator(database: backend, storeName: backend.displayURL).up(to: 1)
         let broken =
             Migration.all(for: .sqlite) + [
@@ -43,8 +43,8 @@ import Testing
 
     @Test func concurrentMigrationsApplyOnce() async throws {
         let directory = try TestDirectory()
-        let first = try backend(directory)
-        let second = try backend(directory)
+        let first = try await backend(directory)
+        let second = try await backend(directory)
         let counts = try await withThrowingTaskGroup(of: Int.self) { group in
             for backend in [first, second] {
                 group.addTask { try await Migrator(database: backend, storeName: backend.displayURL).up().count }

@@ -1,0 +1,341 @@
+internal import CSQLite
+public import Formats
+public import Storage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The queue: a table with lease columns and a cursor row per owned partition.
+extension SQLiteBackend {
+
+    public func beginEnqueue(source: String) async throws(CastleError) -> any IngestSession {
+        try await SQLiteIngest.begin(
+            path: path,
+            name: displayURL,
+            sql: "INSERT OR IGNORE INTO queue_messages (source, line, symbol, shard, body) VALUES (?, ?, ?, ?, ?)"
+        ) { statement, row in
+            statement.bind(1, source)
+            statement.bind(2, row.line)
+            statement.bind(3, row.symbol)
+            statement.bind(4, Partition.shard(of: row.symbol))
+            statement.bind(5, row.body)
+        }
+    }
+
+    private static let partitionFilter = "(? = 1 OR shard % ? = ?)"
+    /// Done through an owner's cursor (``markConsumed(partition:through:inFlight:)``), row untouched.
+    private static let consumedByAnOwner = """
+        EXISTS (SELECT 1 FROM queue_cursors c
+            WHERE queue_messages.id <= c.through AND queue_messages.shard % c.part_count = c.part_index)
+        """
+
+    public func receive(
+        partition: Partition,
+        limit: Int,
+        leaseSeconds: Int,
+        maxAttempts: Int
+    )
+        async throws(CastleError) -> [QueueMessage]
+    {
+        let now = wallClockMilliseconds()
+        return try await withConnection { (connection) throws(CastleError) in
+            try connection.writeTransaction(durable: false) { () throws(CastleError) in
+                let select = try connection.prepare(
+                    """
+                    SELECT id, source, line, symbol, body, attempts FROM queue_messages
+                    WHERE state = 0 AND lease_until <= ? AND \(Self.partitionFilter)
+                        AND id > coalesce(
+                            (SELECT through FROM queue_cursors WHERE part_index = ? AND part_count = ?), 0)
+                        AND NOT \(Self.consumedByAnOwner)
+                    ORDER BY id LIMIT ?
+                    """
+                )
+                select.bind(1, now)
+                select.bind(2, partition: partition)
+                select.bind(5, partition.index)
+                select.bind(6, partition.count)
+                select.bind(7, limit)
+                var candidates: [QueueMessage] = []
+                while try select.step() {
+                    candidates.append(Self.message(select))
+                }
+                // Messages delivered maxAttempts times without an ack go to the dead letters; the others
+                // are leased with one statement over the run of ids (the same filter keeps it exact).
+                var delivered: [QueueMessage] = []
+                for var message in candidates {
+                    if message.attempts >= maxAttempts {
+                        try Self.bury(
+                            connection,
+                            message.id,
+                            error: "not acknowledged after \(message.attempts) deliveries"
+                        )
+                        continue
+                    }
+                    message.attempts += 1
+                    delivered.append(message)
+                }
+                if let first = delivered.first?.id, let last = delivered.last?.id {
+                    let lease = try connection.prepare(
+                        """
+                        UPDATE queue_messages SET attempts = attempts + 1, lease_until = ?
+                        WHERE id BETWEEN ? AND ? AND state = 0 AND lease_until <= ? AND attempts < ?
+                            AND \(Self.partitionFilter)
+                        """
+                    )
+                    lease.bind(1, now + Int64(leaseSeconds) * 1000)
+                    lease.bind(2, first)
+                    lease.bind(3, last)
+                    lease.bind(4, now)
+                    lease.bind(5, maxAttempts)
+                    lease.bind(6, partition: partition)
+                    try lease.run()
+                }
+                return delivered
+            }
+        }
+    }
+
+    /// A row of `SELECT id, source, line, symbol, body, attempts FROM queue_messages`.
+    private static func message(_ row: Statement) -> QueueMessage {
+        QueueMessage(
+            id: row.int64(0),
+            source: row.string(1),
+            line: row.int64(2),
+            symbol: row.string(3),
+            body: row.string(4),
+            attempts: row.int(5)
+        )
+    }
+
+    /// Moves one message to the dead letters.
+    private static func bury(_ connection: SQLiteConnection, _ id: Int64, error: String) throws(CastleError) {
+        let copy = try connection.prepare(
+            """
+            INSERT OR REPLACE INTO dead_letters (id, source, line, body, attempts, error)
+            SELECT id, source, line, body, attempts, ? FROM queue_messages WHERE id = ?
+            """
+        )
+        copy.bind(1, error)
+        copy.bind(2, id)
+        try copy.run()
+        let mark = try connection.prepare("UPDATE queue_messages SET state = 2, last_error = ? WHERE id = ?")
+        mark.bind(1, error)
+        mark.bind(2, id)
+        try mark.run()
+    }
+
+    public func ack(_ ids: [Int64]) async throws(CastleError) {
+        guard !ids.isEmpty else { return }
+        try await withConnection { (connection) throws(CastleError) in
+            try connection.writeTransaction(durable: false) { () throws(CastleError) in
+                // Acks come in runs of ids (a partition's batch): one statement a run of consecutive ids.
+                let single = try connection.prepare("UPDATE queue_messages SET state = 1 WHERE id = ? AND state = 0")
+                let range = try connection.prepare(
+                    "UPDATE queue_messages SET state = 1 WHERE id BETWEEN ? AND ? AND state = 0"
+                )
+                let sorted = ids.sorted()
+                var start = 0
+                while start < sorted.count {
+                    var end = start
+                    while end + 1 < sorted.count && sorted[end + 1] == sorted[end] + 1 { end += 1 }
+                    if end == start {
+                        single.bind(1, sorted[start])
+                        try single.run()
+                    } else {
+                        range.bind(1, sorted[start])
+                        range.bind(2, sorted[end])
+                        try range.run()
+                    }
+                    start = end + 1
+                }
+            }
+        }
+    }
+
+    public func fail(_ ids: [Int64], error: String, maxAttempts: Int) async throws(CastleError) {
+        try await withConnection { (connection) throws(CastleError) in
+            try connection.writeTransaction(durable: false) { () throws(CastleError) in
+                let read = try connection.prepare("SELECT attempts FROM queue_messages WHERE id = ? AND state = 0")
+                let release = try connection.prepare(
+                    "UPDATE queue_messages SET lease_until = 0, last_error = ? WHERE id = ?"
+                )
+                for id in ids {
+                    read.bind(1, id)
+                    guard try read.step() else { continue }
+                    let attempts = read.int(0)
+                    sqlite3_reset(read.handle)
+                    if attempts >= maxAttempts {
+                        try Self.bury(connection, id, error: error)
+                    } else {
+                        release.bind(1, error)
+                        release.bind(2, id)
+                        try release.run()
+                    }
+                }
+            }
+        }
+    }
+
+    public func releaseLeases(partition: Partition) async throws(CastleError) {
+        try await withConnection { (connection) throws(CastleError) in
+            let statement = try connection.prepare(
+                "UPDATE queue_messages SET lease_until = 0 WHERE state = 0 AND lease_until > 0 AND \(Self.partitionFilter)"
+            )
+            statement.bind(1, partition: partition)
+            try statement.run()
+        }
+    }
+
+    public func depth(partition: Partition?) async throws(CastleError) -> Int {
+        let partition = partition ?? .whole
+        return try await withConnection { (connection) throws(CastleError) in
+            let statement = try connection.prepare(
+                "SELECT count(*) FROM queue_messages WHERE state = 0 AND \(Self.partitionFilter) AND NOT \(Self.consumedByAnOwner)"
+            )
+            statement.bind(1, partition: partition)
+            try statement.step()
+            return statement.int(0)
+        }
+    }
+
+    public func deadLetters() async throws(CastleError) -> [DeadLetter] {
+        try await withConnection { (connection) throws(CastleError) in
+            let statement = try connection.prepare(
+                "SELECT id, source, line, body, attempts, error FROM dead_letters ORDER BY id"
+            )
+            var result: [DeadLetter] = []
+            while try statement.step() {
+                result.append(
+                    DeadLetter(
+                        id: statement.int64(0),
+                        source: statement.string(1),
+                        line: statement.int64(2),
+                        body: statement.string(3),
+                        attempts: statement.int(4),
+                        error: statement.string(5)
+                    )
+                )
+            }
+            return result
+        }
+    }
+
+    public func read(partition: Partition, after: Int64, limit: Int) async throws(CastleError) -> [QueueMessage] {
+        try await withConnection { (connection) throws(CastleError) in
+            let select = try connection.prepare(
+                """
+                SELECT id, source, line, symbol, body, attempts FROM queue_messages
+                WHERE id > ? AND state = 0 AND \(Self.partitionFilter) ORDER BY id LIMIT ?
+                """
+            )
+            select.bind(1, after)
+            select.bind(2, partition: partition)
+            select.bind(5, limit)
+            var messages: [QueueMessage] = []
+            while try select.step() {
+                messages.append(Self.message(select))
+            }
+            return messages
+        }
+    }
+
+    public func markConsumed(partition: Partition, through: Int64, inFlight: Int64) async throws(CastleError) {
+        try await withConnection { (connection) throws(CastleError) in
+            try connection.writeTransaction(durable: false) { () throws(CastleError) in
+                let upsert = try connection.prepare(
+                    """
+                    INSERT INTO queue_cursors (part_index, part_count, through, in_flight) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (part_index, part_count) DO UPDATE SET through = excluded.through,
+                        in_flight = excluded.in_flight
+                    """
+                )
+                upsert.bind(1, partition.index)
+                upsert.bind(2, partition.count)
+                upsert.bind(3, through)
+                upsert.bind(4, max(through, inFlight))
+                try upsert.run()
+            }
+        }
+    }
+
+    public func recoverInFlight(
+        partition: Partition,
+        after: Int64,
+        maxAttempts: Int
+    )
+        async throws(CastleError) -> (inFlight: Int64, attempts: Int)
+    {
+        try await withConnection { (connection) throws(CastleError) in
+            try connection.writeTransaction { () throws(CastleError) -> (inFlight: Int64, attempts: Int) in
+                let cursor = try connection.prepare(
+                    "SELECT through, in_flight FROM queue_cursors WHERE part_index = ? AND part_count = ?"
+                )
+                cursor.bind(1, partition.index)
+                cursor.bind(2, partition.count)
+                guard try cursor.step() else { return (0, 0) }
+                let (through, inFlight) = (cursor.int64(0), cursor.int64(1))
+                sqlite3_reset(cursor.handle)
+                guard inFlight > after else { return (0, 0) }
+                let range = "id > ? AND id <= ? AND state = 0 AND \(Self.partitionFilter)"
+                let count = try connection.prepare("UPDATE queue_messages SET attempts = attempts + 1 WHERE \(range)")
+                let bindRange = { (statement: Statement) in
+                    statement.bind(1, max(after, through))
+                    statement.bind(2, inFlight)
+                    statement.bind(3, partition: partition)
+                }
+                bindRange(count)
+                try count.run()
+                let exhausted = try connection.prepare(
+                    "SELECT id, attempts FROM queue_messages WHERE \(range) AND attempts >= ?"
+                )
+                bindRange(exhausted)
+                exhausted.bind(6, maxAttempts)
+                var dead: [(Int64, Int)] = []
+                while try exhausted.step() { dead.append((exhausted.int64(0), exhausted.int(1))) }
+                for (id, attempts) in dead {
+                    try Self.bury(connection, id, error: "not acknowledged after \(attempts) deliveries")
+                }
+                let most = try connection.prepare(
+                    "SELECT coalesce(max(attempts), 0) FROM queue_messages WHERE \(range)"
+                )
+                bindRange(most)
+                try most.step()
+                return (inFlight, most.int(0))
+            }
+        }
+    }
+
+    /// SQLite has no notifications: a short sleep, so an idle worker wakes a few times a second.
+    public func waitForMessages(timeoutSeconds: Double) async throws(CastleError) {
+        try? await Task.sleep(for: .milliseconds(Int(min(timeoutSeconds, 0.1) * 1000)))
+    }
+
+    public func acquire(partition: Partition, wait: Bool) async throws(CastleError) -> (any PartitionLock)? {
+        let lockPath = "\(path).match-\(partition.index)-of-\(partition.count).lock"
+        let fd = Glibc.open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        if fd < 0 { throw CastleError(.cantCreate, "\(lockPath): cannot open the partition lock") }
+        while true {
+            if flock(fd, LOCK_EX | LOCK_NB) == 0 { return FileLock(fd: fd) }
+            if errno != EWOULDBLOCK {
+                Glibc.close(fd)
+                throw CastleError(.ioError, "\(lockPath): cannot lock")
+            }
+            if !wait {
+                Glibc.close(fd)
+                return nil
+            }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+    }
+}
+
+/// An exclusive `flock`: released by `release()`, or by the kernel when the process ends.
+final class FileLock: PartitionLock {
+    private let fd: Int32
+    init(fd: Int32) { self.fd = fd }
+    func release() async {
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
+}

@@ -1,0 +1,151 @@
+import Formats
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A thread of its own for one SQLite connection. SQLite's calls block (an fsync per commit under
+/// `synchronous = FULL`, up to the 10 s busy timeout behind another writer), so they run here, one at
+/// a time in the order given, never on Swift's cooperative threads that every async task shares.
+/// The thread ends at ``stop()`` (or when the owner goes) once the jobs already given have run.
+final class SQLiteThread: @unchecked Sendable {
+    /// Heap-allocated, as swift-nio does: a `pthread_mutex_t` needs a stable address.
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    /// Under `mutex`.
+    private var jobs: [() -> Void] = []
+    private var stopping = false
+
+    init(name: String) throws(CastleError) {
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(condition, nil)
+        // The thread holds the queue until it ends; the queue's owner does not wait for that.
+        let retained = Unmanaged.passRetained(self)
+        var thread = pthread_t()
+        let status = pthread_create(
+            &thread,
+            nil,
+            { argument in
+                let queue = Unmanaged<SQLiteThread>.fromOpaque(argument!).takeRetainedValue()
+                queue.loop()
+                return nil
+            },
+            retained.toOpaque()
+        )
+        guard status == 0 else {
+            retained.release()
+            throw CastleError(.temporaryFailure, "\(name): cannot start a thread for SQLite (error \(status))")
+        }
+        pthread_detach(thread)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        condition.deallocate()
+        mutex.deallocate()
+    }
+
+    private func loop() {
+        while true {
+            pthread_mutex_lock(mutex)
+            while jobs.isEmpty && !stopping { pthread_cond_wait(condition, mutex) }
+            let batch = jobs
+            jobs.removeAll()
+            let done = stopping && batch.isEmpty
+            pthread_mutex_unlock(mutex)
+            if done { return }
+            for job in batch { job() }
+        }
+    }
+
+    /// Gives the thread `job` without waiting for it.
+    func submit(_ job: @escaping @Sendable () -> Void) { enqueue(job) }
+
+    private func enqueue(_ job: @escaping () -> Void) {
+        pthread_mutex_lock(mutex)
+        jobs.append(job)
+        pthread_cond_signal(condition)
+        pthread_mutex_unlock(mutex)
+    }
+
+    /// Runs `work` on the thread and returns its result; the calling task waits without holding a thread.
+    func run<T: Sendable>(_ work: @escaping @Sendable () throws(CastleError) -> T) async throws(CastleError) -> T {
+        let result = await withCheckedContinuation {
+            (continuation: CheckedContinuation<Result<T, CastleError>, Never>) in
+            enqueue {
+                continuation.resume(returning: Result { () throws(CastleError) -> T in try work() })
+            }
+        }
+        return try result.get()
+    }
+
+    /// Ends the thread after the jobs already given.
+    func stop() {
+        pthread_mutex_lock(mutex)
+        stopping = true
+        pthread_cond_signal(condition)
+        pthread_mutex_unlock(mutex)
+    }
+}
+
+/// One SQLite connection and the thread that uses it: every call goes through ``run(_:)``, and the
+/// connection is closed there too (closing the last one checkpoints the WAL: file I/O).
+final class SQLiteSerialConnection: @unchecked Sendable {
+    let name: String
+    private let thread: SQLiteThread
+    /// Touched only on `thread`.
+    private let box: Box
+
+    private final class Box: @unchecked Sendable {
+        var connection: SQLiteConnection?
+    }
+
+    private init(name: String, thread: SQLiteThread, box: Box) {
+        self.name = name
+        self.thread = thread
+        self.box = box
+    }
+
+    /// Opens `path` on a new thread (opening reads the file and may wait for a lock too).
+    static func open(path: String, name: String) async throws(CastleError) -> SQLiteSerialConnection {
+        let thread = try SQLiteThread(name: name)
+        let box = Box()
+        do throws(CastleError) {
+            try await thread.run { () throws(CastleError) in
+                box.connection = try SQLiteConnection(path: path, name: name)
+            }
+        } catch {
+            thread.stop()
+            throw error
+        }
+        return SQLiteSerialConnection(name: name, thread: thread, box: box)
+    }
+
+    deinit {
+        let box = box
+        thread.submit { box.connection = nil }
+        thread.stop()
+    }
+
+    /// `work` with the connection, on its thread; every statement is reset after, so none keeps a read
+    /// transaction open.
+    func run<T: Sendable>(
+        _ work: @escaping @Sendable (SQLiteConnection) throws(CastleError) -> T
+    ) async throws(CastleError) -> T {
+        let box = box
+        let name = name
+        return try await thread.run { () throws(CastleError) -> T in
+            guard let connection = box.connection else { throw CastleError(.software, "\(name) is closed") }
+            defer { connection.resetAll() }
+            return try work(connection)
+        }
+    }
+
+    /// Closes the connection, on its thread, and ends the thread. Later calls fail.
+    func close() async {
+        let box = box
+        _ = try? await thread.run { () throws(CastleError) in box.connection = nil }
+        thread.stop()
+    }
+}
