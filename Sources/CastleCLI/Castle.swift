@@ -15,12 +15,12 @@ enum Entry {
         signal(SIGPIPE, SIG_IGN)
         Backends.registerPlugins()
         do {
-            var command = try Castle.parseAsRoot()
+            var command = try await Castle.asyncParseAsRoot()
             // The stop signals (SIGINT, SIGTERM, SIGHUP) have one owner per process, chosen here before
             // anything runs, so nothing depends on which handler was installed last: a service (the durable
             // worker) stops gracefully through swift-service-lifecycle; every other command is a batch job,
             // which removes its temporary outputs and exits 128 + the signal.
-            if (command as? any StopsGracefully)?.stopsGracefully != true { TemporaryFiles.removeOnSignals() }
+            if !stopsGracefully(command) { TemporaryFiles.removeOnSignals() }
             if var command = command as? any AsyncParsableCommand {
                 try await command.run()
             } else {
@@ -36,6 +36,12 @@ enum Entry {
 /// hand and stop, rather than ending the process.
 protocol StopsGracefully {
     var stopsGracefully: Bool { get }
+}
+
+/// Whether `command` runs as a service (``StopsGracefully``). Outside the main actor, so that the cast
+/// finds only the nonisolated conformance.
+nonisolated func stopsGracefully(_ command: any ParsableCommand) -> Bool {
+    (command as? any StopsGracefully)?.stopsGracefully == true
 }
 
 struct Castle: AsyncParsableCommand {
