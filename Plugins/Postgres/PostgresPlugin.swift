@@ -1,4 +1,4 @@
-import Formats
+import CastleSupport
 import Storage
 
 /// Registers `postgres://` and `postgresql://` with the ``StorageRegistry``.

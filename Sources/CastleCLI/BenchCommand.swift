@@ -1,6 +1,7 @@
 import ArgumentParser
 import CastleBench
-import Formats
+import CastleSupport
+import Streams
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

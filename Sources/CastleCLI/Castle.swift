@@ -1,5 +1,5 @@
 import ArgumentParser
-import Formats
+import Streams
 
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,8 @@
 import ArgumentParser
-import Formats
+import CastleSupport
+import Pipeline
 import Storage
+import Streams
 
 struct EventsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -35,50 +37,19 @@ struct EventsCommand: AsyncParsableCommand {
                 guard let parsed = Partition(parsing: partition) else {
                     throw CastleError(.usage, "--partition must be K/N with 0 ≤ K < N; got '\(partition)'")
                 }
-                consumer = "match:\(parsed)"
+                consumer = EventLog.consumer(of: parsed)
             } else {
-                let consumers = try await backend.eventConsumers()
-                if consumers.count > 1 {
-                    let names = consumers.map { String($0.dropFirst("match:".count)) }.joined(separator: ", ")
-                    throw CastleError(
-                        .usage,
-                        "\(backend.displayURL) has several partitions (\(names)): pick one with --partition"
-                    )
-                }
-                consumer = consumers.first ?? "match:0/1"
+                consumer = try await EventLog.onlyConsumer(of: backend)
             }
             let sink = try OutputSink(path: output)
             do throws(CastleError) {
-                var from = fromSeq
-                while true {
-                    let segments = try await backend.readEvents(consumer: consumer, fromSeq: from, limit: 256)
-                    guard let last = segments.last else { break }
-                    for segment in segments {
-                        if segment.firstSeq >= fromSeq {
-                            try sink.write(segment.body)
-                        } else {
-                            try Self.writeLines(of: segment, from: fromSeq, to: sink)
-                        }
-                    }
-                    from = last.lastSeq + 1
-                }
+                try await EventLog.write(consumer: consumer, fromSeq: fromSeq, of: backend, to: sink)
                 try sink.commit()
             } catch {
                 sink.abort()
                 throw error
             }
             await backend.close()
-        }
-    }
-
-    /// The lines of a segment whose seq is at least `from` (lines are `{"seq":N,…`).
-    static func writeLines(of segment: EventSegment, from: Int64, to sink: OutputSink) throws(CastleError) {
-        var seq = segment.firstSeq
-        var start = 0
-        for index in segment.body.indices where segment.body[index] == UInt8(ascii: "\n") {
-            if seq >= from { try sink.write(segment.body[start...index]) }
-            seq += 1
-            start = index + 1
         }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CastleCore
-import Formats
+import CastleSupport
+import Streams
 import SyntheticData
 
 struct GenerateCommand: ParsableCommand {

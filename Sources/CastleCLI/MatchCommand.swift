@@ -1,6 +1,6 @@
 import ArgumentParser
 import CastleCore
-import Formats
+import CastleSupport
 import Pipeline
 import Storage
 

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Formats
+import CastleSupport
 import Storage
 
 struct MigrateCommand: AsyncParsableCommand {

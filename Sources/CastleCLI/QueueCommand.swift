@@ -1,6 +1,8 @@
 import ArgumentParser
-import Formats
+import CastleSupport
+import Pipeline
 import Storage
+import Streams
 
 struct QueueCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -37,15 +39,7 @@ struct QueueCommand: AsyncParsableCommand {
             let depth = try await backend.depth(partition: selected)
             let dead = try await backend.deadLetters()
             let sink = try OutputSink(path: nil)
-            for letter in dead {
-                try sink.write("{\"id\":\(letter.id),\"source\":")
-                try sink.write(jsonStringLiteral(Array(letter.source.utf8)))
-                try sink.write(",\"line\":\(letter.line),\"attempts\":\(letter.attempts),\"error\":")
-                try sink.write(jsonStringLiteral(Array(letter.error.utf8)))
-                try sink.write(",\"body\":")
-                try sink.write(jsonStringLiteral(Array(letter.body.utf8)))
-                try sink.write("}\n")
-            }
+            for letter in dead { try letter.write(to: sink) }
             try sink.commit()
             writeStandardError("castle queue: \(backend.displayURL): depth \(depth), \(dead.count) dead letters\n")
             await backend.close()

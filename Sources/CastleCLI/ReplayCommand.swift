@@ -1,7 +1,10 @@
 import ArgumentParser
 import CastleCore
-import Formats
+import CastleSupport
+import Pipeline
 import Replay
+import Reports
+import Storage
 
 struct ReplayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -206,7 +209,15 @@ struct ReplayCommand: AsyncParsableCommand {
         var exported: DatasetExport?
         if let dataset {
             exported = try await runAsyncJob("replay") { () async throws(CastleError) in
-                try await DatasetExport(dataset: dataset, storeURL: storeOptions.storeURL)
+                let backend = try await Backends.open(storeOptions.storeURL)
+                do throws(CastleError) {
+                    let export = try await DatasetExport(dataset: dataset, of: backend)
+                    await backend.close()
+                    return export
+                } catch {
+                    await backend.close()
+                    throw error
+                }
             }
             options.inputPath = exported?.path
             options.inputFormat = .ndjson

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CastleCore
-import Formats
+import CastleSupport
+import Streams
 
 /// Runs a job, turning a ``CastleError`` into its message on stderr and its exit code. A closed stdout
 /// (`| head`) ends quietly with 0, as Unix tools do.

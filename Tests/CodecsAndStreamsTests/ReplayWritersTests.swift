@@ -1,6 +1,7 @@
 import CastleCore
-import Formats
 import MarketData
+import Reports
+import Streams
 import Testing
 
 /// What `body` writes to a sink, as text.

@@ -1,4 +1,6 @@
 public import CastleCore
+public import CastleSupport
+public import Streams
 
 /// Writes engine events as the contract's NDJSON: one object a line, `seq` dense from 1, prices and
 /// quantities as canonical decimals in the units of each symbol's instrument.

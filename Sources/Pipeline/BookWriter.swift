@@ -1,5 +1,7 @@
 public import CastleCore
+public import CastleSupport
 public import MatchingEngine
+public import Streams
 
 /// Writes the resting book as one JSON object (`--book-out`):
 /// `{"BTC-USD": {"bids": [["101.25", [[17, "0.5"]]]], "asks": []}}` — symbols in byte order of their

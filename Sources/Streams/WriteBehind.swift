@@ -1,5 +1,6 @@
 // stat and timespec are attributed to libarchive's clang module in whole-module builds.
 internal import CArchive
+import CastleSupport
 
 #if canImport(Glibc)
 import Glibc

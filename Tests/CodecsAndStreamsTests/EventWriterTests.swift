@@ -1,5 +1,6 @@
 import CastleCore
-import Formats
+import Codecs
+import Streams
 import Testing
 
 /// Writes `events` with symbols `BTC-USD` (0, 2 price / 4 qty decimals), `we"ird\sym` (1, unrestricted),

@@ -1,5 +1,6 @@
 import CastleCore
-import Formats
+import Codecs
+import Pipeline
 import SyntheticData
 import Testing
 

@@ -1,6 +1,8 @@
 // pthread types are attributed to libarchive's clang module in whole-module builds.
 internal import CArchive
 public import CastleCore
+public import CastleSupport
+public import Streams
 
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,4 @@
-// In whole-module builds clang attributes timespec to the first module that includes <time.h>: libarchive's.
-internal import CArchive
+import CastleSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -45,25 +44,5 @@ public final class ProgressBar {
         guard enabled, drawn else { return }
         writeStandardError("\r\u{1B}[2K")
         drawn = false
-    }
-}
-
-public func monotonicNanoseconds() -> UInt64 {
-    var time = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &time)
-    return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
-}
-
-/// Writes text to stderr unbuffered (logs, progress, summaries; never data).
-public func writeStandardError(_ text: String) {
-    var text = text
-    text.withUTF8 { bytes in
-        var offset = 0
-        while offset < bytes.count {
-            let n = write(2, bytes.baseAddress! + offset, bytes.count - offset)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return }
-            offset += n
-        }
     }
 }

@@ -1,5 +1,6 @@
 import CastleCore
-import Formats
+import CastleSupport
+import Codecs
 import Testing
 
 @Suite struct InstrumentsFileTests {

@@ -1,5 +1,7 @@
 import CastleCore
+public import CastleSupport
 public import MarketData
+public import Streams
 
 // Writers for `castle replay`'s analytics outputs. Every number is written from integers (prices and
 // quantities as canonical decimals in the feed's units, means and VWAPs rounded half to even by integer

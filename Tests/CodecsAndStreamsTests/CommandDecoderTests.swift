@@ -1,5 +1,5 @@
 import CastleCore
-import Formats
+import Codecs
 import Testing
 
 func decode(_ text: String, with decoder: inout CommandDecoder, line: Int = 1) -> CommandDecoder.Decoded {

@@ -1,5 +1,8 @@
 public import CastleCore
+public import CastleSupport
+import Codecs
 import MatchingEngine
+import Streams
 
 /// `castle match` as a library call: reads the contract's NDJSON commands, runs them through the
 /// engine, writes events (and optionally the final book). Streams: memory follows the live book.

@@ -1,5 +1,7 @@
 import CastleCore
+public import CastleSupport
 public import MarketData
+public import Streams
 
 // Streaming readers for LOBSTER (lobsterdata.com) sample and academic files: the message file
 // (`time,type,id,size,price,direction`) and the orderbook file (`askPrice1,askSize1,bidPrice1,bidSize1,…`).

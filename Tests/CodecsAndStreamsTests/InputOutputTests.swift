@@ -1,6 +1,7 @@
 import CastleCore
-import Formats
+import CastleSupport
 import Foundation
+import Streams
 import Testing
 
 @Suite struct LineReaderTests {

@@ -1,4 +1,4 @@
-import Formats
+import Codecs
 import Testing
 
 /// One member as the scanner reported it, copied out of the line.

@@ -1,4 +1,5 @@
 internal import CArchive
+public import CastleSupport
 
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,6 @@
 public import CastleCore
+public import CastleSupport
+import Streams
 
 /// The instruments file: one JSON object a line,
 /// `{"symbol":"BTC-USD","tick":"0.01","lot":"0.0001"}`, with optional `price_decimals` and

@@ -1,6 +1,7 @@
 // stat and timespec are attributed to libarchive's clang module in whole-module builds.
 internal import CArchive
 public import CastleCore
+public import CastleSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -22,12 +23,12 @@ public final class OutputSink {
     /// The temporary file's slot in ``TemporaryFiles``, so an interrupt removes it.
     private var temporarySlot: Int?
     private var finished = false
-    @usableFromInline var buffer: UnsafeMutablePointer<UInt8>
-    @usableFromInline let capacity: Int
+    @usableFromInline package var buffer: UnsafeMutablePointer<UInt8>
+    @usableFromInline package let capacity: Int
     /// With write-behind: the buffer the writer thread may still be writing, swapped with `buffer`.
     private var spare: UnsafeMutablePointer<UInt8>?
     private var writeBehind: WriteBehind?
-    @usableFromInline var count = 0
+    @usableFromInline package var count = 0
     public private(set) var writtenBytes = 0
     /// Sees every byte of the output, in order, just before it is written (e.g. to hash the stream).
     public var observer: ((UnsafeBufferPointer<UInt8>) -> Void)?

@@ -1,6 +1,8 @@
 /// Splits an input into lines without copying them: each line is a view into the reader's buffer,
 /// valid until the next call. A trailing `\r` is dropped; the last line needs no newline. Memory is
 /// bounded by `lineBytesMax`: a longer line is reported as too long and skipped.
+public import CastleSupport
+
 public final class LineReader {
     public struct Line {
         public var bytes: UnsafeBufferPointer<UInt8>

@@ -4,8 +4,11 @@ import Glibc
 import Darwin
 #endif
 
+/// The text of the current errno value.
+public func errnoText() -> String { errnoText(errno) }
+
 /// The text of an errno value.
-func errnoText(_ code: Int32 = errno) -> String {
+public func errnoText(_ code: Int32) -> String {
     guard let text = strerror(code) else { return "error \(code)" }
     return String(cString: text)
 }

@@ -1,4 +1,6 @@
 import CastleCore
+public import CastleSupport
+public import Streams
 
 /// A one-page picture of a replayed day as a self-contained SVG: the mid price as a line over the bid-ask
 /// spread as a shaded band, traded volume as bars in a lower panel, a time axis in exchange time and a

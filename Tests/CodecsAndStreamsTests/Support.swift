@@ -1,6 +1,7 @@
 import CastleCore
-import Formats
+import CastleSupport
 import Foundation
+import Streams
 import Testing
 
 /// A fresh directory under the system temp directory, removed when the value goes away.
