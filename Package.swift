@@ -1,6 +1,12 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
+// The git commit `castle --version` shows, baked in at build time: bin/castle and bin/test set
+// CASTLE_GIT_COMMIT from git; a plain `swift build` or a build from a tarball shows "unknown".
+let gitCommit = String(
+    (Context.environment["CASTLE_GIT_COMMIT"] ?? "").filter { $0.isLetter || $0.isNumber || $0 == "-" }.prefix(64)
+)
+
 let package = Package(
     name: "castle",
     // Linux only: castle calls Glibc directly (threads, signals, clocks, mkstemp) and links the system's
@@ -110,11 +116,13 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
+        // The build's git commit, as a C string defined on the compiler's command line.
+        .target(name: "CBuildInfo", cSettings: [.define("CASTLE_GIT_COMMIT", to: "\"\(gitCommit)\"")]),
         .executableTarget(
             name: "CastleCLI",
             dependencies: [
                 "CastleCore", "CastleSupport", "MatchingEngine", "Streams", "Reports", "SyntheticData",
-                "CastleBench", "Replay", "Storage", "SQLiteBackend", "PostgresBackend", "Pipeline",
+                "CastleBench", "Replay", "Storage", "SQLiteBackend", "PostgresBackend", "Pipeline", "CBuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -8,13 +8,13 @@ struct EventsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "events",
         abstract: "Print the durable matcher's event log from the store as the contract's NDJSON, in seq order.",
+        usage: "castle events [<options>]",
         discussion: """
-            What `castle match --queue … --store …` wrote, byte for byte as `castle match` would have
-            printed it for the same stream. Each partition (--partition K/N of the worker) has its own log.
+            What the durable worker (`castle match --queue …`) wrote, byte for byte as `castle match` would have printed it for the same stream. Each partition (--partition K/N of the worker) has its own log.
 
             Examples:
               castle events > events.ndjson
-              castle events --store postgres://castle@db:5432/castle --from-seq 1000001 | grep '"trade"'
+              castle events --store postgres://castle@db/castle --from-seq 1000001
             """
     )
 
@@ -23,8 +23,10 @@ struct EventsCommand: AsyncParsableCommand {
     @Option(name: .customLong("from-seq"), help: ArgumentHelp("First seq to print.", valueName: "n"))
     var fromSeq: Int64 = 1
 
-    @Option(help: ArgumentHelp("The worker partition, K/N (default: the only one there is).", valueName: "k/n"))
-    var partition: String?
+    @Option(
+        help: ArgumentHelp("The log of partition K/N, \(partitionHelpText) (default: the only one).", valueName: "k/n")
+    )
+    var partition: Partition?
 
     @Option(name: [.short, .long], help: ArgumentHelp("Write here instead of stdout.", valueName: "file"))
     var output: String?
@@ -34,10 +36,7 @@ struct EventsCommand: AsyncParsableCommand {
             let backend = try await Backends.open(storeOptions.storeURL)
             let consumer: String
             if let partition {
-                guard let parsed = Partition(parsing: partition) else {
-                    throw CastleError(.usage, "--partition must be K/N with 0 ≤ K < N; got '\(partition)'")
-                }
-                consumer = EventLog.consumer(of: parsed)
+                consumer = EventLog.consumer(of: partition)
             } else {
                 consumer = try await EventLog.onlyConsumer(of: backend)
             }

@@ -1,5 +1,4 @@
 import ArgumentParser
-import CastleCore
 import CastleSupport
 import Streams
 
@@ -15,6 +14,34 @@ func runJob<T>(_ name: String, _ job: () throws(CastleError) -> T) throws -> T {
     }
 }
 
+/// The one input of a command (docs/cli.md): `castle CMD FILE`, `-` or nothing for stdin, and `-i FILE`
+/// as a synonym that older scripts use. Giving both is a usage error.
+struct InputOptions: ParsableArguments {
+    @Argument(help: ArgumentHelp("The input file; - or none: stdin.", valueName: "file"))
+    var file: String?
+
+    @Option(name: [.short, .long], help: ArgumentHelp("The same as FILE.", valueName: "file"))
+    var input: String?
+
+    func validate() throws {
+        if let file, let input {
+            throw ValidationError("give the input once, as FILE or as -i FILE, not both ('\(file)', '\(input)')")
+        }
+    }
+
+    /// The input as given (`-` included), or nil when none was.
+    var given: String? { file ?? input }
+
+    /// The file to read, nil for stdin.
+    var path: String? { given == "-" ? nil : given }
+}
+
+/// `-q`: no progress bar and no summary on stderr; errors are still printed.
+struct QuietOption: ParsableArguments {
+    @Flag(name: [.short, .long], help: "No progress bar and no summary on stderr.")
+    var quiet = false
+}
+
 func formatCount(_ value: Double) -> String {
     if value >= 1e6 { return String(format2(value / 1e6)) + "M" }
     if value >= 1e3 { return String(format2(value / 1e3)) + "k" }
@@ -26,13 +53,4 @@ func format2(_ value: Double) -> String {
     let hundredths = Int((value * 100).rounded())
     let fraction = hundredths % 100
     return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
-}
-
-/// Parses `--stp`, listing the valid modes when the value is not one.
-func parseSTPMode(_ text: String) throws -> STPMode {
-    guard let mode = STPMode(name: text) else {
-        let names = STPMode.allCases.map { $0.name.description }.joined(separator: ", ")
-        throw ValidationError("--stp must be one of \(names); got '\(text)'")
-    }
-    return mode
 }
