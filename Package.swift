@@ -1,13 +1,21 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
+// The git commit `castle --version` shows, baked in at build time: bin/castle and bin/test set
+// CASTLE_GIT_COMMIT from git; a plain `swift build` or a build from a tarball shows "unknown".
+let gitCommit = String(
+    (Context.environment["CASTLE_GIT_COMMIT"] ?? "").filter { $0.isLetter || $0.isNumber || $0 == "-" }.prefix(64)
+)
+
 let package = Package(
     name: "castle",
-    platforms: [.macOS(.v15)],
+    // Linux only: castle calls Glibc directly (threads, signals, clocks, mkstemp) and links the system's
+    // libarchive and libsqlite3; it is built and tested on Linux and declares no Apple platform.
     products: [
         .executable(name: "castle", targets: ["CastleCLI"]),
         .library(name: "MatchingEngine", targets: ["MatchingEngine"]),
-        .library(name: "Formats", targets: ["Formats"]),
+        .library(name: "Codecs", targets: ["Codecs"]),
+        .library(name: "Streams", targets: ["Streams"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -19,6 +27,14 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
     ],
+    // Dependencies point one way, never back:
+    //   CastleCore ← MatchingEngine, MarketData
+    //   CastleCore, CastleSupport ← Streams ← Codecs (+ MarketData), Reports (+ MarketData)
+    //   CastleSupport ← Storage ← SQLiteBackend, PostgresBackend (no engine, no codecs, no libarchive)
+    //   all of the above ← jobs: Pipeline (match, ingest), Replay, CastleBench ← CastleCLI (parsing, wiring)
+    // Where the next commands go: `reconcile` and `snapshot` each get a job module beside Replay (their
+    // report writers in Reports, archives through Streams), `serve` a Server module between the jobs and
+    // the CLI; the CLI's file for each only parses arguments and calls them.
     targets: [
         // Domain types only: no dependencies, no Foundation.
         .target(name: "CastleCore"),
@@ -31,32 +47,49 @@ let package = Package(
             pkgConfig: "libarchive",
             providers: [.apt(["libarchive-dev"])]
         ),
-        // Streaming readers and writers: the NDJSON contract, instruments files, compressed input.
-        .target(name: "Formats", dependencies: ["CastleCore", "MatchingEngine", "MarketData", "CArchive"]),
+        // CastleError (sysexits codes, messages without credentials), stderr, errno text and the clocks:
+        // the one module everything may import, with no dependencies, so the storage seam and its plugins
+        // need nothing else of castle's but CastleCore.
+        .target(name: "CastleSupport"),
+        // I/O plumbing, no wire format: input sources (files, stdin, decompression through libarchive),
+        // line readers, output sinks written atomically, write-behind, temporary files, progress on stderr.
+        .target(name: "Streams", dependencies: ["CastleCore", "CastleSupport", "CArchive"]),
+        // Wire formats only: NDJSON commands (decoder, and the decoding reader that runs it on a thread of
+        // its own) and events, flat JSON, instruments files, LOBSTER message and orderbook files.
+        .target(
+            name: "Codecs",
+            dependencies: ["CastleCore", "CastleSupport", "MarketData", "Streams", "CArchive"]
+        ),
+        // What people look at: replay writers (trades, bars, snapshots, statistics) and SVG charts.
+        // `reconcile` adds its report writers here, `serve` its web charts.
+        .target(name: "Reports", dependencies: ["CastleCore", "CastleSupport", "MarketData", "Streams"]),
         // The storage seam: Store and MessageQueue protocols, the URL registry, migrations as data, and
-        // the in-memory backend. Nothing here imports a database driver.
+        // the in-memory backend. Nothing here imports a database driver, the matching engine or libarchive.
         .target(
             name: "Storage",
-            dependencies: ["CastleCore", "Formats", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["CastleCore", "CastleSupport", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         // sqlite://PATH, the embedded default.
-        .target(name: "SQLiteBackend", dependencies: ["Storage", "Formats", "CSQLite"], path: "Plugins/SQLite"),
+        .target(name: "SQLiteBackend", dependencies: ["Storage", "CastleSupport", "CSQLite"], path: "Plugins/SQLite"),
         // postgres://USER@HOST:PORT/DB, the scale-out backend.
         .target(
             name: "PostgresBackend",
             dependencies: [
-                "Storage", "Formats",
+                "Storage", "CastleSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Plugins/Postgres"
         ),
-        // Jobs over a store: `castle ingest` and the durable matcher of `castle match --queue`.
+        // The jobs of `castle match` and `castle ingest`: the match stream (file or stdin to events) and the
+        // book writer both modes share, the durable matcher of `castle match --queue`, the loader, and what
+        // reads the store back for people (the event log of `castle events`, dead letters, dataset export
+        // for `castle replay --dataset`). Jobs sit above Storage and the codecs; the CLI only wires them.
         .target(
             name: "Pipeline",
             dependencies: [
-                "CastleCore", "MatchingEngine", "MarketData", "Formats", "Storage",
+                "CastleCore", "CastleSupport", "MatchingEngine", "MarketData", "Streams", "Codecs", "Storage",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -71,7 +104,7 @@ let package = Package(
         .target(
             name: "Replay",
             dependencies: [
-                "CastleCore", "MatchingEngine", "MarketData", "Formats",
+                "CastleCore", "CastleSupport", "MatchingEngine", "MarketData", "Streams", "Codecs", "Reports",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
@@ -79,38 +112,48 @@ let package = Package(
         .target(
             name: "CastleBench",
             dependencies: [
-                "CastleCore", "MatchingEngine", "Formats", "SyntheticData",
+                "CastleCore", "CastleSupport", "MatchingEngine", "Streams", "Codecs", "SyntheticData",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
+        // The build's git commit, as a C string defined on the compiler's command line.
+        .target(name: "CBuildInfo", cSettings: [.define("CASTLE_GIT_COMMIT", to: "\"\(gitCommit)\"")]),
         .executableTarget(
             name: "CastleCLI",
             dependencies: [
-                "CastleCore", "MatchingEngine", "Formats", "SyntheticData", "CastleBench", "Replay",
-                "Storage", "SQLiteBackend", "PostgresBackend", "Pipeline",
+                "CastleCore", "CastleSupport", "MatchingEngine", "Streams", "Reports", "SyntheticData",
+                "CastleBench", "Replay", "Storage", "SQLiteBackend", "PostgresBackend", "Pipeline", "CBuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Test support shipped as a target: the naive model book that is the engine's oracle.
-        .target(name: "CastleTesting", dependencies: ["CastleCore", "Storage", "Formats"]),
+        .target(name: "CastleTesting", dependencies: ["CastleCore", "CastleSupport", "Storage"]),
 
         .testTarget(name: "CastleCoreTests", dependencies: ["CastleCore"]),
         .testTarget(
             name: "MatchingEngineTests",
             dependencies: [
-                "CastleCore", "MatchingEngine", "CastleTesting", "Formats",
+                "CastleCore", "MatchingEngine", "CastleTesting",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
-        .testTarget(name: "FormatsTests", dependencies: ["CastleCore", "MatchingEngine", "Formats", "SyntheticData"]),
-        .testTarget(name: "MarketDataTests", dependencies: ["CastleCore", "MarketData", "Formats"]),
-        .testTarget(name: "ReplayTests", dependencies: ["CastleCore", "MarketData", "Formats", "Replay"]),
+        // The tests of Streams, Codecs, Reports and the match stream: they share their fixtures (Support.swift).
+        .testTarget(
+            name: "CodecsAndStreamsTests",
+            dependencies: [
+                "CastleCore", "CastleSupport", "MatchingEngine", "MarketData", "Streams", "Codecs", "Reports",
+                "Pipeline", "SyntheticData",
+            ]
+        ),
+        .testTarget(name: "MarketDataTests", dependencies: ["CastleCore", "CastleSupport", "MarketData", "Codecs"]),
+        .testTarget(name: "ReplayTests", dependencies: ["CastleCore", "MarketData", "Replay"]),
         .testTarget(name: "CastleCLITests", dependencies: ["CastleCore"]),
         .testTarget(
             name: "StorageTests",
             dependencies: [
-                "CastleCore", "Formats", "Storage", "SQLiteBackend", "PostgresBackend", "Pipeline", "CastleTesting",
+                "CastleCore", "CastleSupport", "Storage", "SQLiteBackend", "PostgresBackend", "Pipeline",
+                "CastleTesting", "Codecs",
                 "MatchingEngine",
             ]
         ),
@@ -120,7 +163,10 @@ let package = Package(
 // The same upcoming features for every target, as swift-log and swift-metrics do.
 // The hot paths (engine, decoder, writers) skip the runtime exclusivity checks in release builds, where
 // they cost about 6% of `castle match`; debug builds and the tests keep them.
-let hotTargets: Set<String> = ["CastleCore", "MatchingEngine", "MarketData", "Formats", "Replay"]
+// Pipeline is hot for the match stream's loop (`castle match` file to file).
+let hotTargets: Set<String> = [
+    "CastleCore", "MatchingEngine", "MarketData", "Streams", "Codecs", "Reports", "Pipeline", "Replay",
+]
 
 for target in package.targets where target.type != .system {
     var settings = target.swiftSettings ?? []

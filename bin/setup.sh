@@ -3,6 +3,11 @@
 
 castle_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
+# The commit `castle --version` shows, read by Package.swift at build time ("-dirty" with uncommitted
+# changes); empty outside a git checkout (a tarball), where castle shows "unknown".
+CASTLE_GIT_COMMIT="$(git -C "$castle_root" describe --always --dirty --abbrev=12 --exclude '*' 2>/dev/null || true)"
+export CASTLE_GIT_COMMIT
+
 # The Debian packages castle needs, each with a file that shows it is installed.
 castle_require_packages() {
     local missing=()

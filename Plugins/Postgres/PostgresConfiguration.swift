@@ -1,4 +1,4 @@
-import Formats
+import CastleSupport
 import PostgresNIO
 import Storage
 

@@ -1,4 +1,4 @@
-import Formats
+import CastleSupport
 import Logging
 import PostgresNIO
 import Storage

@@ -1,4 +1,4 @@
-import Formats
+import CastleSupport
 public import Logging
 import Storage
 

@@ -1,5 +1,5 @@
 internal import CSQLite
-import Formats
+import CastleSupport
 import Storage
 
 /// SQLITE_TRANSIENT: SQLite copies bound text and blobs before the call returns.

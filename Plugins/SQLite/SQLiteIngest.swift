@@ -1,4 +1,4 @@
-import Formats
+import CastleSupport
 import Storage
 
 /// Rows inserted on a connection of its own (and its thread) inside BEGIN IMMEDIATE ... COMMIT.

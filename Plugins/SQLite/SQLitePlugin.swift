@@ -1,4 +1,4 @@
-import Formats
+import CastleSupport
 import Storage
 
 /// Registers `sqlite://` with the ``StorageRegistry``.

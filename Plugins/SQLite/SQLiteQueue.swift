@@ -1,5 +1,5 @@
 internal import CSQLite
-public import Formats
+public import CastleSupport
 public import Storage
 
 #if canImport(Glibc)

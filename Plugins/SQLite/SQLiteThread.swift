@@ -1,4 +1,4 @@
-import Formats
+import CastleSupport
 
 #if canImport(Glibc)
 import Glibc

@@ -1,7 +1,9 @@
 import CastleCore
-public import Formats
+public import CastleSupport
+import Codecs
 import Histogram
 import MatchingEngine
+import Streams
 import SyntheticData
 
 /// In-process engine benchmark: a workload is generated (or read) and decoded into commands before

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CastleCore
-import Formats
+import CastleSupport
+import Streams
 import SyntheticData
 
 struct GenerateCommand: AsyncParsableCommand {
@@ -13,13 +14,9 @@ struct GenerateCommand: AsyncParsableCommand {
     struct Orders: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Synthetic order flow in the order-stream contract's NDJSON.",
+            usage: "castle generate orders [<options>]",
             discussion: """
-                Four symbols (BTC-USD, ETH-USD, SOL-USD, DOGE-USD) whose mids follow a geometric
-                Brownian motion; order distances from the mid follow a power law; ~15% IOC, ~95% of
-                resting orders cancelled after an exponential lifetime, ~20% amended, a few percent
-                duplicate cancels of dead orders; Zipf-weighted accounts. The same seed and count give
-                the same bytes. Prices and quantities fit the instruments from `castle generate
-                instruments`.
+                Four symbols (BTC-USD, ETH-USD, SOL-USD, DOGE-USD) whose mids follow a geometric Brownian motion; order distances from the mid follow a power law; ~15% IOC, ~95% of resting orders cancelled after an exponential lifetime, ~20% amended, a few percent duplicate cancels of dead orders; Zipf-weighted accounts. The same seed and count give the same bytes. Prices and quantities fit the instruments from `castle generate instruments`.
 
                 Examples:
                   castle generate orders --seed 7 --count 1000000 -o day.ndjson

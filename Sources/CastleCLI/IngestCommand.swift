@@ -1,5 +1,5 @@
 import ArgumentParser
-import Formats
+import CastleSupport
 import Pipeline
 import Storage
 
@@ -8,32 +8,36 @@ struct IngestCommand: AsyncParsableCommand {
         commandName: "ingest",
         abstract: "Load an order stream into the store as a dataset, or into the queue.",
         discussion: """
-            Reads the order-stream contract's NDJSON, CSV with a header naming the contract's fields
-            (op,id,symbol,side,type,price,qty,tif,account,stp,ts), or a LOBSTER message file (with
-            --symbol and --date), plain or compressed (gzip, zstd, xz, bzip2), from FILE or stdin. Each
-            row is validated per the contract; bad rows go to --rejects with their line and reason. Over
-            --max-errors bad rows the run stops with exit 65 and nothing is committed: the whole file
-            goes in one transaction. Rows are keyed by their line, so ingesting the same file twice adds
-            nothing. See docs/storage.md.
+            Reads the order-stream contract's NDJSON, CSV with a header naming the contract's fields (op,id,symbol,side,type,price,qty,tif,account,stp,ts), or a LOBSTER message file (with --symbol and --date), plain or compressed (gzip, zstd, xz, bzip2), from FILE or stdin. Each row is validated per the contract; bad rows go to --rejects with their line and reason. Over --max-errors bad rows the run stops with exit 65 and nothing is committed: the whole file goes in one transaction. Rows are keyed by their line, so ingesting the same file twice adds nothing.
+
+            The rows become a dataset of the store (for castle replay --dataset), or, with --into queue or --queue URL, messages of the queue for the durable worker (castle match --queue). The queue lives in the store's backend: --queue and --store, when both are given, must be the same URL. See docs/storage.md.
 
             Examples:
               castle migrate up && castle ingest datasets/orders-100k.ndjson.gz
-              castle ingest day.ndjson.gz --to queue --store sqlite://day.db
-              castle ingest orders.csv --dataset 2026-11-24 --rejects bad.ndjson --max-errors 100
-              castle ingest AAPL_2012-06-21_34200000_57600000_message_10.csv --symbol AAPL --date 2012-06-21
+              castle ingest day.ndjson.gz --into queue
+              castle ingest day.ndjson.gz --queue sqlite://day.db
+              castle ingest orders.csv --dataset 2026-11-24 --rejects bad.ndjson
+              castle ingest AAPL_message_10.csv --symbol AAPL --date 2012-06-21
             """
     )
 
-    @Argument(help: ArgumentHelp("The file to read (default: stdin).", valueName: "file"))
-    var input: String?
+    @OptionGroup var inputOptions: InputOptions
 
     @OptionGroup var storeOptions: StoreOptions
 
-    @Option(help: ArgumentHelp("Queue URL for --to queue (default: the store).", valueName: "url"))
+    @Option(
+        help: ArgumentHelp(
+            "Load into this queue (implies --into queue); the store's backend (--store, if given, must be this URL).",
+            valueName: "url"
+        )
+    )
     var queue: String?
 
-    @Option(help: ArgumentHelp("Where the rows go: store (a dataset) or queue.", valueName: "store|queue"))
-    var to: Destination = .store
+    @Option(help: ArgumentHelp("Where the rows go: a dataset of the store, or its queue.", valueName: "store|queue"))
+    var into: Destination?
+
+    @Option(name: .customLong("to"), help: .hidden)
+    var legacyTo: Destination?
 
     @Option(
         help: ArgumentHelp(
@@ -44,15 +48,13 @@ struct IngestCommand: AsyncParsableCommand {
     var dataset: String?
 
     @Option(
-        help: ArgumentHelp("ndjson, csv or lobster (default: from the file name).", valueName: "format"),
-        transform: { text in
-            guard let format = Ingest.Format(rawValue: text) else {
-                throw ValidationError("--format must be ndjson, csv or lobster; got '\(text)'")
-            }
-            return format
-        }
+        name: .customLong("input-format"),
+        help: ArgumentHelp("ndjson, csv or lobster (default: from the file name).", valueName: "format")
     )
-    var format: Ingest.Format?
+    var inputFormat: Ingest.Format?
+
+    @Option(name: .customLong("format"), help: .hidden)
+    var legacyFormat: Ingest.Format?
 
     @Option(help: ArgumentHelp("Write bad rows here as NDJSON: line, reason, input.", valueName: "file"))
     var rejects: String?
@@ -69,16 +71,30 @@ struct IngestCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("LOBSTER: the trading day, YYYY-MM-DD.", valueName: "date"))
     var date: String?
 
-    @Flag(name: [.short, .long], help: "No progress bar and no summary on stderr.")
-    var quiet = false
+    @OptionGroup var quietOption: QuietOption
 
-    enum Destination: String, ExpressibleByArgument {
+    enum Destination: String, ExpressibleByArgument, CaseIterable {
         case store, queue
     }
 
+    /// Where the rows go: naming a queue means the queue.
+    var destination: Destination { into ?? legacyTo ?? (queue != nil ? .queue : .store) }
+
     func validate() throws {
-        if input == nil && dataset == nil { throw ValidationError("reading stdin needs --dataset NAME") }
+        if inputOptions.path == nil && dataset == nil { throw ValidationError("reading stdin needs --dataset NAME") }
         if maxErrors < 0 { throw ValidationError("--max-errors must be 0 or more") }
+        if into != nil && legacyTo != nil { throw ValidationError("give --into once (--to is its old name)") }
+        if inputFormat != nil && legacyFormat != nil {
+            throw ValidationError("give --input-format once (--format is its old name)")
+        }
+        if queue != nil && destination == .store {
+            throw ValidationError("--queue loads into the queue: drop --into store, or drop --queue")
+        }
+        if let queue, let store = storeOptions.store, queue != store {
+            throw ValidationError(
+                "--queue and --store must name the same backend: the queue lives in the store ('\(queue)' is not '\(store)')"
+            )
+        }
     }
 
     /// `path/orders-100k.ndjson.gz` → `orders-100k`.
@@ -88,31 +104,32 @@ struct IngestCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let name = dataset ?? Self.datasetName(of: input ?? "stdin")
+        let name = dataset ?? Self.datasetName(of: inputOptions.path ?? "stdin")
+        let destination = destination
         let start = monotonicNanoseconds()
         let summary = try await runAsyncJob("ingest") { () async throws(CastleError) -> Ingest.Summary in
-            let url = to == .queue ? (queue ?? storeOptions.storeURL) : storeOptions.storeURL
+            let url = queue ?? storeOptions.storeURL
             var options = Ingest.Options()
-            options.inputPath = input
-            options.format = format
-            options.target = to == .queue ? .queue(source: name) : .dataset(name)
+            options.inputPath = inputOptions.path
+            options.format = inputFormat ?? legacyFormat
+            options.target = destination == .queue ? .queue(source: name) : .dataset(name)
             options.rejectsPath = rejects
             options.maxErrors = maxErrors
             options.instrumentsPath = instruments
             options.lobsterSymbol = symbol
             options.lobsterDate = date
-            options.showProgress = !quiet
+            options.showProgress = !quietOption.quiet
             return try await Backends.with(url) { (backend) throws(CastleError) in
                 try await Ingest.run(options, into: backend)
             }
         }
-        guard !quiet else { return }
+        guard !quietOption.quiet else { return }
         let seconds = Double(monotonicNanoseconds() - start) / 1e9
         var line =
             "castle ingest: \(name): \(summary.rows) rows, \(summary.added) new, \(summary.duplicates) already there, "
         line += "\(summary.rejected) rejected"
         if summary.skipped > 0 { line += ", \(summary.skipped) skipped (not orders)" }
-        line += " into the \(to == .queue ? "queue" : "store"); \(format2(seconds)) s, "
+        line += " into the \(destination == .queue ? "queue" : "store"); \(format2(seconds)) s, "
         line += "\(formatCount(Double(summary.rows) / max(seconds, 1e-9))) rows/s\n"
         if let first = summary.firstError { line += "castle ingest: first bad row: \(first)\n" }
         writeStandardError(line)

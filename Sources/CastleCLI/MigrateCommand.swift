@@ -1,5 +1,5 @@
 import ArgumentParser
-import Formats
+import CastleSupport
 import Storage
 
 struct MigrateCommand: AsyncParsableCommand {
@@ -7,23 +7,19 @@ struct MigrateCommand: AsyncParsableCommand {
         commandName: "migrate",
         abstract: "Versioned schema migrations for the store: status, up, down, verify.",
         discussion: """
-            The migrations are SQL per dialect (SQLite, PostgreSQL), embedded in castle. Each applied
-            migration is recorded with the SHA-256 of its SQL, in the same transaction as its DDL; up and
-            down run all their steps in one transaction under a lock (BEGIN IMMEDIATE on SQLite, an
-            advisory lock on PostgreSQL), so a failure leaves the database as it was and two concurrent
-            runs never interleave. Every other subcommand refuses a store that needs migrating.
+            The migrations are SQL per dialect (SQLite, PostgreSQL), embedded in castle. Each applied migration is recorded with the SHA-256 of its SQL, in the same transaction as its DDL; up and down run all their steps in one transaction under a lock (BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL), so a failure leaves the database as it was and two concurrent runs never interleave. Every other subcommand refuses a store that needs migrating (exit 78).
 
             Exit codes of `status` and `verify`, for deploy scripts:
               0   the schema is this castle's
               10  migrations are pending (castle migrate up)
               11  the database is newer than this castle (deploy a newer castle)
-              12  an applied migration's SHA-256 differs from this castle's (someone edited it)
+              12  an applied migration was edited (its SHA-256 differs)
               69  the database is unreachable
 
             Examples:
               castle migrate status
               castle migrate up --store sqlite://day.db
-              castle migrate up --dry-run --store postgres://castle@db:5432/castle
+              castle migrate up --dry-run --store postgres://castle@db/castle
               castle migrate down --to 1
               castle migrate verify || echo "schema drift"
             """,
@@ -81,6 +77,7 @@ struct MigrateCommand: AsyncParsableCommand {
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show applied and pending migrations.")
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var quietOption: QuietOption
 
         func run() async throws {
             let code = try await runAsyncJob("migrate status") { () async throws(CastleError) -> Int32 in
@@ -104,7 +101,7 @@ struct MigrateCommand: AsyncParsableCommand {
                         case 11: "the database is newer than this castle"
                         default: "an applied migration was changed"
                         }
-                    writeStandardError("castle migrate: \(migrator.storeName): \(summary)\n")
+                    if !quietOption.quiet { writeStandardError("castle migrate: \(migrator.storeName): \(summary)\n") }
                     return code
                 }
             }
@@ -115,6 +112,7 @@ struct MigrateCommand: AsyncParsableCommand {
     struct Up: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Apply pending migrations (all, or up to --to).")
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var quietOption: QuietOption
         @Option(help: ArgumentHelp("Stop at this version.", valueName: "version")) var to: Int?
         @Flag(help: "Print the SQL that would run; change nothing.") var dryRun = false
 
@@ -129,7 +127,7 @@ struct MigrateCommand: AsyncParsableCommand {
                     let applied = try await migrator.up(to: to)
                     let names =
                         applied.isEmpty ? "nothing to apply" : "applied " + applied.map(\.name).joined(separator: ", ")
-                    writeStandardError("castle migrate: \(migrator.storeName): \(names)\n")
+                    if !quietOption.quiet { writeStandardError("castle migrate: \(migrator.storeName): \(names)\n") }
                 }
             }
         }
@@ -138,6 +136,7 @@ struct MigrateCommand: AsyncParsableCommand {
     struct Down: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Revert migrations newer than --to.")
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var quietOption: QuietOption
         @Option(help: ArgumentHelp("The version to go back to (0: none).", valueName: "version")) var to: Int
         @Flag(help: "Print the SQL that would run; change nothing.") var dryRun = false
 
@@ -153,7 +152,7 @@ struct MigrateCommand: AsyncParsableCommand {
                     let names =
                         reverted.isEmpty
                         ? "nothing to revert" : "reverted " + reverted.map(\.name).joined(separator: ", ")
-                    writeStandardError("castle migrate: \(migrator.storeName): \(names)\n")
+                    if !quietOption.quiet { writeStandardError("castle migrate: \(migrator.storeName): \(names)\n") }
                 }
             }
         }
@@ -164,6 +163,7 @@ struct MigrateCommand: AsyncParsableCommand {
             abstract: "Check that applied migrations are this castle's, by SHA-256 (exit 0, 10, 11 or 12)."
         )
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var quietOption: QuietOption
 
         func run() async throws {
             let code = try await runAsyncJob("migrate verify") { () async throws(CastleError) -> Int32 in
@@ -179,7 +179,7 @@ struct MigrateCommand: AsyncParsableCommand {
                         )
                     }
                     let code = MigrateCommand.exitCode(status)
-                    if code == 0 || code == 10 {
+                    if !quietOption.quiet && (code == 0 || code == 10) {
                         writeStandardError(
                             "castle migrate: \(status.applied.count) applied migrations verified"
                                 + (code == 10 ? "; \(status.pending.count) pending\n" : "\n")

@@ -1,14 +1,16 @@
 import ArgumentParser
-import Formats
+import CastleSupport
+import Pipeline
 import Storage
+import Streams
 
 struct QueueCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "queue",
         abstract: "Show the queue: its depth, and the dead letters as NDJSON on stdout.",
+        usage: "castle queue [<options>]",
         discussion: """
-            Prints one line a dead letter — {"id":…,"source":…,"line":…,"attempts":…,"error":…,"body":…} —
-            and a summary with the depth (messages not yet acknowledged) on stderr. Exits 0.
+            Prints one line a dead letter — {"id":…,"source":…,"line":…,"attempts":…,"error":…,"body":…} — on stdout, and a summary with the depth (messages not yet acknowledged) on stderr. The queue lives in the store's backend: --queue and --store, when both are given, must be the same URL. Exits 0.
 
             Examples:
               castle queue
@@ -18,42 +20,36 @@ struct QueueCommand: AsyncParsableCommand {
 
     @OptionGroup var storeOptions: StoreOptions
 
-    @Option(help: ArgumentHelp("Queue URL (default: the store).", valueName: "url"))
+    @Option(help: ArgumentHelp("Queue URL, the store's backend (default: the store).", valueName: "url"))
     var queue: String?
 
-    @Option(help: ArgumentHelp("Count only partition K/N.", valueName: "k/n"))
-    var partition: String?
+    @Option(help: ArgumentHelp("Count only partition K/N, \(partitionHelpText).", valueName: "k/n"))
+    var partition: Partition?
 
-    func run() async throws {
-        try await runAsyncJob("queue") { () async throws(CastleError) in
-            var selected: Partition?
-            if let partition {
-                guard let parsed = Partition(parsing: partition) else {
-                    throw CastleError(.usage, "--partition must be K/N with 0 ≤ K < N; got '\(partition)'")
-                }
-                selected = parsed
-            }
-            try await Backends.with(queue ?? storeOptions.storeURL) { (backend) throws(CastleError) in
-                try await Self.report(backend, partition: selected)
-            }
+    @OptionGroup var quietOption: QuietOption
+
+    func validate() throws {
+        if let queue, let store = storeOptions.store, queue != store {
+            throw ValidationError(
+                "--queue and --store must name the same backend: the queue lives in the store ('\(queue)' is not '\(store)')"
+            )
         }
     }
 
-    /// The dead letters on stdout, the depth on stderr.
-    static func report(_ backend: any Backend, partition selected: Partition?) async throws(CastleError) {
-        let depth = try await backend.depth(partition: selected)
-        let dead = try await backend.deadLetters()
-        let sink = try OutputSink(path: nil)
-        for letter in dead {
-            try sink.write("{\"id\":\(letter.id),\"source\":")
-            try sink.write(jsonStringLiteral(Array(letter.source.utf8)))
-            try sink.write(",\"line\":\(letter.line),\"attempts\":\(letter.attempts),\"error\":")
-            try sink.write(jsonStringLiteral(Array(letter.error.utf8)))
-            try sink.write(",\"body\":")
-            try sink.write(jsonStringLiteral(Array(letter.body.utf8)))
-            try sink.write("}\n")
+    func run() async throws {
+        try await runAsyncJob("queue") { () async throws(CastleError) in
+            try await Backends.with(queue ?? storeOptions.storeURL) { (backend) throws(CastleError) in
+                let depth = try await backend.depth(partition: partition)
+                let dead = try await backend.deadLetters()
+                let sink = try OutputSink(path: nil)
+                for letter in dead { try letter.write(to: sink) }
+                try sink.commit()
+                if !quietOption.quiet {
+                    writeStandardError(
+                        "castle queue: \(backend.displayURL): depth \(depth), \(dead.count) dead letters\n"
+                    )
+                }
+            }
         }
-        try sink.commit()
-        writeStandardError("castle queue: \(backend.displayURL): depth \(depth), \(dead.count) dead letters\n")
     }
 }

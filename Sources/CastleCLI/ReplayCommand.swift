@@ -1,41 +1,37 @@
 import ArgumentParser
 import CastleCore
-import Formats
+import CastleSupport
+import Pipeline
 import Replay
+import Reports
+import Storage
 
 struct ReplayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "replay",
         abstract: "Replay a recorded market day: book reconstruction or re-matching, with analytics.",
         discussion: """
-            Inputs: the order-stream contract (NDJSON with ts; replayed through the matching engine,
-            `rematch`) or a LOBSTER message file (applied to a market-by-order book, `rebuild`; with
-            --orderbook the book is seeded from its first row and --verify checks every later row).
-            The format is inferred from the file name (*_message_*.csv is LOBSTER) unless
-            --input-format says. Replay analyses one symbol; with several in the stream, pick one with
-            --symbols.
+            Inputs: the order-stream contract (NDJSON with ts; replayed through the matching engine, `rematch`) or a LOBSTER message file (applied to a market-by-order book, `rebuild`; with --orderbook the book is seeded from its first row and --verify checks every later row), from FILE or stdin, or a dataset of the store (--dataset). The format is inferred from the file name (*_message_*.csv is LOBSTER) unless --input-format says. Replay analyses one symbol; with several in the stream, pick one with --symbol.
 
-            The data stream (stdout or -o) is one of: book snapshots (--snapshots LEVELS@INTERVAL),
-            OHLCV bars (--bars INTERVAL), the day's statistics (--stats), the fill report of injected
-            orders (--inject), or else the trades. --stats-out, --fills-out and --chart write files
-            beside it. A summary goes to stderr. The same input gives the same bytes (--checksum prints
-            their SHA-256).
+            The data stream (stdout or -o) is one of: book snapshots (--snapshots LEVELS@INTERVAL), OHLCV bars (--bars INTERVAL), the day's statistics (--stats), the fill report of injected orders (--inject), or else the trades. --stats-out, --fills-out and --chart write files beside it. A summary goes to stderr. The same input gives the same bytes (--checksum prints their SHA-256).
 
             Examples:
-              castle replay -i GOOG_2012-06-21_34200000_57600000_message_1.csv \\
-                  --orderbook GOOG_2012-06-21_34200000_57600000_orderbook_1.csv --verify --stats
-              castle replay -i day.ndjson --symbols BTC-USD --bars 1m --format csv -o bars.csv --chart day.svg
-              castle replay -i day.ndjson --symbols BTC-USD --inject mine.ndjson -o fills.ndjson
-              castle replay -i day.ndjson --symbols BTC-USD --snapshots 10@1s --from 14:30 --to 14:45
-              castle replay -i day.ndjson --symbols ETH-USD --speed 10 | tail -f
+              castle replay GOOG_message_1.csv --orderbook GOOG_orderbook_1.csv \\
+                  --verify --stats
+              castle replay day.ndjson --symbol BTC-USD --bars 1m --format csv \\
+                  -o bars.csv --chart day.svg
+              castle replay day.ndjson --symbol BTC-USD --inject mine.ndjson
+              castle replay day.ndjson --symbol BTC-USD --snapshots 10@1s \\
+                  --from 14:30 --to 14:45
+              castle replay day.ndjson --symbol ETH-USD --speed 10 | tail -f
+              castle replay --dataset 2026-11-24 --symbol BTC-USD --stats
             """
     )
 
-    @Option(name: [.short, .long], help: ArgumentHelp("The recorded day (default: stdin).", valueName: "file"))
-    var input: String?
+    @OptionGroup var inputOptions: InputOptions
 
-    @Option(name: .customLong("input-format"), help: "ndjson or lobster (default: from the file name).")
-    var inputFormat: String?
+    @Option(name: .customLong("input-format"), help: "The input's format (default: from the file name).")
+    var inputFormat: ReplayJob.InputFormat?
 
     @Option(
         help: ArgumentHelp("Replay a dataset of the store (see castle ingest) instead of a file.", valueName: "name")
@@ -48,7 +44,7 @@ struct ReplayCommand: AsyncParsableCommand {
     var orderbook: String?
 
     @Option(help: "rebuild (LOBSTER default) or rematch (NDJSON default).")
-    var mode: String?
+    var mode: ReplayJob.Mode?
 
     @Flag(help: "Check every orderbook row against the reconstructed book; exit 65 if any differs.")
     var verify = false
@@ -67,8 +63,13 @@ struct ReplayCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("End of the window (exclusive).", valueName: "time"))
     var to: String?
 
-    @Option(help: ArgumentHelp("The symbol to analyse (rematch).", valueName: "symbol"))
-    var symbols: String?
+    @Option(
+        help: ArgumentHelp("The symbol to analyse (rematch): one; replay analyses one at a time.", valueName: "symbol")
+    )
+    var symbol: String?
+
+    @Option(name: .customLong("symbols"), help: .hidden)
+    var legacySymbols: String?
 
     @Option(help: "max, or N times real time, paced by the recorded times.")
     var speed: String = "max"
@@ -82,8 +83,8 @@ struct ReplayCommand: AsyncParsableCommand {
     )
     var output: String?
 
-    @Option(help: "ndjson or csv.")
-    var format: String = "ndjson"
+    @Option(help: "The format of the data stream.")
+    var format: ReplayFormat = .ndjson
 
     @Option(help: ArgumentHelp("Book snapshots: LEVELS@INTERVAL, e.g. 10@1s or 5@event.", valueName: "spec"))
     var snapshots: String?
@@ -109,31 +110,22 @@ struct ReplayCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Instruments file (rematch).", valueName: "file"))
     var instruments: String?
 
-    @Option(help: "Default self-trade prevention (rematch).", transform: parseSTPMode)
-    var stp: STPMode = .cancelTaker
+    @Option(help: ArgumentHelp("Default self-trade prevention (rematch).", valueName: "mode"))
+    var stp: STPChoice = .cancel_taker
 
     @Flag(help: "Stop at the first malformed or invalid line (exit 65).")
     var strict = false
 
-    @Flag(name: [.short, .long], help: "No progress bar and no summary on stderr.")
-    var quiet = false
+    @OptionGroup var quietOption: QuietOption
+
+    var quiet: Bool { quietOption.quiet }
 
     func options() throws -> ReplayJob.Options {
         var options = ReplayJob.Options()
-        options.inputPath = input
-        if let inputFormat {
-            guard let value = ReplayJob.InputFormat(rawValue: inputFormat) else {
-                throw ValidationError("--input-format must be ndjson or lobster")
-            }
-            options.inputFormat = value
-        }
+        options.inputPath = inputOptions.path
+        options.inputFormat = inputFormat
         options.orderbookPath = orderbook
-        if let mode {
-            guard let value = ReplayJob.Mode(rawValue: mode) else {
-                throw ValidationError("--mode must be rebuild or rematch")
-            }
-            options.mode = value
-        }
+        options.mode = mode
         options.verify = verify
         options.injectPath = inject
         if let from {
@@ -148,13 +140,14 @@ struct ReplayCommand: AsyncParsableCommand {
             }
             options.to = value
         }
-        if let symbols {
-            let list = symbols.split(separator: ",").map(String.init)
+        if let legacySymbols {
+            let list = legacySymbols.split(separator: ",").map(String.init)
             guard list.count == 1 else {
-                throw ValidationError("--symbols: replay analyses one symbol at a time; run it once per symbol")
+                throw ValidationError("--symbol: replay analyses one symbol at a time; run it once per symbol")
             }
             options.symbol = list[0]
         }
+        if let symbol { options.symbol = symbol }
         guard let pace = ReplaySpec.speed(speed) else {
             throw ValidationError("--speed must be max or a positive number")
         }
@@ -164,11 +157,7 @@ struct ReplayCommand: AsyncParsableCommand {
             options.limit = limit
         }
         options.outputPath = output
-        switch format {
-        case "ndjson": options.format = .ndjson
-        case "csv": options.format = .csv
-        default: throw ValidationError("--format must be ndjson or csv")
-        }
+        options.format = format
         if let snapshots {
             guard let value = ReplaySpec.snapshots(snapshots) else {
                 throw ValidationError(
@@ -189,14 +178,17 @@ struct ReplayCommand: AsyncParsableCommand {
         options.chartPath = chart
         options.checksum = checksum
         options.instrumentsPath = instruments
-        options.stp = stp
+        options.stp = stp.mode
         options.strict = strict
         options.showProgress = !quiet
         return options
     }
 
     func validate() throws {
-        if dataset != nil && input != nil { throw ValidationError("give --input or --dataset, not both") }
+        if dataset != nil && inputOptions.given != nil { throw ValidationError("give FILE or --dataset, not both") }
+        if symbol != nil && legacySymbols != nil {
+            throw ValidationError("give --symbol once (--symbols is its old name)")
+        }
         if storeOptions.store != nil && dataset == nil { throw ValidationError("--store needs --dataset NAME") }
     }
 
@@ -206,7 +198,9 @@ struct ReplayCommand: AsyncParsableCommand {
         var exported: DatasetExport?
         if let dataset {
             exported = try await runAsyncJob("replay") { () async throws(CastleError) in
-                try await DatasetExport(dataset: dataset, storeURL: storeOptions.storeURL)
+                try await Backends.with(storeOptions.storeURL) { (backend) throws(CastleError) in
+                    try await DatasetExport(dataset: dataset, of: backend)
+                }
             }
             options.inputPath = exported?.path
             options.inputFormat = .ndjson

@@ -1,9 +1,10 @@
 import ArgumentParser
-import Formats
+import CastleSupport
 import Logging
 import PostgresBackend
 import SQLiteBackend
 import Storage
+import Streams
 
 #if canImport(Glibc)
 import Glibc
@@ -81,67 +82,5 @@ func runAsyncJob<T>(_ name: String, _ job: () async throws(CastleError) -> T) as
         if OutputSink.isBrokenPipe(error) { throw ExitCode.success }
         writeStandardError("castle \(name): \(error.message)\n")
         throw ExitCode(error.exitCode)
-    }
-}
-
-/// A dataset of the store written out as the contract's NDJSON in a temporary file, one row on its
-/// source line (missing lines left blank), so a replay of it reports the lines of the file it came from.
-/// The file is removed by ``remove()`` or, on an interrupt, by ``TemporaryFiles``.
-struct DatasetExport {
-    let path: String
-    private let slot: Int?
-
-    init(dataset: String, storeURL: String) async throws(CastleError) {
-        let directory = environment()["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
-        var template = Array("\(directory)/castle-dataset-XXXXXX".utf8CString)
-        let fd = mkstemp(&template)
-        guard fd >= 0 else { throw CastleError(.cantCreate, "\(directory): cannot create a temporary file") }
-        close(fd)
-        let path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let slot = TemporaryFiles.register(path)
-        do throws(CastleError) {
-            try await Backends.with(storeURL) { (backend) throws(CastleError) in
-                try await Self.write(dataset, of: backend, to: path)
-            }
-        } catch {
-            unlink(path)
-            TemporaryFiles.unregister(slot)
-            throw error
-        }
-        self.path = path
-        self.slot = slot
-    }
-
-    private static func write(_ dataset: String, of backend: any Backend, to path: String) async throws(CastleError) {
-        let sink = try OutputSink(path: path)
-        do throws(CastleError) {
-            var line: Int64 = 0
-            var rows = 0
-            while true {
-                let page = try await backend.readDataset(dataset, afterLine: line, limit: 10_000)
-                guard let last = page.last else { break }
-                for row in page {
-                    while line + 1 < row.line {
-                        try sink.write("\n")
-                        line += 1
-                    }
-                    try sink.write(row.body)
-                    try sink.write("\n")
-                    line = row.line
-                }
-                rows += page.count
-                line = last.line
-            }
-            if rows == 0 { throw CastleError(.noInput, "\(backend.displayURL) has no dataset '\(dataset)'") }
-            try sink.commit()
-        } catch {
-            sink.abort()
-            throw error
-        }
-    }
-
-    func remove() {
-        unlink(path)
-        TemporaryFiles.unregister(slot)
     }
 }

@@ -1,4 +1,4 @@
-public import Formats
+import CastleSupport
 public import Storage
 
 /// The behaviour every storage backend must have, as checks that run unchanged against memory, SQLite

@@ -1,7 +1,9 @@
 import CastleCore
-public import Formats
+public import CastleSupport
+import Codecs
 import MarketData
 public import Storage
+import Streams
 
 /// `castle ingest`: reads an order stream (the contract's NDJSON, CSV, or a LOBSTER message file),
 /// validates each row per the contract, and writes the rows into a dataset of the store or into the

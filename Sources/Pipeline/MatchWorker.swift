@@ -1,7 +1,9 @@
 public import CastleCore
-public import Formats
+public import CastleSupport
+import Codecs
 import MatchingEngine
 public import Storage
+import Streams
 
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,8 @@
 import CastleCore
-import Formats
+import CastleSupport
+import Codecs
 import MarketData
+import Streams
 
 /// CSV with a header naming the contract's fields (`op,id,symbol,side,type,price,qty,tif,account,stp,ts`,
 /// any order, any subset; `op` and `id` required). Fields may be quoted RFC 4180 style; empty fields are

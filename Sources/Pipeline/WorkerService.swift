@@ -1,4 +1,4 @@
-public import Formats
+public import CastleSupport
 import Logging
 import ServiceLifecycle
 import Storage

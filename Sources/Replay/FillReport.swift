@@ -1,6 +1,8 @@
 import CastleCore
-import Formats
+import CastleSupport
 import MarketData
+import Reports
+import Streams
 
 /// The user's own orders injected into a rematch, and what became of them.
 struct InjectedOrder {

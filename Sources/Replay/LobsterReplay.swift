@@ -1,6 +1,9 @@
 import CastleCore
-import Formats
+import CastleSupport
+import Codecs
 import MarketData
+import Reports
+import Streams
 
 /// `rebuild`: a LOBSTER day applied to a market-by-order book, no matching. With `--orderbook`, the
 /// book is seeded from the first row (the first message undone) and learns the levels that come into

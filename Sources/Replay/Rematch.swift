@@ -1,7 +1,10 @@
 import CastleCore
-import Formats
+import CastleSupport
+import Codecs
 import MarketData
 import MatchingEngine
+import Reports
+import Streams
 
 /// `rematch`: the recorded orders (and the user's injected ones) through castle's matching engine.
 enum Rematch {
@@ -76,7 +79,7 @@ enum Rematch {
                 let names = [target!, command.symbol].map { symbols.string(of: $0) }.joined(separator: ", ")
                 throw CastleError(
                     .usage,
-                    "\(source.name):\(line): the stream has several symbols (\(names), …); replay analyses one: choose it with --symbols"
+                    "\(source.name):\(line): the stream has several symbols (\(names), …); replay analyses one: choose it with --symbol"
                 )
             }
             // Time passes for every command: snapshots due at a boundary show the book before it.

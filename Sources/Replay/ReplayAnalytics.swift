@@ -1,6 +1,8 @@
 import CastleCore
-import Formats
+import CastleSupport
 import MarketData
+import Reports
+import Streams
 
 /// What a replay writes as its data stream (stdout or `-o`): exactly one of these.
 public enum ReplayStream: String, Sendable {

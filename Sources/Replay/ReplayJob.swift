@@ -1,8 +1,10 @@
 public import CastleCore
+public import CastleSupport
 import Crypto
-public import Formats
 import MarketData
 import MatchingEngine
+public import Reports
+import Streams
 
 /// `castle replay` as a library call: a recorded market day through book reconstruction (`rebuild`,
 /// for level-3 feeds such as LOBSTER) or through the matching engine (`rematch`, for the order-stream

@@ -1,6 +1,6 @@
 import CastleCore
-import Formats
 import MarketData
+import Reports
 
 /// Parsing of the replay controls: times of day, snapshot specs, speeds.
 public enum ReplaySpec {

@@ -1,4 +1,4 @@
-public import Formats
+public import CastleSupport
 import Synchronization
 
 /// An in-process backend for tests: `memory://NAME` opens the same instance for the same name within one

@@ -1,5 +1,5 @@
+public import CastleSupport
 internal import Crypto
-public import Formats
 
 /// Versioned schema changes over a ``SchemaDatabase``: status, up, down, verify, dry runs.
 public struct Migrator: Sendable {

@@ -1,4 +1,4 @@
-public import Formats
+public import CastleSupport
 
 /// The store: datasets of orders as ingested, the matcher's event log and trades, resting-order state
 /// and consumer offsets. Backends (memory, SQLite, PostgreSQL) implement it and ``MessageQueue``; the

@@ -1,4 +1,4 @@
-public import Formats
+public import CastleSupport
 import Synchronization
 
 /// A parsed store or queue URL: `memory://NAME`, `sqlite://PATH` (`sqlite:///abs/path` or

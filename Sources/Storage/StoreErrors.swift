@@ -1,4 +1,4 @@
-public import Formats
+public import CastleSupport
 
 /// The errors every backend reports the same way, so that a script sees one exit code per meaning
 /// whichever backend is behind the URL (sysexits):

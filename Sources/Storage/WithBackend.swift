@@ -1,4 +1,4 @@
-public import Formats
+public import CastleSupport
 
 extension StorageRegistry {
     /// Opens `url`, runs `body` with the backend, and closes it on every path, errors included. The

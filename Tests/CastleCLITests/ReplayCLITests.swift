@@ -206,7 +206,7 @@ struct LobsterReplayCLITests {
         )
         let result = try await CastleProcess.run(["replay", "-i", dir.path("day.ndjson"), "-o", dir.path("out")])
         #expect(result.status == 64)
-        #expect(result.stderr.contains("--symbols"))
+        #expect(result.stderr.contains("choose it with --symbol"))
         #expect(try dir.contents() == ["day.ndjson"])
         let chosen = try await CastleProcess.run([
             "replay", "-q", "-i", dir.path("day.ndjson"), "--symbols", "ETH-USD", "--stats",

@@ -1,5 +1,6 @@
 import CastleCore
-import Formats
+import CastleSupport
+import Codecs
 import Foundation
 import MarketData
 import Testing

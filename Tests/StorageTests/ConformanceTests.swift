@@ -1,5 +1,4 @@
 import CastleTesting
-import Formats
 import SQLiteBackend
 import Storage
 import Testing

@@ -1,5 +1,6 @@
+import CastleSupport
 import CastleTesting
-import Formats
+import Codecs
 import Pipeline
 import Storage
 import Testing

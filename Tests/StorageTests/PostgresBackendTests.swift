@@ -1,5 +1,5 @@
+import CastleSupport
 import CastleTesting
-import Formats
 import PostgresBackend
 import Storage
 import Testing

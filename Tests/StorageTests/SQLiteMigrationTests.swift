@@ -1,5 +1,5 @@
+import CastleSupport
 import CastleTesting
-import Formats
 import SQLiteBackend
 import Storage
 import Testing
