@@ -191,6 +191,12 @@ struct TestStore {
         #expect(try day.directory.read("book.json") == day.referenceBook, "and so does the book")
     }
 
+    /// Whether every queued message has been matched (`castle queue` says depth 0).
+    static func queueIsEmpty(_ day: Day) async throws -> Bool {
+        let queue = try await CastleProcess.run(["queue", "--store", day.store.url])
+        return queue.status == 0 && queue.stderr.contains("depth 0,")
+    }
+
     /// Whether the worker has committed at least one batch: its events are in the store.
     static func hasCommitted(_ day: Day) async throws -> Bool {
         let events = try await CastleProcess.run(["events", "--store", day.store.url])
@@ -199,8 +205,8 @@ struct TestStore {
 
     /// Two workers for one partition: the second stands by; when the owner dies, it takes over and
     /// finishes the stream. Only the first part of the day is queued at first; once the owner has matched
-    /// some of it, it is frozen (SIGSTOP) and the rest is queued, so that it is certainly mid-stream when
-    /// it is killed, however fast or slow the machine.
+    /// it, the owner is frozen (SIGSTOP) and the rest is queued, so that it dies with work pending,
+    /// however fast or slow the machine.
     static func theStandbyTakesOverWhenTheOwnerDies(_ kind: String) async throws {
         let day = try await Self.prepare(kind, count: 40_000, queued: 10_000)
         let owner = try Background(
@@ -208,7 +214,11 @@ struct TestStore {
             ["match", "--queue", day.store.url, "--store", day.store.url, "--batch", "200", "--partition", "0/1"],
             stderrPath: day.directory.path("owner.log")
         )
-        guard try await eventually("the owner commits a batch", { try await Self.hasCommitted(day) }) else { return }
+        // Frozen once it has matched all it was given, so that it holds no write lock (SQLite) while the
+        // rest is queued.
+        guard try await eventually("the owner matches the first part", { try await Self.queueIsEmpty(day) }) else {
+            return
+        }
         owner.signal(SIGSTOP)
         try await Self.enqueue(day, lines: 10_000..<40_000, name: "rest")
         let standby = try Background(

@@ -190,7 +190,7 @@ import Testing
         let directory = try TemporaryDirectory()
         for arguments in [
             ["events"], ["queue"], ["replay", "--dataset", "day"], ["match", "--drain"],
-            ["ingest", "-", "--to", "queue"], ["migrate", "down", "--to", "0"],
+            ["ingest", "-", "--dataset", "day"], ["migrate", "down", "--to", "0"],
         ] {
             let run = try await CastleProcess.run(arguments, stdin: Data(), directory: directory.url)
             #expect(run.status == 66, "\(arguments): \(run.stderr)")
