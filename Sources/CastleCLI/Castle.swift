@@ -66,6 +66,8 @@ struct Castle: AsyncParsableCommand {
               74  I/O error
               75  try again: a lock is held elsewhere
               78  the store's schema needs `castle migrate`
+              130 interrupted by SIGINT (143: SIGTERM), temporary output removed;
+                  the durable worker instead finishes its batch and exits 0
 
             Examples:
               castle generate orders --seed 7 --count 100000 -o day.ndjson

@@ -26,6 +26,12 @@ struct QueueCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Count only partition K/N, \(partitionHelpText).", valueName: "k/n"))
     var partition: Partition?
 
+    @Option(
+        name: [.short, .long],
+        help: ArgumentHelp("Write the dead letters here instead of stdout.", valueName: "file")
+    )
+    var output: String?
+
     @OptionGroup var quietOption: QuietOption
 
     func validate() throws {
@@ -41,7 +47,7 @@ struct QueueCommand: AsyncParsableCommand {
             try await Backends.with(queue ?? storeOptions.storeURL) { (backend) throws(CastleError) in
                 let depth = try await backend.depth(partition: partition)
                 let dead = try await backend.deadLetters()
-                let sink = try OutputSink(path: nil)
+                let sink = try OutputSink(path: output)
                 for letter in dead { try letter.write(to: sink) }
                 try sink.commit()
                 if !quietOption.quiet {

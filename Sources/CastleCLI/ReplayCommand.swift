@@ -64,7 +64,7 @@ struct ReplayCommand: AsyncParsableCommand {
     var to: String?
 
     @Option(
-        help: ArgumentHelp("The symbol to analyse (rematch): one; replay analyses one at a time.", valueName: "symbol")
+        help: ArgumentHelp("The one symbol to analyse (rematch).", valueName: "symbol")
     )
     var symbol: String?
 
