@@ -153,7 +153,7 @@ let package = Package(
             name: "StorageTests",
             dependencies: [
                 "CastleCore", "CastleSupport", "Storage", "SQLiteBackend", "PostgresBackend", "Pipeline",
-                "CastleTesting", "Codecs",
+                "CastleTesting", "Codecs", "SyntheticData",
                 "MatchingEngine",
             ]
         ),

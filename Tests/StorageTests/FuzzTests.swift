@@ -3,6 +3,7 @@ import CastleTesting
 import Codecs
 import Pipeline
 import Storage
+import SyntheticData
 import Testing
 
 #if canImport(Glibc)
@@ -126,19 +127,14 @@ import Glibc
     }
 }
 
-/// Random edits of a valid input, from a fixed seed (SplitMix64), so every run makes the same cases.
+/// Random edits of a valid input, from a fixed seed (the order generator's xoshiro256**), so every run
+/// makes the same cases.
 struct Mutator: RandomNumberGenerator {
-    private var state: UInt64
+    private var random: Xoshiro256
 
-    init(seed: UInt64) { state = seed }
+    init(seed: UInt64) { random = Xoshiro256(seed: seed) }
 
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    mutating func next() -> UInt64 { random.next() }
 
     mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
 
