@@ -59,13 +59,13 @@ struct Castle: AsyncParsableCommand {
               12  migrate status/verify: an applied migration was changed
               64  usage: a bad option, value or combination
               65  bad input data
-              66  the input cannot be read, or no such dataset
+              66  the input cannot be read, no such dataset, or no store yet
               69  the store or queue is unreachable
-              70  internal error
+              70  internal error (a bug in castle)
               73  an output file cannot be created
-              74  I/O error
-              75  try again: a lock is held elsewhere
-              78  the store's schema needs `castle migrate`
+              74  I/O error, or a store failure castle does not classify
+              75  try again: a lock held elsewhere, a partition lost to another
+              78  the store's schema needs `castle migrate` (or a table is missing)
               130 interrupted by SIGINT (143: SIGTERM), temporary output removed;
                   the durable worker instead finishes its batch and exits 0
 
