@@ -22,9 +22,9 @@ struct MatchCommand: AsyncParsableCommand {
               castle match -i day.ndjson --book-out book.json --stp cancel_both --strict > events.ndjson
 
             The durable worker: with --queue or --store (default $CASTLE_STORE, else sqlite://castle.db),
-            or with --drain or --partition, castle takes commands from the queue in order and, for each
-            batch, writes the events, trades,
-            resting orders and its queue offset to the store in one transaction, then acks. Killed at any
+            or with --drain or --partition, castle reads its partition of the queue as a log, in order,
+            and for each batch writes the events, trades, resting orders and its queue offset to the
+            store in one transaction (no ack per message: the offset says what is done). Killed at any
             moment and started again, it rebuilds its books from the store and goes on: nothing lost,
             nothing applied twice. `castle events` prints its event log. --partition K/N splits symbols
             by hash over N workers; a second worker for a taken partition waits as a standby and takes
