@@ -178,9 +178,10 @@ extension SQLiteBackend {
         }
     }
 
-    /// SQLite has no notifications: a short sleep, so an idle worker wakes a few times a second.
+    /// SQLite has no notifications: a short sleep (20 ms), so a worker that caught up with its producer
+    /// is back soon after the next commit; idle, the worker reads once a poll and writes nothing.
     public func waitForMessages(timeoutSeconds: Double) async throws(CastleError) {
-        try? await Task.sleep(for: .milliseconds(Int(min(timeoutSeconds, 0.1) * 1000)))
+        try? await Task.sleep(for: .milliseconds(Int(min(timeoutSeconds, 0.02) * 1000)))
     }
 
     public func acquire(partition: Partition, wait: Bool) async throws(CastleError) -> (any PartitionLock)? {
