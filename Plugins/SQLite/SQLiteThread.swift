@@ -1,4 +1,5 @@
 import Formats
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -142,10 +143,59 @@ final class SQLiteSerialConnection: @unchecked Sendable {
         }
     }
 
+    /// Starts `work` on the thread and returns at once; ``SQLitePending/value()`` waits for it.
+    func start(_ work: @escaping @Sendable (SQLiteConnection) throws(CastleError) -> Void) -> SQLitePending {
+        let pending = SQLitePending()
+        let box = box
+        let name = name
+        thread.submit {
+            pending.complete(
+                Result { () throws(CastleError) in
+                    guard let connection = box.connection else { throw CastleError(.software, "\(name) is closed") }
+                    defer { connection.resetAll() }
+                    try work(connection)
+                }
+            )
+        }
+        return pending
+    }
+
     /// Closes the connection, on its thread, and ends the thread. Later calls fail.
     func close() async {
         let box = box
         _ = try? await thread.run { () throws(CastleError) in box.connection = nil }
         thread.stop()
+    }
+}
+
+/// A job started on a connection's thread, to be waited for later.
+final class SQLitePending: Sendable {
+    private struct State {
+        var result: Result<Void, CastleError>?
+        var waiter: CheckedContinuation<Result<Void, CastleError>, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    func complete(_ result: Result<Void, CastleError>) {
+        let waiter = state.withLock { state in
+            state.result = result
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(returning: result)
+    }
+
+    /// Waits for the job; throws its error.
+    func value() async throws(CastleError) {
+        let result = await withCheckedContinuation {
+            (continuation: CheckedContinuation<Result<Void, CastleError>, Never>) in
+            let ready = state.withLock { (state) -> Result<Void, CastleError>? in
+                if state.result == nil { state.waiter = continuation }
+                return state.result
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+        try result.get()
     }
 }
