@@ -17,106 +17,13 @@ extension PostgresBackend {
         return QueueMessage(id: id, source: source, line: line, symbol: symbol, body: body, attempts: Int(attempts))
     }
 
-    public func receive(
-        partition: Partition,
-        limit: Int,
-        leaseSeconds: Int,
-        maxAttempts: Int
-    )
-        async throws(CastleError) -> [QueueMessage]
-    {
-        let now = wallClockMilliseconds()
-        let leaseUntil = now + Int64(leaseSeconds) * 1000
-        let count = Int64(partition.count)
-        let index = Int64(partition.index)
-        let maxAttempts = Int32(clamping: maxAttempts)
-        let messages = try await transaction("receiving from partition \(partition)") { connection in
-            // The head of the partition, locked; those already delivered maxAttempts times without an ack go
-            // to the dead letters, the others are leased. Only the head is looked at: never the whole queue.
-            // The planner cannot know that `shard % N = K` keeps 1/N of the rows, and would rather sort the
-            // whole queue than walk the pending index in id order: tell it not to, for this transaction.
-            try await connection.rows("SET LOCAL enable_seqscan = off")
-            try await connection.rows("SET LOCAL enable_sort = off")
-            return try await connection.rows(
-                """
-                WITH picked AS (
-                    SELECT id, attempts FROM queue_messages
-                    WHERE state = 0 AND lease_until <= \(now) AND shard % \(count) = \(index)
-                        AND id > coalesce(
-                            (SELECT through FROM queue_cursors WHERE part_index = \(Int32(index)) AND part_count = \(Int32(count))), 0)
-                        AND NOT EXISTS (SELECT 1 FROM queue_cursors c
-                            WHERE queue_messages.id <= c.through AND queue_messages.shard % c.part_count = c.part_index)
-                    ORDER BY id LIMIT \(max(limit, 0)) FOR UPDATE SKIP LOCKED),
-                dead AS (
-                    UPDATE queue_messages q SET state = 2,
-                        last_error = 'not acknowledged after ' || q.attempts || ' deliveries'
-                    FROM picked WHERE q.id = picked.id AND picked.attempts >= \(maxAttempts)
-                    RETURNING q.id, q.source, q.line, q.body, q.attempts, q.last_error),
-                buried AS (
-                    INSERT INTO dead_letters (id, source, line, body, attempts, error)
-                    SELECT id, source, line, body, attempts, last_error FROM dead ON CONFLICT (id) DO NOTHING)
-                UPDATE queue_messages q SET attempts = q.attempts + 1, lease_until = \(leaseUntil)
-                FROM picked WHERE q.id = picked.id AND picked.attempts < \(maxAttempts)
-                RETURNING q.id, q.source, q.line, q.symbol, q.body, q.attempts::bigint
-                """
-            ).map(Self.message)
-        }
-        return messages.sorted { $0.id < $1.id }
-    }
-
-    public func ack(_ ids: [Int64]) async throws(CastleError) {
-        guard !ids.isEmpty else { return }
-        _ = try await transaction("acknowledging \(ids.count) messages") { connection in
-            try await connection.rows(
-                "UPDATE queue_messages SET state = 1, lease_until = 0 WHERE id = ANY(\(ids)) AND state = 0"
-            )
-            return 0
-        }
-    }
-
-    public func fail(_ ids: [Int64], error: String, maxAttempts: Int) async throws(CastleError) {
-        guard !ids.isEmpty else { return }
-        let maxAttempts = Int32(clamping: maxAttempts)
-        _ = try await transaction("failing \(ids.count) messages") { connection in
-            try await connection.rows(
-                """
-                WITH dead AS (
-                    UPDATE queue_messages SET state = 2, lease_until = 0, last_error = \(error)
-                    WHERE id = ANY(\(ids)) AND state = 0 AND attempts >= \(maxAttempts)
-                    RETURNING id, source, line, body, attempts, last_error)
-                INSERT INTO dead_letters (id, source, line, body, attempts, error)
-                SELECT id, source, line, body, attempts, last_error FROM dead ON CONFLICT (id) DO NOTHING
-                """
-            )
-            try await connection.rows(
-                """
-                UPDATE queue_messages SET lease_until = 0, last_error = \(error)
-                WHERE id = ANY(\(ids)) AND state = 0
-                """
-            )
-            return 0
-        }
-    }
-
-    public func releaseLeases(partition: Partition) async throws(CastleError) {
-        let count = Int64(partition.count)
-        let index = Int64(partition.index)
-        _ = try await transaction("releasing the leases of partition \(partition)") { connection in
-            try await connection.rows(
-                """
-                UPDATE queue_messages SET lease_until = 0
-                WHERE state = 0 AND lease_until <> 0 AND shard % \(count) = \(index)
-                """
-            )
-            return 0
-        }
-    }
-
     public func read(partition: Partition, after: Int64, limit: Int) async throws(CastleError) -> [QueueMessage] {
         let count = Int64(partition.count)
         let index = Int64(partition.index)
         return try await transaction("reading partition \(partition)") { connection in
-            // Walk the primary key from `after`: never a sort of the queue (see receive).
+            // Walk the primary key from `after`: never a sort of the queue. The planner cannot know that
+            // `shard % N = K` keeps 1/N of the rows, and would rather sort the whole queue than walk the
+            // pending index in id order: tell it not to, for this transaction.
             try await connection.rows("SET LOCAL enable_seqscan = off")
             try await connection.rows("SET LOCAL enable_sort = off")
             return try await connection.rows(

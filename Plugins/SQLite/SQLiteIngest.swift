@@ -11,6 +11,7 @@ final class SQLiteIngest: IngestSession, @unchecked Sendable {
     /// Touched only on the connection's thread.
     private let counter = Counter()
     private var open = true
+    private var inFlight: SQLitePending?
 
     private final class Counter: @unchecked Sendable {
         var added = 0
@@ -41,9 +42,13 @@ final class SQLiteIngest: IngestSession, @unchecked Sendable {
 
     // Dropped without commit or rollback: closing the connection (on its thread) rolls back.
 
+    /// Inserts `rows` on the connection's thread while the caller reads and validates the next batch:
+    /// at most one batch is in flight (the caller waits for the previous one first), so memory stays
+    /// bounded. An insert's error surfaces at the next append or at commit.
     func append(_ rows: [OrderRow]) async throws(CastleError) {
+        try await settle()
         let (sql, bind, counter) = (sql, bind, counter)
-        try await connection.run { (connection) throws(CastleError) in
+        inFlight = connection.start { (connection) throws(CastleError) in
             let statement = try connection.prepare(sql)
             for row in rows {
                 bind(statement, row)
@@ -53,7 +58,20 @@ final class SQLiteIngest: IngestSession, @unchecked Sendable {
         }
     }
 
+    /// Waits for the batch in flight, if any.
+    private func settle() async throws(CastleError) {
+        guard let pending = inFlight else { return }
+        inFlight = nil
+        try await pending.value()
+    }
+
     func commit() async throws(CastleError) -> Int {
+        do throws(CastleError) {
+            try await settle()
+        } catch {
+            await rollback()
+            throw error
+        }
         open = false
         let counter = counter
         let added = try await connection.run { (connection) throws(CastleError) -> Int in
@@ -67,6 +85,7 @@ final class SQLiteIngest: IngestSession, @unchecked Sendable {
     func rollback() async {
         guard open else { return }
         open = false
+        _ = try? await settle()
         _ = try? await connection.run { (connection) throws(CastleError) in try connection.execute("ROLLBACK") }
         await connection.close()
     }

@@ -30,72 +30,6 @@ extension SQLiteBackend {
             WHERE queue_messages.id <= c.through AND queue_messages.shard % c.part_count = c.part_index)
         """
 
-    public func receive(
-        partition: Partition,
-        limit: Int,
-        leaseSeconds: Int,
-        maxAttempts: Int
-    )
-        async throws(CastleError) -> [QueueMessage]
-    {
-        let now = wallClockMilliseconds()
-        return try await withConnection { (connection) throws(CastleError) in
-            try connection.writeTransaction(durable: false) { () throws(CastleError) in
-                let select = try connection.prepare(
-                    """
-                    SELECT id, source, line, symbol, body, attempts FROM queue_messages
-                    WHERE state = 0 AND lease_until <= ? AND \(Self.partitionFilter)
-                        AND id > coalesce(
-                            (SELECT through FROM queue_cursors WHERE part_index = ? AND part_count = ?), 0)
-                        AND NOT \(Self.consumedByAnOwner)
-                    ORDER BY id LIMIT ?
-                    """
-                )
-                select.bind(1, now)
-                select.bind(2, partition: partition)
-                select.bind(5, partition.index)
-                select.bind(6, partition.count)
-                select.bind(7, limit)
-                var candidates: [QueueMessage] = []
-                while try select.step() {
-                    candidates.append(Self.message(select))
-                }
-                // Messages delivered maxAttempts times without an ack go to the dead letters; the others
-                // are leased with one statement over the run of ids (the same filter keeps it exact).
-                var delivered: [QueueMessage] = []
-                for var message in candidates {
-                    if message.attempts >= maxAttempts {
-                        try Self.bury(
-                            connection,
-                            message.id,
-                            error: "not acknowledged after \(message.attempts) deliveries"
-                        )
-                        continue
-                    }
-                    message.attempts += 1
-                    delivered.append(message)
-                }
-                if let first = delivered.first?.id, let last = delivered.last?.id {
-                    let lease = try connection.prepare(
-                        """
-                        UPDATE queue_messages SET attempts = attempts + 1, lease_until = ?
-                        WHERE id BETWEEN ? AND ? AND state = 0 AND lease_until <= ? AND attempts < ?
-                            AND \(Self.partitionFilter)
-                        """
-                    )
-                    lease.bind(1, now + Int64(leaseSeconds) * 1000)
-                    lease.bind(2, first)
-                    lease.bind(3, last)
-                    lease.bind(4, now)
-                    lease.bind(5, maxAttempts)
-                    lease.bind(6, partition: partition)
-                    try lease.run()
-                }
-                return delivered
-            }
-        }
-    }
-
     /// A row of `SELECT id, source, line, symbol, body, attempts FROM queue_messages`.
     private static func message(_ row: Statement) -> QueueMessage {
         QueueMessage(
@@ -123,68 +57,6 @@ extension SQLiteBackend {
         mark.bind(1, error)
         mark.bind(2, id)
         try mark.run()
-    }
-
-    public func ack(_ ids: [Int64]) async throws(CastleError) {
-        guard !ids.isEmpty else { return }
-        try await withConnection { (connection) throws(CastleError) in
-            try connection.writeTransaction(durable: false) { () throws(CastleError) in
-                // Acks come in runs of ids (a partition's batch): one statement a run of consecutive ids.
-                let single = try connection.prepare("UPDATE queue_messages SET state = 1 WHERE id = ? AND state = 0")
-                let range = try connection.prepare(
-                    "UPDATE queue_messages SET state = 1 WHERE id BETWEEN ? AND ? AND state = 0"
-                )
-                let sorted = ids.sorted()
-                var start = 0
-                while start < sorted.count {
-                    var end = start
-                    while end + 1 < sorted.count && sorted[end + 1] == sorted[end] + 1 { end += 1 }
-                    if end == start {
-                        single.bind(1, sorted[start])
-                        try single.run()
-                    } else {
-                        range.bind(1, sorted[start])
-                        range.bind(2, sorted[end])
-                        try range.run()
-                    }
-                    start = end + 1
-                }
-            }
-        }
-    }
-
-    public func fail(_ ids: [Int64], error: String, maxAttempts: Int) async throws(CastleError) {
-        try await withConnection { (connection) throws(CastleError) in
-            try connection.writeTransaction(durable: false) { () throws(CastleError) in
-                let read = try connection.prepare("SELECT attempts FROM queue_messages WHERE id = ? AND state = 0")
-                let release = try connection.prepare(
-                    "UPDATE queue_messages SET lease_until = 0, last_error = ? WHERE id = ?"
-                )
-                for id in ids {
-                    read.bind(1, id)
-                    guard try read.step() else { continue }
-                    let attempts = read.int(0)
-                    sqlite3_reset(read.handle)
-                    if attempts >= maxAttempts {
-                        try Self.bury(connection, id, error: error)
-                    } else {
-                        release.bind(1, error)
-                        release.bind(2, id)
-                        try release.run()
-                    }
-                }
-            }
-        }
-    }
-
-    public func releaseLeases(partition: Partition) async throws(CastleError) {
-        try await withConnection { (connection) throws(CastleError) in
-            let statement = try connection.prepare(
-                "UPDATE queue_messages SET lease_until = 0 WHERE state = 0 AND lease_until > 0 AND \(Self.partitionFilter)"
-            )
-            statement.bind(1, partition: partition)
-            try statement.run()
-        }
     }
 
     public func depth(partition: Partition?) async throws(CastleError) -> Int {
@@ -306,9 +178,10 @@ extension SQLiteBackend {
         }
     }
 
-    /// SQLite has no notifications: a short sleep, so an idle worker wakes a few times a second.
+    /// SQLite has no notifications: a short sleep (20 ms), so a worker that caught up with its producer
+    /// is back soon after the next commit; idle, the worker reads once a poll and writes nothing.
     public func waitForMessages(timeoutSeconds: Double) async throws(CastleError) {
-        try? await Task.sleep(for: .milliseconds(Int(min(timeoutSeconds, 0.1) * 1000)))
+        try? await Task.sleep(for: .milliseconds(Int(min(timeoutSeconds, 0.02) * 1000)))
     }
 
     public func acquire(partition: Partition, wait: Bool) async throws(CastleError) -> (any PartitionLock)? {

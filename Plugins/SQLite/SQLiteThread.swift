@@ -1,4 +1,5 @@
 import CastleSupport
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -9,16 +10,12 @@ import Glibc
 /// a time in the order given, never on Swift's cooperative threads that every async task shares.
 /// The thread ends at ``stop()`` (or when the owner goes) once the jobs already given have run.
 final class SQLiteThread: @unchecked Sendable {
-    /// Heap-allocated, as swift-nio does: a `pthread_mutex_t` needs a stable address.
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    /// Under `mutex`.
+    private let lock = ConditionLock()
+    /// Under `lock`.
     private var jobs: [() -> Void] = []
     private var stopping = false
 
     init(name: String) throws(CastleError) {
-        pthread_mutex_init(mutex, nil)
-        pthread_cond_init(condition, nil)
         // The thread holds the queue until it ends; the queue's owner does not wait for that.
         let retained = Unmanaged.passRetained(self)
         var thread = pthread_t()
@@ -39,21 +36,14 @@ final class SQLiteThread: @unchecked Sendable {
         pthread_detach(thread)
     }
 
-    deinit {
-        pthread_cond_destroy(condition)
-        pthread_mutex_destroy(mutex)
-        condition.deallocate()
-        mutex.deallocate()
-    }
-
     private func loop() {
         while true {
-            pthread_mutex_lock(mutex)
-            while jobs.isEmpty && !stopping { pthread_cond_wait(condition, mutex) }
+            lock.lock()
+            while jobs.isEmpty && !stopping { lock.wait() }
             let batch = jobs
             jobs.removeAll()
             let done = stopping && batch.isEmpty
-            pthread_mutex_unlock(mutex)
+            lock.unlock()
             if done { return }
             for job in batch { job() }
         }
@@ -63,10 +53,10 @@ final class SQLiteThread: @unchecked Sendable {
     func submit(_ job: @escaping @Sendable () -> Void) { enqueue(job) }
 
     private func enqueue(_ job: @escaping () -> Void) {
-        pthread_mutex_lock(mutex)
+        lock.lock()
         jobs.append(job)
-        pthread_cond_signal(condition)
-        pthread_mutex_unlock(mutex)
+        lock.broadcast()
+        lock.unlock()
     }
 
     /// Runs `work` on the thread and returns its result; the calling task waits without holding a thread.
@@ -82,10 +72,10 @@ final class SQLiteThread: @unchecked Sendable {
 
     /// Ends the thread after the jobs already given.
     func stop() {
-        pthread_mutex_lock(mutex)
+        lock.lock()
         stopping = true
-        pthread_cond_signal(condition)
-        pthread_mutex_unlock(mutex)
+        lock.broadcast()
+        lock.unlock()
     }
 }
 
@@ -142,10 +132,59 @@ final class SQLiteSerialConnection: @unchecked Sendable {
         }
     }
 
+    /// Starts `work` on the thread and returns at once; ``SQLitePending/value()`` waits for it.
+    func start(_ work: @escaping @Sendable (SQLiteConnection) throws(CastleError) -> Void) -> SQLitePending {
+        let pending = SQLitePending()
+        let box = box
+        let name = name
+        thread.submit {
+            pending.complete(
+                Result { () throws(CastleError) in
+                    guard let connection = box.connection else { throw CastleError(.software, "\(name) is closed") }
+                    defer { connection.resetAll() }
+                    try work(connection)
+                }
+            )
+        }
+        return pending
+    }
+
     /// Closes the connection, on its thread, and ends the thread. Later calls fail.
     func close() async {
         let box = box
         _ = try? await thread.run { () throws(CastleError) in box.connection = nil }
         thread.stop()
+    }
+}
+
+/// A job started on a connection's thread, to be waited for later.
+final class SQLitePending: Sendable {
+    private struct State {
+        var result: Result<Void, CastleError>?
+        var waiter: CheckedContinuation<Result<Void, CastleError>, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    func complete(_ result: Result<Void, CastleError>) {
+        let waiter = state.withLock { state in
+            state.result = result
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(returning: result)
+    }
+
+    /// Waits for the job; throws its error.
+    func value() async throws(CastleError) {
+        let result = await withCheckedContinuation {
+            (continuation: CheckedContinuation<Result<Void, CastleError>, Never>) in
+            let ready = state.withLock { (state) -> Result<Void, CastleError>? in
+                if state.result == nil { state.waiter = continuation }
+                return state.result
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+        try result.get()
     }
 }

@@ -11,10 +11,6 @@ public enum StorageConformance {
         ("ingest is idempotent", ingestIsIdempotent),
         ("ingest rollback leaves nothing", ingestRollbackLeavesNothing),
         ("enqueue is idempotent and ordered", enqueueIsIdempotentAndOrdered),
-        ("a lease hides a message until it expires", leaseHidesUntilExpiry),
-        ("release leases redelivers", releaseLeasesRedelivers),
-        ("failures end in the dead letters", failuresEndInDeadLetters),
-        ("unacknowledged deliveries end in the dead letters", unacknowledgedDeliveriesEndInDeadLetters),
         ("partitions split the symbols", partitionsSplitSymbols),
         ("matcher commits read back", matcherCommitsReadBack),
         ("a stale offset is refused", staleOffsetIsRefused),
@@ -71,71 +67,16 @@ public enum StorageConformance {
         let again = try await backend.beginEnqueue(source: "day")
         try await again.append(rows(1...5))
         try expect(try await again.commit() == 0, "the same lines again add nothing")
-        let messages = try await backend.receive(partition: .whole, limit: 10, leaseSeconds: 60, maxAttempts: 5)
-        try expect(messages.map(\.line) == [1, 2, 3, 4, 5], "delivered in enqueue order: \(messages.map(\.line))")
+        let messages = try await backend.read(partition: .whole, after: 0, limit: 10)
+        try expect(messages.map(\.line) == [1, 2, 3, 4, 5], "read in enqueue order: \(messages.map(\.line))")
         try expect(zip(messages, messages.dropFirst()).allSatisfy { $0.id < $1.id }, "ids increase")
-        try expect(messages.allSatisfy { $0.attempts == 1 && $0.source == "day" }, "first delivery counted")
+        try expect(messages.allSatisfy { $0.attempts == 0 && $0.source == "day" }, "no delivery counted")
         try expect(messages.first?.body == #"{"op":"cancel","id":1}"#, "body kept")
-        try await backend.ack(Array(messages.prefix(2).map(\.id)))
-        try expect(try await backend.depth(partition: nil) == 3, "acked messages leave the depth")
-        try await backend.releaseLeases(partition: .whole)
-        let rest = try await backend.receive(partition: .whole, limit: 10, leaseSeconds: 60, maxAttempts: 5)
-        try expect(rest.map(\.line) == [3, 4, 5], "acked messages are never delivered again")
+        try await backend.markConsumed(partition: .whole, through: messages[1].id, inFlight: messages[1].id)
+        try expect(try await backend.depth(partition: nil) == 3, "consumed messages leave the depth")
         let later = try await backend.beginEnqueue(source: "day")
         try await later.append(rows(1...2))
-        try expect(try await later.commit() == 0, "acked lines are still known: nothing re-enqueued")
-    }
-
-    static func leaseHidesUntilExpiry(_ backend: any Backend) async throws {
-        let session = try await backend.beginEnqueue(source: "s")
-        try await session.append(rows(1...1))
-        _ = try await session.commit()
-        let first = try await backend.receive(partition: .whole, limit: 10, leaseSeconds: 1, maxAttempts: 5)
-        try expect(first.count == 1, "delivered")
-        let hidden = try await backend.receive(partition: .whole, limit: 10, leaseSeconds: 1, maxAttempts: 5)
-        try expect(hidden.isEmpty, "hidden while leased")
-        try await Task.sleep(for: .milliseconds(1_100))
-        let again = try await backend.receive(partition: .whole, limit: 10, leaseSeconds: 1, maxAttempts: 5)
-        try expect(again.map(\.attempts) == [2], "redelivered after the lease, attempts 2: \(again.map(\.attempts))")
-    }
-
-    static func releaseLeasesRedelivers(_ backend: any Backend) async throws {
-        let session = try await backend.beginEnqueue(source: "s")
-        try await session.append(rows(1...3))
-        _ = try await session.commit()
-        _ = try await backend.receive(partition: .whole, limit: 10, leaseSeconds: 600, maxAttempts: 5)
-        try await backend.releaseLeases(partition: .whole)
-        let again = try await backend.receive(partition: .whole, limit: 10, leaseSeconds: 600, maxAttempts: 5)
-        try expect(again.map(\.line) == [1, 2, 3], "all back after release: \(again.map(\.line))")
-    }
-
-    static func failuresEndInDeadLetters(_ backend: any Backend) async throws {
-        let session = try await backend.beginEnqueue(source: "s")
-        try await session.append(rows(1...2))
-        _ = try await session.commit()
-        var batch = try await backend.receive(partition: .whole, limit: 1, leaseSeconds: 600, maxAttempts: 2)
-        try await backend.fail(batch.map(\.id), error: "boom 1", maxAttempts: 2)
-        batch = try await backend.receive(partition: .whole, limit: 1, leaseSeconds: 600, maxAttempts: 2)
-        try expect(batch.map(\.line) == [1] && batch[0].attempts == 2, "retried first, attempt 2")
-        try await backend.fail(batch.map(\.id), error: "boom 2", maxAttempts: 2)
-        let dead = try await backend.deadLetters()
-        try expect(dead.count == 1 && dead[0].line == 1 && dead[0].error == "boom 2", "dead letter: \(dead)")
-        try expect(dead[0].attempts == 2, "attempts recorded")
-        let next = try await backend.receive(partition: .whole, limit: 10, leaseSeconds: 600, maxAttempts: 2)
-        try expect(next.map(\.line) == [2], "the queue goes on: \(next.map(\.line))")
-        try expect(try await backend.depth(partition: nil) == 1, "dead letters leave the depth")
-    }
-
-    static func unacknowledgedDeliveriesEndInDeadLetters(_ backend: any Backend) async throws {
-        let session = try await backend.beginEnqueue(source: "s")
-        try await session.append(rows(1...1))
-        _ = try await session.commit()
-        _ = try await backend.receive(partition: .whole, limit: 10, leaseSeconds: 600, maxAttempts: 1)
-        try await backend.releaseLeases(partition: .whole)
-        let again = try await backend.receive(partition: .whole, limit: 10, leaseSeconds: 600, maxAttempts: 1)
-        try expect(again.isEmpty, "not delivered past its attempts")
-        let dead = try await backend.deadLetters()
-        try expect(dead.map(\.error) == ["not acknowledged after 1 deliveries"], "dead letter: \(dead.map(\.error))")
+        try expect(try await later.commit() == 0, "consumed lines are still known: nothing re-enqueued")
     }
 
     static func partitionsSplitSymbols(_ backend: any Backend) async throws {
@@ -147,7 +88,7 @@ public enum StorageConformance {
         for index in 0..<3 {
             let partition = Partition(index: index, count: 3)
             let depth = try await backend.depth(partition: partition)
-            let batch = try await backend.receive(partition: partition, limit: 100, leaseSeconds: 600, maxAttempts: 5)
+            let batch = try await backend.read(partition: partition, after: 0, limit: 100)
             try expect(batch.count == depth, "depth \(depth) of \(partition) matches its messages \(batch.count)")
             try expect(batch.allSatisfy { partition.contains(symbol: $0.symbol) }, "only \(partition)'s symbols")
             try expect(zip(batch, batch.dropFirst()).allSatisfy { $0.id < $1.id }, "in order within \(partition)")
@@ -298,8 +239,6 @@ public enum StorageConformance {
         try expect(rest.map(\.line) == [8, 10, 12], "read after the offset: \(rest.map(\.line))")
         try expect(try await backend.depth(partition: partition) == 3, "consumed messages leave the depth")
         try expect(try await backend.depth(partition: nil) == 9, "the other partition keeps its 6")
-        let received = try await backend.receive(partition: partition, limit: 100, leaseSeconds: 60, maxAttempts: 5)
-        try expect(received.map(\.line) == [8, 10, 12], "receive skips consumed messages: \(received.map(\.line))")
     }
 
     static func inFlightMessagesAreCounted(_ backend: any Backend) async throws {

@@ -9,16 +9,16 @@ import Streams
 import Glibc
 #endif
 
-/// The durable matcher behind `castle match --queue URL --store URL`: takes commands from the queue in
-/// offset order, applies them, and writes each batch's events, trades, touched orders and the consumer
-/// offset in one store transaction, then acks. After a crash it rebuilds its books from the stored
-/// resting orders and goes on from the stored offset: messages at or below it are acked unapplied, so
+/// The durable matcher behind `castle match --queue URL --store URL`: owns its partition, reads it as a
+/// log after the stored offset, applies the commands in offset order, and writes each batch's events,
+/// trades, touched orders and the consumer's new offset in one store transaction; there is no ack per
+/// message, a cursor row per partition tells the queue what is done and what is in flight. After a
+/// crash it rebuilds its books from the stored resting orders and reads on after the stored offset, so
 /// nothing is applied twice and nothing is lost.
 public final class MatchWorker {
     public struct Options: Sendable {
         public var partition = Partition.whole
         public var batchSize = 5_000
-        public var leaseSeconds = 60
         public var maxAttempts = 5
         /// Exit once the partition's queue is empty.
         public var drain = false
@@ -77,6 +77,9 @@ public final class MatchWorker {
         /// Orders that have a row in the store: an order placed and gone within one batch never gets one.
         var stored: Set<OrderID> = []
         var instruments: [SymbolID: Instrument]
+        /// Where the consumer stood when the worker started.
+        var offset: Int64
+        var lastSeq: Int64
     }
 
     public func run() async throws(CastleError) -> Summary {
@@ -93,18 +96,72 @@ public final class MatchWorker {
         }
     }
 
+    /// The run after the partition is taken: restore, then batch after batch until stopped or drained.
     private func work(_ summary: inout Summary, started: UInt64) async throws(CastleError) {
+        var books = try await restoreBooks(&summary)
+        let sink = OutputSink.inMemory()
+        let writer = EventWriter(sink: sink, instruments: books.instruments, after: UInt64(books.lastSeq))
+        writer.syncNames(symbols: books.decoder.symbols, accounts: books.decoder.accounts)
+        var offset = books.offset
+        var ready = false
+        // The cursor as last written: an idle worker writes nothing.
+        var cursor: (through: Int64, inFlight: Int64)? = nil
+        let progress = ProgressBar(label: "match", forceDisabled: !options.showProgress)
+        defer { progress.finish() }
+
+        // The partition is read as a log after the offset: no lease and no ack per message; the cursor
+        // (markConsumed) says which messages are done and which are in flight.
+        while !shouldStop() {
+            let messages = try await nextBatch(after: offset)
+            if !ready {
+                ready = true
+                summary.secondsToReady = Double(monotonicNanoseconds() - started) / 1e9
+            }
+            guard let last = messages.last else {
+                try await markConsumed(through: offset, inFlight: offset, &cursor)
+                if options.drain, try await queue.depth(partition: options.partition) == 0 { break }
+                try await queue.waitForMessages(timeoutSeconds: 1)
+                continue
+            }
+            try await markConsumed(through: offset, inFlight: last.id, &cursor)
+            var batch = MatchCommit(consumer: consumer, offset: offset, lastSeq: Int64(writer.seq), events: nil)
+            let touched = try apply(messages, to: &books, writer: writer, commit: &batch, summary: &summary)
+            let body = sink.takeBytes()
+            if !body.isEmpty {
+                batch.events = EventSegment(firstSeq: batch.lastSeq + 1, lastSeq: Int64(writer.seq), body: body)
+            }
+            diff(touched, books: &books, into: &batch)
+            try await commit(&batch, through: last.id, lastSeq: Int64(writer.seq))
+            offset = last.id
+            summary.messages += messages.count
+            summary.trades += batch.trades.count
+            summary.batches += 1
+            progress.update(
+                done: summary.messages,
+                total: nil,
+                status: "\(summary.messages) messages, offset \(offset)"
+            )
+        }
+        try await markConsumed(through: offset, inFlight: offset, &cursor)
+        if let path = options.bookOutPath { try writeBook(books, to: path) }
+    }
+
+    /// Loads the consumer's state, puts its resting orders back in their books, and counts one more
+    /// delivery for the messages the last owner died working on.
+    private func restoreBooks(_ summary: inout Summary) async throws(CastleError) -> Books {
         var decoder = CommandDecoder()
         var instruments: [SymbolID: Instrument] = [:]
         if let path = options.instrumentsPath {
             instruments = try InstrumentsFile.load(path: path, symbols: &decoder.symbols)
         }
+        let state = try await store.loadMatcherState(consumer: consumer)
         var books = Books(
             exchange: Exchange(instruments: instruments, defaultSTP: options.stp),
             decoder: decoder,
-            instruments: instruments
+            instruments: instruments,
+            offset: state.offset,
+            lastSeq: state.lastSeq
         )
-        let state = try await store.loadMatcherState(consumer: consumer)
         try restore(state, into: &books)
         summary.restoredOrders = state.orders.count
         summary.startOffset = state.offset
@@ -122,137 +179,120 @@ public final class MatchWorker {
                 "resuming \(consumer) after offset \(state.offset), seq \(state.lastSeq), \(state.orders.count) resting orders"
             )
         }
+        return books
+    }
 
-        let sink = OutputSink.inMemory()
-        let writer = EventWriter(sink: sink, instruments: instruments, after: UInt64(state.lastSeq))
-        writer.syncNames(symbols: books.decoder.symbols, accounts: books.decoder.accounts)
-        var offset = state.offset
+    /// The next messages of the partition after `offset`, suspects isolated: a message that was in flight
+    /// when the worker died twice is taken alone, so that one that kills the worker every time uses up
+    /// its own attempts and goes to the dead letters without its batch.
+    private func nextBatch(after offset: Int64) async throws(CastleError) -> [QueueMessage] {
+        let messages = try await queue.read(partition: options.partition, after: offset, limit: options.batchSize)
+        guard let suspect = messages.firstIndex(where: { $0.attempts >= 2 }) else { return messages }
+        return suspect == 0 ? [messages[0]] : Array(messages[..<suspect])
+    }
+
+    /// Decodes and applies each message in offset order, writing its events and collecting its trades;
+    /// returns the orders the batch touched.
+    private func apply(
+        _ messages: [QueueMessage],
+        to books: inout Books,
+        writer: EventWriter,
+        commit: inout MatchCommit,
+        summary: inout Summary
+    ) throws(CastleError) -> Set<OrderID> {
+        var touched: Set<OrderID> = []
         var events: [Event] = []
-        var ready = false
-        // The cursor as last written: an idle worker writes nothing.
-        var cursor: (through: Int64, inFlight: Int64)? = nil
-        let progress = ProgressBar(label: "match", forceDisabled: !options.showProgress)
-        defer { progress.finish() }
-
-        // The partition is read as a log after the offset: no lease and no ack per message; the cursor
-        // (markConsumed) says which messages are done and which are in flight. A message that was in flight
-        // when the worker died twice is taken alone, so that one that kills the worker every time uses up
-        // its own attempts and goes to the dead letters without its batch.
-        while !shouldStop() {
-            var messages = try await queue.read(partition: options.partition, after: offset, limit: options.batchSize)
-            if let suspect = messages.firstIndex(where: { $0.attempts >= 2 }) {
-                messages = suspect == 0 ? [messages[0]] : Array(messages[..<suspect])
+        for message in messages {
+            let decoded =
+                message.body.utf8.withContiguousStorageIfAvailable { bytes in
+                    books.decoder.decode(bytes, lineNumber: Int(message.line))
+                }
+                ?? Array(message.body.utf8).withUnsafeBufferPointer {
+                    books.decoder.decode($0, lineNumber: Int(message.line))
+                }
+            if books.decoder.symbols.count > writer.symbolCount || books.decoder.accounts.count > writer.accountCount {
+                writer.syncNames(symbols: books.decoder.symbols, accounts: books.decoder.accounts)
             }
-            if !ready {
-                ready = true
-                summary.secondsToReady = Double(monotonicNanoseconds() - started) / 1e9
-            }
-            if messages.isEmpty {
-                try await markConsumed(through: offset, inFlight: offset, &cursor)
-                if options.drain, try await queue.depth(partition: options.partition) == 0 { break }
-                try await queue.waitForMessages(timeoutSeconds: 1)
-                continue
-            }
-            try await markConsumed(through: offset, inFlight: messages.last!.id, &cursor)
-            var commit = MatchCommit(consumer: consumer, offset: offset, lastSeq: Int64(writer.seq), events: nil)
-            var touched: Set<OrderID> = []
-            var applied = 0
-            for message in messages {
-                offset = message.id
-                applied += 1
-                let decoded =
-                    message.body.utf8.withContiguousStorageIfAvailable { bytes in
-                        books.decoder.decode(bytes, lineNumber: Int(message.line))
-                    }
-                    ?? Array(message.body.utf8).withUnsafeBufferPointer {
-                        books.decoder.decode($0, lineNumber: Int(message.line))
-                    }
-                if books.decoder.symbols.count > writer.symbolCount
-                    || books.decoder.accounts.count > writer.accountCount
+            switch decoded {
+            case .command(let command):
+                if command.id == options.debugCrashOnID { abort() }
+                // A `new` with a live id is rejected: `before` then equals `after` and nothing moves.
+                let before = command.op == .cancel ? nil : books.exchange.liveOrder(command.id)
+                books.exchange.apply(command, into: &events)
+                touched.insert(command.id)
+                if command.op != .cancel, let after = books.exchange.liveOrder(command.id),
+                    Self.placed(before: before, after: after)
                 {
-                    writer.syncNames(symbols: books.decoder.symbols, accounts: books.decoder.accounts)
+                    books.priorities[command.id] = message.id
                 }
-                switch decoded {
-                case .command(let command):
-                    if command.id == options.debugCrashOnID { abort() }
-                    // A `new` with a live id is rejected: `before` then equals `after` and nothing moves.
-                    let before = command.op == .cancel ? nil : books.exchange.liveOrder(command.id)
-                    books.exchange.apply(command, into: &events)
-                    touched.insert(command.id)
-                    if command.op != .cancel, let after = books.exchange.liveOrder(command.id),
-                        Self.placed(before: before, after: after)
-                    {
-                        books.priorities[command.id] = message.id
-                    }
-                case .rejected(let op, let id, let reason, let detail):
-                    events.append(
-                        .rejected(op: op, id: id, reason: reason, detail: detail, line: Int(message.line), ts: nil)
-                    )
-                }
-                for event in events {
-                    try writer.write(event)
-                    switch event {
-                    case .trade(let trade, let ts):
-                        touched.insert(trade.maker)
-                        commit.trades.append(
-                            TradeRow(
-                                seq: Int64(writer.seq),
-                                symbol: books.decoder.symbols.string(of: trade.symbol),
-                                price: trade.price,
-                                qty: trade.qty,
-                                maker: trade.maker,
-                                taker: trade.taker,
-                                side: trade.side == .buy ? "buy" : "sell",
-                                ts: ts
-                            )
+            case .rejected(let op, let id, let reason, let detail):
+                events.append(
+                    .rejected(op: op, id: id, reason: reason, detail: detail, line: Int(message.line), ts: nil)
+                )
+            }
+            for event in events {
+                try writer.write(event)
+                switch event {
+                case .trade(let trade, let ts):
+                    touched.insert(trade.maker)
+                    commit.trades.append(
+                        TradeRow(
+                            seq: Int64(writer.seq),
+                            symbol: books.decoder.symbols.string(of: trade.symbol),
+                            price: trade.price,
+                            qty: trade.qty,
+                            maker: trade.maker,
+                            taker: trade.taker,
+                            side: trade.side == .buy ? "buy" : "sell",
+                            ts: ts
                         )
-                    case .canceled(let id, _, _, _, _):
-                        touched.insert(id)
-                    default:
-                        break
-                    }
-                }
-                summary.events += events.count
-                events.removeAll(keepingCapacity: true)
-            }
-            let body = sink.takeBytes()
-            if !body.isEmpty {
-                commit.events = EventSegment(firstSeq: commit.lastSeq + 1, lastSeq: Int64(writer.seq), body: body)
-            }
-            for id in touched {
-                if let order = books.exchange.liveOrder(id), let priority = books.priorities[id] {
-                    commit.upserts.append(row(order, priority: priority, names: books.decoder))
-                    books.stored.insert(id)
-                } else {
-                    books.priorities[id] = nil
-                    if books.stored.remove(id) != nil { commit.deletes.append(id) }
+                    )
+                case .canceled(let id, _, _, _, _):
+                    touched.insert(id)
+                default:
+                    break
                 }
             }
-            commit.upserts.sort { $0.id < $1.id }
-            commit.deletes.sort()
-            let previous = commit.offset
-            commit.offset = offset
-            commit.lastSeq = Int64(writer.seq)
-            if applied > 0 { try await store.commitMatch(commit, previousOffset: previous) }
-            summary.messages += applied
-            summary.trades += commit.trades.count
-            summary.batches += 1
-            progress.update(
-                done: summary.messages,
-                total: nil,
-                status: "\(summary.messages) messages, offset \(offset)"
-            )
+            summary.events += events.count
+            events.removeAll(keepingCapacity: true)
         }
-        try await markConsumed(through: offset, inFlight: offset, &cursor)
-        if let path = options.bookOutPath {
-            let sink = try OutputSink(path: path)
-            do throws(CastleError) {
-                try BookWriter.write(books.exchange, symbols: books.decoder.symbols, to: sink)
-                try sink.commit()
-            } catch {
-                sink.abort()
-                throw error
+        return touched
+    }
+
+    /// The stored resting orders the batch changes: an upsert for each touched order still live, a delete
+    /// for each one gone that had a row. An order placed and gone within the batch gets neither.
+    private func diff(_ touched: Set<OrderID>, books: inout Books, into commit: inout MatchCommit) {
+        for id in touched {
+            if let order = books.exchange.liveOrder(id), let priority = books.priorities[id] {
+                commit.upserts.append(row(order, priority: priority, names: books.decoder))
+                books.stored.insert(id)
+            } else {
+                books.priorities[id] = nil
+                if books.stored.remove(id) != nil { commit.deletes.append(id) }
             }
+        }
+        commit.upserts.sort { $0.id < $1.id }
+        commit.deletes.sort()
+    }
+
+    /// Writes the batch and the consumer's new offset in one store transaction; refused when the stored
+    /// offset is not the one the batch started from (another worker).
+    private func commit(_ batch: inout MatchCommit, through offset: Int64, lastSeq: Int64) async throws(CastleError) {
+        let previous = batch.offset
+        batch.offset = offset
+        batch.lastSeq = lastSeq
+        try await store.commitMatch(batch, previousOffset: previous)
+    }
+
+    /// The final resting book, as `castle match --book-out` writes it.
+    private func writeBook(_ books: Books, to path: String) throws(CastleError) {
+        let sink = try OutputSink(path: path)
+        do throws(CastleError) {
+            try BookWriter.write(books.exchange, symbols: books.decoder.symbols, to: sink)
+            try sink.commit()
+        } catch {
+            sink.abort()
+            throw error
         }
     }
 

@@ -2,12 +2,11 @@ public import CastleSupport
 import Synchronization
 
 /// An in-process backend for tests: `memory://NAME` opens the same instance for the same name within one
-/// process. It keeps the queue's and the store's semantics (idempotent ingest, leases, attempts, dead
-/// letters, offsets) so the conformance suite runs against it unchanged. It has no schema.
+/// process. It keeps the queue's and the store's semantics (idempotent ingest, the owner's cursor,
+/// attempts, dead letters, offsets) so the conformance suite runs against it unchanged. It has no schema.
 public final class MemoryBackend: Store, MessageQueue {
     struct Message {
         var message: QueueMessage
-        var leaseUntil: Int64 = 0
         var done = false
     }
 
@@ -159,68 +158,6 @@ public final class MemoryBackend: Store, MessageQueue {
                 added += 1
             }
             return added
-        }
-    }
-
-    public func receive(
-        partition: Partition,
-        limit: Int,
-        leaseSeconds: Int,
-        maxAttempts: Int
-    )
-        async throws(CastleError) -> [QueueMessage]
-    {
-        let now = wallClockMilliseconds()
-        return state.withLock { state in
-            var delivered: [QueueMessage] = []
-            for index in state.messages.indices where delivered.count < limit {
-                var entry = state.messages[index]
-                guard !entry.done, entry.leaseUntil <= now, partition.contains(symbol: entry.message.symbol),
-                    !state.consumed(entry.message)
-                else {
-                    continue
-                }
-                if entry.message.attempts >= maxAttempts {
-                    entry.done = true
-                    state.bury(entry.message, error: "not acknowledged after \(entry.message.attempts) deliveries")
-                    state.messages[index] = entry
-                    continue
-                }
-                entry.message.attempts += 1
-                entry.leaseUntil = now + Int64(leaseSeconds) * 1000
-                state.messages[index] = entry
-                delivered.append(entry.message)
-            }
-            return delivered
-        }
-    }
-
-    public func ack(_ ids: [Int64]) async throws(CastleError) {
-        state.withLock { state in
-            for id in ids where id >= 1 && id <= state.messages.count { state.messages[Int(id) - 1].done = true }
-        }
-    }
-
-    public func fail(_ ids: [Int64], error: String, maxAttempts: Int) async throws(CastleError) {
-        state.withLock { state in
-            for id in ids where id >= 1 && id <= state.messages.count {
-                var entry = state.messages[Int(id) - 1]
-                guard !entry.done else { continue }
-                entry.leaseUntil = 0
-                if entry.message.attempts >= maxAttempts {
-                    entry.done = true
-                    state.bury(entry.message, error: error)
-                }
-                state.messages[Int(id) - 1] = entry
-            }
-        }
-    }
-
-    public func releaseLeases(partition: Partition) async throws(CastleError) {
-        state.withLock { state in
-            for index in state.messages.indices where partition.contains(symbol: state.messages[index].message.symbol) {
-                state.messages[index].leaseUntil = 0
-            }
         }
     }
 

@@ -23,8 +23,12 @@ public protocol Store: AnyObject, Sendable {
     /// The consumer's offset, last event `seq` and resting orders (any order; callers sort by priority).
     func loadMatcherState(consumer: String) async throws(CastleError) -> MatcherState
 
-    /// Writes one batch of the matcher in one transaction. Refuses (``CastleError/Kind/software``) when
-    /// the stored offset is not below `commit.offset`'s batch: a second writer for the same consumer.
+    /// Writes one batch of the matcher in one transaction: its events, trades, upserted and deleted
+    /// resting orders, and the consumer's new offset and last `seq`. Refuses (``CastleError/Kind/software``),
+    /// writing nothing, when the stored offset is not equal to `previousOffset` (0 for a new consumer):
+    /// a second writer for the same consumer. Every backend checks it inside the write transaction
+    /// (PostgreSQL with the offset row locked `FOR UPDATE`, SQLite under `BEGIN IMMEDIATE`, memory under
+    /// its lock).
     func commitMatch(_ commit: MatchCommit, previousOffset: Int64) async throws(CastleError)
 
     /// Consumers that wrote events, sorted.
@@ -48,46 +52,32 @@ public protocol Store: AnyObject, Sendable {
     func close() async
 }
 
-/// A durable queue of order-stream commands. Delivery is at least once: a received message is leased
-/// for a while and comes back when the lease runs out without an ack; consumers make processing
-/// idempotent with their offset (``Store/commitMatch(_:previousOffset:)``).
+/// A durable queue of order-stream commands, consumed by the owner of each partition as a log: it holds
+/// ``acquire(partition:wait:)``, reads after its offset with ``read(partition:after:limit:)``, and makes
+/// processing exactly-once with its offset in the store (``Store/commitMatch(_:previousOffset:)``). A
+/// cursor row per partition (``markConsumed(partition:through:inFlight:)``) says what is done and what is
+/// in flight, so a new owner can count a delivery for what the last one died working on. Memory keeps
+/// the messages and cursors in process; SQLite in tables of the database file, the owner holding an
+/// `flock`; PostgreSQL in tables, the owner holding a session advisory lock, with LISTEN/NOTIFY to wake
+/// waiting consumers.
 public protocol MessageQueue: AnyObject, Sendable {
     var displayURL: String { get }
 
     /// Starts enqueueing rows of `source`, in one transaction. A (source, line) already enqueued, even if
-    /// long acked, is skipped: enqueueing the same file twice adds nothing.
+    /// long consumed, is skipped: enqueueing the same file twice adds nothing. Ids are given in append
+    /// order and become visible in id order.
     func beginEnqueue(source: String) async throws(CastleError) -> any IngestSession
 
-    /// Up to `limit` visible messages of `partition`, lowest offset first, each leased for `leaseSeconds`
-    /// and its attempts counted. A message already delivered `maxAttempts` times without an ack goes to
-    /// the dead letters instead ("not acknowledged after N deliveries").
-    func receive(
-        partition: Partition,
-        limit: Int,
-        leaseSeconds: Int,
-        maxAttempts: Int
-    )
-        async throws(CastleError) -> [QueueMessage]
-
-    /// Marks messages done. Acked messages stay as the record of what was enqueued (for idempotence)
-    /// but are never delivered again.
-    func ack(_ ids: [Int64]) async throws(CastleError)
-
-    /// Returns messages to the queue after a failure, or to the dead letters with `error` once they have
-    /// been delivered `maxAttempts` times.
-    func fail(_ ids: [Int64], error: String, maxAttempts: Int) async throws(CastleError)
-
-    // MARK: The owner's path: the partition as a log
-
     /// For the owner of `partition` (it holds ``acquire(partition:wait:)``): messages with `id > after`, in
-    /// id order, at most `limit`, not yet done or dead. No lease and no attempt is recorded: nobody else
-    /// takes from an owned partition, and ``markConsumed(partition:through:inFlight:)`` is the ack.
+    /// id order, at most `limit`, not dead. Nothing is recorded: nobody else takes from an owned
+    /// partition, and ``markConsumed(partition:through:inFlight:)`` says what is done.
     func read(partition: Partition, after: Int64, limit: Int) async throws(CastleError) -> [QueueMessage]
 
     /// The owner's bookkeeping, one row per partition: every message of the partition up to `through` is
-    /// done (``receive(partition:limit:leaseSeconds:maxAttempts:)`` and ``depth(partition:)`` skip them,
-    /// with no write per message), and those in `through+1...inFlight` are being worked on. Not durable on
-    /// its own: the consumer's offset in the store is what counts, this only catches up with it.
+    /// done (``depth(partition:)`` skips them, with no write per message), and those in
+    /// `through+1...inFlight` are being worked on. Not durable on its own: the consumer's offset in the
+    /// store is what counts, this only catches up with it. SQLite commits it without an fsync,
+    /// PostgreSQL with `synchronous_commit` off.
     func markConsumed(partition: Partition, through: Int64, inFlight: Int64) async throws(CastleError)
 
     /// For a new owner: counts one more delivery for each message the previous owner left in flight (it
@@ -101,11 +91,7 @@ public protocol MessageQueue: AnyObject, Sendable {
     )
         async throws(CastleError) -> (inFlight: Int64, attempts: Int)
 
-    /// Ends every lease in the partition: its new owner (holding ``acquire(partition:wait:)``) knows no one
-    /// else is working on them.
-    func releaseLeases(partition: Partition) async throws(CastleError)
-
-    /// Messages not yet acked nor dead, in `partition` (all when nil).
+    /// Messages neither done (up to a cursor's `through`) nor dead, in `partition` (all when nil).
     func depth(partition: Partition?) async throws(CastleError) -> Int
 
     func deadLetters() async throws(CastleError) -> [DeadLetter]

@@ -15,7 +15,7 @@ public struct OrderRow: Sendable, Hashable {
     }
 }
 
-/// A message delivered by a ``MessageQueue``. `id` is its offset: dense per queue, increasing in the
+/// A message of a ``MessageQueue``. `id` is its offset: dense per queue, increasing in the
 /// order of enqueue, so a consumer that applies messages in `id` order applies them in stream order.
 public struct QueueMessage: Sendable, Hashable {
     public var id: Int64
@@ -23,7 +23,8 @@ public struct QueueMessage: Sendable, Hashable {
     public var line: Int64
     public var symbol: String
     public var body: String
-    /// Deliveries so far, this one included.
+    /// Deliveries counted so far: one each time an owner died with it in flight
+    /// (``MessageQueue/recoverInFlight(partition:after:maxAttempts:)``).
     public var attempts: Int
 
     public init(id: Int64, source: String, line: Int64, symbol: String, body: String, attempts: Int) {

@@ -178,7 +178,7 @@ struct PostgresBackendTests {
         }
     }
 
-    @Test("enqueue, receive, ack, lease expiry, fail and dead letters")
+    @Test("enqueue, read as a log, the cursor, messages in flight and dead letters")
     func queue() async throws {
         try await PostgresTestServer.withDatabase { backend, _ in
             let session = try await backend.beginEnqueue(source: "day1.ndjson")
@@ -189,51 +189,38 @@ struct PostgresBackendTests {
             #expect(try await again.commit() == 1)
             #expect(try await backend.depth(partition: nil) == 6)
 
-            let batch = try await backend.receive(partition: .whole, limit: 4, leaseSeconds: 60, maxAttempts: 3)
+            let batch = try await backend.read(partition: .whole, after: 0, limit: 4)
             #expect(batch.map(\.id) == [1, 2, 3, 4])
             #expect(batch.map(\.line) == [1, 2, 3, 4])
-            #expect(batch.allSatisfy { $0.attempts == 1 && $0.source == "day1.ndjson" })
-            // Leased: the next receive gets the rest only.
-            let rest = try await backend.receive(partition: .whole, limit: 10, leaseSeconds: 60, maxAttempts: 3)
-            #expect(rest.map(\.id) == [5, 6])
+            #expect(batch.allSatisfy { $0.attempts == 0 && $0.source == "day1.ndjson" })
+            #expect(try await backend.read(partition: .whole, after: 4, limit: 10).map(\.id) == [5, 6])
 
-            try await backend.ack([1, 2])
+            // Done through 2, 3 and 4 in flight; the owner dies twice with them: dead after 2 deliveries.
+            try await backend.markConsumed(partition: .whole, through: 2, inFlight: 4)
             #expect(try await backend.depth(partition: nil) == 4)
-            try await backend.fail([3], error: "boom", maxAttempts: 3)
-            let retried = try await backend.receive(partition: .whole, limit: 10, leaseSeconds: 0, maxAttempts: 3)
-            #expect(retried.map(\.id) == [3])
-            #expect(retried.first?.attempts == 2)
-            // A zero lease runs out at once: delivered again, then dead after maxAttempts deliveries.
-            let third = try await backend.receive(partition: .whole, limit: 10, leaseSeconds: 0, maxAttempts: 3)
-            #expect(third.map(\.attempts) == [3])
-            #expect(try await backend.receive(partition: .whole, limit: 10, leaseSeconds: 60, maxAttempts: 3).isEmpty)
+            var recovered = try await backend.recoverInFlight(partition: .whole, after: 2, maxAttempts: 2)
+            #expect(recovered.inFlight == 4 && recovered.attempts == 1)
+            recovered = try await backend.recoverInFlight(partition: .whole, after: 2, maxAttempts: 2)
+            #expect(recovered.inFlight == 4 && recovered.attempts == 0)
             #expect(
-                try await backend.deadLetters() == [
-                    DeadLetter(
-                        id: 3,
-                        source: "day1.ndjson",
-                        line: 3,
-                        body: orderRow(3, "BTC-USD").body,
-                        attempts: 3,
-                        error: "not acknowledged after 3 deliveries"
-                    )
-                ]
-            )
-            // fail at maxAttempts parks the message with its error.
-            try await backend.fail([4], error: "bad order", maxAttempts: 1)
-            #expect(
-                try await backend.deadLetters().map(\.error) == ["not acknowledged after 3 deliveries", "bad order"]
+                try await backend.deadLetters()
+                    == [3, 4].map { line in
+                        DeadLetter(
+                            id: line,
+                            source: "day1.ndjson",
+                            line: line,
+                            body: orderRow(line, "BTC-USD").body,
+                            attempts: 2,
+                            error: "not acknowledged after 2 deliveries"
+                        )
+                    }
             )
             #expect(try await backend.depth(partition: nil) == 2)
-            // Acked messages are never delivered again, even after their lease is released.
-            try await backend.releaseLeases(partition: .whole)
-            let released = try await backend.receive(partition: .whole, limit: 10, leaseSeconds: 60, maxAttempts: 3)
-            #expect(released.map(\.id) == [5, 6])
-            #expect(released.map(\.attempts) == [2, 2])
+            #expect(try await backend.read(partition: .whole, after: 2, limit: 10).map(\.id) == [5, 6])
         }
     }
 
-    @Test("receive, depth and releaseLeases keep to their partition")
+    @Test("read and depth keep to their partition")
     func partitions() async throws {
         try await PostgresTestServer.withDatabase { backend, _ in
             let symbols = ["BTC-USD", "ETH-USD", "SOL-USD", "XRP-USD", "ADA-USD", "DOGE-USD", "AAPL", "MSFT"]
@@ -243,30 +230,13 @@ struct PostgresBackendTests {
             var seen: [Int64] = []
             for index in 0..<3 {
                 let partition = Partition(index: index, count: 3)
-                let messages = try await backend.receive(
-                    partition: partition,
-                    limit: 100,
-                    leaseSeconds: 60,
-                    maxAttempts: 5
-                )
+                let messages = try await backend.read(partition: partition, after: 0, limit: 100)
                 #expect(messages.allSatisfy { partition.contains(symbol: $0.symbol) })
                 #expect(messages.map(\.id) == messages.map(\.id).sorted())
                 #expect(try await backend.depth(partition: partition) == messages.count)
                 seen += messages.map(\.id)
             }
             #expect(seen.sorted() == Array(1...40))
-            let first = Partition(index: 0, count: 3)
-            try await backend.releaseLeases(partition: first)
-            let again = try await backend.receive(partition: first, limit: 100, leaseSeconds: 60, maxAttempts: 5)
-            #expect(again.count == (1...40).count { first.contains(symbol: symbols[$0 % symbols.count]) })
-            #expect(
-                try await backend.receive(
-                    partition: Partition(index: 1, count: 3),
-                    limit: 100,
-                    leaseSeconds: 60,
-                    maxAttempts: 5
-                ).isEmpty
-            )
         }
     }
 
@@ -393,7 +363,7 @@ struct PostgresBackendTests {
             #expect(try await session.commit() == 1)
             try await waiter.value
             #expect(clock.now - start < .seconds(20))
-            #expect(try await backend.receive(partition: .whole, limit: 10, leaseSeconds: 5, maxAttempts: 3).count == 1)
+            #expect(try await backend.read(partition: .whole, after: 0, limit: 10).count == 1)
             await producer.close()
         }
     }

@@ -1,7 +1,3 @@
-// pthread types are attributed to libarchive's clang module in whole-module builds.
-internal import CArchive
-public import CastleSupport
-
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -9,9 +5,9 @@ import Darwin
 #endif
 
 /// A mutex with a condition variable, for the threads that castle runs beside the cooperative pool (the
-/// decoding reader, the write-behind writer). Both live on the heap, allocated once, as swift-nio's
-/// `ConditionLock` keeps them: a pthread mutex must not move, and a class's stored `var` gives no such
-/// promise when it is passed `inout`.
+/// decoding reader, the write-behind writer, each SQLite connection's thread). Both live on the heap,
+/// allocated once, as swift-nio's `ConditionLock` keeps them: a pthread mutex must not move, and a
+/// class's stored `var` gives no such promise when it is passed `inout`.
 public final class ConditionLock: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
