@@ -23,7 +23,7 @@ extension PostgresBackend {
         return try await transaction("reading partition \(partition)") { connection in
             // Walk the primary key from `after`: never a sort of the queue. The planner cannot know that
             // `shard % N = K` keeps 1/N of the rows, and would rather sort the whole queue than walk the
-            // pending index in id order: tell it not to, for this transaction.
+            // primary key in id order: tell it not to, for this transaction.
             try await connection.rows("SET LOCAL enable_seqscan = off")
             try await connection.rows("SET LOCAL enable_sort = off")
             return try await connection.rows(

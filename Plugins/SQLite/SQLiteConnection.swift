@@ -16,6 +16,8 @@ final class SQLiteConnection {
     /// How errors name the database: the store URL.
     let name: String
     private var statements: [String: Statement] = [:]
+    /// When the current wait for the write lock began (the busy handler's context).
+    private let busyWaitStart = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
 
     init(path: String, name: String) throws(CastleError) {
         Self.configureOnce
@@ -26,20 +28,25 @@ final class SQLiteConnection {
         guard status == SQLITE_OK, let handle else {
             let reason = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
             sqlite3_close(handle)
+            busyWaitStart.deallocate()
             throw CastleError(.cantCreate, "\(name): cannot open: \(reason)")
         }
         self.handle = handle
-        // Behind another writer, wait up to 10 s in steps of 1 ms: sqlite3_busy_timeout's steps grow to
-        // 100 ms, so a worker committing between a producer's transactions woke up long after the lock
-        // was free. This thread is the connection's own; the cooperative pool never waits here.
+        // Behind another writer, wait up to 10 s (by the clock) in steps of 1 ms: sqlite3_busy_timeout's
+        // steps grow to 100 ms, so a worker committing between a producer's transactions woke up long
+        // after the lock was free. This thread is the connection's own; the cooperative pool never waits.
+        busyWaitStart.initialize(to: 0)
         sqlite3_busy_handler(
             handle,
-            { _, attempts in
-                guard attempts < 10_000 else { return 0 }
+            { context, attempts in
+                let start = context!.assumingMemoryBound(to: UInt64.self)
+                let now = monotonicNanoseconds()
+                if attempts == 0 { start.pointee = now }
+                guard now - start.pointee < 10_000_000_000 else { return 0 }
                 usleep(1_000)
                 return 1
             },
-            nil
+            UnsafeMutableRawPointer(busyWaitStart)
         )
         do {
             // WAL: readers never block the writer; FULL: a committed batch survives a power cut too.
@@ -60,6 +67,7 @@ final class SQLiteConnection {
     deinit {
         for statement in statements.values { sqlite3_finalize(statement.handle) }
         sqlite3_close(handle)
+        busyWaitStart.deallocate()
     }
 
     /// The error for a failed call, classified by meaning as every backend does (``StoreErrors``).

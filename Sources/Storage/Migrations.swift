@@ -99,6 +99,14 @@ extension Migration {
             ],
             down: ["DROP TABLE queue_cursors"]
         ),
+        Migration(
+            version: 4,
+            name: "0004_no_pending_index.sqlite.sql",
+            // The owner reads its partition after its offset along the rowid; nothing reads this index,
+            // and every enqueued message paid a third B-tree entry for it.
+            up: ["DROP INDEX queue_messages_pending"],
+            down: ["CREATE INDEX queue_messages_pending ON queue_messages (id) WHERE state = 0"]
+        ),
     ]
 
     static let postgres: [Migration] = [
@@ -173,6 +181,14 @@ extension Migration {
                 """
             ],
             down: ["DROP TABLE queue_cursors"]
+        ),
+        Migration(
+            version: 4,
+            name: "0004_no_pending_index.postgres.sql",
+            // The owner reads its partition after its offset along the primary key; nothing reads this
+            // index since the leased receive is gone, and every enqueued message paid an entry in it.
+            up: ["DROP INDEX queue_messages_pending"],
+            down: ["CREATE INDEX queue_messages_pending ON queue_messages (id) WHERE state = 0"]
         ),
     ]
 }

@@ -81,7 +81,7 @@ struct PostgresBackendTests {
             let migrator = Migrator(database: backend, storeName: backend.displayURL)
             await #expect(throws: CastleError.self) { try await migrator.requireCurrent() }
             let applied = try await migrator.up()
-            #expect(applied.map(\.version) == [1, 2, 3])
+            #expect(applied.map(\.version) == [1, 2, 3, 4])
             #expect(try await migrator.status().isCurrent)
             try await migrator.requireCurrent()
             #expect(try await migrator.up().isEmpty)
@@ -94,7 +94,7 @@ struct PostgresBackendTests {
             let refusal = await #expect(throws: CastleError.self) { try await strict.requireCurrent() }
             #expect(refusal?.kind == .config)
 
-            #expect(try await migrator.down(to: 1).map(\.version) == [3, 2])
+            #expect(try await migrator.down(to: 1).map(\.version) == [4, 3, 2])
             #expect(try await backend.appliedMigrations().map(\.version) == [1])
             #expect(try await migrator.down(to: 0).map(\.version) == [1])
             #expect(try await backend.appliedMigrations().isEmpty)

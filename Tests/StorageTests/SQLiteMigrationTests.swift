@@ -16,8 +16,8 @@ import Testing
         let broken =
             Migration.all(for: .sqlite) + [
                 Migration(
-                    version: 4,
-                    name: "0004_broken.sqlite.sql",
+                    version: 5,
+                    name: "0005_broken.sqlite.sql",
                     up: ["CREATE TABLE extra (id INTEGER)", "CREATE TABLE extra (id INTEGER)"],
                     down: ["DROP TABLE extra"]
                 )
@@ -26,7 +26,7 @@ import Testing
         var failure: CastleError?
         do throws(CastleError) { try await migrator.up() } catch { failure = error }
         if let error = failure {
-            #expect(error.message.contains("0004_broken.sqlite.sql"), "names the migration: \(error.message)")
+            #expect(error.message.contains("0005_broken.sqlite.sql"), "names the migration: \(error.message)")
             #expect(error.message.contains("nothing was applied"))
         } else {
             Issue.record("a broken migration was applied")
@@ -34,11 +34,11 @@ import Testing
         let applied = try await backend.appliedMigrations()
         #expect(
             applied.map(\.version) == [1],
-            "versions 2 and 3, applied in the same transaction, were rolled back too"
+            "versions 2 to 4, applied in the same transaction, were rolled back too"
         )
         // The tables of migration 2 were rolled back with it: applying the real list works from here.
         try await Migrator(database: backend, storeName: backend.displayURL).up()
-        #expect(try await backend.appliedMigrations().map(\.version) == [1, 2, 3])
+        #expect(try await backend.appliedMigrations().map(\.version) == [1, 2, 3, 4])
     }
 
     @Test func concurrentMigrationsApplyOnce() async throws {
@@ -51,7 +51,7 @@ import Testing
             }
             return try await group.reduce(0, +)
         }
-        #expect(counts == 3, "each migration applied by exactly one of the two runs")
-        #expect(try await first.appliedMigrations().map(\.version) == [1, 2, 3])
+        #expect(counts == 4, "each migration applied by exactly one of the two runs")
+        #expect(try await first.appliedMigrations().map(\.version) == [1, 2, 3, 4])
     }
 }
