@@ -156,7 +156,7 @@ let package = Package(
         .testTarget(
             name: "LedgerTests",
             dependencies: [
-                "CastleCore", "CastleSupport", "Ledger",
+                "CastleCore", "CastleSupport", "Ledger", "SyntheticData",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
