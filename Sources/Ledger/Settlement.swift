@@ -11,8 +11,13 @@ public struct FeeSchedule: Sendable, Hashable {
         self.takerRate_ppm = takerRate_ppm
     }
 
+    /// Rates in basis points; one too large to hold in ppm becomes Int64.max, which settlement refuses.
     public static func basisPoints(maker: Int64, taker: Int64) -> FeeSchedule {
-        FeeSchedule(makerRate_ppm: maker * 100, takerRate_ppm: taker * 100)
+        func ppm(_ bp: Int64) -> Int64 {
+            let (value, overflow) = bp.multipliedReportingOverflow(by: 100)
+            return overflow ? Int64.max : value
+        }
+        return FeeSchedule(makerRate_ppm: ppm(maker), takerRate_ppm: ppm(taker))
     }
 
     public static let free = FeeSchedule(makerRate_ppm: 0, takerRate_ppm: 0)

@@ -65,7 +65,10 @@ enum EntryStreams {
                 )
             )
         default:
-            return .reverse(key: key, target: EntryStreams.key(&rng), perturb: Int.random(in: 0..<4, using: &rng) == 0)
+            // An entry cannot reverse itself (that is `invalid`, which the model does not predict).
+            var target = EntryStreams.key(&rng)
+            if target == key { target = "never-posted" }
+            return .reverse(key: key, target: target, perturb: Int.random(in: 0..<4, using: &rng) == 0)
         }
     }
 

@@ -77,6 +77,10 @@ import Testing
         trade.fees = FeeSchedule(makerRate_ppm: 1_000_000, takerRate_ppm: 0)
         #expect((try? Settlement.entry(for: trade).get()) == nil)
         trade = Self.trade()
+        trade.fees = .basisPoints(maker: Int64.max, taker: 1)
+        #expect(trade.fees.makerRate_ppm == Int64.max && trade.fees.takerRate_ppm == 100)
+        #expect((try? Settlement.entry(for: trade).get()) == nil)
+        trade = Self.trade()
         trade.buyer = "not an owner"
         #expect((try? Settlement.entry(for: trade).get()) == nil)
     }
