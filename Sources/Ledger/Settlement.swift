@@ -109,16 +109,24 @@ public enum Settlement {
         }
         let buyer = try Account(kind: .available, owner: t.buyer)
         let seller = try Account(kind: .available, owner: t.seller)
-        guard let baseAmount = rescale(Int128(t.qty), from: t.qtyDecimals, to: t.base.scale) else {
+        let baseAmount: Int64
+        switch rescale(Int128(t.qty), from: t.qtyDecimals, to: t.base.scale) {
+        case .success(let amount): baseAmount = amount
+        case .failure(.inexact):
             throw LedgerInputError(
                 "qty \(t.qty)e-\(t.qtyDecimals) is not a whole number of \(t.base) minor units (scale \(t.base.scale))"
             )
+        case .failure(.tooLarge):
+            throw LedgerInputError("qty \(t.qty)e-\(t.qtyDecimals) is too large in \(t.base) minor units")
         }
-        let notional = Int128(t.price) * Int128(t.qty)
-        guard let quoteAmount = rescale(notional, from: t.priceDecimals + t.qtyDecimals, to: t.quote.scale) else {
+        let quoteAmount: Int64
+        switch rescale(Int128(t.price) * Int128(t.qty), from: t.priceDecimals + t.qtyDecimals, to: t.quote.scale) {
+        case .success(let amount): quoteAmount = amount
+        case .failure(.inexact):
             throw LedgerInputError(
-                "price × qty is not a whole number of \(t.quote) minor units (scale \(t.quote.scale)) or too large"
+                "price × qty is not a whole number of \(t.quote) minor units (scale \(t.quote.scale))"
             )
+        case .failure(.tooLarge): throw LedgerInputError("price × qty is too large in \(t.quote) minor units")
         }
         let buyerRate = t.buyerIsTaker ? t.fees.takerRate_ppm : t.fees.makerRate_ppm
         let sellerRate = t.buyerIsTaker ? t.fees.makerRate_ppm : t.fees.takerRate_ppm
@@ -140,23 +148,30 @@ public enum Settlement {
         return entry
     }
 
+    enum RescaleFailure: Error {
+        /// Not a whole number of the target units.
+        case inexact
+        /// Beyond ±Int64.max target units.
+        case tooLarge
+    }
+
     /// `value × 10^-from` as a count of `10^-to` units, when exact and within ±Int64.max.
-    static func rescale(_ value: Int128, from: UInt8, to: UInt8) -> Int64? {
+    static func rescale(_ value: Int128, from: UInt8, to: UInt8) -> Result<Int64, RescaleFailure> {
         var result = value
         if to >= from {
             for _ in 0..<(to - from) {
                 let (product, overflow) = result.multipliedReportingOverflow(by: 10)
-                if overflow { return nil }
+                if overflow { return .failure(.tooLarge) }
                 result = product
             }
         } else {
             for _ in 0..<(from - to) {
-                if result % 10 != 0 { return nil }
+                if result % 10 != 0 { return .failure(.inexact) }
                 result /= 10
             }
         }
-        guard result <= Int128(Int64.max), result >= -Int128(Int64.max) else { return nil }
-        return Int64(result)
+        guard result <= Int128(Int64.max), result >= -Int128(Int64.max) else { return .failure(.tooLarge) }
+        return .success(Int64(result))
     }
 
     /// `floor(amount × rate_ppm / 1,000,000)` for a positive amount; always less than `amount`.

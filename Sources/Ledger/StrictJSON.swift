@@ -94,11 +94,14 @@ enum JSON: Hashable {
             p += 1
         }
 
+        /// `depth` counts the containers (objects and arrays) this value is inside of, itself included.
         mutating func value(depth: Int) throws(LedgerInputError) -> JSON {
-            guard depth <= limits.depth_max else { throw error("nested deeper than \(limits.depth_max)") }
             switch current {
-            case UInt8(ascii: "{"): return try object(depth: depth)
-            case UInt8(ascii: "["): return try array(depth: depth)
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                guard depth <= limits.depth_max else {
+                    throw error("objects and arrays nested deeper than \(limits.depth_max)")
+                }
+                return current == UInt8(ascii: "{") ? try object(depth: depth) : try array(depth: depth)
             case UInt8(ascii: "\""): return .string(try string())
             case UInt8(ascii: "t"):
                 try literal("true")

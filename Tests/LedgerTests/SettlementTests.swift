@@ -61,7 +61,8 @@ import Testing
         let cases: [(TradeSettlement, String)] = [
             (Self.trade(qty: 500), "not a whole number of USD minor units"),  // 0.5 × 65,000.25 = 32,500.125
             (Self.trade(qty: 1, qtyDecimals: 9), "not a whole number of BTC minor units"),
-            (Self.trade(price: Int64.max, qty: Int64.max, qtyDecimals: 0), "too large"),
+            (Self.trade(qty: Int64.max, qtyDecimals: 0), "qty 9223372036854775807e-0 is too large in BTC"),
+            (Self.trade(price: Int64.max, qty: 200_000_000, qtyDecimals: 8), "price × qty is too large in USD"),
             (Self.trade(price: 0), "price is not positive"),
             (Self.trade(qty: -1), "quantity is not positive"),
         ]
