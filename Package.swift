@@ -29,6 +29,7 @@ let package = Package(
     ],
     // Dependencies point one way, never back:
     //   CastleCore ← MatchingEngine, MarketData
+    //   CastleCore, CastleSupport ← Ledger (the pure double-entry core: entries, journal, settlement)
     //   CastleCore, CastleSupport ← Streams ← Codecs (+ MarketData), Reports (+ MarketData)
     //   CastleSupport ← Storage ← SQLiteBackend, PostgresBackend (no engine, no codecs, no libarchive)
     //   all of the above ← jobs: Pipeline (match, ingest), Replay, CastleBench ← CastleCLI (parsing, wiring)
@@ -95,6 +96,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The double-entry ledger's pure core: assets, accounts, entries and their NDJSON codec, the journal
+        // with its balances and verify, trade settlement. No storage, no Foundation.
+        .target(name: "Ledger", dependencies: ["CastleCore", "CastleSupport"]),
         // Realistic synthetic order flow (`castle generate`).
         .target(
             name: "SyntheticData",
@@ -149,6 +153,13 @@ let package = Package(
         .testTarget(name: "MarketDataTests", dependencies: ["CastleCore", "CastleSupport", "MarketData", "Codecs"]),
         .testTarget(name: "ReplayTests", dependencies: ["CastleCore", "MarketData", "Replay"]),
         .testTarget(name: "CastleCLITests", dependencies: ["CastleCore"]),
+        .testTarget(
+            name: "LedgerTests",
+            dependencies: [
+                "CastleCore", "CastleSupport", "Ledger", "SyntheticData",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
         .testTarget(
             name: "StorageTests",
             dependencies: [

@@ -1,0 +1,184 @@
+/// Maker and taker fee rates, in parts per million of what each side receives (100 ppm = 1 basis point).
+public struct FeeSchedule: Sendable, Hashable {
+    public var makerRate_ppm: Int64
+    public var takerRate_ppm: Int64
+
+    /// Rates are 0 to 999,999 ppm: a fee is always less than what it is taken from.
+    public static let rate_ppm_max: Int64 = 999_999
+
+    public init(makerRate_ppm: Int64, takerRate_ppm: Int64) {
+        self.makerRate_ppm = makerRate_ppm
+        self.takerRate_ppm = takerRate_ppm
+    }
+
+    /// Rates in basis points; one too large to hold in ppm becomes Int64.max, which settlement refuses.
+    public static func basisPoints(maker: Int64, taker: Int64) -> FeeSchedule {
+        func ppm(_ bp: Int64) -> Int64 {
+            let (value, overflow) = bp.multipliedReportingOverflow(by: 100)
+            return overflow ? Int64.max : value
+        }
+        return FeeSchedule(makerRate_ppm: ppm(maker), takerRate_ppm: ppm(taker))
+    }
+
+    public static let free = FeeSchedule(makerRate_ppm: 0, takerRate_ppm: 0)
+}
+
+/// One trade to settle, in the instrument's units: `price` is a count of `10^-priceDecimals` quote units
+/// per base unit, `qty` a count of `10^-qtyDecimals` base units.
+public struct TradeSettlement: Sendable, Hashable {
+    /// The consumer that settles (the name in the key `trade:CONSUMER:SEQ`).
+    public var consumer: String
+    /// The trade's sequence number in that consumer's stream.
+    public var seq: UInt64
+    public var ts: Int64
+    public var base: Asset
+    public var quote: Asset
+    public var price: Int64
+    public var priceDecimals: UInt8
+    public var qty: Int64
+    public var qtyDecimals: UInt8
+    /// The buyer's and the seller's owner names; they settle through their `available` accounts.
+    public var buyer: String
+    public var seller: String
+    /// True when the buyer took (the incoming order was the buy): the buyer pays the taker rate and the
+    /// seller the maker rate; false the other way round.
+    public var buyerIsTaker: Bool
+    public var fees: FeeSchedule
+
+    public init(
+        consumer: String,
+        seq: UInt64,
+        ts: Int64,
+        base: Asset,
+        quote: Asset,
+        price: Int64,
+        priceDecimals: UInt8,
+        qty: Int64,
+        qtyDecimals: UInt8,
+        buyer: String,
+        seller: String,
+        buyerIsTaker: Bool,
+        fees: FeeSchedule
+    ) {
+        self.consumer = consumer
+        self.seq = seq
+        self.ts = ts
+        self.base = base
+        self.quote = quote
+        self.price = price
+        self.priceDecimals = priceDecimals
+        self.qty = qty
+        self.qtyDecimals = qtyDecimals
+        self.buyer = buyer
+        self.seller = seller
+        self.buyerIsTaker = buyerIsTaker
+        self.fees = fees
+    }
+
+    /// `trade:CONSUMER:SEQ`.
+    public var key: String { "trade:\(consumer):\(seq)" }
+}
+
+/// Trade settlement as a pure function.
+public enum Settlement {
+    /// The entry that settles `trade`: the buyer pays the quote amount (price × qty) and receives the
+    /// base amount (qty); the seller the other way round; each side's fee is taken from what it receives
+    /// and posted to `fees:exchange`.
+    ///
+    /// Rounding: amounts are exact or refused. price × qty is computed in Int128 and must be a whole
+    /// number of the quote asset's minor units (and fit an Int64); qty must be a whole number of the base
+    /// asset's minor units. A fee is `floor(received × rate_ppm / 1,000,000)`: rounded down, toward the
+    /// user, so the exchange never charges more than its rate and never creates money; the fee and the
+    /// net received are both whole minor units, so the postings sum to zero exactly. A zero fee is not
+    /// posted.
+    public static func entry(for trade: TradeSettlement) -> Result<Entry, LedgerInputError> {
+        do throws(LedgerInputError) {
+            return .success(try makeEntry(trade))
+        } catch {
+            return .failure(LedgerInputError("trade \(trade.key): \(error.reason)"))
+        }
+    }
+
+    static func makeEntry(_ t: TradeSettlement) throws(LedgerInputError) -> Entry {
+        guard t.price > 0 else { throw LedgerInputError("the price is not positive") }
+        guard t.qty > 0 else { throw LedgerInputError("the quantity is not positive") }
+        guard t.base.code != t.quote.code else { throw LedgerInputError("base and quote are both \(t.base)") }
+        guard t.priceDecimals <= 18, t.qtyDecimals <= 18 else { throw LedgerInputError("more than 18 decimals") }
+        for rate in [t.fees.makerRate_ppm, t.fees.takerRate_ppm] where !(0...FeeSchedule.rate_ppm_max).contains(rate) {
+            throw LedgerInputError("fee rate \(rate) ppm is not 0 to \(FeeSchedule.rate_ppm_max)")
+        }
+        let buyer = try Account(kind: .available, owner: t.buyer)
+        let seller = try Account(kind: .available, owner: t.seller)
+        let baseAmount: Int64
+        switch rescale(Int128(t.qty), from: t.qtyDecimals, to: t.base.scale) {
+        case .success(let amount): baseAmount = amount
+        case .failure(.inexact):
+            throw LedgerInputError(
+                "qty \(t.qty)e-\(t.qtyDecimals) is not a whole number of \(t.base) minor units (scale \(t.base.scale))"
+            )
+        case .failure(.tooLarge):
+            throw LedgerInputError("qty \(t.qty)e-\(t.qtyDecimals) is too large in \(t.base) minor units")
+        }
+        let quoteAmount: Int64
+        switch rescale(Int128(t.price) * Int128(t.qty), from: t.priceDecimals + t.qtyDecimals, to: t.quote.scale) {
+        case .success(let amount): quoteAmount = amount
+        case .failure(.inexact):
+            throw LedgerInputError(
+                "price × qty is not a whole number of \(t.quote) minor units (scale \(t.quote.scale))"
+            )
+        case .failure(.tooLarge): throw LedgerInputError("price × qty is too large in \(t.quote) minor units")
+        }
+        let buyerRate = t.buyerIsTaker ? t.fees.takerRate_ppm : t.fees.makerRate_ppm
+        let sellerRate = t.buyerIsTaker ? t.fees.makerRate_ppm : t.fees.takerRate_ppm
+        let buyerFee = fee(baseAmount, rate_ppm: buyerRate)
+        let sellerFee = fee(quoteAmount, rate_ppm: sellerRate)
+        var postings = [
+            Posting(account: buyer, asset: t.quote, amount: -quoteAmount),
+            Posting(account: seller, asset: t.quote, amount: quoteAmount - sellerFee),
+        ]
+        if sellerFee > 0 { postings.append(Posting(account: .exchangeFees, asset: t.quote, amount: sellerFee)) }
+        postings += [
+            Posting(account: seller, asset: t.base, amount: -baseAmount),
+            Posting(account: buyer, asset: t.base, amount: baseAmount - buyerFee),
+        ]
+        if buyerFee > 0 { postings.append(Posting(account: .exchangeFees, asset: t.base, amount: buyerFee)) }
+        let entry = Entry(key: t.key, kind: .trade, ts: t.ts, postings: postings)
+        try entry.validate()
+        precondition(entry.unbalancedAsset == nil, "a settlement entry balances by construction")
+        return entry
+    }
+
+    enum RescaleFailure: Error {
+        /// Not a whole number of the target units.
+        case inexact
+        /// Beyond ±Int64.max target units.
+        case tooLarge
+    }
+
+    /// `value × 10^-from` as a count of `10^-to` units, when exact and within ±Int64.max.
+    static func rescale(_ value: Int128, from: UInt8, to: UInt8) -> Result<Int64, RescaleFailure> {
+        var result = value
+        if to >= from {
+            for _ in 0..<(to - from) {
+                let (product, overflow) = result.multipliedReportingOverflow(by: 10)
+                if overflow { return .failure(.tooLarge) }
+                result = product
+            }
+        } else {
+            for _ in 0..<(from - to) {
+                if result % 10 != 0 { return .failure(.inexact) }
+                result /= 10
+            }
+        }
+        guard result <= Int128(Int64.max), result >= -Int128(Int64.max) else { return .failure(.tooLarge) }
+        return .success(Int64(result))
+    }
+
+    /// `floor(amount × rate_ppm / 1,000,000)` for a positive amount; always less than `amount`.
+    static func fee(_ amount: Int64, rate_ppm: Int64) -> Int64 {
+        precondition(amount > 0 && (0...FeeSchedule.rate_ppm_max).contains(rate_ppm))
+        let fee = Int64(Int128(amount) * Int128(rate_ppm) / 1_000_000)
+        assert(fee >= 0 && fee < amount)
+        return fee
+    }
+}
