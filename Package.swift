@@ -132,7 +132,7 @@ let package = Package(
             ]
         ),
         // Test support shipped as a target: the naive model book that is the engine's oracle.
-        .target(name: "CastleTesting", dependencies: ["CastleCore", "CastleSupport", "Storage"]),
+        .target(name: "CastleTesting", dependencies: ["CastleCore", "CastleSupport", "Storage", "SyntheticData"]),
 
         .testTarget(name: "CastleCoreTests", dependencies: ["CastleCore"]),
         .testTarget(
@@ -156,7 +156,7 @@ let package = Package(
         .testTarget(
             name: "LedgerTests",
             dependencies: [
-                "CastleCore", "CastleSupport", "Ledger", "SyntheticData",
+                "CastleCore", "CastleSupport", "CastleTesting", "Ledger", "SyntheticData",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
