@@ -100,6 +100,14 @@ extension PostgresBackend {
                 WHERE id > \(start) AND id <= \(inFlight) AND state = 0 AND shard % \(count) = \(index)
                 """
             )
+            // Charged once: a worker that dies again before it has taken them back into flight (killed
+            // while starting, say) must not count a delivery that never happened.
+            try await connection.rows(
+                """
+                UPDATE queue_cursors SET in_flight = through
+                WHERE part_index = \(Int32(index)) AND part_count = \(Int32(count))
+                """
+            )
             return [inFlight, most]
         }
         return (result[0], Int(result[1]))

@@ -173,7 +173,16 @@ extension SQLiteBackend {
                 )
                 bindRange(most)
                 try most.step()
-                return (inFlight, most.int(0))
+                let attempts = most.int(0)
+                // Charged once: a worker that dies again before it has taken them back into flight (killed
+                // while starting, say) must not count a delivery that never happened.
+                let settle = try connection.prepare(
+                    "UPDATE queue_cursors SET in_flight = through WHERE part_index = ? AND part_count = ?"
+                )
+                settle.bind(1, partition.index)
+                settle.bind(2, partition.count)
+                try settle.run()
+                return (inFlight, attempts)
             }
         }
     }

@@ -256,6 +256,14 @@ public enum StorageConformance {
         try expect(counted.map(\.attempts) == [1, 1, 0], "for the messages in flight only: \(counted.map(\.attempts))")
         recovered = try await backend.recoverInFlight(partition: .whole, after: messages[2].id, maxAttempts: 2)
         try expect(recovered == (0, 0), "a committed offset past the range: nothing in flight")
+        // The next owner died while starting, before it took them back: that was no delivery.
+        recovered = try await backend.recoverInFlight(partition: .whole, after: messages[0].id, maxAttempts: 2)
+        try expect(recovered == (0, 0), "a restart that delivered nothing counts nothing: \(recovered)")
+        let uncounted = try await backend.read(partition: .whole, after: messages[0].id, limit: 100)
+        try expect(uncounted.map(\.attempts) == [1, 1, 0], "still one delivery each: \(uncounted.map(\.attempts))")
+        try expect(try await backend.deadLetters().isEmpty, "and nothing is buried for it")
+        // The owner after it took them into flight again, and died.
+        try await backend.markConsumed(partition: .whole, through: messages[0].id, inFlight: messages[2].id)
         recovered = try await backend.recoverInFlight(partition: .whole, after: messages[0].id, maxAttempts: 2)
         try expect(recovered == (messages[2].id, 0), "the second death of the same range: \(recovered)")
         let dead = try await backend.deadLetters()

@@ -166,6 +166,12 @@ protocol RowReader {
 /// Validates a row per the contract (the engine's decoder, plus the instruments file when given) and
 /// finds its partition key: the symbol, or for a cancel or an amend the symbol of the last `new` with
 /// that id (ids are unique among live orders, so that is the order it names).
+///
+/// The id → symbol map holds only orders that may still rest: a `new` that cannot rest (market, IOC,
+/// FOK) is not kept, and a cancel or an amend to zero drops its order. So memory follows the live
+/// orders, not the length of the stream, except for orders that end by a fill, which ingest cannot
+/// see without matching. A cancel or amend of an order the map no longer holds gets the key "": the
+/// engine rejects it (`unknown_order`) in whichever partition it lands.
 struct Validator {
     enum Checked {
         /// With the row's partition key.
@@ -177,6 +183,8 @@ struct Validator {
     var instruments: [SymbolID: Instrument] = [:]
     private var symbolNames: [String] = []
     private var symbolOfID: [OrderID: SymbolID] = [:]
+    /// How many orders the validator remembers: what its memory grows with.
+    var trackedOrders: Int { symbolOfID.count }
 
     mutating func check(_ body: String, line: Int) -> Checked {
         var text = body
@@ -192,10 +200,21 @@ struct Validator {
                 if !instruments.isEmpty && instruments[command.symbol] == nil {
                     return .invalid("unknown symbol \(symbolNames[Int(command.symbol)]) (not in the instruments file)")
                 }
-                symbolOfID[command.id] = command.symbol
+                if command.type == .limit && (command.tif == .gtc || command.tif == .postOnly) {
+                    symbolOfID[command.id] = command.symbol
+                } else {
+                    // Cannot rest: it is done when its command is, and the id is free again.
+                    symbolOfID[command.id] = nil
+                }
                 return .valid(symbolNames[Int(command.symbol)])
             }
-            return .valid(symbolOfID[command.id].map { symbolNames[Int($0)] } ?? "")
+            let symbol: SymbolID?
+            if command.op == .cancel || (command.op == .amend && command.qty?.mantissa == 0) {
+                symbol = symbolOfID.removeValue(forKey: command.id)
+            } else {
+                symbol = symbolOfID[command.id]
+            }
+            return .valid(symbol.map { symbolNames[Int($0)] } ?? "")
         }
     }
 }

@@ -211,6 +211,9 @@ public final class MemoryBackend: Store, MessageQueue {
                 }
                 state.messages[index] = entry
             }
+            // Charged once: a worker that dies again before it has taken them back into flight (killed
+            // while starting, say) must not count a delivery that never happened.
+            state.cursors[partition]?.inFlight = cursor.through
             return (cursor.inFlight, most)
         }
     }

@@ -202,6 +202,10 @@ func firstDifference(_ actual: Data, _ expected: Data) -> String? {
             ]
         )
         #expect(finish.status == 0, "\(finish.stderr)")
+        // Kills are not poison, however many land while a worker starts (the finish runs with the default
+        // five attempts): no message may end in the dead letters.
+        let queue = try await CastleProcess.run(["queue", "--store", day.store.url])
+        #expect(queue.status == 0 && queue.stdout.isEmpty, "no dead letters: \(queue.stdoutText)")
         let events = try await Self.events(day)
         let difference = firstDifference(events, day.reference)
         #expect(
