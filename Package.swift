@@ -112,6 +112,9 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // `castle reconcile`: processor CSVs (through column mappings) and camt.053 statements against the
+        // ledger's entries, by rules in priority order; the report and the statements' balance proofs.
+        .target(name: "Reconcile", dependencies: ["CastleCore", "CastleSupport", "Streams", "Ledger"]),
         // In-process measurement (`castle bench`).
         .target(
             name: "CastleBench",
@@ -126,7 +129,8 @@ let package = Package(
             name: "CastleCLI",
             dependencies: [
                 "CastleCore", "CastleSupport", "MatchingEngine", "Streams", "Reports", "SyntheticData",
-                "CastleBench", "Replay", "Storage", "SQLiteBackend", "PostgresBackend", "Pipeline", "CBuildInfo",
+                "CastleBench", "Replay", "Reconcile", "Ledger", "Storage", "SQLiteBackend", "PostgresBackend",
+                "Pipeline", "CBuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -157,6 +161,13 @@ let package = Package(
             name: "LedgerTests",
             dependencies: [
                 "CastleCore", "CastleSupport", "CastleTesting", "Ledger", "SyntheticData",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
+        .testTarget(
+            name: "ReconcileTests",
+            dependencies: [
+                "CastleCore", "CastleSupport", "Streams", "Ledger", "Reconcile", "SyntheticData",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),

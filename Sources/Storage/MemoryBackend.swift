@@ -45,6 +45,8 @@ public final class MemoryBackend: Store, MessageQueue {
 
     private let state = Mutex(State())
     public let displayURL: String
+    /// `castle reconcile`'s runs, watermarks, resolutions and lock (ReconcileStore.swift).
+    let reconcile = MemoryReconcileState()
 
     private static let instances = Mutex<[String: MemoryBackend]>([:])
 

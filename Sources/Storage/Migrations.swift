@@ -107,6 +107,31 @@ extension Migration {
             up: ["DROP INDEX queue_messages_pending"],
             down: ["CREATE INDEX queue_messages_pending ON queue_messages (id) WHERE state = 0"]
         ),
+        Migration(
+            version: 6,
+            name: "0006_reconcile.sqlite.sql",
+            // `castle reconcile`: runs and their results, each source's watermark, resolved breaks.
+            up: [
+                """
+                CREATE TABLE reconcile_runs (
+                    run TEXT PRIMARY KEY, window_from INTEGER, window_to INTEGER, breaks INTEGER NOT NULL)
+                """,
+                """
+                CREATE TABLE reconcile_results (
+                    run TEXT NOT NULL, seq INTEGER NOT NULL, class TEXT NOT NULL, record TEXT NOT NULL,
+                    ndjson TEXT NOT NULL, csv TEXT NOT NULL, PRIMARY KEY (run, seq)) WITHOUT ROWID
+                """,
+                "CREATE TABLE reconcile_watermarks (source TEXT PRIMARY KEY, through_day INTEGER NOT NULL)",
+                """
+                CREATE TABLE reconcile_resolutions (
+                    record TEXT PRIMARY KEY, run TEXT NOT NULL, note TEXT NOT NULL)
+                """,
+            ],
+            down: [
+                "DROP TABLE reconcile_resolutions", "DROP TABLE reconcile_watermarks", "DROP TABLE reconcile_results",
+                "DROP TABLE reconcile_runs",
+            ]
+        ),
     ]
 
     static let postgres: [Migration] = [
@@ -189,6 +214,31 @@ extension Migration {
             // index since the leased receive is gone, and every enqueued message paid an entry in it.
             up: ["DROP INDEX queue_messages_pending"],
             down: ["CREATE INDEX queue_messages_pending ON queue_messages (id) WHERE state = 0"]
+        ),
+        Migration(
+            version: 6,
+            name: "0006_reconcile.postgres.sql",
+            // `castle reconcile`: runs and their results, each source's watermark, resolved breaks.
+            up: [
+                """
+                CREATE TABLE reconcile_runs (
+                    run TEXT PRIMARY KEY, window_from INTEGER, window_to INTEGER, breaks BIGINT NOT NULL)
+                """,
+                """
+                CREATE TABLE reconcile_results (
+                    run TEXT NOT NULL, seq BIGINT NOT NULL, class TEXT NOT NULL, record TEXT NOT NULL,
+                    ndjson TEXT NOT NULL, csv TEXT NOT NULL, PRIMARY KEY (run, seq))
+                """,
+                "CREATE TABLE reconcile_watermarks (source TEXT PRIMARY KEY, through_day INTEGER NOT NULL)",
+                """
+                CREATE TABLE reconcile_resolutions (
+                    record TEXT PRIMARY KEY, run TEXT NOT NULL, note TEXT NOT NULL)
+                """,
+            ],
+            down: [
+                "DROP TABLE reconcile_resolutions", "DROP TABLE reconcile_watermarks", "DROP TABLE reconcile_results",
+                "DROP TABLE reconcile_runs",
+            ]
         ),
     ]
 }
