@@ -1,5 +1,5 @@
 public import CastleSupport
-public import Ledger
+import Ledger
 public import Storage
 
 /// `castle ledger balances`: the stored projection as a table, NDJSON or CSV.

@@ -1,5 +1,5 @@
 public import CastleSupport
-public import Ledger
+import Ledger
 public import Storage
 
 /// `castle ledger settle`: the durable matcher's trades into the ledger, exactly once.

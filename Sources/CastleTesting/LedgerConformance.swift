@@ -320,7 +320,7 @@ public enum LedgerConformance {
         let projection = try await backend.ledgerBalances(account: nil, asset: nil)
         let recomputed = try await backend.recomputedLedgerBalances()
         try expect(projection == recomputed, "projection \(projection) vs postings \(recomputed)")
-        try expect(projection.count == 9, "7 users, clearing, and two BTC accounts: \(projection.count)")
+        try expect(projection.count == 10, "7 users and clearing in USD, two BTC accounts: \(projection.count)")
         var totals: [String: Int128] = [:]
         for row in projection { totals[row.asset, default: 0] += row.balance }
         try expect(totals.values.allSatisfy { $0 == 0 }, "every asset sums to zero: \(totals)")
