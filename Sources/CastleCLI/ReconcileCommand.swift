@@ -19,6 +19,7 @@ struct ReconcileCommand: AsyncParsableCommand {
             Exit codes: 0 no breaks, 1 breaks found, 64 usage, 65 bad input (file:line: reason, or the XML element path), 66 unreadable, 69 store unreachable, 75 another run holds the lock, 78 migrate first.
 
             Examples:
+              castle reconcile --source stripe.csv --source bank.xml --store sqlite://castle.db
               castle reconcile --source stripe.csv --source bank.xml --ledger ledger.ndjson
               castle reconcile --source export.csv --mapping bank.json --ledger ledger.ndjson --format csv -o report.csv
               castle reconcile --source stripe.csv.gz --ledger ledger.ndjson --from 2026-12-01 --to 2026-12-02
@@ -34,6 +35,7 @@ struct ReconcileCommand: AsyncParsableCommand {
             abstract: "Reconcile the sources against the ledger (the default).",
             discussion: """
                 Examples:
+                  castle reconcile --source stripe.csv --source bank.xml --store sqlite://castle.db
                   castle reconcile --source stripe.csv --source bank.xml --ledger ledger.ndjson
                   castle reconcile run --source paypal.csv --ledger ledger.ndjson --format ndjson
                 """
@@ -59,8 +61,13 @@ struct ReconcileCommand: AsyncParsableCommand {
         @Option(help: ArgumentHelp("A rules file (JSON; default: the built-in rules).", valueName: "file"))
         var rules: String?
 
-        @Option(help: ArgumentHelp("The ledger's entries NDJSON (docs/ledger.md).", valueName: "file"))
-        var ledger: String
+        @Option(
+            help: ArgumentHelp(
+                "The ledger as an entries NDJSON file (docs/ledger.md); default: the store's ledger (castle ledger post).",
+                valueName: "file"
+            )
+        )
+        var ledger: String?
 
         @Option(help: ArgumentHelp("The first day of the window (YYYY-MM-DD).", valueName: "date"))
         var from: String?
@@ -114,7 +121,13 @@ struct ReconcileCommand: AsyncParsableCommand {
 
         func day(_ text: String) -> Int32? { text.utf8.count == 10 ? CivilDate.parseISO(Substring(text)) : nil }
 
-        var storeURL: String? { store ?? environment()["CASTLE_STORE"] }
+        /// The store: `--store`, else `$CASTLE_STORE`; when the ledger comes from the store, else the default
+        /// store. With `--ledger FILE` and no store named, nothing is stored.
+        var storeURL: String? {
+            let environment = environment()
+            if let url = store ?? environment["CASTLE_STORE"] { return url }
+            return ledger == nil ? StorageRegistry.defaultURL(environment: environment) : nil
+        }
 
         func request() throws(CastleError) -> ReconcileRequest {
             var request = ReconcileRequest(sources: sources, format: sourceFormat)
@@ -139,8 +152,14 @@ struct ReconcileCommand: AsyncParsableCommand {
                 quiet.quiet ? nil : "castle reconcile: reading \(sources.count) source(s) and the ledger\n"
             let report = try await runAsyncJob("reconcile") { () async throws(CastleError) -> ReconcileReport in
                 var request = try request()
-                let compute = { @Sendable (request: ReconcileRequest) throws(CastleError) -> ReconcileReport in
-                    try ReconcileJob.run(request, ledger: LedgerEntriesFile(path: settings.ledger))
+                // The ledger from the store when `stored` is given, else from the --ledger file.
+                typealias Compute = @Sendable (ReconcileRequest, [LedgerItem]?) throws(CastleError) -> ReconcileReport
+                let compute: Compute = { (request, stored) throws(CastleError) -> ReconcileReport in
+                    if let stored { return try ReconcileJob.run(request, ledgerItems: stored) }
+                    guard let ledger = settings.ledger else {
+                        throw CastleError(.software, "no ledger to reconcile against")
+                    }
+                    return try ReconcileJob.run(request, ledger: LedgerEntriesFile(path: ledger))
                 }
                 let write = { @Sendable (report: ReconcileReport) throws(CastleError) in
                     let sink = try OutputSink(path: settings.output)
@@ -150,7 +169,7 @@ struct ReconcileCommand: AsyncParsableCommand {
                 guard let storeURL else {
                     if let announcement { writeStandardError(announcement) }
                     return try await onOwnThread { [request] () throws(CastleError) -> ReconcileReport in
-                        let report = try compute(request)
+                        let report = try compute(request, nil)
                         try write(report)
                         return report
                     }
@@ -167,8 +186,9 @@ struct ReconcileCommand: AsyncParsableCommand {
                     do throws(CastleError) {
                         request.resolutions = try await store.reconcileResolutions()
                         if settings.sinceLast { request.watermarks = try await store.reconcileWatermarks() }
+                        let stored = settings.ledger == nil ? try await StoredLedger.items(from: backend) : nil
                         let report = try await onOwnThread { [request] () throws(CastleError) -> ReconcileReport in
-                            try compute(request)
+                            try compute(request, stored)
                         }
                         // Stored before the report is written: a run killed in between is stored, and its
                         // rerun stores nothing twice and writes the same report.

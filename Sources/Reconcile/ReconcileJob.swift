@@ -145,6 +145,20 @@ public enum ReconcileJob {
     ) throws(CastleError)
         -> ReconcileReport
     {
+        var items: [LedgerItem] = []
+        try ledger.forEachEntry { (entry) throws(CastleError) in
+            if let item = LedgerItem(entry) { items.append(item) }
+        }
+        return try run(request, ledgerItems: items)
+    }
+
+    /// As ``run(_:ledger:)``, with the ledger's items already read (from the store: ``StoredLedger``).
+    public static func run(
+        _ request: ReconcileRequest,
+        ledgerItems items: [LedgerItem]
+    ) throws(CastleError)
+        -> ReconcileReport
+    {
         var external: [ExternalRecord] = []
         var proofs: [BalanceProof] = []
         var watermarks: [String: Int32] = [:]
@@ -162,10 +176,6 @@ public enum ReconcileJob {
             }
             external += records
             proofs += statementProofs
-        }
-        var items: [LedgerItem] = []
-        try ledger.forEachEntry { (entry) throws(CastleError) in
-            if let item = LedgerItem(entry) { items.append(item) }
         }
         var report = reconcile(external: external, proofs: proofs, ledger: items, request: request)
         report.watermarks = watermarks

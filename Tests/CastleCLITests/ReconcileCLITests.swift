@@ -173,6 +173,28 @@ import Testing
         )
     }
 
+    /// Issue 9's "done when": a generated day posted to the ledger with `castle ledger post`, reconciled
+    /// against the store's ledger (no --ledger), gives exactly the injected breaks, and the same report as
+    /// the entries file does; on SQLite and on PostgreSQL with only the URL changed.
+    @Test(arguments: TestStore.kinds)
+    func theStoresLedgerGivesExactlyTheInjectedBreaks(_ kind: String) async throws {
+        let directory = try TemporaryDirectory()
+        let store = try await TestStore.make(kind, in: directory)
+        try #require(try await CastleProcess.run(["migrate", "up", "-q", "--store", store.url]).status == 0)
+        let day = try await day(directory, seed: 21, count: 1500)
+        let posted = try await CastleProcess.run(["ledger", "post", "\(day)/ledger.ndjson", "--store", store.url])
+        try #require(posted.status == 0, "\(posted.stderr)")
+        let sources = ["--source", "\(day)/stripe.csv", "--source", "\(day)/bank.camt053.xml"]
+        let fromStore = try await CastleProcess.run(
+            ["reconcile"] + sources + ["--store", store.url, "--format", "ndjson", "--dry-run"]
+        )
+        #expect(fromStore.status == 1, "\(fromStore.stderr)")
+        let expected = try Self.answers(try String(contentsOfFile: "\(day)/answers.ndjson", encoding: .utf8))
+        #expect(try Self.breaks(fromStore.stdoutText) == expected)
+        let fromFile = try await CastleProcess.run(reconcileArguments(day) + ["--format", "ndjson"])
+        #expect(firstDifference(fromStore.stdout, fromFile.stdout) == nil, "the store's ledger is the file's")
+    }
+
     @Test func aSecondOverlappingRunExits75AndKillNineThenRerunGivesTheSameReport() async throws {
         let directory = try TemporaryDirectory()
         let url = "sqlite://\(directory.path("castle.db"))"

@@ -65,3 +65,29 @@ final class TestDirectory {
         _ = system(command)
     }
 }
+
+/// The ledger conformance checks against the memory and SQLite backends (PostgreSQL:
+/// PostgresBackendTests).
+@Suite struct LedgerConformanceTests {
+    @Test(arguments: LedgerConformance.checkNames)
+    func memory(_ check: String) async throws {
+        try await LedgerConformance.run(check, on: MemoryBackend(displayURL: "memory://ledger-conformance"))
+    }
+
+    @Test(arguments: LedgerConformance.checkNames)
+    func sqlite(_ check: String) async throws {
+        let directory = try TestDirectory()
+        let backend = try await SQLiteBackend.open(
+            url: StorageURL(parsing: "sqlite://\(directory.path)/castle.db"),
+            create: true
+        )
+        try await Migrator(database: backend, storeName: backend.displayURL).up()
+        do {
+            try await LedgerConformance.run(check, on: backend)
+        } catch {
+            await backend.close()
+            throw error
+        }
+        await backend.close()
+    }
+}

@@ -407,3 +407,17 @@ struct PostgresConformanceTests {
         }
     }
 }
+
+/// The ledger conformance checks, each on a fresh database.
+@Suite(
+    "PostgreSQL ledger conformance",
+    .enabled(if: PostgresTestServer.enabled, "CASTLE_TEST_POSTGRES_URL is not set")
+)
+struct PostgresLedgerConformanceTests {
+    @Test(arguments: LedgerConformance.checkNames)
+    func postgres(_ check: String) async throws {
+        try await PostgresTestServer.withDatabase { backend, _ in
+            try await LedgerConformance.run(check, on: backend)
+        }
+    }
+}
