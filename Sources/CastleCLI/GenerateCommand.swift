@@ -87,7 +87,8 @@ struct GenerateCommand: AsyncParsableCommand {
 
                 Examples:
                   castle generate payments --seed 7 -o day
-                  castle reconcile --source day/stripe.csv --source day/bank.camt053.xml --ledger day/ledger.ndjson
+                  castle ledger post day/ledger.ndjson
+                  castle reconcile --source day/stripe.csv --source day/bank.camt053.xml
                 """
         )
 

@@ -19,11 +19,12 @@ struct ReconcileCommand: AsyncParsableCommand {
             Exit codes: 0 no breaks, 1 breaks found, 64 usage, 65 bad input (file:line: reason, or the XML element path), 66 unreadable, 69 store unreachable, 75 another run holds the lock, 78 migrate first.
 
             Examples:
-              castle reconcile --source stripe.csv --source bank.xml --store sqlite://castle.db
-              castle reconcile --source stripe.csv --source bank.xml --ledger ledger.ndjson
-              castle reconcile --source export.csv --mapping bank.json --ledger ledger.ndjson --format csv -o report.csv
-              castle reconcile --source stripe.csv.gz --ledger ledger.ndjson --from 2026-12-01 --to 2026-12-02
-              castle reconcile --source stripe.csv --ledger ledger.ndjson --store sqlite://castle.db --since-last
+              castle reconcile --source stripe.csv --source bank.xml
+              castle reconcile --source stripe.csv --ledger ledger.ndjson -o out.ndjson
+              castle reconcile --source export.csv --mapping bank.json --format csv
+              castle reconcile --source stripe.csv.gz --from 2026-12-01 --to 2026-12-02
+              castle reconcile --source stripe.csv --since-last --store sqlite://c.db
+              castle reconcile show r-3f2a9c0d1e2b4a5c
             """,
         subcommands: [Run.self, Show.self, Resolve.self],
         defaultSubcommand: Run.self
@@ -35,9 +36,8 @@ struct ReconcileCommand: AsyncParsableCommand {
             abstract: "Reconcile the sources against the ledger (the default).",
             discussion: """
                 Examples:
-                  castle reconcile --source stripe.csv --source bank.xml --store sqlite://castle.db
-                  castle reconcile --source stripe.csv --source bank.xml --ledger ledger.ndjson
-                  castle reconcile run --source paypal.csv --ledger ledger.ndjson --format ndjson
+                  castle reconcile --source stripe.csv --source bank.xml
+                  castle reconcile run --source paypal.csv --ledger ledger.ndjson
                 """
         )
 
@@ -88,7 +88,7 @@ struct ReconcileCommand: AsyncParsableCommand {
 
         @Option(
             help: ArgumentHelp(
-                "Store the run, its results and watermarks here, and honour resolved breaks (default: $CASTLE_STORE; none: nothing stored).",
+                "The store: its ledger (without --ledger), and where the run, its results and watermarks are kept and resolved breaks honoured (default: $CASTLE_STORE, else sqlite://castle.db; with --ledger and neither, nothing is stored).",
                 valueName: "url"
             )
         )
@@ -217,7 +217,7 @@ struct ReconcileCommand: AsyncParsableCommand {
             abstract: "Print a stored run's report.",
             discussion: """
                 Examples:
-                  castle reconcile show r-3f2a9c0d1e2b4a5c --store sqlite://castle.db
+                  castle reconcile show r-3f2a9c0d1e2b4a5c --store sqlite://c.db
                   castle reconcile show r-3f2a9c0d1e2b4a5c --format csv -o old.csv
                 """
         )
@@ -262,7 +262,7 @@ struct ReconcileCommand: AsyncParsableCommand {
                 RECORD is the first external id of the break, else its first ledger key. Later runs still list the break, with the note, and no longer count it.
 
                 Example:
-                  castle reconcile resolve r-3f2a9c0d1e2b4a5c txn_1Nx --note "refunded by hand, ticket 4411"
+                  castle reconcile resolve r-3f2a9c0d1e2b4a5c txn_1Nx --note "refunded"
                 """
         )
 
