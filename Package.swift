@@ -32,7 +32,8 @@ let package = Package(
     //   CastleCore, CastleSupport ← Ledger (the pure double-entry core: entries, journal, settlement)
     //   CastleCore, CastleSupport ← Streams ← Codecs (+ MarketData), Reports (+ MarketData)
     //   CastleSupport ← Storage ← SQLiteBackend, PostgresBackend (no engine, no codecs, no libarchive)
-    //   all of the above ← jobs: Pipeline (match, ingest), Replay, CastleBench ← CastleCLI (parsing, wiring)
+    //   all of the above ← jobs: Pipeline (match, ingest), Replay, Accounting (ledger), CastleBench ← CastleCLI
+    //   (parsing, wiring)
     // Where the next commands go: `reconcile` and `snapshot` each get a job module beside Replay (their
     // report writers in Reports, archives through Streams), `serve` a Server module between the jobs and
     // the CLI; the CLI's file for each only parses arguments and calls them.
@@ -99,6 +100,12 @@ let package = Package(
         // The double-entry ledger's pure core: assets, accounts, entries and their NDJSON codec, the journal
         // with its balances and verify, trade settlement. No storage, no Foundation.
         .target(name: "Ledger", dependencies: ["CastleCore", "CastleSupport"]),
+        // The jobs of `castle ledger`: posting entry files, settling the durable matcher's trades, balances and
+        // verify, on the Ledger core and the storage seam's LedgerStore.
+        .target(
+            name: "Accounting",
+            dependencies: ["CastleCore", "CastleSupport", "Ledger", "Storage", "Streams", "Codecs"]
+        ),
         // Realistic synthetic order flow (`castle generate`).
         .target(
             name: "SyntheticData",
@@ -112,6 +119,9 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // `castle reconcile`: processor CSVs (through column mappings) and camt.053 statements against the
+        // ledger's entries, by rules in priority order; the report and the statements' balance proofs.
+        .target(name: "Reconcile", dependencies: ["CastleCore", "CastleSupport", "Streams", "Ledger", "Storage"]),
         // In-process measurement (`castle bench`).
         .target(
             name: "CastleBench",
@@ -126,7 +136,8 @@ let package = Package(
             name: "CastleCLI",
             dependencies: [
                 "CastleCore", "CastleSupport", "MatchingEngine", "Streams", "Reports", "SyntheticData",
-                "CastleBench", "Replay", "Storage", "SQLiteBackend", "PostgresBackend", "Pipeline", "CBuildInfo",
+                "CastleBench", "Replay", "Reconcile", "Storage", "SQLiteBackend", "PostgresBackend", "Pipeline",
+                "CBuildInfo", "Accounting", "Ledger",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -157,6 +168,13 @@ let package = Package(
             name: "LedgerTests",
             dependencies: [
                 "CastleCore", "CastleSupport", "CastleTesting", "Ledger", "SyntheticData",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
+        .testTarget(
+            name: "ReconcileTests",
+            dependencies: [
+                "CastleCore", "CastleSupport", "Streams", "Ledger", "Reconcile", "SyntheticData",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),

@@ -233,15 +233,20 @@ public final class PostgresBackend: Store, MessageQueue, SchemaDatabase {
                 let hasTimestamp = trades.map { $0.ts != nil }
                 try await connection.rows(
                     """
-                    INSERT INTO trades (consumer, seq, symbol, price, qty, maker, taker, side, ts)
+                    INSERT INTO trades
+                        (consumer, seq, symbol, price, qty, maker, taker, side, ts, maker_account, taker_account)
                     SELECT \(commit.consumer), t.seq, t.symbol, t.price, t.qty, t.maker, t.taker, t.side,
-                        CASE WHEN t.has_ts THEN t.ts END
+                        CASE WHEN t.has_ts THEN t.ts END, CASE WHEN t.has_maker_account THEN t.maker_account END,
+                        CASE WHEN t.has_taker_account THEN t.taker_account END
                     FROM unnest(\(trades.map(\.seq))::bigint[], \(trades.map(\.symbol))::text[],
                         \(trades.map(\.price))::bigint[], \(trades.map(\.qty))::bigint[],
                         \(trades.map { Int64(bitPattern: $0.maker) })::bigint[],
                         \(trades.map { Int64(bitPattern: $0.taker) })::bigint[], \(trades.map(\.side))::text[],
-                        \(trades.map { $0.ts ?? 0 })::bigint[], \(hasTimestamp)::boolean[])
-                        AS t(seq, symbol, price, qty, maker, taker, side, ts, has_ts)
+                        \(trades.map { $0.ts ?? 0 })::bigint[], \(hasTimestamp)::boolean[],
+                        \(trades.map { $0.makerAccount ?? "" })::text[], \(trades.map { $0.makerAccount != nil })::boolean[],
+                        \(trades.map { $0.takerAccount ?? "" })::text[], \(trades.map { $0.takerAccount != nil })::boolean[])
+                        AS t(seq, symbol, price, qty, maker, taker, side, ts, has_ts, maker_account, has_maker_account,
+                            taker_account, has_taker_account)
                     """
                 )
             }
@@ -305,12 +310,12 @@ public final class PostgresBackend: Store, MessageQueue, SchemaDatabase {
         try await select(
             "reading trades of \(consumer)",
             """
-            SELECT seq, symbol, price, qty, maker, taker, side, ts FROM trades
+            SELECT seq, symbol, price, qty, maker, taker, side, ts, maker_account, taker_account FROM trades
             WHERE consumer = \(consumer) AND seq > \(afterSeq) ORDER BY seq LIMIT \(max(limit, 0))
             """
         ) { row in
-            let (seq, symbol, price, qty, maker, taker, side, ts) = try row.decode(
-                (Int64, String, Int64, Int64, Int64, Int64, String, Int64?).self
+            let (seq, symbol, price, qty, maker, taker, side, ts, makerAccount, takerAccount) = try row.decode(
+                (Int64, String, Int64, Int64, Int64, Int64, String, Int64?, String?, String?).self
             )
             return TradeRow(
                 seq: seq,
@@ -320,7 +325,9 @@ public final class PostgresBackend: Store, MessageQueue, SchemaDatabase {
                 maker: UInt64(bitPattern: maker),
                 taker: UInt64(bitPattern: taker),
                 side: side,
-                ts: ts
+                ts: ts,
+                makerAccount: makerAccount,
+                takerAccount: takerAccount
             )
         }
     }

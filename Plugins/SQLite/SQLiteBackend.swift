@@ -205,8 +205,9 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
                 }
                 let trade = try connection.prepare(
                     """
-                    INSERT INTO trades (consumer, seq, symbol, price, qty, maker, taker, side, ts)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO trades
+                    (consumer, seq, symbol, price, qty, maker, taker, side, ts, maker_account, taker_account)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """
                 )
                 for row in commit.trades {
@@ -219,6 +220,8 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
                     trade.bind(7, Int64(bitPattern: row.taker))
                     trade.bind(8, row.side)
                     trade.bind(9, row.ts)
+                    trade.bind(10, optional: row.makerAccount)
+                    trade.bind(11, optional: row.takerAccount)
                     try trade.run()
                 }
                 let delete = try connection.prepare("DELETE FROM resting_orders WHERE consumer = ? AND id = ?")
@@ -292,7 +295,7 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
         try await withConnection { (connection) throws(CastleError) in
             let statement = try connection.prepare(
                 """
-                SELECT seq, symbol, price, qty, maker, taker, side, ts FROM trades
+                SELECT seq, symbol, price, qty, maker, taker, side, ts, maker_account, taker_account FROM trades
                 WHERE consumer = ? AND seq > ? ORDER BY seq LIMIT ?
                 """
             )
@@ -310,7 +313,9 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
                         maker: UInt64(bitPattern: statement.int64(4)),
                         taker: UInt64(bitPattern: statement.int64(5)),
                         side: statement.string(6),
-                        ts: statement.isNull(7) ? nil : statement.int64(7)
+                        ts: statement.isNull(7) ? nil : statement.int64(7),
+                        makerAccount: statement.isNull(8) ? nil : statement.string(8),
+                        takerAccount: statement.isNull(9) ? nil : statement.string(9)
                     )
                 )
             }

@@ -4,6 +4,7 @@
 public import ArgumentParser
 import CastleCore
 public import Pipeline
+public import Reconcile
 public import Replay
 public import Reports
 public import Storage
@@ -17,6 +18,8 @@ extension Partition: ExpressibleByArgument {
 let partitionHelpText = "the symbols whose hash is K modulo N, 0 ≤ K < N ≤ 1024"
 
 extension Ingest.Format: ExpressibleByArgument {}
+extension SourceFormat: ExpressibleByArgument {}
+extension ReportFormat: ExpressibleByArgument {}
 extension ReplayJob.InputFormat: ExpressibleByArgument {}
 extension ReplayJob.Mode: ExpressibleByArgument {}
 

@@ -76,6 +76,11 @@ public struct VerifyFailure: Error, Sendable, Hashable, CustomStringConvertible 
     public var key: String?
     public var reason: String
 
+    public init(key: String?, reason: String) {
+        self.key = key
+        self.reason = reason
+    }
+
     public var description: String { key.map { "\($0): \(reason)" } ?? reason }
 }
 

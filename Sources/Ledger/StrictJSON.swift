@@ -2,7 +2,7 @@
 /// array of objects). The whole line is checked against the JSON grammar (RFC 8259) and must be valid
 /// UTF-8; duplicate keys in an object are refused. Bounded: the line length, the nesting depth and the
 /// number of elements of any array or object are limited, so hostile input costs little.
-enum JSON: Hashable {
+package enum JSON: Hashable {
     case string(String)
     /// A number as written, checked against the grammar; the caller reads it as the integer it needs.
     case number(String)
@@ -12,7 +12,7 @@ enum JSON: Hashable {
     /// Members in the order written.
     case object([(String, JSON)])
 
-    static func == (a: JSON, b: JSON) -> Bool {
+    package static func == (a: JSON, b: JSON) -> Bool {
         switch (a, b) {
         case (.string(let x), .string(let y)), (.number(let x), .number(let y)): x == y
         case (.bool(let x), .bool(let y)): x == y
@@ -23,7 +23,7 @@ enum JSON: Hashable {
         }
     }
 
-    func hash(into hasher: inout Hasher) {
+    package func hash(into hasher: inout Hasher) {
         switch self {
         case .string(let text), .number(let text): hasher.combine(text)
         case .bool(let value): hasher.combine(value)
@@ -38,7 +38,7 @@ enum JSON: Hashable {
     }
 
     /// The name of the value's type, for messages.
-    var typeName: String {
+    package var typeName: String {
         switch self {
         case .string: "a string"
         case .number: "a number"
@@ -49,14 +49,20 @@ enum JSON: Hashable {
         }
     }
 
-    struct Limits {
-        var lineBytes_max = 65_536
-        var depth_max = 4
-        var elements_max = 64
+    package struct Limits {
+        package var lineBytes_max = 65_536
+        package var depth_max = 4
+        package var elements_max = 64
+
+        package init(lineBytes_max: Int = 65_536, depth_max: Int = 4, elements_max: Int = 64) {
+            self.lineBytes_max = lineBytes_max
+            self.depth_max = depth_max
+            self.elements_max = elements_max
+        }
     }
 
     /// Parses `bytes` as exactly one JSON value, whitespace around it allowed.
-    static func parse(_ bytes: [UInt8], limits: Limits = Limits()) throws(LedgerInputError) -> JSON {
+    package static func parse(_ bytes: [UInt8], limits: Limits = Limits()) throws(LedgerInputError) -> JSON {
         guard bytes.count <= limits.lineBytes_max else {
             throw LedgerInputError("the line is \(bytes.count) bytes, longer than \(limits.lineBytes_max)")
         }

@@ -244,7 +244,11 @@ public final class MatchWorker {
                             maker: trade.maker,
                             taker: trade.taker,
                             side: trade.side == .buy ? "buy" : "sell",
-                            ts: ts
+                            ts: ts,
+                            makerAccount: trade.makerAccount == .none
+                                ? nil : books.decoder.accounts.string(of: trade.makerAccount),
+                            takerAccount: trade.takerAccount == .none
+                                ? nil : books.decoder.accounts.string(of: trade.takerAccount)
                         )
                     )
                 case .canceled(let id, _, _, _, _):

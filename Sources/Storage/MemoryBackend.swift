@@ -44,7 +44,11 @@ public final class MemoryBackend: Store, MessageQueue {
     }
 
     private let state = Mutex(State())
+    /// The ledger's state (MemoryLedger.swift), under its own lock.
+    let ledger = Mutex(MemoryLedgerState())
     public let displayURL: String
+    /// `castle reconcile`'s runs, watermarks, resolutions and lock (ReconcileStore.swift).
+    let reconcile = MemoryReconcileState()
 
     private static let instances = Mutex<[String: MemoryBackend]>([:])
 

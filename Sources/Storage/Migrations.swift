@@ -107,6 +107,67 @@ extension Migration {
             up: ["DROP INDEX queue_messages_pending"],
             down: ["CREATE INDEX queue_messages_pending ON queue_messages (id) WHERE state = 0"]
         ),
+        Migration(
+            version: 5,
+            name: "0005_ledger.sqlite.sql",
+            // The ledger (LedgerStore): an entry is one row, its postings one text column
+            // (LedgerPostingsText), so settling a trade is one insert; `seq` is the posting order. The
+            // projection, the assets' scales and each settling consumer's watermark beside it. Trades gain
+            // the accounts of their orders, which settlement books them to.
+            up: [
+                """
+                CREATE TABLE ledger_entries (
+                    seq INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, ts INTEGER NOT NULL,
+                    ref TEXT, reverses TEXT, memo TEXT, postings TEXT NOT NULL, content_hash BLOB NOT NULL,
+                    posted_at INTEGER NOT NULL)
+                """,
+                "CREATE INDEX ledger_entries_ts ON ledger_entries (ts)",
+                "CREATE INDEX ledger_entries_ref ON ledger_entries (ref) WHERE ref IS NOT NULL",
+                "CREATE UNIQUE INDEX ledger_entries_reverses ON ledger_entries (reverses) WHERE reverses IS NOT NULL",
+                "CREATE TABLE ledger_assets (code TEXT PRIMARY KEY, scale INTEGER NOT NULL) WITHOUT ROWID",
+                """
+                CREATE TABLE ledger_balances (
+                    account TEXT NOT NULL, asset TEXT NOT NULL, balance TEXT NOT NULL,
+                    PRIMARY KEY (account, asset)) WITHOUT ROWID
+                """,
+                """
+                CREATE TABLE ledger_watermarks (
+                    consumer TEXT PRIMARY KEY, through_seq INTEGER NOT NULL) WITHOUT ROWID
+                """,
+                "ALTER TABLE trades ADD COLUMN maker_account TEXT",
+                "ALTER TABLE trades ADD COLUMN taker_account TEXT",
+            ],
+            down: [
+                "ALTER TABLE trades DROP COLUMN taker_account", "ALTER TABLE trades DROP COLUMN maker_account",
+                "DROP TABLE ledger_watermarks", "DROP TABLE ledger_balances", "DROP TABLE ledger_assets",
+                "DROP TABLE ledger_entries",
+            ]
+        ),
+        Migration(
+            version: 6,
+            name: "0006_reconcile.sqlite.sql",
+            // `castle reconcile`: runs and their results, each source's watermark, resolved breaks.
+            up: [
+                """
+                CREATE TABLE reconcile_runs (
+                    run TEXT PRIMARY KEY, window_from INTEGER, window_to INTEGER, breaks INTEGER NOT NULL)
+                """,
+                """
+                CREATE TABLE reconcile_results (
+                    run TEXT NOT NULL, seq INTEGER NOT NULL, class TEXT NOT NULL, record TEXT NOT NULL,
+                    ndjson TEXT NOT NULL, csv TEXT NOT NULL, PRIMARY KEY (run, seq)) WITHOUT ROWID
+                """,
+                "CREATE TABLE reconcile_watermarks (source TEXT PRIMARY KEY, through_day INTEGER NOT NULL)",
+                """
+                CREATE TABLE reconcile_resolutions (
+                    record TEXT PRIMARY KEY, run TEXT NOT NULL, note TEXT NOT NULL)
+                """,
+            ],
+            down: [
+                "DROP TABLE reconcile_resolutions", "DROP TABLE reconcile_watermarks", "DROP TABLE reconcile_results",
+                "DROP TABLE reconcile_runs",
+            ]
+        ),
     ]
 
     static let postgres: [Migration] = [
@@ -189,6 +250,61 @@ extension Migration {
             // index since the leased receive is gone, and every enqueued message paid an entry in it.
             up: ["DROP INDEX queue_messages_pending"],
             down: ["CREATE INDEX queue_messages_pending ON queue_messages (id) WHERE state = 0"]
+        ),
+        Migration(
+            version: 5,
+            name: "0005_ledger.postgres.sql",
+            // As 0005 on SQLite. `seq` is given under the ledger's transaction-level advisory lock, which
+            // serialises posts, so it is dense and in commit order; balances are NUMERIC (sums of Int64s).
+            up: [
+                """
+                CREATE TABLE ledger_entries (
+                    seq BIGINT PRIMARY KEY, key TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, ts BIGINT NOT NULL,
+                    ref TEXT, reverses TEXT, memo TEXT, postings TEXT NOT NULL, content_hash BYTEA NOT NULL,
+                    posted_at BIGINT NOT NULL)
+                """,
+                "CREATE INDEX ledger_entries_ts ON ledger_entries (ts)",
+                "CREATE INDEX ledger_entries_ref ON ledger_entries (ref) WHERE ref IS NOT NULL",
+                "CREATE UNIQUE INDEX ledger_entries_reverses ON ledger_entries (reverses) WHERE reverses IS NOT NULL",
+                "CREATE TABLE ledger_assets (code TEXT PRIMARY KEY, scale SMALLINT NOT NULL)",
+                """
+                CREATE TABLE ledger_balances (
+                    account TEXT NOT NULL, asset TEXT NOT NULL, balance NUMERIC(39, 0) NOT NULL,
+                    PRIMARY KEY (account, asset))
+                """,
+                "CREATE TABLE ledger_watermarks (consumer TEXT PRIMARY KEY, through_seq BIGINT NOT NULL)",
+                "ALTER TABLE trades ADD COLUMN maker_account TEXT, ADD COLUMN taker_account TEXT",
+            ],
+            down: [
+                "ALTER TABLE trades DROP COLUMN taker_account, DROP COLUMN maker_account",
+                "DROP TABLE ledger_watermarks", "DROP TABLE ledger_balances", "DROP TABLE ledger_assets",
+                "DROP TABLE ledger_entries",
+            ]
+        ),
+        Migration(
+            version: 6,
+            name: "0006_reconcile.postgres.sql",
+            // `castle reconcile`: runs and their results, each source's watermark, resolved breaks.
+            up: [
+                """
+                CREATE TABLE reconcile_runs (
+                    run TEXT PRIMARY KEY, window_from INTEGER, window_to INTEGER, breaks BIGINT NOT NULL)
+                """,
+                """
+                CREATE TABLE reconcile_results (
+                    run TEXT NOT NULL, seq BIGINT NOT NULL, class TEXT NOT NULL, record TEXT NOT NULL,
+                    ndjson TEXT NOT NULL, csv TEXT NOT NULL, PRIMARY KEY (run, seq))
+                """,
+                "CREATE TABLE reconcile_watermarks (source TEXT PRIMARY KEY, through_day INTEGER NOT NULL)",
+                """
+                CREATE TABLE reconcile_resolutions (
+                    record TEXT PRIMARY KEY, run TEXT NOT NULL, note TEXT NOT NULL)
+                """,
+            ],
+            down: [
+                "DROP TABLE reconcile_resolutions", "DROP TABLE reconcile_watermarks", "DROP TABLE reconcile_results",
+                "DROP TABLE reconcile_runs",
+            ]
         ),
     ]
 }

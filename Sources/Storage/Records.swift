@@ -118,6 +118,10 @@ public struct TradeRow: Sendable, Hashable {
     /// The taker's side: `buy` or `sell`.
     public var side: String
     public var ts: Int64?
+    /// The accounts the maker's and the taker's orders named (nil when an order named none, or for a trade
+    /// stored before migration 0005): `castle ledger settle` books the trade to them.
+    public var makerAccount: String?
+    public var takerAccount: String?
 
     public init(
         seq: Int64,
@@ -127,7 +131,9 @@ public struct TradeRow: Sendable, Hashable {
         maker: UInt64,
         taker: UInt64,
         side: String,
-        ts: Int64?
+        ts: Int64?,
+        makerAccount: String? = nil,
+        takerAccount: String? = nil
     ) {
         self.seq = seq
         self.symbol = symbol
@@ -137,6 +143,8 @@ public struct TradeRow: Sendable, Hashable {
         self.taker = taker
         self.side = side
         self.ts = ts
+        self.makerAccount = makerAccount
+        self.takerAccount = takerAccount
     }
 }
 

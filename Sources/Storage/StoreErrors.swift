@@ -29,3 +29,19 @@ public enum StoreErrors {
         CastleError(.config, "\(context): \(reason); is the schema migrated? run: castle migrate up")
     }
 }
+
+/// The ledger's store errors, the same on every backend.
+public enum LedgerStoreErrors {
+    /// A settlement whose watermark is no longer the stored one: another settle of the consumer wrote.
+    public static func watermarkMoved(store: String, consumer: String, stored: Int64, expected: Int64) -> CastleError {
+        CastleError(
+            .temporaryFailure,
+            "\(store): the settlement of consumer \(consumer) is at trade \(stored), not \(expected): another settle is writing it"
+        )
+    }
+
+    /// A stored row that does not decode: the database was edited or damaged.
+    public static func damagedRow(store: String, key: String) -> CastleError {
+        CastleError(.dataError, "\(store): ledger entry \"\(key)\" has damaged postings")
+    }
+}

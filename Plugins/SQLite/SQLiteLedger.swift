@@ -1,0 +1,300 @@
+internal import CSQLite
+public import CastleSupport
+public import Storage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The ledger on SQLite: each batch in one `BEGIN IMMEDIATE` transaction on the writer connection, with
+/// prepared statements; the checks are ``LedgerBatch``'s, on the rows the batch names, read inside the
+/// same transaction.
+extension SQLiteBackend: LedgerStore {
+    public func postLedgerEntries(
+        _ entries: [LedgerEntryRecord],
+        postedAt: Int64,
+        watermark: LedgerWatermarkAdvance?
+    ) async throws(CastleError) -> LedgerPostOutcome {
+        let displayURL = displayURL
+        return try await withConnection { (connection) throws(CastleError) in
+            try connection.writeTransaction { () throws(CastleError) -> LedgerPostOutcome in
+                if let watermark {
+                    let stored = try Self.watermark(connection, consumer: watermark.consumer)
+                    guard stored == watermark.previous else {
+                        throw LedgerStoreErrors.watermarkMoved(
+                            store: displayURL,
+                            consumer: watermark.consumer,
+                            stored: stored,
+                            expected: watermark.previous
+                        )
+                    }
+                }
+                let plan: LedgerBatchPlan
+                switch LedgerBatch.plan(entries, context: try Self.context(connection, entries, store: displayURL)) {
+                case .success(let accepted): plan = accepted
+                case .failure(let refusal): return .refused(refusal)
+                }
+                let last = try connection.prepare("SELECT coalesce(max(seq), 0) FROM ledger_entries")
+                try last.step()
+                var seq = last.int64(0)
+                last.reset()
+                let insert = try connection.prepare(
+                    """
+                    INSERT INTO ledger_entries
+                    (seq, key, kind, ts, ref, reverses, memo, postings, content_hash, posted_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """
+                )
+                for (entry, hash) in plan.newEntries {
+                    seq += 1
+                    insert.bind(1, seq)
+                    insert.bind(2, entry.key)
+                    insert.bind(3, entry.kind)
+                    insert.bind(4, entry.ts)
+                    insert.bind(5, optional: entry.ref)
+                    insert.bind(6, optional: entry.reverses)
+                    insert.bind(7, optional: entry.memo)
+                    insert.bind(8, LedgerPostingsText.encode(entry.postings))
+                    insert.bind(9, hash)
+                    insert.bind(10, postedAt)
+                    try insert.run()
+                }
+                let asset = try connection.prepare("INSERT INTO ledger_assets (code, scale) VALUES (?, ?)")
+                for (code, scale) in plan.newAssets {
+                    asset.bind(1, code)
+                    asset.bind(2, Int(scale))
+                    try asset.run()
+                }
+                let balance = try connection.prepare(
+                    """
+                    INSERT INTO ledger_balances (account, asset, balance) VALUES (?, ?, ?)
+                    ON CONFLICT (account, asset) DO UPDATE SET balance = excluded.balance
+                    """
+                )
+                for row in plan.balances {
+                    balance.bind(1, row.account)
+                    balance.bind(2, row.asset)
+                    balance.bind(3, String(row.balance))
+                    try balance.run()
+                }
+                if let watermark {
+                    let move = try connection.prepare(
+                        "INSERT OR REPLACE INTO ledger_watermarks (consumer, through_seq) VALUES (?, ?)"
+                    )
+                    move.bind(1, watermark.consumer)
+                    move.bind(2, watermark.next)
+                    try move.run()
+                }
+                return .committed(posted: plan.newEntries.count, alreadyPosted: plan.alreadyPosted)
+            }
+        }
+    }
+
+    /// The stored rows the batch names (``LedgerBatch/lookups(_:)``).
+    static func context(
+        _ connection: SQLiteConnection,
+        _ entries: [LedgerEntryRecord],
+        store: String
+    ) throws(CastleError) -> LedgerBatchContext {
+        let lookups = LedgerBatch.lookups(entries)
+        var context = LedgerBatchContext()
+        let hash = try connection.prepare("SELECT content_hash FROM ledger_entries WHERE key = ?")
+        for key in lookups.keys {
+            hash.bind(1, key)
+            if try hash.step() { context.storedHashes[key] = hash.bytes(0) }
+            hash.reset()
+        }
+        let target = try connection.prepare("\(entryColumns) WHERE key = ?")
+        let reversal = try connection.prepare("SELECT key FROM ledger_entries WHERE reverses = ?")
+        for key in lookups.reversalTargets {
+            target.bind(1, key)
+            if try target.step() { context.reversalTargets[key] = try storedEntry(target, store: store).entry }
+            target.reset()
+            reversal.bind(1, key)
+            if try reversal.step() { context.storedReversals[key] = reversal.string(0) }
+            reversal.reset()
+        }
+        let scale = try connection.prepare("SELECT scale FROM ledger_assets WHERE code = ?")
+        for code in lookups.assets {
+            scale.bind(1, code)
+            if try scale.step() { context.scales[code] = UInt8(truncatingIfNeeded: scale.int(0)) }
+            scale.reset()
+        }
+        let balance = try connection.prepare("SELECT balance FROM ledger_balances WHERE account = ? AND asset = ?")
+        for key in lookups.balances {
+            balance.bind(1, key.account)
+            balance.bind(2, key.asset)
+            if try balance.step() { context.balances[key] = try balanceValue(balance.string(0), store: store) }
+            balance.reset()
+        }
+        return context
+    }
+
+    static let entryColumns =
+        "SELECT seq, posted_at, key, kind, ts, ref, reverses, memo, postings FROM ledger_entries"
+
+    static func storedEntry(_ row: Statement, store: String) throws(CastleError) -> StoredLedgerEntry {
+        let key = row.string(2)
+        guard let postings = LedgerPostingsText.decode(row.string(8)) else {
+            throw LedgerStoreErrors.damagedRow(store: store, key: key)
+        }
+        return StoredLedgerEntry(
+            seq: row.int64(0),
+            postedAt: row.int64(1),
+            entry: LedgerEntryRecord(
+                key: key,
+                kind: row.string(3),
+                ts: row.int64(4),
+                ref: row.isNull(5) ? nil : row.string(5),
+                reverses: row.isNull(6) ? nil : row.string(6),
+                memo: row.isNull(7) ? nil : row.string(7),
+                postings: postings
+            )
+        )
+    }
+
+    static func balanceValue(_ text: String, store: String) throws(CastleError) -> Int128 {
+        guard let value = Int128(text) else {
+            throw CastleError(.dataError, "\(store): a ledger balance is not an integer: \"\(text)\"")
+        }
+        return value
+    }
+
+    static func watermark(_ connection: SQLiteConnection, consumer: String) throws(CastleError) -> Int64 {
+        let statement = try connection.prepare("SELECT through_seq FROM ledger_watermarks WHERE consumer = ?")
+        statement.bind(1, consumer)
+        defer { statement.reset() }
+        return try statement.step() ? statement.int64(0) : 0
+    }
+
+    public func readLedgerEntries(_ query: LedgerEntryQuery) async throws(CastleError) -> [StoredLedgerEntry] {
+        let displayURL = displayURL
+        return try await withConnection { (connection) throws(CastleError) in
+            // One fixed statement per combination of filters, so each can use its index.
+            var sql = "\(Self.entryColumns) WHERE seq > ?"
+            if query.ts != nil { sql += " AND ts BETWEEN ? AND ?" }
+            if query.ref != nil { sql += " AND ref = ?" }
+            sql += " ORDER BY seq LIMIT ?"
+            let statement = try connection.prepare(sql)
+            defer { statement.reset() }
+            var index: Int32 = 1
+            statement.bind(index, query.afterSeq)
+            if let ts = query.ts {
+                statement.bind(index + 1, ts.lowerBound)
+                statement.bind(index + 2, ts.upperBound)
+                index += 2
+            }
+            if let ref = query.ref {
+                index += 1
+                statement.bind(index, ref)
+            }
+            statement.bind(index + 1, query.limit)
+            var result: [StoredLedgerEntry] = []
+            while try statement.step() { result.append(try Self.storedEntry(statement, store: displayURL)) }
+            return result
+        }
+    }
+
+    public func ledgerBalances(account: String?, asset: String?) async throws(CastleError) -> [LedgerBalanceRecord] {
+        let displayURL = displayURL
+        return try await withConnection { (connection) throws(CastleError) in
+            var sql = """
+                SELECT b.account, b.asset, a.scale, b.balance FROM ledger_balances b
+                JOIN ledger_assets a ON a.code = b.asset WHERE 1 = 1
+                """
+            if account != nil { sql += " AND b.account = ?" }
+            if asset != nil { sql += " AND b.asset = ?" }
+            sql += " ORDER BY b.account, b.asset"
+            let statement = try connection.prepare(sql)
+            defer { statement.reset() }
+            var index: Int32 = 0
+            if let account {
+                index += 1
+                statement.bind(index, account)
+            }
+            if let asset {
+                index += 1
+                statement.bind(index, asset)
+            }
+            var result: [LedgerBalanceRecord] = []
+            while try statement.step() {
+                result.append(
+                    LedgerBalanceRecord(
+                        account: statement.string(0),
+                        asset: statement.string(1),
+                        scale: UInt8(truncatingIfNeeded: statement.int(2)),
+                        balance: try Self.balanceValue(statement.string(3), store: displayURL)
+                    )
+                )
+            }
+            return result
+        }
+    }
+
+    public func recomputedLedgerBalances() async throws(CastleError) -> [LedgerBalanceRecord] {
+        let displayURL = displayURL
+        return try await withConnection { (connection) throws(CastleError) in
+            let statement = try connection.prepare("SELECT key, postings FROM ledger_entries ORDER BY seq")
+            defer { statement.reset() }
+            var sums: [LedgerBalanceKey: (scale: UInt8, balance: Int128)] = [:]
+            while try statement.step() {
+                guard let postings = LedgerPostingsText.decode(statement.string(1)) else {
+                    throw LedgerStoreErrors.damagedRow(store: displayURL, key: statement.string(0))
+                }
+                for posting in postings {
+                    sums[LedgerBalanceKey(account: posting.account, asset: posting.asset), default: (posting.scale, 0)]
+                        .balance += Int128(posting.amount)
+                }
+            }
+            return sums.sorted { $0.key < $1.key }.map {
+                LedgerBalanceRecord(
+                    account: $0.key.account,
+                    asset: $0.key.asset,
+                    scale: $0.value.scale,
+                    balance: $0.value.balance
+                )
+            }
+        }
+    }
+
+    public func settlementWatermark(consumer: String) async throws(CastleError) -> Int64 {
+        try await withConnection { (connection) throws(CastleError) in
+            try Self.watermark(connection, consumer: consumer)
+        }
+    }
+
+    /// An `flock` on a file beside the database, as a matcher's partition: the kernel releases it however
+    /// the process ends. The consumer's name is in the file name, bytes other than `[A-Za-z0-9._-]` as
+    /// `%XX`.
+    public func acquireSettlementLock(consumer: String) async throws(CastleError) -> (any PartitionLock)? {
+        var name = ""
+        for byte in consumer.utf8 {
+            let scalar = Unicode.Scalar(byte)
+            if byte < 128
+                && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar)
+                    || "._-".unicodeScalars.contains(scalar))
+            {
+                name.unicodeScalars.append(scalar)
+            } else {
+                name += "%" + String(byte, radix: 16, uppercase: true)
+            }
+        }
+        let lockPath = "\(path).settle-\(name).lock"
+        let fd = Glibc.open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        if fd < 0 { throw CastleError(.cantCreate, "\(lockPath): cannot open the settlement lock") }
+        if flock(fd, LOCK_EX | LOCK_NB) == 0 { return FileLock(fd: fd) }
+        let failure = errno
+        Glibc.close(fd)
+        if failure != EWOULDBLOCK { throw CastleError(.ioError, "\(lockPath): cannot lock") }
+        return nil
+    }
+}
+
+extension Statement {
+    /// Ends the statement's use: a statement left on a row would keep its read transaction open.
+    func reset() { sqlite3_reset(handle) }
+
+    func bind(_ index: Int32, optional value: String?) {
+        if let value { bind(index, value) } else { sqlite3_bind_null(handle, index) }
+    }
+}

@@ -1,0 +1,418 @@
+public import CastleSupport
+public import Ledger
+public import Streams
+
+/// How a CSV layout's columns become ``ExternalRecord``s: which column is the id, the amount, the
+/// currency, the date…, and the amount's unit. The known layouts are built in; any other CSV comes with
+/// a mapping file (JSON, docs/reconcile.md).
+public struct ColumnMapping: Sendable, Hashable {
+    public enum AmountUnit: String, Sendable, Hashable {
+        /// Integer minor units (cents): Stripe's API.
+        case minor
+        /// Decimal major units (`12.50`): dashboards and PayPal.
+        case major
+    }
+
+    public enum DateFormat: String, Sendable, Hashable {
+        /// `YYYY-MM-DD`, optionally with a time after it; Unix seconds are understood too.
+        case iso
+        /// `MM/DD/YYYY`.
+        case us
+        /// `DD.MM.YYYY`.
+        case european
+    }
+
+    public var name: String
+    public var id: String
+    public var amount: String
+    /// The currency column, or nil when every row is in ``fixedCurrency``.
+    public var currency: String?
+    public var fixedCurrency: String?
+    public var date: String
+    public var dateFormat: DateFormat = .iso
+    public var unit: AmountUnit
+    /// A thousands separator to drop from amounts (`"1,250.00"`), or nil.
+    public var thousandsSeparator: UInt8?
+    /// Columns whose values a ledger entry's `ref` may carry; the id column is always one.
+    public var refs: [String] = []
+    /// The payout or batch column, for N:1 matching.
+    public var batch: String?
+    public var status: String?
+    /// Status values (compared lowercased) that mean no money moved.
+    public var failedStatuses: Set<String> = []
+    /// Status values (lowercased) that mean the money moved and was taken back.
+    public var reversedStatuses: Set<String> = []
+
+    public init(
+        name: String,
+        id: String,
+        amount: String,
+        currency: String?,
+        fixedCurrency: String? = nil,
+        date: String,
+        dateFormat: DateFormat = .iso,
+        unit: AmountUnit,
+        thousandsSeparator: UInt8? = nil,
+        refs: [String] = [],
+        batch: String? = nil,
+        status: String? = nil,
+        failedStatuses: Set<String> = [],
+        reversedStatuses: Set<String> = []
+    ) {
+        self.name = name
+        self.id = id
+        self.amount = amount
+        self.currency = currency
+        self.fixedCurrency = fixedCurrency
+        self.date = date
+        self.dateFormat = dateFormat
+        self.unit = unit
+        self.thousandsSeparator = thousandsSeparator
+        self.refs = refs
+        self.batch = batch
+        self.status = status
+        self.failedStatuses = failedStatuses
+        self.reversedStatuses = reversedStatuses
+    }
+
+    /// Stripe balance transactions as the API (and Fivetran) name them: amounts in cents.
+    public static let stripeBalanceTransactions = ColumnMapping(
+        name: "stripe_balance_transactions",
+        id: "id",
+        amount: "amount",
+        currency: "currency",
+        date: "created",
+        unit: .minor,
+        refs: ["source"],
+        batch: "payout_id",
+        status: "status",
+        failedStatuses: ["failed"]
+    )
+
+    /// Stripe Dashboard payments export: Dashboard headers, amounts in major units.
+    public static let stripePayments = ColumnMapping(
+        name: "stripe_payments",
+        id: "id",
+        amount: "amount",
+        currency: "currency",
+        date: "created",
+        unit: .major,
+        refs: ["payment_intent_id"],
+        batch: "transfer",
+        status: "status",
+        failedStatuses: ["failed", "canceled", "cancelled"],
+        reversedStatuses: ["refunded"]
+    )
+
+    /// Stripe payouts: amounts in cents, dated by arrival.
+    public static let stripePayouts = ColumnMapping(
+        name: "stripe_payouts",
+        id: "id",
+        amount: "amount",
+        currency: "currency",
+        date: "arrival_date",
+        unit: .minor,
+        refs: ["balance_transaction_id"],
+        status: "status",
+        failedStatuses: ["failed", "canceled"]
+    )
+
+    /// PayPal activity download: US dates, major units with thousands separators.
+    public static let paypalActivity = ColumnMapping(
+        name: "paypal_activity",
+        id: "Transaction ID",
+        amount: "Gross",
+        currency: "Currency",
+        date: "Date",
+        dateFormat: .us,
+        unit: .major,
+        thousandsSeparator: UInt8(ascii: ","),
+        status: "Status",
+        failedStatuses: ["denied", "failed", "cancelled", "canceled"],
+        reversedStatuses: ["reversed", "refunded"]
+    )
+
+    public static let builtIn: [ColumnMapping] = [
+        stripeBalanceTransactions, stripePayments, stripePayouts, paypalActivity,
+    ]
+
+    /// The built-in layout a header belongs to, or nil.
+    public static func detect(header: [String]) -> ColumnMapping? {
+        let columns = Set(header)
+        if columns.isSuperset(of: ["id", "amount", "fee", "net", "available_on"]) { return stripeBalanceTransactions }
+        if columns.isSuperset(of: ["id", "amount", "amount_refunded", "currency"]) { return stripePayments }
+        if columns.isSuperset(of: ["id", "amount", "arrival_date"]) { return stripePayouts }
+        if columns.isSuperset(of: ["Transaction ID", "Gross", "Currency", "Date"]) { return paypalActivity }
+        return nil
+    }
+
+    /// A mapping file: JSON with `id`, `amount`, `currency` (or `currency_value`), `date`, `unit`, and
+    /// optionally `date_format`, `thousands_separator`, `refs`, `batch`, `status`, `failed_statuses`,
+    /// `reversed_statuses`; or `{"layout": NAME}` for a built-in one.
+    public static func parse(_ bytes: [UInt8], name fileName: String) throws(CastleError) -> ColumnMapping {
+        let object = try ConfigObject(bytes, fileName: fileName)
+        try object.allowOnly([
+            "layout", "id", "amount", "currency", "currency_value", "date", "date_format", "unit",
+            "thousands_separator", "refs", "batch", "status", "failed_statuses", "reversed_statuses",
+        ])
+        if let layout = try object.string("layout") {
+            guard let mapping = builtIn.first(where: { $0.name == layout }) else {
+                throw object.fail("layout \"\(layout)\" is not one of \(builtIn.map(\.name).joined(separator: ", "))")
+            }
+            return mapping
+        }
+        guard let id = try object.string("id"), let amount = try object.string("amount"),
+            let date = try object.string("date"), let unitText = try object.string("unit")
+        else { throw object.fail("a mapping names at least id, amount, date and unit") }
+        guard let unit = AmountUnit(rawValue: unitText) else { throw object.fail("unit is \"minor\" or \"major\"") }
+        let currency = try object.string("currency")
+        let fixed = try object.string("currency_value")
+        guard (currency == nil) != (fixed == nil) else {
+            throw object.fail("give exactly one of currency (a column) and currency_value (one code for all rows)")
+        }
+        var mapping = ColumnMapping(
+            name: fileName,
+            id: id,
+            amount: amount,
+            currency: currency,
+            fixedCurrency: fixed,
+            date: date,
+            unit: unit
+        )
+        if let format = try object.string("date_format") {
+            guard let parsed = DateFormat(rawValue: format) else {
+                throw object.fail("date_format is iso, us or european")
+            }
+            mapping.dateFormat = parsed
+        }
+        if let separator = try object.string("thousands_separator") {
+            guard separator.utf8.count == 1, let byte = separator.utf8.first, byte != UInt8(ascii: ".") else {
+                throw object.fail("thousands_separator is one character other than \".\"")
+            }
+            mapping.thousandsSeparator = byte
+        }
+        mapping.refs = try object.strings("refs") ?? []
+        mapping.batch = try object.string("batch")
+        mapping.status = try object.string("status")
+        mapping.failedStatuses = Set((try object.strings("failed_statuses") ?? []).map { $0.lowercased() })
+        mapping.reversedStatuses = Set((try object.strings("reversed_statuses") ?? []).map { $0.lowercased() })
+        return mapping
+    }
+}
+
+/// A processor CSV read through a ``ColumnMapping``, strictly: a missing column, a row with another
+/// number of fields than the header (a truncated file), an empty id, an amount that is not exact in its
+/// currency's scale, an unknown currency or an unreadable date is an error naming `file:line`.
+public enum MappedCSV {
+    public static func read(
+        _ source: InputSource,
+        mapping given: ColumnMapping?,
+        assets: AssetTable
+    ) throws(CastleError) -> [ExternalRecord] {
+        let reader = CSVReader(source: source)
+        guard let (header, headerLine) = try reader.next() else {
+            throw CastleError(.dataError, "\(source.name): empty: a CSV source starts with a header line")
+        }
+        guard let mapping = given ?? ColumnMapping.detect(header: header) else {
+            throw CastleError(
+                .dataError,
+                "\(source.name):\(headerLine): not a known layout (\(ColumnMapping.builtIn.map(\.name).joined(separator: ", "))); give --mapping FILE"
+            )
+        }
+        func column(_ name: String) throws(CastleError) -> Int {
+            guard let index = header.firstIndex(of: name) else {
+                throw CastleError(
+                    .dataError,
+                    "\(source.name):\(headerLine): no column \"\(name)\" (the \(mapping.name) mapping needs it)"
+                )
+            }
+            return index
+        }
+        let idColumn = try column(mapping.id)
+        let amountColumn = try column(mapping.amount)
+        let dateColumn = try column(mapping.date)
+        var currencyColumn: Int?
+        if let currency = mapping.currency { currencyColumn = try column(currency) }
+        var refColumns: [Int] = []
+        for ref in mapping.refs { refColumns.append(try column(ref)) }
+        var batchColumn: Int?
+        if let batch = mapping.batch { batchColumn = try column(batch) }
+        var statusColumn: Int?
+        if let status = mapping.status { statusColumn = try column(status) }
+        var fixedAsset: Asset?
+        if let code = mapping.fixedCurrency {
+            switch currencyAsset(Substring(code), assets: assets) {
+            case .success(let asset): fixedAsset = asset
+            case .failure(let error): throw CastleError(.dataError, "\(mapping.name): \(error.reason)")
+            }
+        }
+
+        var records: [ExternalRecord] = []
+        var assetCache: [String: Asset] = [:]
+        while let (fields, line) = try reader.next() {
+            func fail(_ reason: String) -> CastleError { CastleError(.dataError, "\(source.name):\(line): \(reason)") }
+            guard fields.count == header.count else {
+                throw fail("\(fields.count) fields, the header has \(header.count) (a truncated file?)")
+            }
+            let id = fields[idColumn]
+            guard !id.isEmpty else { throw fail("the id (\(mapping.id)) is empty") }
+            let asset: Asset
+            if let fixedAsset {
+                asset = fixedAsset
+            } else {
+                let code = fields[currencyColumn!]
+                if let cached = assetCache[code] {
+                    asset = cached
+                } else {
+                    switch currencyAsset(Substring(code), assets: assets) {
+                    case .success(let found):
+                        asset = found
+                        assetCache[code] = found
+                    case .failure(let error): throw fail(error.reason)
+                    }
+                }
+            }
+            let amount: Int64
+            switch parseAmount(
+                fields[amountColumn],
+                unit: mapping.unit,
+                separator: mapping.thousandsSeparator,
+                asset: asset
+            ) {
+            case .success(let value): amount = value
+            case .failure(let error): throw fail("\(mapping.amount): \(error.reason)")
+            }
+            guard let day = parseDate(Substring(fields[dateColumn]), format: mapping.dateFormat) else {
+                throw fail("\(mapping.date): \"\(fields[dateColumn].prefix(30))\" is not a date")
+            }
+            var refs = [id]
+            for index in refColumns where !fields[index].isEmpty && !refs.contains(fields[index]) {
+                refs.append(fields[index])
+            }
+            let batch = batchColumn.map { fields[$0] }.flatMap { $0.isEmpty ? nil : $0 }
+            var status = ExternalStatus.ok
+            if let statusColumn {
+                let value = fields[statusColumn].lowercased()
+                if mapping.failedStatuses.contains(value) {
+                    status = .failed
+                } else if mapping.reversedStatuses.contains(value) {
+                    status = .reversed
+                }
+            }
+            records.append(
+                ExternalRecord(
+                    source: source.name,
+                    location: "line \(line)",
+                    ordinal: line,
+                    id: id,
+                    refs: refs,
+                    batch: batch,
+                    amount: amount,
+                    currency: asset,
+                    day: day,
+                    status: status
+                )
+            )
+        }
+        return records
+    }
+
+    static func parseAmount(
+        _ text: String,
+        unit: ColumnMapping.AmountUnit,
+        separator: UInt8?,
+        asset: Asset
+    )
+        -> Result<Int64, LedgerInputError>
+    {
+        switch unit {
+        case .minor:
+            var bytes = text.utf8[...]
+            let negative = bytes.first == UInt8(ascii: "-")
+            if negative { bytes = bytes.dropFirst() }
+            guard !bytes.isEmpty, bytes.allSatisfy({ $0 &- 48 < 10 }), let value = Int64(text), value != Int64.min
+            else {
+                return .failure(LedgerInputError("\"\(text.prefix(30))\" is not a whole number of minor units"))
+            }
+            return .success(value)
+        case .major:
+            var plain = text
+            if let separator {
+                // Only separators between digit groups: "1,250.00"; "1,25" is refused below by the scale.
+                plain = String(decoding: text.utf8.filter { $0 != separator }, as: UTF8.self)
+            }
+            switch asset.parseAmount(plain) {
+            case .success(let value): return .success(value)
+            case .failure(let error): return .failure(error)
+            }
+        }
+    }
+
+    static func parseDate(_ text: Substring, format: ColumnMapping.DateFormat) -> Int32? {
+        if !text.isEmpty, text.utf8.allSatisfy({ $0 &- 48 < 10 }), let seconds = Int64(text) {
+            return Int32(exactly: seconds / 86_400)
+        }
+        switch format {
+        case .iso: return CivilDate.parseISO(text)
+        case .us: return CivilDate.parseUS(text)
+        case .european: return CivilDate.parseEuropean(text)
+        }
+    }
+}
+
+/// A small JSON configuration object (mapping and rules files), read with the ledger's strict JSON
+/// reader: unknown members are refused, so a typo is not silently ignored.
+struct ConfigObject {
+    let members: [(String, JSON)]
+    let fileName: String
+
+    init(_ bytes: [UInt8], fileName: String) throws(CastleError) {
+        self.fileName = fileName
+        let value: JSON
+        do throws(LedgerInputError) {
+            value = try JSON.parse(bytes, limits: JSON.Limits(lineBytes_max: 1 << 20, depth_max: 4, elements_max: 256))
+        } catch {
+            throw CastleError(.dataError, "\(fileName): \(error.reason)")
+        }
+        guard case .object(let members) = value else { throw CastleError(.dataError, "\(fileName): not a JSON object") }
+        self.members = members
+    }
+
+    init(members: [(String, JSON)], fileName: String) {
+        self.members = members
+        self.fileName = fileName
+    }
+
+    func fail(_ reason: String) -> CastleError { CastleError(.dataError, "\(fileName): \(reason)") }
+
+    func allowOnly(_ names: Set<String>) throws(CastleError) {
+        if let unknown = members.first(where: { !names.contains($0.0) }) {
+            throw fail("unknown member \"\(unknown.0)\" (known: \(names.sorted().joined(separator: ", ")))")
+        }
+    }
+
+    subscript(_ name: String) -> JSON? { members.first { $0.0 == name }?.1 }
+
+    func string(_ name: String) throws(CastleError) -> String? {
+        guard let value = self[name] else { return nil }
+        guard case .string(let text) = value else { throw fail("\(name) is \(value.typeName), not a string") }
+        return text
+    }
+
+    func strings(_ name: String) throws(CastleError) -> [String]? {
+        guard let value = self[name] else { return nil }
+        guard case .array(let values) = value else { throw fail("\(name) is \(value.typeName), not an array") }
+        var result: [String] = []
+        for element in values {
+            guard case .string(let text) = element else { throw fail("\(name) holds \(element.typeName)") }
+            result.append(text)
+        }
+        return result
+    }
+
+    func integer(_ name: String) throws(CastleError) -> Int? {
+        guard let value = self[name] else { return nil }
+        guard case .number(let text) = value, let number = Int(text) else { throw fail("\(name) is not an integer") }
+        return number
+    }
+}

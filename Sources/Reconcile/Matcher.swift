@@ -1,0 +1,398 @@
+public import Ledger
+
+/// The class each record ends in (spec/reconcile.md).
+public enum ResultClass: String, Sendable, Hashable, CaseIterable, Comparable {
+    case amountMismatch = "amount_mismatch"
+    case balanceProof = "balance_proof"
+    case currencyMismatch = "currency_mismatch"
+    case duplicate
+    case late
+    case matched
+    case statusMismatch = "status_mismatch"
+    case unmatchedExternal = "unmatched_external"
+    case unmatchedLedger = "unmatched_ledger"
+
+    public static func < (a: ResultClass, b: ResultClass) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// One line of the report: a match, a break, or a statement's balance proof.
+public struct ResultRecord: Sendable, Hashable {
+    public var resultClass: ResultClass
+    /// The rule that matched, or for a break the one that came closest; empty when none did.
+    public var rule: String
+    public var source: String
+    public var external: [String]
+    public var ledger: [String]
+    public var currency: Asset?
+    public var externalAmount: Int128?
+    public var ledgerAmount: Int128?
+    public var detail: String
+    public var proof: BalanceProof?
+    /// A person's note from `castle reconcile resolve`: the break is cleared for good.
+    public var resolution: String?
+
+    public init(
+        resultClass: ResultClass,
+        rule: String = "",
+        source: String = "",
+        external: [String] = [],
+        ledger: [String] = [],
+        currency: Asset? = nil,
+        externalAmount: Int128? = nil,
+        ledgerAmount: Int128? = nil,
+        detail: String = "",
+        proof: BalanceProof? = nil
+    ) {
+        self.resultClass = resultClass
+        self.rule = rule
+        self.source = source
+        self.external = external
+        self.ledger = ledger
+        self.currency = currency
+        self.externalAmount = externalAmount
+        self.ledgerAmount = ledgerAmount
+        self.detail = detail
+        self.proof = proof
+    }
+
+    /// What a person names to resolve it: the first external id, else the first ledger key, else the
+    /// statement.
+    public var recordID: String { external.first ?? ledger.first ?? proof?.statement ?? "" }
+
+    public var isBreak: Bool {
+        if resolution != nil { return false }
+        return switch resultClass {
+        case .matched: false
+        case .balanceProof: proof?.ok != true
+        default: true
+        }
+    }
+
+    /// The report's order: class, then source, then the first external id or ledger key.
+    static func ordered(_ a: ResultRecord, _ b: ResultRecord) -> Bool {
+        if a.resultClass != b.resultClass { return a.resultClass < b.resultClass }
+        if a.source != b.source { return a.source < b.source }
+        let firstA = a.external.first ?? a.ledger.first ?? a.proof?.statement ?? ""
+        let firstB = b.external.first ?? b.ledger.first ?? b.proof?.statement ?? ""
+        if firstA != firstB { return firstA < firstB }
+        if a.external != b.external { return a.external.lexicographicallyPrecedes(b.external) }
+        return a.ledger.lexicographicallyPrecedes(b.ledger)
+    }
+}
+
+/// Deterministic matching of external records against ledger items. Each record and each item is
+/// claimed at most once; rules run in priority order, and within a rule the records in a stable order
+/// (source, id, then input order); among a record's candidates the closest wins (the reversal side
+/// agreeing, then the smallest amount difference, then the fewest days apart, then the smallest key).
+/// Hash indexes by reference and sorted amounts per currency: no quadratic scan.
+public struct Matcher {
+    public let rules: RuleSet
+
+    public init(rules: RuleSet) {
+        self.rules = rules
+    }
+
+    /// Candidates an amount-rule scan looks at around the record's amount, at most: a bound on the work
+    /// per record however many ledger items share an amount.
+    static let amountScan_max = 256
+
+    public func run(external: [ExternalRecord], ledger: [LedgerItem]) -> [ResultRecord] {
+        var state = State(external: external, ledger: ledger)
+        state.markDuplicates()
+        for rule in rules.rules {
+            switch rule.kind {
+            case .reference: state.matchByReference(rule)
+            case .split: state.matchSplits(rule)
+            case .batch: state.matchBatches(rule)
+            case .amount: state.matchByAmount(rule)
+            }
+        }
+        let closestRule = rules.rules.first { $0.kind == .reference }?.name ?? ""
+        state.classifyLeftovers(referenceRule: closestRule)
+        return state.results.sorted(by: ResultRecord.ordered)
+    }
+
+    struct State {
+        let external: [ExternalRecord]
+        let ledger: [LedgerItem]
+        var externalClaimed: [Bool]
+        var ledgerClaimed: [Bool]
+        /// External indices in the stable order every rule walks.
+        let order: [Int]
+        /// Ledger indices by `ref`, each list in key order.
+        let byRef: [String: [Int]]
+        var results: [ResultRecord] = []
+
+        init(external: [ExternalRecord], ledger: [LedgerItem]) {
+            self.external = external
+            self.ledger = ledger
+            externalClaimed = Array(repeating: false, count: external.count)
+            ledgerClaimed = Array(repeating: false, count: ledger.count)
+            order = external.indices.sorted { a, b in
+                let x = external[a]
+                let y = external[b]
+                if x.source != y.source { return x.source < y.source }
+                if x.id != y.id { return x.id < y.id }
+                if x.ordinal != y.ordinal { return x.ordinal < y.ordinal }
+                return a < b
+            }
+            var byRef: [String: [Int]] = [:]
+            byRef.reserveCapacity(ledger.count)
+            for index in ledger.indices.sorted(by: { ledger[$0].key < ledger[$1].key }) {
+                if let ref = ledger[index].ref { byRef[ref, default: []].append(index) }
+            }
+            self.byRef = byRef
+        }
+
+        mutating func markDuplicates() {
+            var seen: Set<SourceID> = []
+            seen.reserveCapacity(external.count)
+            for index in order {
+                let record = external[index]
+                let firstTime = seen.insert(SourceID(source: record.source, id: record.id)).inserted
+                guard !firstTime || record.markedDuplicate else { continue }
+                externalClaimed[index] = true
+                results.append(
+                    ResultRecord(
+                        resultClass: .duplicate,
+                        source: record.source,
+                        external: [record.id],
+                        currency: record.currency,
+                        externalAmount: Int128(record.amount),
+                        detail: record.markedDuplicate
+                            ? "\(record.location): the statement is marked a duplicate copy (CpyDplctInd DUPL)"
+                            : "\(record.location): id \(record.id) already seen in \(record.source)"
+                    )
+                )
+            }
+        }
+
+        func tolerance(_ rule: MatchRule, _ record: ExternalRecord) -> Int64 {
+            let absolute = record.currency.minorUnits(ofTolerance: rule.tolerance)
+            let relative = Int64(clamping: Int128(record.amount.magnitude) * Int128(rule.tolerancePPM) / 1_000_000)
+            return max(absolute, relative)
+        }
+
+        /// Unclaimed ledger items carrying one of the record's references, each once, in key order.
+        func referenceCandidates(_ record: ExternalRecord) -> [Int] {
+            var found: [Int] = []
+            for ref in record.refs {
+                guard let indices = byRef[ref] else { continue }
+                for index in indices where !ledgerClaimed[index] && !found.contains(index) { found.append(index) }
+            }
+            return found
+        }
+
+        /// Smaller is closer: the reversal side agreeing, the amount difference, the days apart, the key.
+        func closeness(_ record: ExternalRecord, _ item: LedgerItem) -> (Int, UInt64, UInt32, String) {
+            let reversalDisagrees = (record.status == .reversed) != (item.reverses != nil) ? 1 : 0
+            let currencyDiffers = record.currency == item.currency ? 0 : 1
+            return (
+                reversalDisagrees + 2 * currencyDiffers, (record.amount &- item.amount).magnitude,
+                (record.day &- item.day).magnitude, item.key
+            )
+        }
+
+        func closest(_ record: ExternalRecord, among candidates: [Int]) -> Int? {
+            candidates.min { closeness(record, ledger[$0]) < closeness(record, ledger[$1]) }
+        }
+
+        /// Matched, or the break a match still is: the source failed or reversed what the ledger posted,
+        /// or the dates are further apart than the window.
+        func matchedClass(_ record: ExternalRecord, _ items: [LedgerItem], window: Int32) -> (ResultClass, String) {
+            let ledgerReverses = items.allSatisfy { $0.reverses != nil }
+            if record.status == .failed {
+                return (.statusMismatch, "\(record.location): the source says failed, the ledger posted it")
+            }
+            if record.status == .reversed && !ledgerReverses {
+                return (.statusMismatch, "\(record.location): the source says reversed, the ledger posted it")
+            }
+            let days = items.map { (record.day &- $0.day).magnitude }.max() ?? 0
+            if days > window.magnitude {
+                return (.late, "\(record.location): \(days) days from the ledger, the window is \(window)")
+            }
+            return (.matched, "")
+        }
+
+        mutating func claim(
+            _ records: [Int],
+            _ items: [Int],
+            rule: String,
+            resultClass: ResultClass,
+            detail: String
+        ) {
+            for index in records { externalClaimed[index] = true }
+            for index in items { ledgerClaimed[index] = true }
+            let first = external[records[0]]
+            results.append(
+                ResultRecord(
+                    resultClass: resultClass,
+                    rule: rule,
+                    source: first.source,
+                    external: records.map { external[$0].id },
+                    ledger: items.map { ledger[$0].key },
+                    currency: first.currency,
+                    externalAmount: records.reduce(0) { $0 + Int128(external[$1].amount) },
+                    ledgerAmount: items.isEmpty ? nil : items.reduce(0) { $0 + Int128(ledger[$1].amount) },
+                    detail: detail
+                )
+            )
+        }
+
+        mutating func matchByReference(_ rule: MatchRule) {
+            for index in order where !externalClaimed[index] {
+                let record = external[index]
+                let limit = tolerance(rule, record)
+                let candidates = referenceCandidates(record).filter {
+                    ledger[$0].currency == record.currency && (record.amount &- ledger[$0].amount).magnitude <= limit
+                }
+                guard let best = closest(record, among: candidates) else { continue }
+                let (resultClass, detail) = matchedClass(record, [ledger[best]], window: rule.windowDays)
+                claim([index], [best], rule: rule.name, resultClass: resultClass, detail: detail)
+            }
+        }
+
+        mutating func matchSplits(_ rule: MatchRule) {
+            for index in order where !externalClaimed[index] {
+                let record = external[index]
+                let candidates = referenceCandidates(record).filter { ledger[$0].currency == record.currency }
+                guard candidates.count >= 2 else { continue }
+                let sum = candidates.reduce(Int128(0)) { $0 + Int128(ledger[$1].amount) }
+                guard (Int128(record.amount) - sum).magnitude <= UInt128(tolerance(rule, record)) else { continue }
+                let (resultClass, detail) = matchedClass(record, candidates.map { ledger[$0] }, window: rule.windowDays)
+                claim([index], candidates, rule: rule.name, resultClass: resultClass, detail: detail)
+            }
+        }
+
+        mutating func matchBatches(_ rule: MatchRule) {
+            var batches: [String: [Int]] = [:]
+            for index in order where !externalClaimed[index] {
+                if let batch = external[index].batch { batches[batch, default: []].append(index) }
+            }
+            for batch in batches.keys.sorted() {
+                let members = batches[batch]!
+                let first = external[members[0]]
+                guard members.allSatisfy({ external[$0].currency == first.currency }),
+                    let items = byRef[batch]?.filter({ !ledgerClaimed[$0] && ledger[$0].currency == first.currency })
+                else { continue }
+                let sum = members.reduce(Int128(0)) { $0 + Int128(external[$1].amount) }
+                var total = first
+                total.amount = Int64(clamping: sum)
+                let limit = UInt128(tolerance(rule, total))
+                let fitting = items.filter { (Int128(ledger[$0].amount) - sum).magnitude <= limit }
+                guard let best = closest(total, among: fitting) else { continue }
+                let late = members.contains {
+                    (external[$0].day &- ledger[best].day).magnitude > rule.windowDays.magnitude
+                }
+                claim(
+                    members,
+                    [best],
+                    rule: rule.name,
+                    resultClass: late ? .late : .matched,
+                    detail: late ? "batch \(batch): a record is outside the \(rule.windowDays)-day window" : ""
+                )
+            }
+        }
+
+        mutating func matchByAmount(_ rule: MatchRule) {
+            // Only records no ledger entry references and entries no record references: a reference, where
+            // there is one, says more than an equal amount.
+            var referenced: Set<String> = []
+            for index in order where !externalClaimed[index] {
+                for ref in external[index].refs where byRef[ref] != nil { referenced.insert(ref) }
+            }
+            var byCurrency: [Asset: [Int]] = [:]
+            for index in ledger.indices where !ledgerClaimed[index] {
+                if let ref = ledger[index].ref, referenced.contains(ref) { continue }
+                byCurrency[ledger[index].currency, default: []].append(index)
+            }
+            for key in byCurrency.keys {
+                byCurrency[key]!.sort { (ledger[$0].amount, ledger[$0].key) < (ledger[$1].amount, ledger[$1].key) }
+            }
+            for index in order where !externalClaimed[index] {
+                let record = external[index]
+                guard !record.refs.contains(where: { byRef[$0] != nil }), let sorted = byCurrency[record.currency]
+                else { continue }
+                let limit = tolerance(rule, record)
+                let low = record.amount.subtractingReportingOverflow(limit).partialValue
+                var position = lowerBound(sorted, low)
+                var candidates: [Int] = []
+                while position < sorted.count, candidates.count < Matcher.amountScan_max {
+                    let item = ledger[sorted[position]]
+                    if item.amount > record.amount.addingReportingOverflow(limit).partialValue { break }
+                    if !ledgerClaimed[sorted[position]]
+                        && (record.day &- item.day).magnitude <= rule.windowDays.magnitude
+                    {
+                        candidates.append(sorted[position])
+                    }
+                    position += 1
+                }
+                guard let best = closest(record, among: candidates) else { continue }
+                let (resultClass, detail) = matchedClass(record, [ledger[best]], window: rule.windowDays)
+                claim([index], [best], rule: rule.name, resultClass: resultClass, detail: detail)
+            }
+        }
+
+        func lowerBound(_ sorted: [Int], _ amount: Int64) -> Int {
+            var low = 0
+            var high = sorted.count
+            while low < high {
+                let middle = (low + high) / 2
+                if ledger[sorted[middle]].amount < amount { low = middle + 1 } else { high = middle }
+            }
+            return low
+        }
+
+        /// What no rule claimed: a record with a referenced entry left is an amount or currency mismatch
+        /// against the closest such entry; a failed record nobody posted is as it should be; the rest is
+        /// unmatched on its side.
+        mutating func classifyLeftovers(referenceRule: String) {
+            for index in order where !externalClaimed[index] {
+                let record = external[index]
+                if let best = closest(record, among: referenceCandidates(record)) {
+                    let item = ledger[best]
+                    let resultClass: ResultClass =
+                        item.currency == record.currency ? .amountMismatch : .currencyMismatch
+                    let detail =
+                        resultClass == .currencyMismatch
+                        ? "\(record.location): \(record.currency.code) at the source, \(item.currency.code) in the ledger"
+                        : "\(record.location): by reference, the amounts differ beyond the tolerance"
+                    claim([index], [best], rule: referenceRule, resultClass: resultClass, detail: detail)
+                } else if record.status == .failed {
+                    claim(
+                        [index],
+                        [],
+                        rule: "status",
+                        resultClass: .matched,
+                        detail: "\(record.location): failed at the source and not in the ledger"
+                    )
+                } else {
+                    claim(
+                        [index],
+                        [],
+                        rule: "",
+                        resultClass: .unmatchedExternal,
+                        detail: "\(record.location): no ledger entry carries \(record.refs.joined(separator: " or "))"
+                    )
+                }
+            }
+            for index in ledger.indices where !ledgerClaimed[index] {
+                let item = ledger[index]
+                results.append(
+                    ResultRecord(
+                        resultClass: .unmatchedLedger,
+                        ledger: [item.key],
+                        currency: item.currency,
+                        ledgerAmount: Int128(item.amount),
+                        detail: item.ref.map { "no source record carries \($0)" } ?? "no source record matches it"
+                    )
+                )
+            }
+        }
+    }
+
+    struct SourceID: Hashable {
+        var source: String
+        var id: String
+    }
+}

@@ -1,0 +1,257 @@
+public import CastleSupport
+public import Ledger
+internal import Streams
+
+/// What a source file is.
+public enum SourceFormat: String, Sendable, CaseIterable {
+    /// A processor CSV of a built-in layout (Stripe balance transactions, payments, payouts; PayPal).
+    case stripe
+    case camt053
+    /// Any CSV, through a mapping file (or a built-in layout it is detected as).
+    case csv
+}
+
+/// Where the ledger side comes from: the seam the ledger store implements (after the `ledger-store`
+/// branch lands, `castle reconcile --store URL` reads entries through it). ``LedgerEntriesFile`` reads
+/// the entries NDJSON of docs/ledger.md.
+public protocol LedgerEntrySource {
+    /// Calls `body` with every entry that may match, in any order (the job narrows them to the window
+    /// itself); one at a time, so that only what reconciliation needs of each is kept.
+    func forEachEntry(_ body: (Entry) throws(CastleError) -> Void) throws(CastleError)
+}
+
+/// A ledger as the entries NDJSON that `castle ledger post` reads (docs/ledger.md), decoded strictly.
+public struct LedgerEntriesFile: LedgerEntrySource {
+    public var path: String
+    public var assets: AssetTable
+
+    public init(path: String, assets: AssetTable = .iso4217) {
+        self.path = path
+        self.assets = assets
+    }
+
+    public func forEachEntry(_ body: (Entry) throws(CastleError) -> Void) throws(CastleError) {
+        let source = try InputSource(path: path)
+        let reader = LineReader(source: source, lineBytesMax: EntryCodec.lineBytes_max)
+        while let line = try reader.next() {
+            if line.isBlank { continue }
+            if line.tooLong {
+                throw CastleError(
+                    .dataError,
+                    "\(source.name):\(line.number): longer than \(EntryCodec.lineBytes_max) bytes"
+                )
+            }
+            switch EntryCodec.decode(Array(line.bytes), lineNumber: line.number, assets: assets) {
+            case .success(let entry): try body(entry)
+            case .failure(let error): throw error.castleError(file: source.name)
+            }
+        }
+    }
+}
+
+/// A reconciliation's inputs.
+public struct ReconcileRequest: Sendable {
+    public var sources: [String]
+    public var format: SourceFormat?
+    public var mapping: ColumnMapping?
+    public var rules: RuleSet
+    /// Inclusive days since 1970-01-01; nil: the sources' own range.
+    public var window: ClosedRange<Int32>?
+    /// `--since-last`: per source, the last day already reconciled; only later records are read.
+    public var watermarks: [String: Int32]?
+    /// Records people resolved, with their notes: such a break is reported, but no longer counts.
+    public var resolutions: [String: String] = [:]
+    public var assets: AssetTable
+
+    public init(
+        sources: [String],
+        format: SourceFormat? = nil,
+        mapping: ColumnMapping? = nil,
+        rules: RuleSet = .standard,
+        window: ClosedRange<Int32>? = nil,
+        assets: AssetTable = .iso4217
+    ) {
+        self.sources = sources
+        self.format = format
+        self.mapping = mapping
+        self.rules = rules
+        self.window = window
+        self.assets = assets
+    }
+}
+
+/// A finished reconciliation: the records in report order and the run id they are reported under.
+public struct ReconcileReport: Sendable {
+    public var run: String
+    public var records: [ResultRecord]
+    public var externalCount: Int
+    public var ledgerCount: Int
+    /// Per source, the last day of its records: the watermarks `--since-last` starts after next time.
+    public var watermarks: [String: Int32] = [:]
+
+    public var breaks: Int { records.count { $0.isBreak } }
+
+    /// `castle reconcile: N records, M matched, B breaks (by class …); run RUN`.
+    public var summary: String {
+        var byClass: [ResultClass: Int] = [:]
+        for record in records where record.isBreak { byClass[record.resultClass, default: 0] += 1 }
+        let classes = byClass.keys.sorted().map { "\($0.rawValue) \(byClass[$0]!)" }.joined(separator: ", ")
+        let matched = records.count { $0.resultClass == .matched }
+        return "castle reconcile: \(records.count) records, \(matched) matched, \(breaks) breaks"
+            + (classes.isEmpty ? "" : " (\(classes))") + "; run \(run)"
+    }
+}
+
+public enum ReconcileJob {
+    /// Reads one source: its records, and for a bank statement its balance proofs.
+    public static func read(
+        _ path: String,
+        format given: SourceFormat?,
+        mapping: ColumnMapping?,
+        assets: AssetTable
+    ) throws(CastleError) -> (records: [ExternalRecord], proofs: [BalanceProof]) {
+        let source = try InputSource(path: path)
+        var format = given
+        if format == nil {
+            format = try sniffFormat(path)
+        }
+        switch format! {
+        case .camt053:
+            let statements = try Camt053.read(source, assets: assets)
+            return (statements.records, statements.proofs)
+        case .stripe, .csv:
+            return (try MappedCSV.read(source, mapping: mapping, assets: assets), [])
+        }
+    }
+
+    /// camt.053 when the (decompressed) start of the file is an XML document in its namespace, else CSV.
+    static func sniffFormat(_ path: String) throws(CastleError) -> SourceFormat {
+        let source = try InputSource(path: path)
+        let capacity = 4096
+        let head = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
+        defer { head.deallocate() }
+        var count = 0
+        while count < capacity {
+            let n = try source.readBytes(into: head + count, count: capacity - count)
+            if n == 0 { break }
+            count += n
+        }
+        return Camt053.sniff(Array(UnsafeBufferPointer(start: head, count: count))) ? .camt053 : .csv
+    }
+
+    public static func run(
+        _ request: ReconcileRequest,
+        ledger: some LedgerEntrySource
+    ) throws(CastleError)
+        -> ReconcileReport
+    {
+        var items: [LedgerItem] = []
+        try ledger.forEachEntry { (entry) throws(CastleError) in
+            if let item = LedgerItem(entry) { items.append(item) }
+        }
+        return try run(request, ledgerItems: items)
+    }
+
+    /// As ``run(_:ledger:)``, with the ledger's items already read (from the store: ``StoredLedger``).
+    public static func run(
+        _ request: ReconcileRequest,
+        ledgerItems items: [LedgerItem]
+    ) throws(CastleError)
+        -> ReconcileReport
+    {
+        var external: [ExternalRecord] = []
+        var proofs: [BalanceProof] = []
+        var watermarks: [String: Int32] = [:]
+        for path in request.sources {
+            var (records, statementProofs) = try read(
+                path,
+                format: request.format,
+                mapping: request.mapping,
+                assets: request.assets
+            )
+            if let last = records.map(\.day).max() { watermarks[path] = last }
+            if let done = request.watermarks?[path] {
+                records.removeAll { $0.day <= done }
+                if records.isEmpty { statementProofs = [] }
+            }
+            external += records
+            proofs += statementProofs
+        }
+        var report = reconcile(external: external, proofs: proofs, ledger: items, request: request)
+        report.watermarks = watermarks
+        return report
+    }
+
+    /// The matching and the report, from records already read.
+    public static func reconcile(
+        external allExternal: [ExternalRecord],
+        proofs: [BalanceProof],
+        ledger allItems: [LedgerItem],
+        request: ReconcileRequest
+    ) -> ReconcileReport {
+        let slack = request.rules.rules.map(\.windowDays).max() ?? 0
+        var external = allExternal
+        let scope: ClosedRange<Int32>?
+        if let window = request.window {
+            external = external.filter { window.contains($0.day) }
+            scope = window
+        } else if let first = external.map(\.day).min(), let last = external.map(\.day).max() {
+            scope = first...last
+        } else {
+            scope = nil
+        }
+        // Candidates: entries in the window widened by the rules' date slack (a late record still finds its
+        // entry); without a window, also every entry that carries a reference.
+        let candidates = allItems.filter { item in
+            guard let scope else { return request.window == nil && item.ref != nil }
+            if item.day >= scope.lowerBound &- slack && item.day <= scope.upperBound &+ slack {
+                return request.window == nil || item.ref != nil || scope.contains(item.day)
+            }
+            return request.window == nil && item.ref != nil
+        }
+        // With --since-last, the entries up to the sources' oldest watermark were reported before: they
+        // may still be claimed (a late record), but are not reported unmatched again.
+        var floor: Int32?
+        if let marks = request.watermarks, !request.sources.isEmpty {
+            let perSource = request.sources.map { marks[$0] }
+            if perSource.allSatisfy({ $0 != nil }) { floor = perSource.compactMap { $0 }.min() }
+        }
+        let reportable: (LedgerItem) -> Bool = { item in
+            if let window = request.window { return window.contains(item.day) }
+            if let floor { return item.day > floor }
+            return true
+        }
+        var records = Matcher(rules: request.rules).run(external: external, ledger: candidates)
+        var dayByKey: [String: LedgerItem] = [:]
+        for item in candidates { dayByKey[item.key] = item }
+        records.removeAll { $0.resultClass == .unmatchedLedger && !reportable(dayByKey[$0.ledger[0]]!) }
+        for proof in proofs {
+            records.append(ResultRecord(resultClass: .balanceProof, source: proof.source, proof: proof))
+        }
+        records.sort(by: ResultRecord.ordered)
+        if !request.resolutions.isEmpty {
+            for index in records.indices where records[index].isBreak {
+                records[index].resolution = request.resolutions[records[index].recordID]
+            }
+        }
+        return ReconcileReport(
+            run: runID(records),
+            records: records,
+            externalCount: external.count,
+            ledgerCount: candidates.count
+        )
+    }
+
+    /// The run's id: a hash of everything it reports, so the same inputs and ledger give the same id
+    /// (and the same bytes) on every rerun.
+    static func runID(_ records: [ResultRecord]) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for record in records {
+            for byte in ReportWriter.ndjsonLine(record, run: "").utf8 {
+                hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+            }
+        }
+        let hex = String(hash, radix: 16)
+        return "r-" + String(repeating: "0", count: 16 - hex.count) + hex
+    }
+}
