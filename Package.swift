@@ -28,7 +28,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
     ],
     // Dependencies point one way, never back:
-    //   CastleCore ← MatchingEngine, MarketData
+    //   CastleCore ← MatchingEngine, MarketData, MarketFeed
     //   CastleCore, CastleSupport ← Ledger (the pure double-entry core: entries, journal, settlement)
     //   CastleCore, CastleSupport ← Streams ← Codecs (+ MarketData), Reports (+ MarketData)
     //   CastleSupport ← Storage ← SQLiteBackend, PostgresBackend (no engine, no codecs, no libarchive)
@@ -41,6 +41,9 @@ let package = Package(
         .target(name: "CastleCore"),
         // The order book and the exchange: pure, deterministic, single-owner.
         .target(name: "MatchingEngine", dependencies: ["CastleCore"]),
+        // The market-data fan-out of `serve`: every book kept from 1.1 events alone, and the `trades`,
+        // `book` and `orders` channels sent to bounded per-connection buffers. Pure: no server, no I/O.
+        .target(name: "MarketFeed", dependencies: ["CastleCore"]),
         // Book reconstruction from recorded level-3 feeds, level-2 views, bars, statistics.
         .target(name: "MarketData", dependencies: ["CastleCore"]),
         .systemLibrary(
@@ -151,6 +154,12 @@ let package = Package(
             ]
         ),
         .testTarget(name: "MarketDataTests", dependencies: ["CastleCore", "CastleSupport", "MarketData", "Codecs"]),
+        .testTarget(
+            name: "MarketFeedTests",
+            dependencies: [
+                "CastleCore", "MarketFeed", "MatchingEngine", "CastleTesting",
+            ]
+        ),
         .testTarget(name: "ReplayTests", dependencies: ["CastleCore", "MarketData", "Replay"]),
         .testTarget(name: "CastleCLITests", dependencies: ["CastleCore"]),
         .testTarget(

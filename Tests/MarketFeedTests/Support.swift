@@ -1,0 +1,243 @@
+import CastleCore
+import Foundation
+import MarketFeed
+import MatchingEngine
+import Testing
+
+/// SplitMix64: a small seeded generator, so that a failing stream is replayed from its seed.
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9e37_79b9_7f4a_7c15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        return z ^ (z >> 31)
+    }
+}
+
+/// Two symbols with different decimals: "AAA" prices with 2 decimals (tick 0.05), quantities with 3
+/// (lot 0.01); "BBB" whole numbers.
+let instruments: [SymbolID: Instrument] = [
+    0: Instrument(priceDecimals: 2, qtyDecimals: 3, tick: 5, lot: 10),
+    1: Instrument(priceDecimals: 0, qtyDecimals: 0),
+]
+
+func nameTables(accounts names: [String] = ["alice", "bob"]) -> (symbols: NameTable, accounts: NameTable) {
+    var symbols = NameTable()
+    _ = symbols.intern("AAA")
+    _ = symbols.intern("BBB")
+    var accounts = NameTable(firstID: 1)
+    for name in names { _ = accounts.intern(name) }
+    return (symbols, accounts)
+}
+
+/// `units × 10^-decimals` as the decoder would give it.
+func decimal(_ units: Int64, _ decimals: UInt8) -> FixedDecimal {
+    var mantissa = units
+    var scale = decimals
+    while scale > 0 && mantissa % 10 == 0 {
+        mantissa /= 10
+        scale -= 1
+    }
+    return FixedDecimal(mantissa: mantissa, scale: scale)
+}
+
+/// Random commands over a small space, so that ids collide, orders cross, amends and cancels hit live
+/// and finished orders, and self-trade prevention fires: ids 1...40, 9 ticks around 100, every tif.
+func randomCommands(seed: UInt64, count: Int) -> [Command] {
+    var rng = SeededGenerator(seed: seed)
+    var commands: [Command] = []
+    for line in 1...count {
+        let id = OrderID.random(in: 1...40, using: &rng)
+        let symbol = SymbolID.random(in: 0...1, using: &rng)
+        let k = Int64.random(in: -4...4, using: &rng)
+        let price = symbol == 0 ? decimal(10_000 + 5 * k, 2) : decimal(100 + k, 0)
+        let lots = Int64.random(in: 1...10, using: &rng)
+        let qty = symbol == 0 ? decimal(10 * lots, 3) : decimal(lots, 0)
+        let ts = Timestamp(line) * 1_000_000
+        switch Int.random(in: 0..<100, using: &rng) {
+        case 0..<15:
+            commands.append(.cancel(id: id, ts: ts, line: line))
+        case 15..<35:
+            let which = Int.random(in: 0..<4, using: &rng)
+            commands.append(
+                .amend(
+                    id: id,
+                    price: which != 1 ? price : nil,
+                    qty: which == 1 ? qty : which == 2 ? decimal(lots / 3, 0) : nil,
+                    ts: ts,
+                    line: line
+                )
+            )
+        default:
+            let type: OrderType = Int.random(in: 0..<10, using: &rng) == 0 ? .market : .limit
+            let tif = [TimeInForce.gtc, .gtc, .gtc, .ioc, .fok, .postOnly].randomElement(using: &rng)!
+            commands.append(
+                .new(
+                    id: id,
+                    symbol: symbol,
+                    side: Bool.random(using: &rng) ? .buy : .sell,
+                    price: type == .market ? nil : price,
+                    qty: qty,
+                    type: type,
+                    tif: type == .market && tif == .postOnly ? .gtc : tif,
+                    account: AccountID.random(in: 0...2, using: &rng),
+                    stp: [STPMode?.none, .cancelTaker, .cancelMaker, .cancelBoth].randomElement(using: &rng)!,
+                    ts: ts,
+                    line: line
+                )
+            )
+        }
+    }
+    return commands
+}
+
+/// Runs one command through the engine and describes its events as contract 1.1 does: the fields the
+/// 1.0 engine events leave out are read from the command and from the engine's book before the command.
+struct VersionedEvents {
+    var engine: Exchange
+    var seq: UInt64 = 0
+
+    init(instruments: [SymbolID: Instrument]) { engine = Exchange(instruments: instruments) }
+
+    mutating func apply(_ command: Command) -> [FeedEvent] {
+        let target = engine.liveOrder(command.id)
+        var resting: [OrderID: LiveOrder] = [:]
+        var events: [Event] = []
+        let before = engine
+        engine.apply(command, into: &events)
+        let instrument = engine.instrument(of: command.symbol)
+        return events.map { event in
+            seq += 1
+            switch event {
+            case .accepted(let id, let symbol, let side, let ts):
+                let price = command.price.flatMap { try? $0.scaled(to: instrument.priceDecimals).get() }
+                let qty = (try? command.qty!.scaled(to: instrument.qtyDecimals).get()) ?? 0
+                return FeedEvent(
+                    seq: seq,
+                    kind: .accepted(
+                        id: id,
+                        symbol: symbol,
+                        side: side,
+                        type: command.type,
+                        tif: command.tif,
+                        price: command.type == .market ? nil : price,
+                        qty: qty,
+                        account: command.account
+                    ),
+                    ts: ts
+                )
+            case .trade(let trade, let ts):
+                return FeedEvent(seq: seq, kind: .trade(trade), ts: ts)
+            case .canceled(let id, let symbol, let qty, let reason, let ts):
+                let order = resting[id] ?? before.liveOrder(id)
+                let isTaker = command.op == .new && id == command.id && order == nil
+                let side = isTaker ? command.side : order?.side ?? target?.side ?? .buy
+                let price: Int64? =
+                    isTaker
+                    ? (command.type == .market
+                        ? nil : command.price.flatMap { try? $0.scaled(to: instrument.priceDecimals).get() })
+                    : order?.price ?? target?.price
+                return FeedEvent(
+                    seq: seq,
+                    kind: .canceled(id: id, symbol: symbol, side: side, price: price, qty: qty, reason: reason),
+                    ts: ts
+                )
+            case .amended(let id, let symbol, let price, let qty, let ts):
+                let previous = target!
+                resting[id] = LiveOrder(
+                    id: id,
+                    symbol: symbol,
+                    side: previous.side,
+                    price: price,
+                    qty: qty,
+                    account: previous.account,
+                    postOnly: previous.postOnly,
+                    stp: previous.stp
+                )
+                return FeedEvent(
+                    seq: seq,
+                    kind: .amended(
+                        id: id,
+                        symbol: symbol,
+                        side: previous.side,
+                        price: price,
+                        qty: qty,
+                        prevPrice: previous.price,
+                        prevQty: previous.qty,
+                        priorityKept: price == previous.price && qty <= previous.qty
+                    ),
+                    ts: ts
+                )
+            case .rejected(let op, let id, let reason, _, _, let ts):
+                return FeedEvent(seq: seq, kind: .rejected(op: op, id: id, reason: reason), ts: ts)
+            }
+        }
+    }
+}
+
+/// The engine's aggregated levels of one side, as decimal strings, best first.
+func engineLevels(_ engine: Exchange, _ symbol: SymbolID, _ side: Side) -> [[String]] {
+    let instrument = engine.instrument(of: symbol)
+    return engine.levels(of: symbol, side: side).map { level in
+        [
+            formatDecimal(level.price, decimals: instrument.priceDecimals),
+            formatDecimal(Int64(level.totalQty), decimals: instrument.qtyDecimals),
+        ]
+    }
+}
+
+/// A client's copy of one book, kept from `book` messages as a browser would: a snapshot, then deltas
+/// chained by `prev_seq`. A delta that does not chain is a gap: the client must subscribe again.
+struct MirrorBook {
+    var seq: UInt64?
+    var bids: [String: String] = [:]
+    var asks: [String: String] = [:]
+    var gaps = 0
+
+    enum Outcome: Equatable {
+        case applied
+        case gap
+        /// A delta before the first snapshot, or after a gap until the next snapshot.
+        case ignored
+    }
+
+    mutating func apply(_ message: [String: Any]) -> Outcome {
+        let type = message["type"] as! String
+        let messageSeq = (message["seq"] as! NSNumber).uint64Value
+        if type == "snapshot" {
+            seq = messageSeq
+            bids = Dictionary(uniqueKeysWithValues: (message["bids"] as! [[String]]).map { ($0[0], $0[1]) })
+            asks = Dictionary(uniqueKeysWithValues: (message["asks"] as! [[String]]).map { ($0[0], $0[1]) })
+            return .applied
+        }
+        guard let held = seq else { return .ignored }
+        guard (message["prev_seq"] as! NSNumber).uint64Value == held else {
+            gaps += 1
+            seq = nil
+            return .gap
+        }
+        for change in message["changes"] as! [[String]] {
+            let qty = change[2] == "0" ? nil : change[2]
+            if change[0] == "buy" { bids[change[1]] = qty } else { asks[change[1]] = qty }
+        }
+        seq = messageSeq
+        return .applied
+    }
+
+    /// Best first, as ``engineLevels(_:_:_:)`` gives them.
+    func levels(_ side: Side) -> [[String]] {
+        let levels = side == .buy ? bids : asks
+        // Prices compared as exact decimals at the largest scale the tests use.
+        func units(_ text: String) -> Int64 { try! FixedDecimal.parse(text)!.scaled(to: 8).get() }
+        return levels.sorted { a, b in
+            side == .buy ? units(a.key) > units(b.key) : units(a.key) < units(b.key)
+        }.map { [$0.key, $0.value] }
+    }
+}
+
+func parse(_ text: String) -> [String: Any] {
+    (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
+}
