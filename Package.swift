@@ -26,6 +26,11 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     // Dependencies point one way, never back:
     //   CastleCore ← MatchingEngine, MarketData, MarketFeed
@@ -44,6 +49,20 @@ let package = Package(
         // The market-data fan-out of `serve`: every book kept from 1.1 events alone, and the `trades`,
         // `book` and `orders` channels sent to bounded per-connection buffers. Pure: no server, no I/O.
         .target(name: "MarketFeed", dependencies: ["CastleCore"]),
+        // The market data of `serve` on the wire: the WebSocket `/v1/stream` over MarketFeed, and the web
+        // page at `/` (embedded static files with ETag and Cache-Control). Routes only: the Server module
+        // mounts them beside its own.
+        .target(
+            name: "MarketStream",
+            dependencies: [
+                "MarketFeed",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
         // Book reconstruction from recorded level-3 feeds, level-2 views, bars, statistics.
         .target(name: "MarketData", dependencies: ["CastleCore"]),
         .systemLibrary(
@@ -154,10 +173,20 @@ let package = Package(
             ]
         ),
         .testTarget(name: "MarketDataTests", dependencies: ["CastleCore", "CastleSupport", "MarketData", "Codecs"]),
+        // The fan-out alone, then on the wire: a real server on a loopback port with real WebSocket clients
+        // (hummingbird-websocket's). One target, so both share their fixtures (Support.swift).
         .testTarget(
             name: "MarketFeedTests",
             dependencies: [
-                "CastleCore", "MarketFeed", "MatchingEngine", "CastleTesting",
+                "CastleCore", "MarketFeed", "MarketStream", "MatchingEngine",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "ReplayTests", dependencies: ["CastleCore", "MarketData", "Replay"]),

@@ -53,7 +53,7 @@ public enum FeedError: Error, Sendable, Hashable {
     /// The wire code (spec/serve.md's error codes) and a message for people.
     public var codeAndMessage: (code: String, message: String) {
         switch self {
-        case .tooManyConnections(let max): ("too_many_connections", "at most \(max) open streams")
+        case .tooManyConnections(let max): ("too_many_streams", "at most \(max) open streams; try again later")
         case .tooManySubscriptions(let max): ("invalid", "at most \(max) subscriptions per stream")
         case .missingSymbol: ("invalid", "this channel needs a symbol")
         case .unexpectedSymbol: ("invalid", "the orders channel takes no symbol")

@@ -1,7 +1,16 @@
 import CastleCore
 import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import HummingbirdWSClient
+import HummingbirdWebSocket
+import Logging
 import MarketFeed
+import MarketStream
 import MatchingEngine
+import NIOCore
+import Synchronization
 import Testing
 
 /// SplitMix64: a small seeded generator, so that a failing stream is replayed from its seed.
@@ -28,6 +37,7 @@ func nameTables(accounts names: [String] = ["alice", "bob"]) -> (symbols: NameTa
     var symbols = NameTable()
     _ = symbols.intern("AAA")
     _ = symbols.intern("BBB")
+    _ = symbols.intern("ZZZ")  // no instrument: the barrier's symbol (see publishBarrier)
     var accounts = NameTable(firstID: 1)
     for name in names { _ = accounts.intern(name) }
     return (symbols, accounts)
@@ -99,10 +109,44 @@ func randomCommands(seed: UInt64, count: Int) -> [Command] {
 struct VersionedEvents {
     var engine: Exchange
     var seq: UInt64 = 0
+    /// Every event so far, and who owned each order (for the `orders` channel's expectations).
+    var all: [FeedEvent] = []
+    var owners: [OrderID: AccountID] = [:]
+
+    /// The `seq`s of the trades of `symbol`.
+    func tradeSeqs(symbol: SymbolID) -> [UInt64] {
+        all.compactMap { event in
+            if case .trade(let trade) = event.kind, trade.symbol == symbol { event.seq } else { nil }
+        }
+    }
+
+    /// The `seq`s of the events the `orders` channel owes `account`.
+    var accountEvents: [AccountID: [UInt64]] = [:]
+
+    func eventSeqs(account: AccountID) -> [UInt64] { accountEvents[account] ?? [] }
+
+    mutating func apply(_ command: Command) -> [FeedEvent] {
+        let events = convert(command)
+        for event in events {
+            var concerned: Set<AccountID> = []
+            switch event.kind {
+            case .accepted(let id, _, _, _, _, _, _, let account):
+                owners[id] = account
+                concerned = [account]
+            case .trade(let trade): concerned = [trade.makerAccount, trade.takerAccount]
+            case .canceled(let id, _, _, _, _, _), .amended(let id, _, _, _, _, _, _, _):
+                if let owner = owners[id] { concerned = [owner] }
+            case .rejected: break
+            }
+            for account in concerned where account != .none { accountEvents[account, default: []].append(event.seq) }
+        }
+        all += events
+        return events
+    }
 
     init(instruments: [SymbolID: Instrument]) { engine = Exchange(instruments: instruments) }
 
-    mutating func apply(_ command: Command) -> [FeedEvent] {
+    private mutating func convert(_ command: Command) -> [FeedEvent] {
         let target = engine.liveOrder(command.id)
         var resting: [OrderID: LiveOrder] = [:]
         var events: [Event] = []
@@ -240,4 +284,132 @@ struct MirrorBook {
 
 func parse(_ text: String) -> [String: Any] {
     (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
+}
+
+// The wire: a real server, real clients.
+
+/// Logs of the server and the clients only when something is wrong.
+let quietLogger: Logger = {
+    var logger = Logger(label: "castle.test")
+    logger.logLevel = .error
+    return logger
+}()
+
+/// A server with the stream and the page's files on 127.0.0.1, any free port, for the time of `body`.
+func withStreamServer<Value: Sendable>(
+    _ feed: MarketFeed,
+    _ body: @escaping @Sendable (_ port: Int) async throws -> Value
+) async throws -> Value {
+    let router = Router()
+    WebRoutes.add(to: router)
+    let application = Application(
+        router: router,
+        server: .http1WebSocketUpgrade(webSocketRouter: StreamRoute.router(feed: feed)),
+        configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
+        logger: quietLogger
+    )
+    return try await application.test(.live) { client in try await body(client.port!) }
+}
+
+/// A trade on ZZZ after everything else: a client subscribed to ZZZ's trades that sees it has seen
+/// everything published before (one connection's messages keep their order).
+func publishBarrier(_ feed: MarketFeed, names: (symbols: NameTable, accounts: NameTable)) {
+    let trade = Trade(
+        symbol: 2,
+        price: 1,
+        qty: 1,
+        maker: 0,
+        taker: 0,
+        side: .buy,
+        makerAccount: .none,
+        takerAccount: .none
+    )
+    feed.publish([FeedEvent(seq: .max, kind: .trade(trade))])
+}
+
+func isBarrier(_ message: [String: Any]) -> Bool {
+    message["channel"] as? String == "trades" && message["symbol"] as? String == "ZZZ" && message["op"] == nil
+}
+
+/// Connects, subscribes, says `ready` once every subscription is answered, and returns every text
+/// message up to the barrier.
+func readUntilBarrier(
+    port: Int,
+    account: String?,
+    subscriptions: [(channel: String, symbol: String?)],
+    ready: AsyncStream<Void>.Continuation
+) async throws -> [String] {
+    let received = Mutex<[String]>([])
+    var headers = HTTPFields()
+    if let account { headers[StreamRoute.accountHeader] = account }
+    try await WebSocketClient.connect(
+        url: "ws://127.0.0.1:\(port)/v1/stream",
+        configuration: WebSocketClientConfiguration(maxFrameSize: 1 << 20, additionalHeaders: headers),
+        logger: quietLogger
+    ) { inbound, outbound, _ in
+        for (channel, symbol) in subscriptions {
+            let symbolField = symbol.map { #","symbol":"\#($0)""# } ?? ""
+            try await outbound.write(.text(#"{"op":"subscribe","channel":"\#(channel)"\#(symbolField)}"#))
+        }
+        var answered = 0
+        for try await message in inbound.messages(maxSize: 1 << 20) {
+            guard case .text(let text) = message else { continue }
+            received.withLock { $0.append(text) }
+            let object = parse(text)
+            if object["op"] as? String == "subscribed" {
+                answered += 1
+                if answered == subscriptions.count { ready.yield() }
+            }
+            if isBarrier(object) { break }
+        }
+    }
+    return received.withLock { $0 }
+}
+
+/// A client that reads everything: subscribes to BBB's and the barrier's trades, says 0 once both are
+/// answered, then the count of BBB trades after each; returns their `seq`s when the barrier comes.
+func countTrades(port: Int, progress: AsyncStream<Int>.Continuation) async throws -> [UInt64] {
+    let seqs = Mutex<[UInt64]>([])
+    try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/v1/stream", logger: quietLogger) {
+        inbound,
+        outbound,
+        _ in
+        try await outbound.write(.text(#"{"op":"subscribe","channel":"trades","symbol":"BBB"}"#))
+        try await outbound.write(.text(#"{"op":"subscribe","channel":"trades","symbol":"ZZZ"}"#))
+        var answered = 0
+        for try await message in inbound.messages(maxSize: 1 << 20) {
+            guard case .text(let text) = message else { continue }
+            let object = parse(text)
+            if object["op"] as? String == "subscribed" {
+                answered += 1
+                if answered == 2 { progress.yield(0) }
+                continue
+            }
+            if isBarrier(object) { break }
+            let count = seqs.withLock { seqs in
+                seqs.append((object["seq"] as! NSNumber).uint64Value)
+                return seqs.count
+            }
+            progress.yield(count)
+        }
+    }
+    return seqs.withLock { $0 }
+}
+
+struct RawResponse: Sendable {
+    var status: Int
+    var headers: HTTPFields
+    var body: String
+}
+
+/// One plain HTTP GET through Hummingbird's test client.
+func rawGet(port: Int, path: String, headers: HTTPFields = [:]) async throws -> RawResponse {
+    try await TestClient.withClient(host: "127.0.0.1", port: port) { client in
+        let response = try await client.execute(TestClient.Request(path, method: .get, headers: headers))
+        return RawResponse(
+            status: Int(response.status.code),
+            headers: response.headers,
+            body: response.body.map { String(buffer: $0) } ?? ""
+        )
+    }
 }
