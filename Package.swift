@@ -29,6 +29,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
@@ -37,7 +39,7 @@ let package = Package(
     //   CastleCore, CastleSupport ← Ledger (the pure double-entry core: entries, journal, settlement)
     //   CastleCore, CastleSupport ← Streams ← Codecs (+ MarketData), Reports (+ MarketData)
     //   CastleSupport ← Storage ← SQLiteBackend, PostgresBackend (no engine, no codecs, no libarchive)
-    //   all of the above ← jobs: Pipeline (match, ingest), Replay, CastleBench ← CastleCLI (parsing, wiring)
+    //   all of the above ← jobs: Pipeline (match, ingest), Replay, CastleBench ← Server ← CastleCLI (parsing, wiring)
     // Where the next commands go: `reconcile` and `snapshot` each get a job module beside Replay (their
     // report writers in Reports, archives through Streams), `serve` a Server module between the jobs and
     // the CLI; the CLI's file for each only parses arguments and calls them.
@@ -118,6 +120,23 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // `castle serve`: the HTTP server (Hummingbird 2) with the order path (group-committed queue, the
+        // in-process durable matcher or external ones), the trading and market-data REST API, health,
+        // readiness and metrics. One Service in a ServiceGroup beside the backends and the matcher.
+        .target(
+            name: "Server",
+            dependencies: [
+                "CastleCore", "CastleSupport", "MatchingEngine", "MarketData", "Codecs", "Storage", "Pipeline",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
         // The double-entry ledger's pure core: assets, accounts, entries and their NDJSON codec, the journal
         // with its balances and verify, trade settlement. No storage, no Foundation.
         .target(name: "Ledger", dependencies: ["CastleCore", "CastleSupport"]),
@@ -148,7 +167,8 @@ let package = Package(
             name: "CastleCLI",
             dependencies: [
                 "CastleCore", "CastleSupport", "MatchingEngine", "Streams", "Reports", "SyntheticData",
-                "CastleBench", "Replay", "Storage", "SQLiteBackend", "PostgresBackend", "Pipeline", "CBuildInfo",
+                "CastleBench", "Replay", "Storage", "SQLiteBackend", "PostgresBackend", "Pipeline", "Server",
+                "CBuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -190,7 +210,16 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ReplayTests", dependencies: ["CastleCore", "MarketData", "Replay"]),
-        .testTarget(name: "CastleCLITests", dependencies: ["CastleCore"]),
+        // The real binary as users run it; `castle serve` through a real HTTP client (Serve*.swift).
+        .testTarget(
+            name: "CastleCLITests",
+            dependencies: [
+                "CastleCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "LedgerTests",
             dependencies: [

@@ -6,6 +6,7 @@ import CastleCore
 public import Pipeline
 public import Replay
 public import Reports
+public import Server
 public import Storage
 
 /// `--partition K/N`, one parser and one message for every subcommand that takes it.
@@ -17,6 +18,8 @@ extension Partition: ExpressibleByArgument {
 let partitionHelpText = "the symbols whose hash is K modulo N, 0 ≤ K < N ≤ 1024"
 
 extension Ingest.Format: ExpressibleByArgument {}
+extension ServeOptions.Matcher: ExpressibleByArgument {}
+extension ServeOptions.LogFormat: ExpressibleByArgument {}
 extension ReplayJob.InputFormat: ExpressibleByArgument {}
 extension ReplayJob.Mode: ExpressibleByArgument {}
 
