@@ -127,7 +127,9 @@ let package = Package(
             name: "Server",
             dependencies: [
                 "CastleCore", "CastleSupport", "MatchingEngine", "MarketData", "Codecs", "Storage", "Pipeline",
+                "MarketFeed", "MarketStream",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -57,3 +57,51 @@ public struct FeedEvent: Sendable, Hashable {
         }
     }
 }
+
+extension FeedEvent {
+    /// The engine's event (contract 1.1) with the `seq` its writer gave it.
+    public init(seq: UInt64, event: Event) {
+        switch event {
+        case .accepted(let id, let symbol, let side, let type, let tif, let price, let qty, let account, let ts):
+            self.init(
+                seq: seq,
+                kind: .accepted(
+                    id: id,
+                    symbol: symbol,
+                    side: side,
+                    type: type,
+                    tif: tif,
+                    price: price,
+                    qty: qty,
+                    account: account
+                ),
+                ts: ts
+            )
+        case .trade(let trade, let ts):
+            self.init(seq: seq, kind: .trade(trade), ts: ts)
+        case .canceled(let id, let symbol, let side, let price, let qty, let reason, let ts):
+            self.init(
+                seq: seq,
+                kind: .canceled(id: id, symbol: symbol, side: side, price: price, qty: qty, reason: reason),
+                ts: ts
+            )
+        case .amended(let id, let symbol, let side, let price, let qty, let prevPrice, let prevQty, let kept, let ts):
+            self.init(
+                seq: seq,
+                kind: .amended(
+                    id: id,
+                    symbol: symbol,
+                    side: side,
+                    price: price,
+                    qty: qty,
+                    prevPrice: prevPrice,
+                    prevQty: prevQty,
+                    priorityKept: kept
+                ),
+                ts: ts
+            )
+        case .rejected(let op, let id, let reason, _, _, let ts):
+            self.init(seq: seq, kind: .rejected(op: op, id: id, reason: reason), ts: ts)
+        }
+    }
+}

@@ -85,6 +85,15 @@ enum WebAssets {
           return negative ? -value : value;
         }
 
+        // Back from units of 10^-18 to canonical decimal text (no trailing zeros).
+        function decimalText(value) {
+          const negative = value < 0n;
+          const digits = (negative ? -value : value).toString().padStart(19, "0");
+          const whole = digits.slice(0, -18);
+          const fraction = digits.slice(-18).replace(/0+$/, "");
+          return (negative ? "-" : "") + whole + (fraction ? "." + fraction : "");
+        }
+
         const state = {
           symbol: $("#symbol").value,
           account: $("#account").value,
@@ -138,6 +147,7 @@ enum WebAssets {
             showResult(`stream: ${message.error.message}`, true);
             return;
           }
+          if (message.op) return;  // "subscribed" / "unsubscribed"
           switch (message.channel) {
             case "book": return receiveBook(message);
             case "trades": return receiveTrade(message);
@@ -257,7 +267,7 @@ enum WebAssets {
 
         function renderOrders() {
           const rows = [...state.orders.values()].filter((order) => order.symbol === state.symbol).map((order) =>
-            `<tr data-id="${order.id}"><td>${order.id}</td><td>${order.side}</td><td>${order.price}</td><td>${order.remaining}</td><td><button data-cancel="${order.id}">Cancel</button></td></tr>`
+            `<tr data-id="${order.id}"><td>${order.id}</td><td>${order.side}</td><td>${order.price}</td><td>${decimalText(order.remaining)}</td><td><button data-cancel="${order.id}">Cancel</button></td></tr>`
           );
           $("#my-orders tbody").innerHTML = rows.join("");
         }

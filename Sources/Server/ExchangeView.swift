@@ -65,6 +65,10 @@ final class ExchangeView: Sendable {
     static let tradesKeptPerSymbol = 10_000
 
     let state = Mutex(State())
+    /// Told every line applied, in order, under the same lock.
+    let market: MarketBridge?
+
+    init(market: MarketBridge? = nil) { self.market = market }
 
     var lastSeq: Int64 { state.withLock { $0.lastSeq } }
 
@@ -72,7 +76,13 @@ final class ExchangeView: Sendable {
     @discardableResult
     func apply<Lines: Sequence>(_ lines: Lines) -> Int64 where Lines.Element: StringProtocol {
         state.withLock { state in
-            for line in lines { Self.apply(line, to: &state) }
+            var applied: [String] = []
+            for line in lines {
+                let before = state.lastSeq
+                Self.apply(line, to: &state)
+                if state.lastSeq != before { applied.append(String(line)) }
+            }
+            market?.publish(applied)
             return state.lastSeq
         }
     }

@@ -2,7 +2,9 @@ import CastleCore
 public import CastleSupport
 import Codecs
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
+import MarketStream
 import NIOCore
 import Pipeline
 import ServiceLifecycle
@@ -50,12 +52,16 @@ public enum CastleServer {
             options: options,
             store: store,
             queue: queue,
-            symbols: try instrumentSymbols(options.instrumentsPath)
+            symbols: try instrumentSymbols(options.instrumentsPath),
+            market: try MarketBridge(instrumentsPath: options.instrumentsPath)
         )
         let router = Routes.build(state)
+        // The page at / and its files; /v1/stream upgrades through a router of its own.
+        WebRoutes.add(to: router)
         let host = options.host
         let application = Application(
             router: router,
+            server: .http1WebSocketUpgrade(webSocketRouter: StreamRoute.router(feed: state.market.feed)),
             configuration: ApplicationConfiguration(address: .hostname(host, port: options.port)),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? options.port
@@ -82,6 +88,9 @@ public enum CastleServer {
         } else {
             services.append(.init(service: LogFollowerService(state: state), successTerminationBehavior: .ignore))
         }
+        // Before the application: the group stops services in reverse order, so the streams get their
+        // close frames from the stopping server, and the fan-out stops after it.
+        services.append(.init(service: MarketFeedService(feed: state.market.feed), successTerminationBehavior: .ignore))
         services.append(.init(service: application, successTerminationBehavior: .gracefullyShutdownGroup))
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(

@@ -8,16 +8,20 @@ final class ServerState: Sendable {
     let store: any Backend
     let queue: any Backend
     let metrics = ServerMetrics()
-    let view = ExchangeView()
+    let view: ExchangeView
+    /// The market-data fan-out (`/v1/stream`), fed by the view with every event line it applies.
+    let market: MarketBridge
     let path: OrderPath
     let trading: Trading
     /// The consumer whose event log serve reads: the matcher of the whole queue.
     static let consumer = "match:whole"
 
-    init(options: ServeOptions, store: any Backend, queue: any Backend, symbols: Set<String>) {
+    init(options: ServeOptions, store: any Backend, queue: any Backend, symbols: Set<String>, market: MarketBridge) {
         self.options = options
         self.store = store
         self.queue = queue
+        self.market = market
+        view = ExchangeView(market: market)
         path = OrderPath(queue: queue, view: view, metrics: metrics)
         trading = Trading(path: path, symbols: symbols)
     }

@@ -104,8 +104,7 @@ func randomCommands(seed: UInt64, count: Int) -> [Command] {
     return commands
 }
 
-/// Runs one command through the engine and describes its events as contract 1.1 does: the fields the
-/// 1.0 engine events leave out are read from the command and from the engine's book before the command.
+/// Runs commands through the engine and keeps its 1.1 events, numbered from 1 as `castle match` does.
 struct VersionedEvents {
     var engine: Exchange
     var seq: UInt64 = 0
@@ -146,78 +145,13 @@ struct VersionedEvents {
 
     init(instruments: [SymbolID: Instrument]) { engine = Exchange(instruments: instruments) }
 
+    /// The engine's own 1.1 events of the command, numbered as a writer would.
     private mutating func convert(_ command: Command) -> [FeedEvent] {
-        let target = engine.liveOrder(command.id)
-        var resting: [OrderID: LiveOrder] = [:]
         var events: [Event] = []
-        let before = engine
         engine.apply(command, into: &events)
-        let instrument = engine.instrument(of: command.symbol)
         return events.map { event in
             seq += 1
-            switch event {
-            case .accepted(let id, let symbol, let side, let ts):
-                let price = command.price.flatMap { try? $0.scaled(to: instrument.priceDecimals).get() }
-                let qty = (try? command.qty!.scaled(to: instrument.qtyDecimals).get()) ?? 0
-                return FeedEvent(
-                    seq: seq,
-                    kind: .accepted(
-                        id: id,
-                        symbol: symbol,
-                        side: side,
-                        type: command.type,
-                        tif: command.tif,
-                        price: command.type == .market ? nil : price,
-                        qty: qty,
-                        account: command.account
-                    ),
-                    ts: ts
-                )
-            case .trade(let trade, let ts):
-                return FeedEvent(seq: seq, kind: .trade(trade), ts: ts)
-            case .canceled(let id, let symbol, let qty, let reason, let ts):
-                let order = resting[id] ?? before.liveOrder(id)
-                let isTaker = command.op == .new && id == command.id && order == nil
-                let side = isTaker ? command.side : order?.side ?? target?.side ?? .buy
-                let price: Int64? =
-                    isTaker
-                    ? (command.type == .market
-                        ? nil : command.price.flatMap { try? $0.scaled(to: instrument.priceDecimals).get() })
-                    : order?.price ?? target?.price
-                return FeedEvent(
-                    seq: seq,
-                    kind: .canceled(id: id, symbol: symbol, side: side, price: price, qty: qty, reason: reason),
-                    ts: ts
-                )
-            case .amended(let id, let symbol, let price, let qty, let ts):
-                let previous = target!
-                resting[id] = LiveOrder(
-                    id: id,
-                    symbol: symbol,
-                    side: previous.side,
-                    price: price,
-                    qty: qty,
-                    account: previous.account,
-                    postOnly: previous.postOnly,
-                    stp: previous.stp
-                )
-                return FeedEvent(
-                    seq: seq,
-                    kind: .amended(
-                        id: id,
-                        symbol: symbol,
-                        side: previous.side,
-                        price: price,
-                        qty: qty,
-                        prevPrice: previous.price,
-                        prevQty: previous.qty,
-                        priorityKept: price == previous.price && qty <= previous.qty
-                    ),
-                    ts: ts
-                )
-            case .rejected(let op, let id, let reason, _, _, let ts):
-                return FeedEvent(seq: seq, kind: .rejected(op: op, id: id, reason: reason), ts: ts)
-            }
+            return FeedEvent(seq: seq, event: event)
         }
     }
 }
