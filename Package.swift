@@ -127,7 +127,9 @@ let package = Package(
             name: "Server",
             dependencies: [
                 "CastleCore", "CastleSupport", "MatchingEngine", "MarketData", "Codecs", "Storage", "Pipeline",
-                "MarketFeed", "MarketStream",
+                "MarketFeed", "MarketStream", "Streams",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -16,6 +16,7 @@ struct ServeCommand: AsyncParsableCommand {
               castle serve --store postgres://castle@db:5432/castle --region eu-west
               castle serve --port 0 --log-format json
               curl -s localhost:8080/ready
+              castle serve --instruments datasets/instruments.ndjson --feed datasets/orders-100k.ndjson.gz --speed 0.05
             """
     )
 
@@ -47,7 +48,21 @@ struct ServeCommand: AsyncParsableCommand {
     )
     var instruments: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "An order stream (NDJSON, gzip too) played into the API as a live market, paced by its ts.",
+            valueName: "file"
+        )
+    )
+    var feed: String?
+
+    @Option(help: ArgumentHelp("With --feed: play N times faster than recorded (fractions slow it).", valueName: "n"))
+    var speed = 1.0
+
     func validate() throws {
+        guard speed > 0, speed.isFinite else {
+            throw ValidationError("--speed must be a positive number, not \(speed)")
+        }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535, not \(port)") }
         if matcher == .inProcess, let queue, queue != storeOptions.storeURL {
             throw ValidationError(
@@ -64,6 +79,8 @@ struct ServeCommand: AsyncParsableCommand {
         options.region = region
         options.logFormat = logFormat
         options.instrumentsPath = instruments
+        options.feedPath = feed
+        options.feedSpeed = speed
         try await runAsyncJob("serve") { () async throws(CastleError) in try await CastleServer.run(options) }
     }
 }

@@ -24,6 +24,10 @@ public struct ServeOptions: Sendable {
     public var region = "local"
     public var logFormat = LogFormat.text
     public var instrumentsPath: String?
+    /// `--feed FILE`: an order stream played into the API as a live market (see ``FeedReplay``).
+    public var feedPath: String?
+    /// `--speed N`: the feed plays its commands' `ts` N times faster than recorded.
+    public var feedSpeed = 1.0
 
     public init(storeURL: String, queueURL: String) {
         self.storeURL = storeURL

@@ -55,6 +55,10 @@ public enum CastleServer {
             symbols: try instrumentSymbols(options.instrumentsPath),
             market: try MarketBridge(instrumentsPath: options.instrumentsPath)
         )
+        // A feed file is read and checked whole before anything starts: a bad line stops serve here.
+        var replay: FeedReplay?
+        if let path = options.feedPath { replay = try await FeedReplay.load(path: path, speed: options.feedSpeed) }
+        let listening = AsyncStream<Int>.makeStream()
         let router = Routes.build(state)
         // The page at / and its files; /v1/stream upgrades through a router of its own.
         WebRoutes.add(to: router)
@@ -65,6 +69,7 @@ public enum CastleServer {
             configuration: ApplicationConfiguration(address: .hostname(host, port: options.port)),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? options.port
+                listening.continuation.yield(port)
                 writeStandardError("castle serve: listening on http://\(host):\(port)\n")
             },
             logger: logger
@@ -92,6 +97,15 @@ public enum CastleServer {
         // close frames from the stopping server, and the fan-out stops after it.
         services.append(.init(service: MarketFeedService(feed: state.market.feed), successTerminationBehavior: .ignore))
         services.append(.init(service: application, successTerminationBehavior: .gracefullyShutdownGroup))
+        if let replay {
+            services.append(
+                .init(
+                    service: FeedReplayService(replay: replay, host: host, listening: listening.stream, logger: logger),
+                    successTerminationBehavior: .ignore,
+                    failureTerminationBehavior: .gracefullyShutdownGroup
+                )
+            )
+        }
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: services,
