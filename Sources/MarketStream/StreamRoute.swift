@@ -14,8 +14,8 @@ import NIOWebSocket
 public enum StreamRoute {
     /// The largest frame a client may send: a subscribe is a few dozen bytes.
     static let inboundBytesMax = 4096
-    /// How long a dropped connection's close frame may wait for a client that does not read.
-    static let closeTimeout = Duration.seconds(5)
+    /// How long a dropped connection's close frame may wait, by default, for a client that does not read.
+    public static let closeTimeoutDefault = Duration.seconds(5)
 
     /// The account header of the trading routes (spec/serve.md), read on the upgrade request too.
     public static let accountHeader = HTTPField.Name("X-Castle-Account")!
@@ -24,7 +24,10 @@ public enum StreamRoute {
     static let droppedSlowConsumers = Counter(label: "castle_ws_dropped_slow_consumers_total")
 
     /// The router of WebSocket upgrades (hummingbird-websocket consults it only for upgrade requests).
-    public static func router(feed: MarketFeed) -> Router<BasicWebSocketRequestContext> {
+    public static func router(
+        feed: MarketFeed,
+        closeTimeout: Duration = closeTimeoutDefault
+    ) -> Router<BasicWebSocketRequestContext> {
         let router = Router(context: BasicWebSocketRequestContext.self)
         router.ws(
             "v1/stream",
@@ -53,7 +56,7 @@ public enum StreamRoute {
                     clients.record(feed.counts.connections)
                 }
                 try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask { try await writeMessages(connection, to: outbound) }
+                    group.addTask { try await writeMessages(connection, to: outbound, closeTimeout: closeTimeout) }
                     group.addTask {
                         for try await message in inbound.messages(maxSize: inboundBytesMax) {
                             guard case .text(let text) = message else {
@@ -93,7 +96,11 @@ public enum StreamRoute {
             }
     }
 
-    private static func writeMessages(_ connection: FeedConnection, to outbound: WebSocketOutboundWriter) async throws {
+    private static func writeMessages(
+        _ connection: FeedConnection,
+        to outbound: WebSocketOutboundWriter,
+        closeTimeout: Duration
+    ) async throws {
         for await message in connection.messages {
             try await outbound.write(.text(message))
         }

@@ -83,7 +83,9 @@ import Testing
         let names = nameTables()
         let feed = MarketFeed(instruments: instruments, limits: FeedLimits(bufferMessagesMax: 64))
         feed.syncNames(symbols: names.symbols, accounts: names.accounts)
-        let (slowClose, fastSeqs, published) = try await withStreamServer(feed) { port in
+        // The slow client, once released, drains megabytes of socket buffers before the close frame:
+        // on a loaded machine that takes longer than the default cut-off, which is not under test here.
+        let (slowClose, fastSeqs, published) = try await withStreamServer(feed, closeTimeout: .seconds(300)) { port in
             var source = VersionedEvents(instruments: instruments)
             let maker = Command.new(id: 1, symbol: 1, side: .sell, price: decimal(100, 0), qty: decimal(100_000_000, 0))
             feed.publish(source.apply(maker))

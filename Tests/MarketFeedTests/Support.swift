@@ -232,13 +232,14 @@ let quietLogger: Logger = {
 /// A server with the stream and the page's files on 127.0.0.1, any free port, for the time of `body`.
 func withStreamServer<Value: Sendable>(
     _ feed: MarketFeed,
+    closeTimeout: Duration = StreamRoute.closeTimeoutDefault,
     _ body: @escaping @Sendable (_ port: Int) async throws -> Value
 ) async throws -> Value {
     let router = Router()
     WebRoutes.add(to: router)
     let application = Application(
         router: router,
-        server: .http1WebSocketUpgrade(webSocketRouter: StreamRoute.router(feed: feed)),
+        server: .http1WebSocketUpgrade(webSocketRouter: StreamRoute.router(feed: feed, closeTimeout: closeTimeout)),
         configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
         logger: quietLogger
     )
