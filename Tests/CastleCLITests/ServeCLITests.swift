@@ -272,6 +272,41 @@ import Testing
         #expect(await serve.stop() == 0)
     }
 
+    /// With `--matcher external`, a separate `castle match --queue` worker matches and serve answers
+    /// from the event log it writes.
+    @Test func externalMatcher() async throws {
+        let dir = try TemporaryDirectory()
+        let serve = try await ServeProcess.start(dir, extra: ["--matcher", "external"])
+        let worker = try Background(["match", "--store", serve.storeURL, "-q"], stderrPath: dir.path("worker.err"))
+        let maker = try await http(
+            .POST,
+            serve.base + "/v1/orders",
+            account: "m",
+            body: #"{"symbol":"BTC-USD","side":"sell","price":"100","qty":"2"}"#
+        )
+        #expect(maker.status == 201, "\(maker.body)")
+        #expect(maker.json["status"] as? String == "open")
+        let taker = try await http(
+            .POST,
+            serve.base + "/v1/orders",
+            account: "t",
+            body: #"{"symbol":"BTC-USD","side":"buy","price":"100","qty":"1","tif":"ioc"}"#
+        )
+        #expect(taker.status == 201, "\(taker.body)")
+        #expect(taker.eventLines.count == 2, "accepted and its trade: \(taker.body)")
+        #expect(taker.json["status"] as? String == "filled")
+        let makerID = try #require(maker.json["id"] as? Int)
+        let amend = try await http(.PATCH, serve.base + "/v1/orders/\(makerID)", account: "m", body: #"{"qty":"0.5"}"#)
+        #expect(amend.status == 200, "\(amend.body)")
+        #expect(amend.body.contains(#""priority":"kept""#))
+        let cancel = try await http(.DELETE, serve.base + "/v1/orders/\(makerID)", account: "m")
+        #expect(cancel.status == 200, "\(cancel.body)")
+        #expect(cancel.body.contains(#""reason":"user""#))
+        #expect(await serve.stop() == 0)
+        worker.signal(SIGTERM)
+        #expect(await worker.wait() == 0)
+    }
+
     /// The document's paths and methods are exactly the routes.
     @Test func openAPIMatchesTheRoutes() async throws {
         let dir = try TemporaryDirectory()

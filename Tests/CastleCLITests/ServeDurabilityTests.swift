@@ -84,6 +84,10 @@ import Testing
             return ready.status == 200 && ready.json["matcher_lag"] as? Int == 0
         }
         #expect(caughtUp)
+        // The restarted server's market data is rebuilt from the stored event log.
+        let book = try await http(.GET, restarted.base + "/v1/book/S0")
+        #expect(book.status == 200, "\(book.body)")
+        #expect((book.json["seq"] as? Int ?? 0) > 0)
         #expect(await restarted.stop() == 0)
         let logged = try await acceptedIDs(restarted.storeURL)
         let missing = ids.filter { logged[$0] != 1 }
