@@ -44,6 +44,14 @@ struct APIError: Error, HTTPResponseError {
 /// Turns every error a route or Hummingbird throws into the JSON error shape: unknown routes (404
 /// `not_found`), bodies over the cap (413 `too_large`), and anything else a route did not classify.
 struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    private static var tooLarge: APIError {
+        APIError(
+            status: .contentTooLarge,
+            code: "too_large",
+            message: "the body is over \(ServerLimits.bodyBytesMax) bytes"
+        )
+    }
+
     @concurrent func handle(
         _ request: Request,
         context: Context,
@@ -55,16 +63,14 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let error as APIError {
             throw error
+        } catch is NIOTooManyBytesError {
+            throw Self.tooLarge
         } catch let error as HTTPError {
             switch error.status {
             case .notFound:
                 throw APIError(status: .notFound, code: "not_found", message: "no such route: \(request.uri.path)")
             case .contentTooLarge:
-                throw APIError(
-                    status: .contentTooLarge,
-                    code: "too_large",
-                    message: "the body is over \(ServerLimits.bodyBytesMax) bytes"
-                )
+                throw Self.tooLarge
             case .methodNotAllowed:
                 throw APIError(
                     status: .methodNotAllowed,

@@ -1,4 +1,5 @@
 import CastleSupport
+import Pipeline
 import Storage
 
 /// What the routes and services share: the options, the open backends, the event-fed view of the
@@ -14,7 +15,7 @@ final class ServerState: Sendable {
     let path: OrderPath
     let trading: Trading
     /// The consumer whose event log serve reads: the matcher of the whole queue.
-    static let consumer = "match:whole"
+    static let consumer = EventLog.consumer(of: .whole)
 
     init(options: ServeOptions, store: any Backend, queue: any Backend, symbols: Set<String>, market: MarketBridge) {
         self.options = options
