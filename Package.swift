@@ -26,14 +26,21 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     // Dependencies point one way, never back:
-    //   CastleCore ← MatchingEngine, MarketData
+    //   CastleCore ← MatchingEngine, MarketData, MarketFeed
     //   CastleCore, CastleSupport ← Ledger (the pure double-entry core: entries, journal, settlement)
     //   CastleCore, CastleSupport ← Streams ← Codecs (+ MarketData), Reports (+ MarketData)
     //   CastleSupport ← Storage ← SQLiteBackend, PostgresBackend (no engine, no codecs, no libarchive)
-    //   all of the above ← jobs: Pipeline (match, ingest), Replay, Accounting (ledger), CastleBench ← CastleCLI
-    //   (parsing, wiring)
+    //   all of the above ← jobs: Pipeline (match, ingest), Replay, Accounting (ledger), Reconcile, CastleBench
+    //   ← Server ← CastleCLI (parsing, wiring)
     // Where the next commands go: `reconcile` and `snapshot` each get a job module beside Replay (their
     // report writers in Reports, archives through Streams), `serve` a Server module between the jobs and
     // the CLI; the CLI's file for each only parses arguments and calls them.
@@ -42,6 +49,23 @@ let package = Package(
         .target(name: "CastleCore"),
         // The order book and the exchange: pure, deterministic, single-owner.
         .target(name: "MatchingEngine", dependencies: ["CastleCore"]),
+        // The market-data fan-out of `serve`: every book kept from 1.1 events alone, and the `trades`,
+        // `book` and `orders` channels sent to bounded per-connection buffers. Pure: no server, no I/O.
+        .target(name: "MarketFeed", dependencies: ["CastleCore"]),
+        // The market data of `serve` on the wire: the WebSocket `/v1/stream` over MarketFeed, and the web
+        // page at `/` (embedded static files with ETag and Cache-Control). Routes only: the Server module
+        // mounts them beside its own.
+        .target(
+            name: "MarketStream",
+            dependencies: [
+                "MarketFeed",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
         // Book reconstruction from recorded level-3 feeds, level-2 views, bars, statistics.
         .target(name: "MarketData", dependencies: ["CastleCore"]),
         .systemLibrary(
@@ -97,6 +121,27 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // `castle serve`: the HTTP server (Hummingbird 2) with the order path (group-committed queue, the
+        // in-process durable matcher or external ones), the trading and market-data REST API, health,
+        // readiness and metrics. One Service in a ServiceGroup beside the backends and the matcher.
+        .target(
+            name: "Server",
+            dependencies: [
+                "CastleCore", "CastleSupport", "MatchingEngine", "MarketData", "Codecs", "Storage", "Pipeline",
+                "MarketFeed", "MarketStream", "Streams",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
         // The double-entry ledger's pure core: assets, accounts, entries and their NDJSON codec, the journal
         // with its balances and verify, trade settlement. No storage, no Foundation.
         .target(name: "Ledger", dependencies: ["CastleCore", "CastleSupport"]),
@@ -137,7 +182,7 @@ let package = Package(
             dependencies: [
                 "CastleCore", "CastleSupport", "MatchingEngine", "Streams", "Reports", "SyntheticData",
                 "CastleBench", "Replay", "Reconcile", "Storage", "SQLiteBackend", "PostgresBackend", "Pipeline",
-                "CBuildInfo", "Accounting", "Ledger",
+                "CBuildInfo", "Accounting", "Ledger", "Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -162,8 +207,33 @@ let package = Package(
             ]
         ),
         .testTarget(name: "MarketDataTests", dependencies: ["CastleCore", "CastleSupport", "MarketData", "Codecs"]),
+        // The fan-out alone, then on the wire: a real server on a loopback port with real WebSocket clients
+        // (hummingbird-websocket's). One target, so both share their fixtures (Support.swift).
+        .testTarget(
+            name: "MarketFeedTests",
+            dependencies: [
+                "CastleCore", "MarketFeed", "MarketStream", "MatchingEngine",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "ReplayTests", dependencies: ["CastleCore", "MarketData", "Replay"]),
-        .testTarget(name: "CastleCLITests", dependencies: ["CastleCore"]),
+        // The real binary as users run it; `castle serve` through a real HTTP client (Serve*.swift).
+        .testTarget(
+            name: "CastleCLITests",
+            dependencies: [
+                "CastleCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "LedgerTests",
             dependencies: [

@@ -7,6 +7,7 @@ public import Pipeline
 public import Reconcile
 public import Replay
 public import Reports
+public import Server
 public import Storage
 
 /// `--partition K/N`, one parser and one message for every subcommand that takes it.
@@ -20,6 +21,8 @@ let partitionHelpText = "the symbols whose hash is K modulo N, 0 ≤ K < N ≤ 1
 extension Ingest.Format: ExpressibleByArgument {}
 extension SourceFormat: ExpressibleByArgument {}
 extension ReportFormat: ExpressibleByArgument {}
+extension ServeOptions.Matcher: ExpressibleByArgument {}
+extension ServeOptions.LogFormat: ExpressibleByArgument {}
 extension ReplayJob.InputFormat: ExpressibleByArgument {}
 extension ReplayJob.Mode: ExpressibleByArgument {}
 

@@ -80,6 +80,7 @@ struct Castle: AsyncParsableCommand {
         subcommands: [
             MatchCommand.self, ReplayCommand.self, IngestCommand.self, MigrateCommand.self, EventsCommand.self,
             QueueCommand.self, LedgerCommand.self, ReconcileCommand.self, GenerateCommand.self, BenchCommand.self,
+            ServeCommand.self,
         ]
     )
 }

@@ -155,7 +155,19 @@ public struct ModelBook {
         }
         if order(command.id) != nil { return reject(command, .duplicateID, .idLive, &events) }
 
-        events.append(.accepted(id: command.id, symbol: command.symbol, side: command.side, ts: command.ts))
+        events.append(
+            .accepted(
+                id: command.id,
+                symbol: command.symbol,
+                side: command.side,
+                type: command.type,
+                tif: command.tif,
+                price: limit,
+                qty: qty,
+                account: command.account,
+                ts: command.ts
+            )
+        )
         run(
             Order(
                 id: command.id,
@@ -189,7 +201,7 @@ public struct ModelBook {
                 Self.crosses(maker: $0.price, takerSide: taker.side, limit: limit)
             }
             if crossing {
-                events.append(.canceled(id: taker.id, symbol: taker.symbol, qty: taker.qty, reason: .postOnly, ts: ts))
+                events.append(Self.canceled(taker, limit: limit, qty: taker.qty, .postOnly, ts))
                 return
             }
         }
@@ -201,23 +213,33 @@ public struct ModelBook {
                 self = trial
                 events.append(contentsOf: trialEvents)
             } else {
-                events.append(.canceled(id: taker.id, symbol: taker.symbol, qty: taker.qty, reason: .fok, ts: ts))
+                events.append(Self.canceled(taker, limit: limit, qty: taker.qty, .fok, ts))
             }
             return
         }
         let (left, killed) = match(taker, limit: limit, ts: ts, into: &events)
         if killed || left == 0 { return }
         if limit == nil {
-            events.append(.canceled(id: taker.id, symbol: taker.symbol, qty: left, reason: .market, ts: ts))
+            events.append(Self.canceled(taker, limit: nil, qty: left, .market, ts))
             return
         }
         if tif == .ioc {
-            events.append(.canceled(id: taker.id, symbol: taker.symbol, qty: left, reason: .ioc, ts: ts))
+            events.append(Self.canceled(taker, limit: limit, qty: left, .ioc, ts))
             return
         }
         var resting = taker
         resting.qty = left
         insert(resting)
+    }
+
+    private static func canceled(
+        _ order: Order,
+        limit: Int64?,
+        qty: Int64,
+        _ reason: CancelReason,
+        _ ts: Timestamp?
+    ) -> Event {
+        .canceled(id: order.id, symbol: order.symbol, side: order.side, price: limit, qty: qty, reason: reason, ts: ts)
     }
 
     private static func crosses(maker: Int64, takerSide: Side, limit: Int64?) -> Bool {
@@ -246,13 +268,13 @@ public struct ModelBook {
             if !Self.crosses(maker: maker.price, takerSide: taker.side, limit: limit) { break }
             if selfTradeChecked && maker.account == taker.account {
                 if taker.stp == .cancelTaker {
-                    events.append(.canceled(id: taker.id, symbol: taker.symbol, qty: remaining, reason: .stp, ts: ts))
+                    events.append(Self.canceled(taker, limit: limit, qty: remaining, .stp, ts))
                     return (remaining, true)
                 }
                 sides[key]!.removeFirst()
-                events.append(.canceled(id: maker.id, symbol: maker.symbol, qty: maker.qty, reason: .stp, ts: ts))
+                events.append(Self.canceled(maker, limit: maker.price, qty: maker.qty, .stp, ts))
                 if taker.stp == .cancelBoth {
-                    events.append(.canceled(id: taker.id, symbol: taker.symbol, qty: remaining, reason: .stp, ts: ts))
+                    events.append(Self.canceled(taker, limit: limit, qty: remaining, .stp, ts))
                     return (remaining, true)
                 }
                 continue
@@ -309,7 +331,7 @@ public struct ModelBook {
 
     private mutating func cancelOrder(_ command: Command, into events: inout [Event]) {
         guard let order = take(command.id) else { return reject(command, .unknownOrder, .notResting, &events) }
-        events.append(.canceled(id: order.id, symbol: order.symbol, qty: order.qty, reason: .user, ts: command.ts))
+        events.append(Self.canceled(order, limit: order.price, qty: order.qty, .user, command.ts))
     }
 
     private mutating func amendOrder(_ command: Command, into events: inout [Event]) {
@@ -334,13 +356,24 @@ public struct ModelBook {
         }
         if qty == 0 {
             _ = take(current.id)
-            events.append(
-                .canceled(id: current.id, symbol: current.symbol, qty: current.qty, reason: .user, ts: command.ts)
-            )
+            events.append(Self.canceled(current, limit: current.price, qty: current.qty, .user, command.ts))
             return
         }
-        events.append(.amended(id: current.id, symbol: current.symbol, price: price, qty: qty, ts: command.ts))
-        if price == current.price && qty <= current.qty {
+        let keepsPlace = price == current.price && qty <= current.qty
+        events.append(
+            .amended(
+                id: current.id,
+                symbol: current.symbol,
+                side: current.side,
+                price: price,
+                qty: qty,
+                prevPrice: current.price,
+                prevQty: current.qty,
+                keptPriority: keepsPlace,
+                ts: command.ts
+            )
+        )
+        if keepsPlace {
             // Keeps its arrival, hence its place.
             let key = SideKey(symbol: current.symbol, side: current.side)
             let position = sides[key]!.firstIndex { $0.id == current.id }!

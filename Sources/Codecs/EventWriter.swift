@@ -3,7 +3,9 @@ public import CastleSupport
 public import Streams
 
 /// Writes engine events as the contract's NDJSON: one object a line, `seq` dense from 1, prices and
-/// quantities as canonical decimals in the units of each symbol's instrument.
+/// quantities as canonical decimals in the units of each symbol's instrument. Contract 1.1: the fields
+/// 1.1 adds come after the 1.0 fields of each event (and before `ts`), so a 1.0 line is a prefix of its
+/// 1.1 line up to `ts`.
 public final class EventWriter {
     public let sink: OutputSink
     public private(set) var seq: UInt64 = 0
@@ -46,14 +48,29 @@ public final class EventWriter {
         out.append("{\"seq\":")
         out.appendUnsigned(seq)
         switch event {
-        case .accepted(let id, let symbol, let side, let ts):
+        case .accepted(let id, let symbol, let side, let type, let tif, let price, let qty, let account, let ts):
+            let instrument = instrument(symbol)
             out.append(",\"event\":\"accepted\",\"id\":")
             out.appendUnsigned(id)
             out.append(",\"symbol\":")
             out.append(symbolNames[Int(symbol)])
             out.append(",\"side\":\"")
             out.append(side.name)
+            out.append("\",\"type\":\"")
+            out.append(type == .market ? "market" : "limit")
+            out.append("\",\"tif\":\"")
+            out.append(tif.name)
+            if let price {
+                out.append("\",\"price\":\"")
+                out.appendDecimal(price, decimals: instrument.priceDecimals)
+            }
+            out.append("\",\"qty\":\"")
+            out.appendDecimal(qty, decimals: instrument.qtyDecimals)
             out.append(UInt8(ascii: "\""))
+            if account != .none {
+                out.append(",\"account\":")
+                out.append(accountNames[Int(account) - 1])
+            }
             appendTS(ts)
         case .trade(let trade, let ts):
             let instrument = instrument(trade.symbol)
@@ -79,16 +96,26 @@ public final class EventWriter {
                 out.append(accountNames[Int(trade.takerAccount) - 1])
             }
             appendTS(ts)
-        case .canceled(let id, let symbol, let qty, let reason, let ts):
+        case .canceled(let id, let symbol, let side, let price, let qty, let reason, let ts):
+            let instrument = instrument(symbol)
             out.append(",\"event\":\"canceled\",\"id\":")
             out.appendUnsigned(id)
             out.append(",\"qty\":\"")
-            out.appendDecimal(qty, decimals: instrument(symbol).qtyDecimals)
+            out.appendDecimal(qty, decimals: instrument.qtyDecimals)
             out.append("\",\"reason\":\"")
             out.append(reason.name)
+            out.append("\",\"symbol\":")
+            out.append(symbolNames[Int(symbol)])
+            out.append(",\"side\":\"")
+            out.append(side.name)
             out.append(UInt8(ascii: "\""))
+            if let price {
+                out.append(",\"price\":\"")
+                out.appendDecimal(price, decimals: instrument.priceDecimals)
+                out.append(UInt8(ascii: "\""))
+            }
             appendTS(ts)
-        case .amended(let id, let symbol, let price, let qty, let ts):
+        case .amended(let id, let symbol, let side, let price, let qty, let prevPrice, let prevQty, let kept, let ts):
             let instrument = instrument(symbol)
             out.append(",\"event\":\"amended\",\"id\":")
             out.appendUnsigned(id)
@@ -96,7 +123,15 @@ public final class EventWriter {
             out.appendDecimal(price, decimals: instrument.priceDecimals)
             out.append("\",\"qty\":\"")
             out.appendDecimal(qty, decimals: instrument.qtyDecimals)
-            out.append(UInt8(ascii: "\""))
+            out.append("\",\"symbol\":")
+            out.append(symbolNames[Int(symbol)])
+            out.append(",\"side\":\"")
+            out.append(side.name)
+            out.append("\",\"prev_price\":\"")
+            out.appendDecimal(prevPrice, decimals: instrument.priceDecimals)
+            out.append("\",\"prev_qty\":\"")
+            out.appendDecimal(prevQty, decimals: instrument.qtyDecimals)
+            out.append(kept ? "\",\"priority\":\"kept\"" : "\",\"priority\":\"lost\"")
             appendTS(ts)
         case .rejected(let op, let id, let reason, _, let line, let ts):
             out.append(",\"event\":\"rejected\"")

@@ -97,7 +97,19 @@ public struct Exchange {
         }
         if !known { ensureSymbol(symbol) }
 
-        events.append(.accepted(id: command.id, symbol: symbol, side: command.side, ts: command.ts))
+        events.append(
+            .accepted(
+                id: command.id,
+                symbol: symbol,
+                side: command.side,
+                type: command.type,
+                tif: command.tif,
+                price: command.type == .market ? nil : limit,
+                qty: qty,
+                account: command.account,
+                ts: command.ts
+            )
+        )
         let stp = command.stp ?? defaultSTP
         execute(
             id: command.id,
@@ -129,12 +141,18 @@ public struct Exchange {
         into events: inout [Event]
     ) {
         let opposite = ladderIndex(symbol, side.opposite)
+        // What a cancel of this order reports as its price: its limit, none for a market order.
+        let orderPrice: Int64? = isMarket ? nil : limit
         if tif == .postOnly, crossesBest(opposite, side: side, limit: limit) {
-            events.append(.canceled(id: id, symbol: symbol, qty: qty, reason: .postOnly, ts: ts))
+            events.append(
+                .canceled(id: id, symbol: symbol, side: side, price: orderPrice, qty: qty, reason: .postOnly, ts: ts)
+            )
             return
         }
         if tif == .fok, !canFill(opposite, side: side, limit: limit, qty: qty, account: account, stp: stp) {
-            events.append(.canceled(id: id, symbol: symbol, qty: qty, reason: .fok, ts: ts))
+            events.append(
+                .canceled(id: id, symbol: symbol, side: side, price: orderPrice, qty: qty, reason: .fok, ts: ts)
+            )
             return
         }
         var remaining = qty
@@ -144,6 +162,7 @@ public struct Exchange {
             symbol: symbol,
             side: side,
             limit: limit,
+            takerPrice: orderPrice,
             remaining: &remaining,
             account: account,
             stp: stp,
@@ -153,7 +172,15 @@ public struct Exchange {
         if stoppedBySTP || remaining == 0 { return }
         if isMarket {
             events.append(
-                .canceled(id: id, symbol: symbol, qty: remaining, reason: tif == .fok ? .fok : .market, ts: ts)
+                .canceled(
+                    id: id,
+                    symbol: symbol,
+                    side: side,
+                    price: nil,
+                    qty: remaining,
+                    reason: tif == .fok ? .fok : .market,
+                    ts: ts
+                )
             )
         } else {
             switch tif {
@@ -169,7 +196,9 @@ public struct Exchange {
                     postOnly: tif == .postOnly
                 )
             case .ioc:
-                events.append(.canceled(id: id, symbol: symbol, qty: remaining, reason: .ioc, ts: ts))
+                events.append(
+                    .canceled(id: id, symbol: symbol, side: side, price: limit, qty: remaining, reason: .ioc, ts: ts)
+                )
             case .fok:
                 preconditionFailure("a fill-or-kill order that passed canFill was not filled")
             }
@@ -182,7 +211,19 @@ public struct Exchange {
         }
         let order = pool[Int(slot)]
         remove(slot)
-        events.append(.canceled(id: order.id, symbol: order.symbol, qty: order.qty, reason: .user, ts: command.ts))
+        events.append(canceledByUser(order, ts: command.ts))
+    }
+
+    private func canceledByUser(_ order: RestingOrder, ts: Timestamp?) -> Event {
+        .canceled(
+            id: order.id,
+            symbol: order.symbol,
+            side: order.side,
+            price: order.price,
+            qty: order.qty,
+            reason: .user,
+            ts: ts
+        )
     }
 
     private mutating func amend(_ command: Command, into events: inout [Event]) {
@@ -210,7 +251,7 @@ public struct Exchange {
         }
         if newQty == 0 {
             remove(slot)
-            events.append(.canceled(id: order.id, symbol: order.symbol, qty: order.qty, reason: .user, ts: command.ts))
+            events.append(canceledByUser(order, ts: command.ts))
             return
         }
         if newPrice == order.price && newQty <= order.qty {
@@ -220,12 +261,12 @@ public struct Exchange {
             precondition(found, "resting order without its level")
             pool[Int(slot)].qty = newQty
             ladders[ladder].levels[level].total -= Int128(order.qty - newQty)
-            events.append(.amended(id: order.id, symbol: order.symbol, price: newPrice, qty: newQty, ts: command.ts))
+            events.append(amended(order, price: newPrice, qty: newQty, keptPriority: true, ts: command.ts))
             return
         }
         // Anything else is cancel + reinsert: the order loses its place and may trade as a taker.
         remove(slot)
-        events.append(.amended(id: order.id, symbol: order.symbol, price: newPrice, qty: newQty, ts: command.ts))
+        events.append(amended(order, price: newPrice, qty: newQty, keptPriority: false, ts: command.ts))
         execute(
             id: order.id,
             symbol: order.symbol,
@@ -238,6 +279,26 @@ public struct Exchange {
             stp: order.stp,
             ts: command.ts,
             into: &events
+        )
+    }
+
+    private func amended(
+        _ order: RestingOrder,
+        price: Int64,
+        qty: Int64,
+        keptPriority: Bool,
+        ts: Timestamp?
+    ) -> Event {
+        .amended(
+            id: order.id,
+            symbol: order.symbol,
+            side: order.side,
+            price: price,
+            qty: qty,
+            prevPrice: order.price,
+            prevQty: order.qty,
+            keptPriority: keptPriority,
+            ts: ts
         )
     }
 
@@ -338,6 +399,7 @@ public struct Exchange {
         symbol: SymbolID,
         side: Side,
         limit: Int64,
+        takerPrice: Int64?,
         remaining: inout Int64,
         account: AccountID,
         stp: STPMode,
@@ -354,18 +416,37 @@ public struct Exchange {
                 let maker = pool[Int(slot)]
                 let next = maker.next
                 if stpApplies && maker.account == account {
+                    let takerCanceled = Event.canceled(
+                        id: taker,
+                        symbol: symbol,
+                        side: side,
+                        price: takerPrice,
+                        qty: remaining,
+                        reason: .stp,
+                        ts: ts
+                    )
                     if stp == .cancelTaker {
-                        events.append(.canceled(id: taker, symbol: symbol, qty: remaining, reason: .stp, ts: ts))
+                        events.append(takerCanceled)
                         remaining = 0
                         return true
                     }
                     unlink(slot, ladder: opposite, level: levelIndex)
-                    events.append(.canceled(id: maker.id, symbol: symbol, qty: maker.qty, reason: .stp, ts: ts))
+                    events.append(
+                        .canceled(
+                            id: maker.id,
+                            symbol: symbol,
+                            side: maker.side,
+                            price: maker.price,
+                            qty: maker.qty,
+                            reason: .stp,
+                            ts: ts
+                        )
+                    )
                     if stp == .cancelBoth {
                         if ladders[opposite].levels[levelIndex].head < 0 {
                             ladders[opposite].levels.remove(at: levelIndex)
                         }
-                        events.append(.canceled(id: taker, symbol: symbol, qty: remaining, reason: .stp, ts: ts))
+                        events.append(takerCanceled)
                         remaining = 0
                         return true
                     }

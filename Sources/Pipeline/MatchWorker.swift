@@ -30,8 +30,23 @@ public final class MatchWorker {
         /// Fault injection for the tests of poison messages: the worker aborts whenever it is about to apply
         /// a command for this order, as a crashing bug would. Set only by a debug build's hidden flag.
         public var debugCrashOnID: OrderID?
+        /// Called after each batch is committed with every message of the batch and the events it gave:
+        /// `castle serve` answers a request only once its order is durable and matched. Nil (the CLI's
+        /// worker) costs nothing.
+        public var onCommitted: (@Sendable ([CommittedMessage]) -> Void)?
+        /// Waits for new messages instead of ``MessageQueue/waitForMessages(timeoutSeconds:)``: an
+        /// enqueuer in the same process wakes the worker at once rather than the worker polling.
+        public var waitForMessages: (@Sendable (_ timeoutSeconds: Double) async -> Void)?
 
         public init() {}
+    }
+
+    /// A message the worker applied and committed, with its events as contract NDJSON lines (no newline).
+    public struct CommittedMessage: Sendable {
+        public var id: Int64
+        public var source: String
+        public var line: Int64
+        public var events: [String]
     }
 
     public struct Summary: Sendable {
@@ -120,18 +135,33 @@ public final class MatchWorker {
             guard let last = messages.last else {
                 try await markConsumed(through: offset, inFlight: offset, &cursor)
                 if options.drain, try await queue.depth(partition: options.partition) == 0 { break }
-                try await queue.waitForMessages(timeoutSeconds: 1)
+                if let wait = options.waitForMessages {
+                    await wait(1)
+                } else {
+                    try await queue.waitForMessages(timeoutSeconds: 1)
+                }
                 continue
             }
             try await markConsumed(through: offset, inFlight: last.id, &cursor)
             var batch = MatchCommit(consumer: consumer, offset: offset, lastSeq: Int64(writer.seq), events: nil)
-            let touched = try apply(messages, to: &books, writer: writer, commit: &batch, summary: &summary)
+            var eventCounts: [Int] = []
+            let touched = try apply(
+                messages,
+                to: &books,
+                writer: writer,
+                commit: &batch,
+                summary: &summary,
+                eventCounts: &eventCounts
+            )
             let body = sink.takeBytes()
             if !body.isEmpty {
                 batch.events = EventSegment(firstSeq: batch.lastSeq + 1, lastSeq: Int64(writer.seq), body: body)
             }
             diff(touched, books: &books, into: &batch)
             try await commit(&batch, through: last.id, lastSeq: Int64(writer.seq))
+            if let onCommitted = options.onCommitted {
+                onCommitted(Self.committed(messages, eventCounts: eventCounts, body: body))
+            }
             offset = last.id
             summary.messages += messages.count
             summary.trades += batch.trades.count
@@ -144,6 +174,16 @@ public final class MatchWorker {
         }
         try await markConsumed(through: offset, inFlight: offset, &cursor)
         if let path = options.bookOutPath { try writeBook(books, to: path) }
+    }
+
+    /// Splits a batch's NDJSON body among its messages, `eventCounts[k]` lines for message `k`.
+    static func committed(_ messages: [QueueMessage], eventCounts: [Int], body: [UInt8]) -> [CommittedMessage] {
+        var lines = body.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true)[...]
+        return zip(messages, eventCounts).map { message, count in
+            let events = lines.prefix(count).map { String(decoding: $0, as: UTF8.self) }
+            lines = lines.dropFirst(count)
+            return CommittedMessage(id: message.id, source: message.source, line: message.line, events: events)
+        }
     }
 
     /// Loads the consumer's state, puts its resting orders back in their books, and counts one more
@@ -198,8 +238,10 @@ public final class MatchWorker {
         to books: inout Books,
         writer: EventWriter,
         commit: inout MatchCommit,
-        summary: inout Summary
+        summary: inout Summary,
+        eventCounts: inout [Int]
     ) throws(CastleError) -> Set<OrderID> {
+        let countsEvents = options.onCommitted != nil
         var touched: Set<OrderID> = []
         var events: [Event] = []
         for message in messages {
@@ -251,13 +293,14 @@ public final class MatchWorker {
                                 ? nil : books.decoder.accounts.string(of: trade.takerAccount)
                         )
                     )
-                case .canceled(let id, _, _, _, _):
+                case .canceled(let id, _, _, _, _, _, _):
                     touched.insert(id)
                 default:
                     break
                 }
             }
             summary.events += events.count
+            if countsEvents { eventCounts.append(events.count) }
             events.removeAll(keepingCapacity: true)
         }
         return touched

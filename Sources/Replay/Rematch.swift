@@ -103,13 +103,13 @@ enum Rematch {
                             TradePrint(timeNs: ts ?? timeNs, price: trade.price, qty: trade.qty, aggressor: trade.side)
                         )
                     }
-                case .canceled(let id, let symbol, _, let reason, _):
+                case .canceled(let id, let symbol, _, _, _, let reason, _):
                     if id == command.id { commandSymbol = symbol }
                     if let index = reportIndex[id] {
                         reports[index].status = "canceled"
                         reports[index].reason = reason.name.description
                     }
-                case .amended(_, let symbol, _, _, _):
+                case .amended(_, let symbol, _, _, _, _, _, _, _):
                     commandSymbol = symbol
                 case .rejected(_, let id, let reason, _, _, _):
                     if commandSymbol == nil, options.symbol == nil { commandSymbol = target }

@@ -17,18 +17,18 @@ import Testing
 
     /// Every event kind, with the exact bytes the contract prescribes.
     static let expectedEvents = """
-        {"seq":1,"event":"accepted","id":1,"symbol":"BTC-USD","side":"sell","ts":10}
-        {"seq":2,"event":"accepted","id":2,"symbol":"BTC-USD","side":"sell"}
-        {"seq":3,"event":"accepted","id":3,"symbol":"BTC-USD","side":"buy","ts":30}
+        {"seq":1,"event":"accepted","id":1,"symbol":"BTC-USD","side":"sell","type":"limit","tif":"gtc","price":"101.5","qty":"2","account":"m1","ts":10}
+        {"seq":2,"event":"accepted","id":2,"symbol":"BTC-USD","side":"sell","type":"limit","tif":"gtc","price":"101.25","qty":"1","account":"m2"}
+        {"seq":3,"event":"accepted","id":3,"symbol":"BTC-USD","side":"buy","type":"limit","tif":"gtc","price":"102","qty":"1.5","account":"t1","ts":30}
         {"seq":4,"event":"trade","symbol":"BTC-USD","price":"101.25","qty":"1","maker":2,"taker":3,"side":"buy","maker_account":"m2","taker_account":"t1","ts":30}
         {"seq":5,"event":"trade","symbol":"BTC-USD","price":"101.5","qty":"0.5","maker":1,"taker":3,"side":"buy","maker_account":"m1","taker_account":"t1","ts":30}
-        {"seq":6,"event":"amended","id":1,"price":"101.5","qty":"1"}
+        {"seq":6,"event":"amended","id":1,"price":"101.5","qty":"1","symbol":"BTC-USD","side":"sell","prev_price":"101.5","prev_qty":"1.5","priority":"kept"}
         {"seq":7,"event":"rejected","op":"cancel","id":2,"reason":"unknown_order","line":5}
         {"seq":8,"event":"rejected","reason":"malformed","line":6}
-        {"seq":9,"event":"accepted","id":4,"symbol":"BTC-USD","side":"buy"}
+        {"seq":9,"event":"accepted","id":4,"symbol":"BTC-USD","side":"buy","type":"market","tif":"ioc","qty":"5"}
         {"seq":10,"event":"trade","symbol":"BTC-USD","price":"101.5","qty":"1","maker":1,"taker":4,"side":"buy","maker_account":"m1"}
-        {"seq":11,"event":"canceled","id":4,"qty":"4","reason":"market"}
-        {"seq":12,"event":"accepted","id":5,"symbol":"BTC-USD","side":"buy"}
+        {"seq":11,"event":"canceled","id":4,"qty":"4","reason":"market","symbol":"BTC-USD","side":"buy"}
+        {"seq":12,"event":"accepted","id":5,"symbol":"BTC-USD","side":"buy","type":"limit","tif":"gtc","price":"100","qty":"1"}
 
         """
 
@@ -169,7 +169,8 @@ import Testing
             "an id that cannot be read is not echoed"
         )
         #expect(
-            out[10] == #"{"seq":11,"event":"accepted","id":9,"symbol":"X","side":"buy"}"#,
+            out[10]
+                == #"{"seq":11,"event":"accepted","id":9,"symbol":"X","side":"buy","type":"limit","tif":"gtc","price":"92233720368.54775807","qty":"0.00000001"}"#,
             "Int64.max at 8 decimals is accepted"
         )
     }

@@ -22,16 +22,51 @@ func writeEvents(_ events: [Event]) throws -> (text: String, seq: UInt64) {
     return (try #require(readText(path)), writer.seq)
 }
 
+/// An accepted limit GTC buy of one unit at one unit, with no account.
+func limitBuy(id: OrderID, symbol: SymbolID) -> Event {
+    .accepted(
+        id: id,
+        symbol: symbol,
+        side: .buy,
+        type: .limit,
+        tif: .gtc,
+        price: 1,
+        qty: 1,
+        account: .none,
+        ts: nil
+    )
+}
+
 @Suite struct EventWriterTests {
     @Test func accepted() throws {
         let (text, seq) = try writeEvents([
-            .accepted(id: 17, symbol: 0, side: .buy, ts: nil),
-            .accepted(id: 9, symbol: 1, side: .sell, ts: 1_700_000_000_000_000_001),
+            .accepted(
+                id: 17,
+                symbol: 0,
+                side: .buy,
+                type: .limit,
+                tif: .postOnly,
+                price: 10125,
+                qty: 5000,
+                account: 2,
+                ts: nil
+            ),
+            .accepted(
+                id: 9,
+                symbol: 1,
+                side: .sell,
+                type: .market,
+                tif: .ioc,
+                price: nil,
+                qty: 1,
+                account: .none,
+                ts: 1_700_000_000_000_000_001
+            ),
         ])
         #expect(
             text == """
-                {"seq":1,"event":"accepted","id":17,"symbol":"BTC-USD","side":"buy"}
-                {"seq":2,"event":"accepted","id":9,"symbol":"we\\"ird\\\\sym","side":"sell","ts":1700000000000000001}
+                {"seq":1,"event":"accepted","id":17,"symbol":"BTC-USD","side":"buy","type":"limit","tif":"post_only","price":"101.25","qty":"0.5","account":"bob"}
+                {"seq":2,"event":"accepted","id":9,"symbol":"we\\"ird\\\\sym","side":"sell","type":"market","tif":"ioc","qty":"0.00000001","ts":1700000000000000001}
 
                 """
         )
@@ -110,18 +145,27 @@ func writeEvents(_ events: [Event]) throws -> (text: String, seq: UInt64) {
     @Test func canceledWithEveryReason() throws {
         let reasons: [CancelReason] = [.user, .ioc, .fok, .postOnly, .market, .stp]
         let events: [Event] = reasons.enumerated().map { n, reason in
-            .canceled(id: UInt64(n), symbol: 0, qty: 12500, reason: reason, ts: n == 2 ? 77 : nil)
+            .canceled(
+                id: UInt64(n),
+                symbol: 0,
+                side: .buy,
+                price: reason == .market ? nil : 10050,
+                qty: 12500,
+                reason: reason,
+                ts: n == 2 ? 77 : nil
+            )
         }
-        let (text, seq) = try writeEvents(events + [.canceled(id: 9, symbol: 1, qty: 1, reason: .user, ts: nil)])
+        let last = Event.canceled(id: 9, symbol: 1, side: .sell, price: 5, qty: 1, reason: .user, ts: nil)
+        let (text, seq) = try writeEvents(events + [last])
         #expect(
             text == """
-                {"seq":1,"event":"canceled","id":0,"qty":"1.25","reason":"user"}
-                {"seq":2,"event":"canceled","id":1,"qty":"1.25","reason":"ioc"}
-                {"seq":3,"event":"canceled","id":2,"qty":"1.25","reason":"fok","ts":77}
-                {"seq":4,"event":"canceled","id":3,"qty":"1.25","reason":"post_only"}
-                {"seq":5,"event":"canceled","id":4,"qty":"1.25","reason":"market"}
-                {"seq":6,"event":"canceled","id":5,"qty":"1.25","reason":"stp"}
-                {"seq":7,"event":"canceled","id":9,"qty":"0.00000001","reason":"user"}
+                {"seq":1,"event":"canceled","id":0,"qty":"1.25","reason":"user","symbol":"BTC-USD","side":"buy","price":"100.5"}
+                {"seq":2,"event":"canceled","id":1,"qty":"1.25","reason":"ioc","symbol":"BTC-USD","side":"buy","price":"100.5"}
+                {"seq":3,"event":"canceled","id":2,"qty":"1.25","reason":"fok","symbol":"BTC-USD","side":"buy","price":"100.5","ts":77}
+                {"seq":4,"event":"canceled","id":3,"qty":"1.25","reason":"post_only","symbol":"BTC-USD","side":"buy","price":"100.5"}
+                {"seq":5,"event":"canceled","id":4,"qty":"1.25","reason":"market","symbol":"BTC-USD","side":"buy"}
+                {"seq":6,"event":"canceled","id":5,"qty":"1.25","reason":"stp","symbol":"BTC-USD","side":"buy","price":"100.5"}
+                {"seq":7,"event":"canceled","id":9,"qty":"0.00000001","reason":"user","symbol":"we\\"ird\\\\sym","side":"sell","price":"0.00000005"}
 
                 """
         )
@@ -130,13 +174,33 @@ func writeEvents(_ events: [Event]) throws -> (text: String, seq: UInt64) {
 
     @Test func amended() throws {
         let (text, _) = try writeEvents([
-            .amended(id: 9, symbol: 0, price: 10100, qty: 10000, ts: 7),
-            .amended(id: UInt64.max, symbol: 1, price: 12_345_678_900, qty: 1, ts: nil),
+            .amended(
+                id: 9,
+                symbol: 0,
+                side: .sell,
+                price: 10100,
+                qty: 10000,
+                prevPrice: 10100,
+                prevQty: 20000,
+                keptPriority: true,
+                ts: 7
+            ),
+            .amended(
+                id: UInt64.max,
+                symbol: 1,
+                side: .buy,
+                price: 12_345_678_900,
+                qty: 1,
+                prevPrice: 100,
+                prevQty: 3,
+                keptPriority: false,
+                ts: nil
+            ),
         ])
         #expect(
             text == """
-                {"seq":1,"event":"amended","id":9,"price":"101","qty":"1","ts":7}
-                {"seq":2,"event":"amended","id":18446744073709551615,"price":"123.456789","qty":"0.00000001"}
+                {"seq":1,"event":"amended","id":9,"price":"101","qty":"1","symbol":"BTC-USD","side":"sell","prev_price":"101","prev_qty":"2","priority":"kept","ts":7}
+                {"seq":2,"event":"amended","id":18446744073709551615,"price":"123.456789","qty":"0.00000001","symbol":"we\\"ird\\\\sym","side":"buy","prev_price":"0.000001","prev_qty":"0.00000003","priority":"lost"}
 
                 """
         )
@@ -166,7 +230,7 @@ func writeEvents(_ events: [Event]) throws -> (text: String, seq: UInt64) {
 
     @Test func seqIsDenseFromOneAcrossManyEvents() throws {
         let n = 5000  // more than one sink buffer of lines
-        let events: [Event] = (0..<n).map { .accepted(id: UInt64($0), symbol: 0, side: .buy, ts: nil) }
+        let events: [Event] = (0..<n).map { limitBuy(id: UInt64($0), symbol: 0) }
         let (text, seq) = try writeEvents(events)
         #expect(seq == UInt64(n))
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
@@ -174,7 +238,9 @@ func writeEvents(_ events: [Event]) throws -> (text: String, seq: UInt64) {
         #expect(lines.last == "")
         var mismatches = 0
         for (k, line) in lines.dropLast().enumerated()
-        where line != #"{"seq":\#(k + 1),"event":"accepted","id":\#(k),"symbol":"BTC-USD","side":"buy"}"# {
+        where line
+            != #"{"seq":\#(k + 1),"event":"accepted","id":\#(k),"symbol":"BTC-USD","side":"buy","type":"limit","tif":"gtc","price":"0.01","qty":"0.0001"}"#
+        {
             mismatches += 1
         }
         #expect(mismatches == 0)
@@ -189,18 +255,18 @@ func writeEvents(_ events: [Event]) throws -> (text: String, seq: UInt64) {
         let sink = try OutputSink(path: path)
         let writer = EventWriter(sink: sink, instruments: [:])
         writer.syncNames(symbols: symbols, accounts: accounts)
-        try writer.write(.accepted(id: 1, symbol: 0, side: .buy, ts: nil))
+        try writer.write(limitBuy(id: 1, symbol: 0))
         _ = symbols.intern("B")
         writer.syncNames(symbols: symbols, accounts: accounts)
         writer.syncNames(symbols: symbols, accounts: accounts)  // idempotent
-        try writer.write(.accepted(id: 2, symbol: 1, side: .sell, ts: nil))
-        try writer.write(.accepted(id: 3, symbol: 0, side: .sell, ts: nil))
+        try writer.write(limitBuy(id: 2, symbol: 1))
+        try writer.write(limitBuy(id: 3, symbol: 0))
         try sink.commit()
         #expect(
             readText(path) == """
-                {"seq":1,"event":"accepted","id":1,"symbol":"A","side":"buy"}
-                {"seq":2,"event":"accepted","id":2,"symbol":"B","side":"sell"}
-                {"seq":3,"event":"accepted","id":3,"symbol":"A","side":"sell"}
+                {"seq":1,"event":"accepted","id":1,"symbol":"A","side":"buy","type":"limit","tif":"gtc","price":"0.00000001","qty":"0.00000001"}
+                {"seq":2,"event":"accepted","id":2,"symbol":"B","side":"buy","type":"limit","tif":"gtc","price":"0.00000001","qty":"0.00000001"}
+                {"seq":3,"event":"accepted","id":3,"symbol":"A","side":"buy","type":"limit","tif":"gtc","price":"0.00000001","qty":"0.00000001"}
 
                 """
         )
@@ -214,10 +280,12 @@ func writeEvents(_ events: [Event]) throws -> (text: String, seq: UInt64) {
         let sink = try OutputSink(path: path)
         let writer = EventWriter(sink: sink, instruments: [:])
         writer.syncNames(symbols: symbols, accounts: NameTable(firstID: 1))
-        try writer.write(.accepted(id: 1, symbol: 0, side: .buy, ts: nil))
+        try writer.write(limitBuy(id: 1, symbol: 0))
         try sink.commit()
         #expect(
-            readText(path) == #"{"seq":1,"event":"accepted","id":1,"symbol":"a\u0001b\u0009c","side":"buy"}"# + "\n"
+            readText(path)
+                == #"{"seq":1,"event":"accepted","id":1,"symbol":"a\u0001b\u0009c","side":"buy","type":"limit","tif":"gtc","price":"0.00000001","qty":"0.00000001"}"#
+                + "\n"
         )
     }
 }

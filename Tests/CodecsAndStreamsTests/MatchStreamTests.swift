@@ -43,14 +43,14 @@ func matchOptions(
         let summary = try MatchStream.run(matchOptions(input: input, output: output))
         #expect(
             readText(output) == """
-                {"seq":1,"event":"accepted","id":1,"symbol":"BTC-USD","side":"sell","ts":1000}
-                {"seq":2,"event":"accepted","id":2,"symbol":"BTC-USD","side":"buy","ts":1001}
+                {"seq":1,"event":"accepted","id":1,"symbol":"BTC-USD","side":"sell","type":"limit","tif":"gtc","price":"101.5","qty":"2","account":"alice","ts":1000}
+                {"seq":2,"event":"accepted","id":2,"symbol":"BTC-USD","side":"buy","type":"limit","tif":"gtc","price":"102","qty":"0.5","account":"bob","ts":1001}
                 {"seq":3,"event":"trade","symbol":"BTC-USD","price":"101.5","qty":"0.5","maker":1,"taker":2,"side":"buy","maker_account":"alice","taker_account":"bob","ts":1001}
                 {"seq":4,"event":"rejected","op":"cancel","id":99,"reason":"unknown_order","line":3}
                 {"seq":5,"event":"rejected","reason":"malformed","line":4}
-                {"seq":6,"event":"amended","id":1,"price":"101.5","qty":"1"}
+                {"seq":6,"event":"amended","id":1,"price":"101.5","qty":"1","symbol":"BTC-USD","side":"sell","prev_price":"101.5","prev_qty":"1.5","priority":"kept"}
                 {"seq":7,"event":"rejected","op":"new","id":3,"reason":"invalid","line":7}
-                {"seq":8,"event":"canceled","id":1,"qty":"1","reason":"user","ts":1005}
+                {"seq":8,"event":"canceled","id":1,"qty":"1","reason":"user","symbol":"BTC-USD","side":"sell","price":"101.5","ts":1005}
 
                 """
         )
@@ -221,11 +221,11 @@ func matchOptions(
         )
         #expect(
             readText(output) == """
-                {"seq":1,"event":"accepted","id":1,"symbol":"BTC-USD","side":"sell"}
+                {"seq":1,"event":"accepted","id":1,"symbol":"BTC-USD","side":"sell","type":"limit","tif":"gtc","price":"100.1","qty":"2"}
                 {"seq":2,"event":"rejected","op":"new","id":2,"reason":"invalid","line":2}
                 {"seq":3,"event":"rejected","op":"new","id":3,"reason":"invalid","line":3}
                 {"seq":4,"event":"rejected","op":"new","id":4,"reason":"invalid","line":4}
-                {"seq":5,"event":"accepted","id":5,"symbol":"BTC-USD","side":"buy"}
+                {"seq":5,"event":"accepted","id":5,"symbol":"BTC-USD","side":"buy","type":"limit","tif":"gtc","price":"100.15","qty":"0.5"}
                 {"seq":6,"event":"trade","symbol":"BTC-USD","price":"100.1","qty":"0.5","maker":1,"taker":5,"side":"buy"}
 
                 """

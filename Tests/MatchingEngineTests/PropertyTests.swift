@@ -157,13 +157,14 @@ enum Streams {
             // (b) quantity conservation per order, from the events alone.
             for event in events {
                 switch event {
-                case .accepted(let id, let symbol, _, _):
+                case .accepted(let id, let symbol, _, _, _, _, let acceptedQty, _, _):
                     #expect(ledgers[id] == nil, "command #\(index): id \(id) accepted while live")
                     let instrument = instruments.isEmpty ? Instrument.unrestricted : instruments[symbol]!
                     guard case .success(let qty) = command.qty!.scaled(to: instrument.qtyDecimals) else {
                         Issue.record("command #\(index): accepted with an invalid qty")
                         return all
                     }
+                    #expect(acceptedQty == qty, "command #\(index): accepted carries the submitted qty")
                     ledgers[id] = Ledger(submitted: qty)
                 case .trade(let trade, _):
                     #expect(trade.qty > 0)
@@ -173,17 +174,18 @@ enum Streams {
                     )
                     ledgers[trade.maker]?.filled += trade.qty
                     ledgers[trade.taker]?.filled += trade.qty
-                case .canceled(let id, _, let qty, _, _):
+                case .canceled(let id, _, _, _, let qty, _, _):
                     #expect(qty > 0)
                     #expect(ledgers[id] != nil, "command #\(index): cancel of unknown order \(id)")
                     ledgers[id]?.canceled += qty
-                case .amended(let id, _, _, let qty, _):
+                case .amended(let id, _, _, _, let qty, _, let prevQty, _, _):
                     guard let ledger = ledgers[id] else {
                         Issue.record("command #\(index): amend of unknown order \(id)")
                         return all
                     }
                     #expect(qty > 0)
                     let before = ledger.submitted - ledger.filled - ledger.canceled
+                    #expect(prevQty == before, "command #\(index): amended's prev_qty is what was resting")
                     ledgers[id]!.submitted += qty - before
                 case .rejected: break
                 }
@@ -271,7 +273,7 @@ enum Streams {
                 switch event {
                 case .accepted: seen.insert("accepted")
                 case .trade: seen.insert("trade")
-                case .canceled(_, _, _, let reason, _): seen.insert("canceled \(reason.name)")
+                case .canceled(_, _, _, _, _, let reason, _): seen.insert("canceled \(reason.name)")
                 case .amended: seen.insert("amended")
                 case .rejected(_, _, let reason, _, _, _): seen.insert("rejected \(reason.name)")
                 }

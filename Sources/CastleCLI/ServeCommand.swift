@@ -1,0 +1,90 @@
+import ArgumentParser
+import CastleSupport
+import Server
+import Storage
+
+/// `castle serve`: parses only; the server is the Server module's.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the exchange online: the trading and market-data HTTP API, health and metrics.",
+        discussion: """
+            Listens on --host:--port (port 0: any free port) and prints `castle serve: listening on http://HOST:PORT` on stderr. Orders go into the queue of --queue (default: the store), are matched by the durable matcher of `castle match --queue` (in this process, or with --matcher external in separate `castle match --queue` processes), and their events go to the store. /health is liveness; /ready answers 200 only when the store answers, its migrations are current and the matcher has caught up, and reports --region. SIGTERM or SIGINT: stop accepting, answer what is in flight, commit the matcher's batch, exit 0. See docs/serve.md.
+
+            Examples:
+              castle serve --store sqlite://castle.db --port 8080
+              castle serve --store postgres://castle@db:5432/castle --region eu-west
+              castle serve --port 0 --log-format json
+              curl -s localhost:8080/ready
+              castle serve --instruments datasets/instruments.ndjson --feed datasets/orders-100k.ndjson.gz --speed 0.05
+            """
+    )
+
+    @OptionGroup var storeOptions: StoreOptions
+
+    @Option(help: ArgumentHelp("The queue orders go into (default: the store).", valueName: "url"))
+    var queue: String?
+
+    @Option(help: ArgumentHelp("Address to listen on.", valueName: "host"))
+    var host = "127.0.0.1"
+
+    @Option(help: ArgumentHelp("Port to listen on; 0: any free port.", valueName: "port"))
+    var port = 8080
+
+    @Option(help: ArgumentHelp("Where the matcher runs.", valueName: "where"))
+    var matcher: ServeOptions.Matcher = .inProcess
+
+    @Option(help: ArgumentHelp("The region /ready reports.", valueName: "name"))
+    var region = "local"
+
+    @Option(
+        name: .customLong("log-format"),
+        help: ArgumentHelp("Log lines on stderr as text or JSON.", valueName: "format")
+    )
+    var logFormat: ServeOptions.LogFormat = .text
+
+    @Option(
+        help: ArgumentHelp("Instruments file (tick, lot, decimals); other symbols are rejected.", valueName: "file")
+    )
+    var instruments: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "An order stream (NDJSON, gzip too) played into the API as a live market, paced by its ts.",
+            valueName: "file"
+        )
+    )
+    var feed: String?
+
+    @Option(help: ArgumentHelp("With --feed: play N times faster than recorded (fractions slow it).", valueName: "n"))
+    var speed = 1.0
+
+    func validate() throws {
+        guard speed > 0, speed.isFinite else {
+            throw ValidationError("--speed must be a positive number, not \(speed)")
+        }
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535, not \(port)") }
+        if matcher == .inProcess, let queue, queue != storeOptions.storeURL {
+            throw ValidationError(
+                "the in-process matcher commits its queue offset and its results in one transaction: --queue must be the store ('\(queue)' is not '\(storeOptions.storeURL)'), or use --matcher external"
+            )
+        }
+    }
+
+    func run() async throws {
+        var options = ServeOptions(storeURL: storeOptions.storeURL, queueURL: queue ?? storeOptions.storeURL)
+        options.host = host
+        options.port = port
+        options.matcher = matcher
+        options.region = region
+        options.logFormat = logFormat
+        options.instrumentsPath = instruments
+        options.feedPath = feed
+        options.feedSpeed = speed
+        try await runAsyncJob("serve") { () async throws(CastleError) in try await CastleServer.run(options) }
+    }
+}
+
+extension ServeCommand: StopsGracefully {
+    var stopsGracefully: Bool { true }
+}

@@ -1,0 +1,267 @@
+import CastleCore
+import Codecs
+import Synchronization
+
+/// What serve knows of the exchange, kept from the 1.1 event log alone (spec/match.md): every order's
+/// state for the trading API, fills per account, the books, trades and tickers for market data. The
+/// same with the in-process matcher and with external ones, which is why it reads events, not commands.
+/// Events apply in `seq` order, each once: a line at or below `lastSeq` is skipped.
+final class ExchangeView: Sendable {
+    struct Order: Sendable {
+        var id: UInt64
+        var account: String
+        var symbol: String
+        var side: String
+        var type: String
+        var tif: String
+        var price: Amount?
+        var qty: Amount
+        var remaining: Amount
+        var status: String
+        /// Resting in the book (a limit GTC or post-only order not yet finished).
+        var rests: Bool
+        var arrival: Int64
+    }
+
+    struct Fill: Sendable {
+        var seq: Int64
+        var orderID: UInt64
+        var symbol: String
+        var side: String
+        var price: Amount
+        var qty: Amount
+        var liquidity: String
+        var ts: Int64?
+    }
+
+    struct TapeEntry: Sendable {
+        var seq: Int64
+        var price: Amount
+        var qty: Amount
+        var side: String
+        var ts: Int64?
+    }
+
+    struct Ticker: Sendable {
+        var last: Amount?
+        var volume = Amount.zero
+        var seq: Int64 = 0
+    }
+
+    struct State {
+        var lastSeq: Int64 = 0
+        var orders: [UInt64: Order] = [:]
+        /// Finished orders are kept for lookups (idempotent replies, status) up to this many, oldest out.
+        var finished: [UInt64] = []
+        var fills: [String: [Fill]] = [:]
+        var trades: [String: [TapeEntry]] = [:]
+        var tickers: [String: Ticker] = [:]
+        var symbolSeq: [String: Int64] = [:]
+        var arrivals: Int64 = 0
+    }
+
+    static let finishedKept = 100_000
+    static let fillsKeptPerAccount = 10_000
+    static let tradesKeptPerSymbol = 10_000
+
+    let state = Mutex(State())
+    /// Told every line applied, in order, under the same lock.
+    let market: MarketBridge?
+
+    init(market: MarketBridge? = nil) { self.market = market }
+
+    var lastSeq: Int64 { state.withLock { $0.lastSeq } }
+
+    /// Applies NDJSON event lines; returns the `seq` of the last line applied.
+    @discardableResult
+    func apply<Lines: Sequence>(_ lines: Lines) -> Int64 where Lines.Element: StringProtocol {
+        state.withLock { state in
+            var applied: [String] = []
+            for line in lines {
+                let before = state.lastSeq
+                Self.apply(line, to: &state)
+                if state.lastSeq != before { applied.append(String(line)) }
+            }
+            market?.publish(applied)
+            return state.lastSeq
+        }
+    }
+
+    func order(_ id: UInt64) -> Order? { state.withLock { $0.orders[id] } }
+
+    func openOrders(account: String) -> [Order] {
+        state.withLock { state in
+            state.orders.values.filter { $0.account == account && $0.status == "open" }.sorted { $0.id < $1.id }
+        }
+    }
+
+    func fills(account: String, afterSeq: Int64, limit: Int) -> [Fill] {
+        state.withLock { state in Array((state.fills[account] ?? []).lazy.filter { $0.seq > afterSeq }.prefix(limit)) }
+    }
+
+    func trades(symbol: String, limit: Int) -> [TapeEntry] {
+        state.withLock { state in Array((state.trades[symbol] ?? []).reversed().prefix(limit)) }
+    }
+
+    func knows(symbol: String) -> Bool { state.withLock { $0.symbolSeq[symbol] != nil } }
+
+    /// Levels aggregated, best first: (bids, asks, seq of the last event of the symbol).
+    func book(symbol: String, depth: Int) -> (bids: [(Amount, Amount)], asks: [(Amount, Amount)], seq: Int64) {
+        state.withLock { state in
+            var bids: [Amount: Amount] = [:]
+            var asks: [Amount: Amount] = [:]
+            for order in state.orders.values where order.rests && order.symbol == symbol {
+                guard let price = order.price else { continue }
+                if order.side == "buy" {
+                    bids[price, default: .zero] = bids[price, default: .zero] + order.remaining
+                } else {
+                    asks[price, default: .zero] = asks[price, default: .zero] + order.remaining
+                }
+            }
+            let sortedBids = bids.sorted { $0.key > $1.key }.prefix(depth).map { ($0.key, $0.value) }
+            let sortedAsks = asks.sorted { $0.key < $1.key }.prefix(depth).map { ($0.key, $0.value) }
+            return (sortedBids, sortedAsks, state.symbolSeq[symbol] ?? 0)
+        }
+    }
+
+    func tickers() -> [(symbol: String, bid: Amount?, ask: Amount?, ticker: Ticker)] {
+        let symbols = state.withLock { $0.symbolSeq.keys.sorted() }
+        return symbols.map { symbol in
+            let top = book(symbol: symbol, depth: 1)
+            let ticker = state.withLock { $0.tickers[symbol] ?? Ticker() }
+            return (symbol, top.bids.first?.0, top.asks.first?.0, ticker)
+        }
+    }
+
+    // MARK: - Applying events
+
+    private static func apply(_ line: some StringProtocol, to state: inout State) {
+        guard let event = EventFields(line), let seq = event.int("seq"), seq > state.lastSeq else { return }
+        state.lastSeq = seq
+        let kind = event["event"] ?? ""
+        if let symbol = event["symbol"] { state.symbolSeq[symbol] = seq }
+        switch kind {
+        case "accepted":
+            guard let id = event.uint("id"), let symbol = event["symbol"], let qty = event.amount("qty") else { return }
+            let type = event["type"] ?? "limit"
+            let tif = event["tif"] ?? "gtc"
+            state.arrivals += 1
+            state.orders[id] = Order(
+                id: id,
+                account: event["account"] ?? "",
+                symbol: symbol,
+                side: event["side"] ?? "",
+                type: type,
+                tif: tif,
+                price: event.amount("price"),
+                qty: qty,
+                remaining: qty,
+                status: "open",
+                rests: type == "limit" && (tif == "gtc" || tif == "post_only"),
+                arrival: state.arrivals
+            )
+        case "trade":
+            guard let symbol = event["symbol"], let price = event.amount("price"), let qty = event.amount("qty"),
+                let maker = event.uint("maker"), let taker = event.uint("taker")
+            else { return }
+            let side = event["side"] ?? ""
+            let ts = event.int("ts")
+            for (id, liquidity) in [(maker, "maker"), (taker, "taker")] {
+                guard var order = state.orders[id] else { continue }
+                order.remaining = order.remaining - qty
+                if order.remaining <= .zero { finish(&order, status: "filled", state: &state) }
+                state.orders[id] = order
+                let fill = Fill(
+                    seq: seq,
+                    orderID: id,
+                    symbol: symbol,
+                    side: order.side,
+                    price: price,
+                    qty: qty,
+                    liquidity: liquidity,
+                    ts: ts
+                )
+                append(fill, to: &state.fills[order.account, default: []], keep: fillsKeptPerAccount)
+            }
+            append(
+                TapeEntry(seq: seq, price: price, qty: qty, side: side, ts: ts),
+                to: &state.trades[symbol, default: []],
+                keep: tradesKeptPerSymbol
+            )
+            var ticker = state.tickers[symbol] ?? Ticker()
+            ticker.last = price
+            ticker.volume = ticker.volume + qty
+            ticker.seq = seq
+            state.tickers[symbol] = ticker
+        case "canceled":
+            guard let id = event.uint("id"), var order = state.orders[id] else { return }
+            if let qty = event.amount("qty") { order.remaining = qty }
+            finish(&order, status: "canceled", state: &state)
+            state.orders[id] = order
+        case "amended":
+            guard let id = event.uint("id"), var order = state.orders[id] else { return }
+            if let price = event.amount("price") { order.price = price }
+            if let qty = event.amount("qty") {
+                order.qty = order.qty - order.remaining + qty
+                order.remaining = qty
+            }
+            if event["priority"] == "lost" {
+                state.arrivals += 1
+                order.arrival = state.arrivals
+            }
+            state.orders[id] = order
+        default:
+            // `rejected`: the order never existed; the request that sent it reads its event.
+            break
+        }
+    }
+
+    private static func finish(_ order: inout Order, status: String, state: inout State) {
+        guard order.status == "open" else { return }
+        order.status = status
+        order.rests = false
+        state.finished.append(order.id)
+        if state.finished.count > finishedKept * 2 {
+            for id in state.finished.prefix(finishedKept) where state.orders[id]?.status != "open" {
+                state.orders[id] = nil
+            }
+            state.finished.removeFirst(finishedKept)
+        }
+    }
+
+    private static func append<T>(_ value: T, to list: inout [T], keep: Int) {
+        list.append(value)
+        if list.count > keep * 2 { list.removeFirst(list.count - keep) }
+    }
+}
+
+/// The members of one flat event line, strings unescaped, numbers as written.
+struct EventFields {
+    private var members: [String: String] = [:]
+
+    init?(_ line: some StringProtocol) {
+        var text = String(line)
+        var members: [String: String] = [:]
+        var scratch: [UInt8] = []
+        let valid = text.withUTF8 { bytes in
+            FlatJSON.scan(bytes) { key, value in
+                let name = String(decoding: key.bytes, as: UTF8.self)
+                switch value.kind {
+                case .string, .number:
+                    members[name] = String(decoding: value.bytes, as: UTF8.self)
+                case .escapedString:
+                    if value.decodedString(into: &scratch) { members[name] = String(decoding: scratch, as: UTF8.self) }
+                case .other:
+                    break
+                }
+            }
+        }
+        guard valid else { return nil }
+        self.members = members
+    }
+
+    subscript(_ key: String) -> String? { members[key] }
+    func int(_ key: String) -> Int64? { members[key].flatMap { Int64($0) } }
+    func uint(_ key: String) -> UInt64? { members[key].flatMap { UInt64($0) } }
+    func amount(_ key: String) -> Amount? { members[key].flatMap { Amount($0) } }
+}

@@ -1,0 +1,67 @@
+import CastleSupport
+import Logging
+import Pipeline
+import ServiceLifecycle
+import Storage
+
+/// The in-process durable matcher (`castle match --queue`'s worker) as a service of serve's group. It
+/// waits for the schema to be current (a store being migrated makes `/ready` say so meanwhile), then
+/// runs until the group shuts down, committing the batch in hand.
+struct MatcherService: Service {
+    let state: ServerState
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully {
+            if await schemaIsCurrent() { break }
+            try? await Task.sleep(for: .seconds(1))
+        }
+        if Task.isShuttingDownGracefully { return }
+        // The view starts from the log as stored; the worker's commit hook then carries it on.
+        try await state.catchUp()
+        var options = MatchWorker.Options()
+        options.instrumentsPath = state.options.instrumentsPath
+        options.showProgress = false
+        let path = state.path
+        options.onCommitted = { messages in path.committed(messages) }
+        options.waitForMessages = { timeout in await path.doorbell.wait(timeoutSeconds: timeout) }
+        let worker = MatchWorker(
+            store: state.store,
+            queue: state.queue,
+            options: options,
+            shouldStop: { Task.isShuttingDownGracefully },
+            log: { [logger] message in logger.info("\(message)") }
+        )
+        defer { path.results.failAll(CancellationError()) }
+        _ = try await worker.run()
+    }
+
+    private func schemaIsCurrent() async -> Bool {
+        for backend in [state.store, state.queue] {
+            guard let schema = backend.schema else { continue }
+            do throws(CastleError) {
+                let status = try await Migrator(database: schema, storeName: backend.displayURL).status()
+                if !status.isCurrent { return false }
+            } catch {
+                return false
+            }
+        }
+        return true
+    }
+}
+
+/// With `--matcher external`: follows the event log that separate `castle match --queue` processes
+/// write, for the view and for the replies of waiting requests.
+struct LogFollowerService: Service {
+    let state: ServerState
+
+    func run() async throws {
+        let path = state.path
+        defer { path.results.failAll(CancellationError()) }
+        while !Task.isShuttingDownGracefully {
+            let segments = (try? await state.catchUp()) ?? []
+            for lines in segments { path.followed(lines) }
+            if segments.isEmpty { try? await Task.sleep(for: .milliseconds(5)) }
+        }
+    }
+}

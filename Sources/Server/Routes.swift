@@ -1,0 +1,63 @@
+import CoreMetrics
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Storage
+
+/// The routes of spec/serve.md.
+enum Routes {
+    static func build(_ state: ServerState) -> Router<ServerContext> {
+        let router = Router(context: ServerContext.self)
+        router.middlewares.add(MetricsMiddleware(metrics: state.metrics))
+        router.middlewares.add(ErrorMiddleware())
+        router.get("health") { _, _ in
+            try jsonResponse(.ok, ["status": "ok"])
+        }
+        router.get("ready") { _, _ in
+            let readiness = await state.readiness()
+            return try jsonResponse(readiness.ready ? .ok : .serviceUnavailable, readiness)
+        }
+        router.get("metrics") { _, _ in
+            state.metrics.queueDepth.record((try? await state.queue.depth(partition: nil)) ?? 0)
+            return Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: state.metrics.text()))
+            )
+        }
+        router.get("openapi.json") { _, _ in
+            Response(
+                status: .ok,
+                headers: [.contentType: "application/json"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: OpenAPI.document))
+            )
+        }
+        let trading = state.trading
+        let account = router.group("v1").add(middleware: AccountMiddleware())
+        account.post("orders") { request, context in try await trading.place(request, context) }
+        account.delete("orders/{id}") { request, context in try await trading.cancel(request, context) }
+        account.patch("orders/{id}") { request, context in try await trading.amend(request, context) }
+        account.get("orders") { request, context in try await trading.orders(request, context) }
+        account.get("fills") { request, context in try await trading.fills(request, context) }
+        let market = MarketDataRoutes(view: state.view)
+        let data = router.group("v1")
+        data.get("book/{symbol}") { request, context in try market.book(request, context) }
+        data.get("trades/{symbol}") { request, context in try market.trades(request, context) }
+        data.get("ticker") { request, context in try market.ticker(request, context) }
+        data.get("candles/{symbol}") { request, context in try market.candles(request, context) }
+        return router
+    }
+
+    /// A JSON body with keys in sorted order, so the same state always answers the same bytes.
+    static func jsonResponse(_ status: HTTPResponse.Status, _ value: some Encodable) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let body = try encoder.encode(value)
+        return Response(
+            status: status,
+            headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: body))
+        )
+    }
+}

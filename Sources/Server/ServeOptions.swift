@@ -1,0 +1,36 @@
+/// What `castle serve` was asked to do: parsed by the CLI, run by ``CastleServer``.
+public struct ServeOptions: Sendable {
+    /// Where the matcher runs: in this process (the durable worker of `castle match --queue`), or in
+    /// separate `castle match --queue` processes whose event log serve reads.
+    public enum Matcher: String, Sendable, CaseIterable {
+        case inProcess = "in-process"
+        case external
+    }
+
+    public enum LogFormat: String, Sendable, CaseIterable {
+        case text
+        case json
+    }
+
+    public var storeURL: String
+    /// The queue orders go into; the in-process matcher needs it to be the store (one transaction for
+    /// its offset and its results), as `castle match --queue` does.
+    public var queueURL: String
+    public var host = "127.0.0.1"
+    /// 0: any free port (printed on stderr once listening).
+    public var port = 8080
+    public var matcher = Matcher.inProcess
+    /// Reported by `/ready`, for a load balancer or DNS failover between regions.
+    public var region = "local"
+    public var logFormat = LogFormat.text
+    public var instrumentsPath: String?
+    /// `--feed FILE`: an order stream played into the API as a live market (see ``FeedReplay``).
+    public var feedPath: String?
+    /// `--speed N`: the feed plays its commands' `ts` N times faster than recorded.
+    public var feedSpeed = 1.0
+
+    public init(storeURL: String, queueURL: String) {
+        self.storeURL = storeURL
+        self.queueURL = queueURL
+    }
+}

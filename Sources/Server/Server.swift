@@ -1,0 +1,135 @@
+import CastleCore
+public import CastleSupport
+import Codecs
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import MarketStream
+import NIOCore
+import Pipeline
+import ServiceLifecycle
+import Storage
+import UnixSignals
+
+/// `castle serve`: one HTTP application (Hummingbird 2) run as a Service in a swift-service-lifecycle
+/// ServiceGroup, beside the backends' background work (the PostgreSQL pool) and, with
+/// `--matcher in-process`, the durable matcher of `castle match --queue`. SIGTERM and SIGINT stop the
+/// group gracefully: the server stops accepting and answers what is in flight, the matcher commits its
+/// batch, the backends close last.
+public enum CastleServer {
+    public static func run(_ options: ServeOptions) async throws(CastleError) {
+        let store = try await StorageRegistry.open(options.storeURL)
+        let queue: any Backend
+        if options.queueURL == options.storeURL {
+            queue = store
+        } else {
+            do throws(CastleError) {
+                queue = try await StorageRegistry.open(options.queueURL)
+            } catch {
+                await store.close()
+                throw error
+            }
+        }
+        let backends: [any Backend] = queue === store ? [store] : [store, queue]
+        var failure: CastleError?
+        do {
+            try await runGroup(options, store: store, queue: queue, backends: backends)
+        } catch {
+            failure = error as? CastleError ?? CastleError(.software, "\(error)")
+        }
+        for backend in backends { await backend.close() }
+        if let failure { throw failure }
+    }
+
+    private static func runGroup(
+        _ options: ServeOptions,
+        store: any Backend,
+        queue: any Backend,
+        backends: [any Backend]
+    ) async throws {
+        let logger = ServerLogging.logger(label: "castle.serve", format: options.logFormat)
+        let state = ServerState(
+            options: options,
+            store: store,
+            queue: queue,
+            symbols: try instrumentSymbols(options.instrumentsPath),
+            market: try MarketBridge(instrumentsPath: options.instrumentsPath)
+        )
+        // A feed file is read and checked whole before anything starts: a bad line stops serve here.
+        var replay: FeedReplay?
+        if let path = options.feedPath { replay = try await FeedReplay.load(path: path, speed: options.feedSpeed) }
+        let listening = AsyncStream<Int>.makeStream()
+        let router = Routes.build(state)
+        // The page at / and its files; /v1/stream upgrades through a router of its own.
+        WebRoutes.add(to: router)
+        let host = options.host
+        let application = Application(
+            router: router,
+            server: .http1WebSocketUpgrade(webSocketRouter: StreamRoute.router(feed: state.market.feed)),
+            configuration: ApplicationConfiguration(address: .hostname(host, port: options.port)),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? options.port
+                listening.continuation.yield(port)
+                writeStandardError("castle serve: listening on http://\(host):\(port)\n")
+            },
+            logger: logger
+        )
+        // Shut down in reverse order: the server first (no new orders), then the matcher (its batch
+        // committed), then the pools both were using.
+        var services = backends.map { backend in
+            ServiceGroupConfiguration.ServiceConfiguration(
+                service: BackendService(backend: backend),
+                successTerminationBehavior: .ignore
+            )
+        }
+        if options.matcher == .inProcess {
+            services.append(
+                .init(
+                    service: MatcherService(state: state, logger: logger),
+                    successTerminationBehavior: .gracefullyShutdownGroup,
+                    failureTerminationBehavior: .gracefullyShutdownGroup
+                )
+            )
+        } else {
+            services.append(.init(service: LogFollowerService(state: state), successTerminationBehavior: .ignore))
+        }
+        // Before the application: the group stops services in reverse order, so the streams get their
+        // close frames from the stopping server, and the fan-out stops after it.
+        services.append(.init(service: MarketFeedService(feed: state.market.feed), successTerminationBehavior: .ignore))
+        services.append(.init(service: application, successTerminationBehavior: .gracefullyShutdownGroup))
+        if let replay {
+            services.append(
+                .init(
+                    service: FeedReplayService(replay: replay, host: host, listening: listening.stream, logger: logger),
+                    successTerminationBehavior: .ignore,
+                    failureTerminationBehavior: .gracefullyShutdownGroup
+                )
+            )
+        }
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: services,
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+    }
+}
+
+/// The symbols of `--instruments`, empty without one (any symbol then).
+private func instrumentSymbols(_ path: String?) throws(CastleError) -> Set<String> {
+    guard let path else { return [] }
+    var symbols = NameTable()
+    let instruments = try InstrumentsFile.load(path: path, symbols: &symbols)
+    return Set(instruments.keys.map { symbols.string(of: $0) })
+}
+
+/// A backend's background work (``Store/run()``) as a service: ends when the group shuts down.
+private struct BackendService: Service {
+    let backend: any Backend
+
+    func run() async throws {
+        await backend.run()
+    }
+}

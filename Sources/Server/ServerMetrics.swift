@@ -1,0 +1,90 @@
+import CastleSupport
+import CoreMetrics
+import Hummingbird
+import Pipeline
+import Prometheus
+import Synchronization
+
+/// What `/metrics` shows, through swift-metrics with a Prometheus factory of this server's own (no
+/// global bootstrap, so several servers in one test process keep their own counts): request latency per
+/// route, orders and trades, match latency (enqueue to verdict) and queue depth.
+final class ServerMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    private let factory: PrometheusMetricsFactory
+    let orders: CoreMetrics.Counter
+    let trades: CoreMetrics.Counter
+    let queueDepth: CoreMetrics.Gauge
+    let matchLatency: CoreMetrics.Timer
+    private let routeTimers = Mutex<[String: CoreMetrics.Timer]>([:])
+    private let enqueuedAt = Mutex<[Int64: UInt64]>([:])
+
+    init() {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        let buckets: [Duration] = [
+            .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
+            .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+            .seconds(1),
+        ]
+        factory.defaultDurationHistogramBuckets = buckets
+        self.factory = factory
+        orders = CoreMetrics.Counter(label: "castle_orders_total", factory: factory)
+        trades = CoreMetrics.Counter(label: "castle_trades_total", factory: factory)
+        queueDepth = CoreMetrics.Gauge(label: "castle_queue_depth", factory: factory)
+        matchLatency = CoreMetrics.Timer(label: "castle_match_latency_seconds", factory: factory)
+    }
+
+    /// The latency timer of one route (its path pattern, not the path, so ids do not explode the labels).
+    func timer(route: String, method: String) -> CoreMetrics.Timer {
+        let key = method + " " + route
+        return routeTimers.withLock { timers in
+            if let timer = timers[key] { return timer }
+            let timer = CoreMetrics.Timer(
+                label: "castle_http_request_duration_seconds",
+                dimensions: [("route", route), ("method", method)],
+                factory: factory
+            )
+            timers[key] = timer
+            return timer
+        }
+    }
+
+    func enqueued(line: Int64) {
+        let now = monotonicNanoseconds()
+        enqueuedAt.withLock { $0[line] = now }
+    }
+
+    func matched(_ messages: [MatchWorker.CommittedMessage]) {
+        let now = monotonicNanoseconds()
+        var tradeCount = 0
+        for message in messages {
+            for event in message.events where event.contains("\"event\":\"trade\"") { tradeCount += 1 }
+            if message.events.first?.contains("\"event\":\"accepted\"") == true { orders.increment() }
+        }
+        if tradeCount > 0 { trades.increment(by: tradeCount) }
+        let started = enqueuedAt.withLock { times in messages.compactMap { times.removeValue(forKey: $0.line) } }
+        for start in started { matchLatency.recordNanoseconds(Int64(now - start)) }
+    }
+
+    func text() -> String { registry.emitToString() }
+}
+
+/// Records each request's latency under its route's pattern.
+struct MetricsMiddleware<Context: RequestContext>: RouterMiddleware {
+    let metrics: ServerMetrics
+
+    @concurrent func handle(
+        _ request: Request,
+        context: Context,
+        next: @concurrent (Request, Context) async throws -> Response
+    ) async throws
+        -> Response
+    {
+        let start = monotonicNanoseconds()
+        defer {
+            let route = context.endpointPath ?? "unknown"
+            metrics.timer(route: route, method: request.method.rawValue)
+                .recordNanoseconds(Int64(monotonicNanoseconds() - start))
+        }
+        return try await next(request, context)
+    }
+}

@@ -1,0 +1,311 @@
+import CastleCore
+import CastleSupport
+import Codecs
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Synchronization
+
+/// `POST /v1/orders`, `DELETE /v1/orders/{id}`, `PATCH /v1/orders/{id}`, `GET /v1/orders`, `GET
+/// /v1/fills` (spec/serve.md), for the account ``AccountMiddleware`` established.
+final class Trading: Sendable {
+    let path: OrderPath
+    /// Declared symbols (`--instruments`); empty: any symbol.
+    let symbols: Set<String>
+    /// First replies by account and client order id, for idempotent repeats: the request's content
+    /// (to tell a repeat from a conflict) and the reply. In memory: a restart forgets them.
+    private let replies = Mutex<[String: (content: String, reply: String)]>([:])
+
+    init(path: OrderPath, symbols: Set<String>) {
+        self.path = path
+        self.symbols = symbols
+    }
+
+    static let orderFields: Set<String> = ["symbol", "side", "type", "price", "qty", "tif", "stp", "client_order_id"]
+
+    func place(_ request: Request, _ context: ServerContext) async throws -> Response {
+        let account = try account(context)
+        let body = try await bytes(request, context)
+        let members = try readBody(body, allowed: Self.orderFields)
+        for name in ["symbol", "side", "type", "tif", "stp", "client_order_id"] where members[name]?.isString == false {
+            throw APIError.malformed("field \"\(name)\" must be a string")
+        }
+        var clientOrderID: String?
+        if let given = members["client_order_id"]?.text {
+            guard (1...64).contains(given.utf8.count) else {
+                throw APIError.malformed("client_order_id must be 1 to 64 characters")
+            }
+            clientOrderID = given
+        }
+        guard let symbol = members["symbol"]?.text else { throw APIError.invalid("missing symbol") }
+        if !symbols.isEmpty && !symbols.contains(symbol) {
+            throw APIError(
+                status: .notFound,
+                code: "unknown_symbol",
+                message: "no instrument \(JSONText.quoted(symbol))"
+            )
+        }
+        let content = Self.fingerprint(members)
+        let replyKey = clientOrderID.map { account + "\u{0}" + $0 }
+        if let replyKey, let first = replies.withLock({ $0[replyKey] }) {
+            guard first.content == content else {
+                throw APIError(
+                    status: .conflict,
+                    code: "duplicate_client_order_id",
+                    message: "client_order_id \(JSONText.quoted(clientOrderID!)) was used for a different order"
+                )
+            }
+            return Self.json(.ok, first.reply)
+        }
+        let id = path.ids.next()
+        var command = JSONText()
+        command.object { o in
+            o.member("op", "new")
+            o.member("id", id)
+            for name in ["symbol", "side", "type", "price", "qty", "tif", "stp"] {
+                guard let value = members[name] else { continue }
+                o.key(name)
+                if value.isString { o.string(value.text) } else { o.raw(value.text) }
+            }
+            o.member("account", account)
+            o.member("ts", Self.now())
+        }
+        try Self.validate(command.text)
+        let events = try await path.submit(line: id, symbol: symbol, body: command.text)
+        try Self.refuseRejected(events)
+        let order = path.view.order(UInt64(id))
+        var reply = JSONText()
+        reply.object { o in
+            o.member("id", id)
+            o.member("client_order_id", clientOrderID)
+            o.member("status", order?.status ?? "rejected")
+            o.member("remaining", order?.remaining.text ?? "0")
+            o.rawArray("events", events)
+        }
+        if let replyKey {
+            replies.withLock { $0[replyKey] = (content, reply.text) }
+        }
+        return Self.json(.created, reply.text)
+    }
+
+    func cancel(_ request: Request, _ context: ServerContext) async throws -> Response {
+        let account = try account(context)
+        let order = try openOrder(context, account: account)
+        var command = JSONText()
+        command.object { o in
+            o.member("op", "cancel")
+            o.member("id", order.id)
+            o.member("ts", Self.now())
+        }
+        let events = try await path.submit(
+            line: path.ids.next(),
+            symbol: order.symbol,
+            body: command.text,
+            orderID: order.id
+        )
+        if Self.rejectReason(events) != nil {
+            throw APIError(
+                status: .notFound,
+                code: "unknown_order",
+                message: "order \(order.id) finished before the cancel reached it",
+                events: events
+            )
+        }
+        return Self.json(.ok, Self.idAndEvents(order.id, events))
+    }
+
+    func amend(_ request: Request, _ context: ServerContext) async throws -> Response {
+        let account = try account(context)
+        let members = try readBody(try await bytes(request, context), allowed: ["price", "qty"])
+        if members.isEmpty { throw APIError.invalid("an amend carries price, qty or both") }
+        let order = try openOrder(context, account: account)
+        var command = JSONText()
+        command.object { o in
+            o.member("op", "amend")
+            o.member("id", order.id)
+            for name in ["price", "qty"] {
+                guard let value = members[name] else { continue }
+                o.key(name)
+                if value.isString { o.string(value.text) } else { o.raw(value.text) }
+            }
+            o.member("ts", Self.now())
+        }
+        try Self.validate(command.text)
+        let events = try await path.submit(
+            line: path.ids.next(),
+            symbol: order.symbol,
+            body: command.text,
+            orderID: order.id
+        )
+        if Self.rejectReason(events) == "unknown_order" {
+            throw APIError(
+                status: .notFound,
+                code: "unknown_order",
+                message: "order \(order.id) finished before the amend reached it",
+                events: events
+            )
+        }
+        try Self.refuseRejected(events)
+        return Self.json(.ok, Self.idAndEvents(order.id, events))
+    }
+
+    func orders(_ request: Request, _ context: ServerContext) async throws -> Response {
+        let account = try account(context)
+        let status = request.uri.queryParameters.get("status") ?? "open"
+        guard status == "open" else { throw APIError.invalid("status must be open") }
+        var reply = JSONText()
+        reply.object { o in
+            o.key("orders")
+            o.array { a in
+                for order in path.view.openOrders(account: account) {
+                    a.object { o in
+                        o.member("id", order.id)
+                        o.member("client_order_id", clientOrderID(of: order.id, account: account))
+                        o.member("symbol", order.symbol)
+                        o.member("side", order.side)
+                        o.member("type", order.type)
+                        o.member("tif", order.tif)
+                        o.member("price", order.price?.text)
+                        o.member("qty", order.qty.text)
+                        o.member("remaining", order.remaining.text)
+                        o.member("status", order.status)
+                    }
+                }
+            }
+        }
+        return Self.json(.ok, reply.text)
+    }
+
+    func fills(_ request: Request, _ context: ServerContext) async throws -> Response {
+        let account = try account(context)
+        let afterSeq = try Self.integer(request, "after_seq", default: 0, range: 0...Int64.max)
+        let limit = try Self.integer(request, "limit", default: 100, range: 1...1000)
+        var reply = JSONText()
+        reply.object { o in
+            o.key("fills")
+            o.array { a in
+                for fill in path.view.fills(account: account, afterSeq: afterSeq, limit: Int(limit)) {
+                    a.object { o in
+                        o.member("seq", fill.seq)
+                        o.member("order_id", fill.orderID)
+                        o.member("symbol", fill.symbol)
+                        o.member("side", fill.side)
+                        o.member("price", fill.price.text)
+                        o.member("qty", fill.qty.text)
+                        o.member("liquidity", fill.liquidity)
+                        if let ts = fill.ts { o.member("ts", ts) }
+                    }
+                }
+            }
+        }
+        return Self.json(.ok, reply.text)
+    }
+
+    // MARK: - Helpers
+
+    private func account(_ context: ServerContext) throws(APIError) -> String {
+        guard let account = context.account else {
+            throw APIError(status: .unauthorized, code: "unauthenticated", message: "no account")
+        }
+        return account
+    }
+
+    private func openOrder(_ context: ServerContext, account: String) throws(APIError) -> ExchangeView.Order {
+        let text = context.parameters.get("id") ?? ""
+        guard let id = UInt64(text), let order = path.view.order(id), order.account == account,
+            order.status == "open"
+        else { throw APIError.unknownOrder(text) }
+        return order
+    }
+
+    private func clientOrderID(of id: UInt64, account: String) -> String? {
+        // Replies are few per account; a linear look-up keeps one map.
+        replies.withLock { replies in
+            let prefix = account + "\u{0}"
+            for (key, value) in replies where key.hasPrefix(prefix) && value.reply.hasPrefix("{\"id\":\(id),") {
+                return String(key.dropFirst(prefix.count))
+            }
+            return nil
+        }
+    }
+
+    private func bytes(_ request: Request, _ context: ServerContext) async throws -> [UInt8] {
+        let buffer = try await request.body.collect(upTo: context.maxUploadSize)
+        return Array(buffer.readableBytesView)
+    }
+
+    /// The content of an order request, for telling an idempotent repeat from a conflicting reuse.
+    private static func fingerprint(_ members: [String: BodyValue]) -> String {
+        members.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.isString ? "s" : "n")\($0.value.text)" }
+            .joined(separator: "\u{0}")
+    }
+
+    /// The decoder's checks before anything is enqueued: field values the contract refuses are `invalid`.
+    private static func validate(_ line: String) throws(APIError) {
+        var decoder = CommandDecoder(symbols: NameTable(capacityMax: 1), accounts: NameTable(firstID: 1))
+        var text = line
+        let decoded = text.withUTF8 { decoder.decode($0, lineNumber: 1) }
+        if case .rejected(_, _, _, let detail) = decoded {
+            throw APIError.invalid(detail.text)
+        }
+    }
+
+    /// The reason of a `rejected` event among `events`, if the matcher rejected the command.
+    private static func rejectReason(_ events: [String]) -> String? {
+        for line in events {
+            guard let event = EventFields(line), event["event"] == "rejected" else { continue }
+            return event["reason"] ?? "invalid"
+        }
+        return nil
+    }
+
+    private static func refuseRejected(_ events: [String]) throws(APIError) {
+        guard let reason = rejectReason(events) else { return }
+        switch reason {
+        case "duplicate_id":
+            throw APIError(status: .conflict, code: "duplicate_id", message: "the order id is live", events: events)
+        case "unknown_order":
+            throw APIError(status: .notFound, code: "unknown_order", message: "the order is not open", events: events)
+        default:
+            throw APIError(
+                status: .badRequest,
+                code: "invalid",
+                message: "the matcher rejected it: \(reason)",
+                events: events
+            )
+        }
+    }
+
+    private static func idAndEvents(_ id: UInt64, _ events: [String]) -> String {
+        var reply = JSONText()
+        reply.object { o in
+            o.member("id", id)
+            o.rawArray("events", events)
+        }
+        return reply.text
+    }
+
+    static func integer(
+        _ request: Request,
+        _ name: String,
+        default value: Int64,
+        range: ClosedRange<Int64>
+    ) throws(APIError) -> Int64 {
+        guard let text = request.uri.queryParameters.get(name) else { return value }
+        guard let number = Int64(text), range.contains(number) else {
+            throw APIError.invalid("\(name) must be an integer in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return number
+    }
+
+    /// The command's time, carried into its events (nanoseconds since the epoch, at millisecond grain).
+    private static func now() -> Int64 { wallClockMilliseconds() * 1_000_000 }
+
+    static func json(_ status: HTTPResponse.Status, _ text: String) -> Response {
+        Response(
+            status: status,
+            headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: text))
+        )
+    }
+}

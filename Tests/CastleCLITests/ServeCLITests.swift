@@ -1,0 +1,343 @@
+import AsyncHTTPClient
+import Foundation
+import NIOHTTP1
+import Testing
+
+/// `castle serve` as clients see it: a real server process on a free loopback port, a real SQLite store,
+/// requests through AsyncHTTPClient.
+@Suite(.serialized) struct ServeCLITests {
+    @Test func healthReadyAndRegion() async throws {
+        let dir = try TemporaryDirectory()
+        let serve = try await ServeProcess.start(dir)
+        let health = try await http(.GET, serve.base + "/health")
+        #expect(health.status == 200)
+        #expect(health.body == #"{"status":"ok"}"#)
+        let ready = try await http(.GET, serve.base + "/ready")
+        #expect(ready.status == 200, "\(ready.body)")
+        #expect(ready.json["region"] as? String == "test-region")
+        #expect(ready.json["migrations"] as? String == "current")
+        #expect(ready.json["store"] as? String == "ok")
+        #expect(await serve.stop() == 0)
+    }
+
+    /// A store one migration behind: serve starts, and /ready says 503 until `castle migrate up`.
+    @Test func notReadyUntilMigrated() async throws {
+        let dir = try TemporaryDirectory()
+        let url = "sqlite://" + dir.path("castle.db")
+        let partial = try await CastleProcess.run(["migrate", "up", "--to", "3", "--store", url])
+        #expect(partial.status == 0, "\(partial.stderr)")
+        let serve = try await ServeProcess.start(dir, migrate: false)
+        let ready = try await http(.GET, serve.base + "/ready")
+        #expect(ready.status == 503, "\(ready.body)")
+        #expect(ready.json["ready"] as? Bool == false)
+        #expect(ready.json["migrations"] as? String == "pending")
+        let up = try await CastleProcess.run(["migrate", "up", "--store", url])
+        #expect(up.status == 0, "\(up.stderr)")
+        let readyNow = try await eventually("ready once migrated") {
+            try await http(.GET, serve.base + "/ready").status == 200
+        }
+        #expect(readyNow)
+        #expect(await serve.stop() == 0)
+    }
+
+    /// Orders through the API give the events `castle match` gives for the same commands.
+    @Test func ordersInEventsOutAsCastleMatch() async throws {
+        let dir = try TemporaryDirectory()
+        let serve = try await ServeProcess.start(dir)
+        let requests: [(account: String, body: String)] = [
+            ("alice", #"{"symbol":"BTC-USD","side":"sell","price":"101.5","qty":"2"}"#),
+            ("bob", #"{"symbol":"BTC-USD","side":"sell","price":"101.25","qty":"1","tif":"post_only"}"#),
+            ("carol", #"{"symbol":"BTC-USD","side":"buy","price":"102","qty":"1.5"}"#),
+            ("alice", #"{"symbol":"BTC-USD","side":"buy","type":"market","qty":"5","tif":"ioc"}"#),
+            ("dave", #"{"symbol":"ETH-USD","side":"buy","price":"3000","qty":"0.5","stp":"none"}"#),
+            ("dave", #"{"symbol":"ETH-USD","side":"sell","price":"2999","qty":"0.25","stp":"none"}"#),
+        ]
+        var commands: [String] = []
+        var served: [String] = []
+        for (account, body) in requests {
+            let answer = try await http(.POST, serve.base + "/v1/orders", account: account, body: body)
+            #expect(answer.status == 201, "\(answer.body)")
+            let id = try #require(answer.json["id"] as? Int)
+            var command = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
+            command["op"] = "new"
+            command["id"] = id
+            command["account"] = account
+            commands.append(String(decoding: try JSONSerialization.data(withJSONObject: command), as: UTF8.self))
+            served += answer.eventLines.map(withoutSeqAndTS)
+        }
+        // A cancel and an amend of what rests.
+        let resting = try await http(.GET, serve.base + "/v1/orders?status=open", account: "dave")
+        let open = try #require(resting.json["orders"] as? [[String: Any]])
+        #expect(open.count == 1, "\(resting.body)")
+        let daveID = try #require(open.first?["id"] as? Int)
+        let amend = try await http(
+            .PATCH,
+            serve.base + "/v1/orders/\(daveID)",
+            account: "dave",
+            body: #"{"qty":"0.1"}"#
+        )
+        #expect(amend.status == 200, "\(amend.body)")
+        commands.append(#"{"op":"amend","id":\#(daveID),"qty":"0.1"}"#)
+        served += amend.eventLines.map(withoutSeqAndTS)
+        let cancel = try await http(.DELETE, serve.base + "/v1/orders/\(daveID)", account: "dave")
+        #expect(cancel.status == 200, "\(cancel.body)")
+        commands.append(#"{"op":"cancel","id":\#(daveID)}"#)
+        served += cancel.eventLines.map(withoutSeqAndTS)
+
+        let matched = try await CastleProcess.run(
+            ["match", "-q", "-"],
+            stdin: Data((commands.joined(separator: "\n") + "\n").utf8)
+        )
+        #expect(matched.status == 0, "\(matched.stderr)")
+        let expected = matched.lines.map(withoutSeqAndTS)
+        #expect(served.count == expected.count)
+        let difference = zip(served, expected).enumerated().first { $0.element.0 != $0.element.1 }
+        #expect(difference == nil, "first difference (serve, castle match): \(String(describing: difference))")
+
+        // The store's event log holds the same events, in the same order.
+        let log = try await CastleProcess.run(["events", "--store", serve.storeURL])
+        #expect(log.lines.map(withoutSeqAndTS) == expected)
+        #expect(await serve.stop() == 0)
+    }
+
+    @Test func tradingStateAndMarketData() async throws {
+        let dir = try TemporaryDirectory()
+        let serve = try await ServeProcess.start(dir)
+        let maker = try await http(
+            .POST,
+            serve.base + "/v1/orders",
+            account: "m",
+            body: #"{"symbol":"BTC-USD","side":"sell","price":"100","qty":"3","client_order_id":"m-1"}"#
+        )
+        #expect(maker.status == 201, "\(maker.body)")
+        #expect(maker.json["status"] as? String == "open")
+        #expect(maker.json["client_order_id"] as? String == "m-1")
+        // The same client order id and content: the first reply, 200. Different content: 409.
+        let repeated = try await http(
+            .POST,
+            serve.base + "/v1/orders",
+            account: "m",
+            body: #"{"symbol":"BTC-USD","side":"sell","price":"100","qty":"3","client_order_id":"m-1"}"#
+        )
+        #expect(repeated.status == 200)
+        #expect(repeated.body == maker.body)
+        let conflicting = try await http(
+            .POST,
+            serve.base + "/v1/orders",
+            account: "m",
+            body: #"{"symbol":"BTC-USD","side":"sell","price":"100","qty":"4","client_order_id":"m-1"}"#
+        )
+        #expect(conflicting.status == 409)
+        #expect(conflicting.errorCode == "duplicate_client_order_id")
+
+        let taker = try await http(
+            .POST,
+            serve.base + "/v1/orders",
+            account: "t",
+            body: #"{"symbol":"BTC-USD","side":"buy","price":"100","qty":"1"}"#
+        )
+        #expect(taker.status == 201)
+        #expect(taker.json["status"] as? String == "filled")
+        #expect(taker.json["remaining"] as? String == "0")
+
+        let book = try await http(.GET, serve.base + "/v1/book/BTC-USD?depth=5")
+        #expect(book.status == 200)
+        #expect((book.json["asks"] as? [[String]]) == [["100", "2"]])
+        #expect((book.json["bids"] as? [[String]]) == [])
+        let trades = try await http(.GET, serve.base + "/v1/trades/BTC-USD")
+        let prints = try #require(trades.json["trades"] as? [[String: Any]])
+        #expect(prints.count == 1)
+        #expect(prints.first?["price"] as? String == "100")
+        #expect(prints.first?["side"] as? String == "buy")
+        let ticker = try await http(.GET, serve.base + "/v1/ticker")
+        let tickers = try #require(ticker.json["tickers"] as? [[String: Any]])
+        #expect(tickers.first?["ask"] as? String == "100")
+        #expect(tickers.first?["last"] as? String == "100")
+        #expect(tickers.first?["volume"] as? String == "1")
+        let candles = try await http(.GET, serve.base + "/v1/candles/BTC-USD?interval=1m")
+        let bars = try #require(candles.json["candles"] as? [[String: Any]])
+        #expect(bars.count == 1)
+        #expect(bars.first?["close"] as? String == "100")
+        #expect(bars.first?["trades"] as? Int == 1)
+
+        let fills = try await http(.GET, serve.base + "/v1/fills", account: "m")
+        let makerFills = try #require(fills.json["fills"] as? [[String: Any]])
+        #expect(makerFills.count == 1)
+        #expect(makerFills.first?["liquidity"] as? String == "maker")
+        #expect(makerFills.first?["qty"] as? String == "1")
+
+        // Another account cannot cancel it; its owner can, once.
+        let makerID = try #require(maker.json["id"] as? Int)
+        let stranger = try await http(.DELETE, serve.base + "/v1/orders/\(makerID)", account: "t")
+        #expect(stranger.status == 404)
+        #expect(stranger.errorCode == "unknown_order")
+        let canceled = try await http(.DELETE, serve.base + "/v1/orders/\(makerID)", account: "m")
+        #expect(canceled.status == 200, "\(canceled.body)")
+        #expect(canceled.body.contains(#""event":"canceled""#))
+        let again = try await http(.DELETE, serve.base + "/v1/orders/\(makerID)", account: "m")
+        #expect(again.status == 404)
+        let emptied = try await http(.GET, serve.base + "/v1/book/BTC-USD")
+        #expect((emptied.json["asks"] as? [[String]]) == [])
+        #expect(try await http(.GET, serve.base + "/v1/book/NOPE").errorCode == "unknown_symbol")
+
+        let metrics = try await http(.GET, serve.base + "/metrics")
+        #expect(metrics.status == 200)
+        #expect(metrics.body.contains("castle_orders_total 2"), "\(metrics.body)")
+        #expect(metrics.body.contains("castle_trades_total 1"))
+        #expect(metrics.body.contains(#"castle_http_request_duration_seconds_bucket{route="/v1/orders""#))
+        #expect(metrics.body.contains("castle_match_latency_seconds_count"))
+        #expect(await serve.stop() == 0)
+    }
+
+    /// Every kind of bad request gets its JSON error and status, and leaves the server and the book as
+    /// they were.
+    @Test func badRequests() async throws {
+        let dir = try TemporaryDirectory()
+        let serve = try await ServeProcess.start(dir)
+        let orders = serve.base + "/v1/orders"
+        let good = #"{"symbol":"BTC-USD","side":"buy","price":"100","qty":"1"}"#
+        #expect(try await http(.POST, orders, account: "a", body: good).status == 201)
+        let before = try await http(.GET, serve.base + "/v1/book/BTC-USD").body
+
+        let cases: [(body: String, status: Int, code: String)] = [
+            ("not json", 400, "malformed"),
+            ("[1,2]", 400, "malformed"),
+            (#"{"symbol":"BTC-USD","side":"buy","price":"100","qty":"1""#, 400, "malformed"),
+            (#"{"symbol":"BTC-USD","side":"buy","price":"100","qty":{"n":1}}"#, 400, "malformed"),
+            (#"{"symbol":"BTC-USD","side":7,"price":"100","qty":"1"}"#, 400, "malformed"),
+            (#"{"symbol":"BTC-USD","side":"buy","price":"100","qty":"1","colour":"red"}"#, 400, "malformed"),
+            (#"{"symbol":"BTC-USD","side":"buy","price":"100","qty":"1","qty":"2"}"#, 400, "malformed"),
+            (#"{"symbol":"BTC-USD","side":"buy","price":"100","qty":"-1"}"#, 400, "invalid"),
+            (#"{"symbol":"BTC-USD","side":"buy","price":"100","qty":"0"}"#, 400, "invalid"),
+            (#"{"symbol":"BTC-USD","side":"buy","price":"100","qty":"99999999999999999999999"}"#, 400, "invalid"),
+            (#"{"symbol":"BTC-USD","side":"buy","price":"100","qty":"1e3"}"#, 400, "invalid"),
+            (#"{"symbol":"BTC-USD","side":"up","price":"100","qty":"1"}"#, 400, "invalid"),
+            (#"{"symbol":"BTC-USD","side":"buy","qty":"1"}"#, 400, "invalid"),
+            (#"{"symbol":"BTC-USD","side":"buy","type":"market","price":"100","qty":"1"}"#, 400, "invalid"),
+            (#"{"symbol":"BTC-USD","side":"buy","price":"0.000000001","qty":"1"}"#, 400, "invalid"),
+            (#"{"symbol":"BTC-USD","side":"buy","price":"100","qty":"1","client_order_id":""}"#, 400, "malformed"),
+        ]
+        for (body, status, code) in cases {
+            let answer = try await http(.POST, orders, account: "a", body: body)
+            #expect(answer.status == status, "\(body) → \(answer.status) \(answer.body)")
+            #expect(answer.errorCode == code, "\(body) → \(answer.body)")
+            #expect(answer.errorCode.map { !$0.isEmpty } == true)
+        }
+        let tooLarge = try await http(.POST, orders, account: "a", bodyBytes: 70_000)
+        #expect(tooLarge.status == 413)
+        #expect(tooLarge.errorCode == "too_large")
+        let noAccount = try await http(.POST, orders, body: good)
+        #expect(noAccount.status == 401)
+        #expect(noAccount.errorCode == "unauthenticated")
+        let badAccount = try await http(.POST, orders, account: "no spaces", body: good)
+        #expect(badAccount.status == 401)
+        let nowhere = try await http(.GET, serve.base + "/v1/nowhere")
+        #expect(nowhere.status == 404)
+        #expect(nowhere.errorCode == "not_found")
+        let badID = try await http(.DELETE, orders + "/abc", account: "a")
+        #expect(badID.status == 404)
+        #expect(badID.errorCode == "unknown_order")
+        let emptyAmend = try await http(.PATCH, orders + "/1", account: "a", body: "{}")
+        #expect(emptyAmend.status == 400)
+
+        #expect(try await http(.GET, serve.base + "/v1/book/BTC-USD").body == before)
+        #expect(try await http(.GET, serve.base + "/health").status == 200)
+        #expect(await serve.stop() == 0)
+    }
+
+    @Test func unknownSymbolWithInstruments() async throws {
+        let dir = try TemporaryDirectory()
+        let instruments = try dir.write(
+            "instruments.ndjson",
+            #"{"symbol":"BTC-USD","price_decimals":2,"qty_decimals":4,"tick":"0.5","lot":"0.001"}"# + "\n"
+        )
+        let serve = try await ServeProcess.start(dir, extra: ["--instruments", instruments])
+        let unknown = try await http(
+            .POST,
+            serve.base + "/v1/orders",
+            account: "a",
+            body: #"{"symbol":"DOGE","side":"buy","price":"1","qty":"1"}"#
+        )
+        #expect(unknown.status == 404, "\(unknown.body)")
+        #expect(unknown.errorCode == "unknown_symbol")
+        let offTick = try await http(
+            .POST,
+            serve.base + "/v1/orders",
+            account: "a",
+            body: #"{"symbol":"BTC-USD","side":"buy","price":"100.25","qty":"1"}"#
+        )
+        #expect(offTick.status == 400, "\(offTick.body)")
+        #expect(offTick.errorCode == "invalid")
+        #expect(offTick.body.contains(#""event":"rejected""#))
+        #expect(await serve.stop() == 0)
+    }
+
+    /// With `--matcher external`, a separate `castle match --queue` worker matches and serve answers
+    /// from the event log it writes.
+    @Test func externalMatcher() async throws {
+        let dir = try TemporaryDirectory()
+        let serve = try await ServeProcess.start(dir, extra: ["--matcher", "external"])
+        let worker = try Background(["match", "--store", serve.storeURL, "-q"], stderrPath: dir.path("worker.err"))
+        let maker = try await http(
+            .POST,
+            serve.base + "/v1/orders",
+            account: "m",
+            body: #"{"symbol":"BTC-USD","side":"sell","price":"100","qty":"2"}"#
+        )
+        #expect(maker.status == 201, "\(maker.body)")
+        #expect(maker.json["status"] as? String == "open")
+        let taker = try await http(
+            .POST,
+            serve.base + "/v1/orders",
+            account: "t",
+            body: #"{"symbol":"BTC-USD","side":"buy","price":"100","qty":"1","tif":"ioc"}"#
+        )
+        #expect(taker.status == 201, "\(taker.body)")
+        #expect(taker.eventLines.count == 2, "accepted and its trade: \(taker.body)")
+        #expect(taker.json["status"] as? String == "filled")
+        let makerID = try #require(maker.json["id"] as? Int)
+        let amend = try await http(.PATCH, serve.base + "/v1/orders/\(makerID)", account: "m", body: #"{"qty":"0.5"}"#)
+        #expect(amend.status == 200, "\(amend.body)")
+        #expect(amend.body.contains(#""priority":"kept""#))
+        let cancel = try await http(.DELETE, serve.base + "/v1/orders/\(makerID)", account: "m")
+        #expect(cancel.status == 200, "\(cancel.body)")
+        #expect(cancel.body.contains(#""reason":"user""#))
+        #expect(await serve.stop() == 0)
+        worker.signal(SIGTERM)
+        #expect(await worker.wait() == 0)
+    }
+
+    /// The document's paths and methods are exactly the routes.
+    @Test func openAPIMatchesTheRoutes() async throws {
+        let dir = try TemporaryDirectory()
+        let serve = try await ServeProcess.start(dir)
+        let answer = try await http(.GET, serve.base + "/openapi.json")
+        #expect(answer.status == 200)
+        #expect(answer.json["openapi"] as? String == "3.1.0")
+        let paths = try #require(answer.json["paths"] as? [String: [String: Any]])
+        var documented: Set<String> = []
+        for (path, methods) in paths {
+            for method in methods.keys { documented.insert("\(method.uppercased()) \(path)") }
+        }
+        let routes: Set<String> = [
+            "POST /v1/orders", "GET /v1/orders", "DELETE /v1/orders/{id}", "PATCH /v1/orders/{id}",
+            "GET /v1/fills", "GET /v1/book/{symbol}", "GET /v1/trades/{symbol}", "GET /v1/ticker",
+            "GET /v1/candles/{symbol}", "GET /health", "GET /ready", "GET /metrics", "GET /openapi.json",
+        ]
+        #expect(documented == routes)
+        // Every documented route is routed: nothing answers `not_found` for want of a route.
+        for route in documented.sorted() {
+            let parts = route.split(separator: " ")
+            let path = parts[1].replacingOccurrences(of: "{id}", with: "1")
+                .replacingOccurrences(of: "{symbol}", with: "BTC-USD")
+            let reply = try await http(
+                HTTPMethod(rawValue: String(parts[0])),
+                serve.base + path,
+                account: "a",
+                body: parts[0] == "GET" || parts[0] == "DELETE" ? nil : "{}"
+            )
+            #expect(reply.errorCode != "not_found", "\(route) is documented but not routed: \(reply.body)")
+        }
+        #expect(await serve.stop() == 0)
+    }
+}

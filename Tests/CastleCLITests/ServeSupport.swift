@@ -1,0 +1,113 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// A `castle serve` process on a free loopback port of a fresh SQLite store, and a real HTTP client.
+final class ServeProcess: Sendable {
+    let server: Background
+    let base: String
+    let storeURL: String
+
+    /// Migrates the store (unless told not to), starts the server and waits for its listening line.
+    static func start(
+        _ dir: TemporaryDirectory,
+        extra: [String] = [],
+        migrate: Bool = true,
+        stderrName: String = "serve.err"
+    ) async throws -> ServeProcess {
+        let storeURL = "sqlite://" + dir.path("castle.db")
+        if migrate {
+            let up = try await CastleProcess.run(["migrate", "up", "--store", storeURL])
+            #expect(up.status == 0, "\(up.stderr)")
+        }
+        let server = try Background(
+            ["serve", "--store", storeURL, "--port", "0", "--region", "test-region"] + extra,
+            stderrPath: dir.path(stderrName)
+        )
+        let listening = await server.waitFor("castle serve: listening on http://")
+        try #require(listening, "serve did not start: \(server.stderr)")
+        // The line may arrive in pieces: wait for its end.
+        _ = await server.waitFor("\n")
+        let line = try #require(server.stderr.split(separator: "\n").first { $0.contains("listening on http://") })
+        let base = String(line[line.range(of: "http://")!.lowerBound...])
+        return ServeProcess(server: server, base: base, storeURL: storeURL)
+    }
+
+    private init(server: Background, base: String, storeURL: String) {
+        self.server = server
+        self.base = base
+        self.storeURL = storeURL
+    }
+
+    /// Sends SIGTERM and returns the exit status.
+    func stop() async -> Int32 {
+        server.signal(SIGTERM)
+        return await server.wait()
+    }
+}
+
+/// One HTTP answer: status and body.
+struct Answer: Sendable {
+    var status: Int
+    var body: String
+    var headers: [(String, String)] = []
+
+    /// The body as a JSON object (empty when it is not one).
+    var json: [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:]
+    }
+
+    /// The error code of an error answer.
+    var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
+
+    /// The events of an order answer, as JSON lines in the order given.
+    var eventLines: [String] {
+        guard let events = json["events"] as? [Any] else { return [] }
+        return events.compactMap { event in
+            (try? JSONSerialization.data(withJSONObject: event, options: [.sortedKeys])).map {
+                String(decoding: $0, as: UTF8.self)
+            }
+        }
+    }
+}
+
+/// Requests through AsyncHTTPClient's shared client.
+func http(
+    _ method: HTTPMethod,
+    _ url: String,
+    account: String? = nil,
+    body: String? = nil,
+    bodyBytes: Int? = nil,
+    timeoutSeconds: Int64 = 60
+) async throws -> Answer {
+    var request = HTTPClientRequest(url: url)
+    request.method = method
+    if let account { request.headers.add(name: "X-Castle-Account", value: account) }
+    if let body {
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(string: body))
+    } else if let bodyBytes {
+        request.body = .bytes(ByteBuffer(repeating: UInt8(ascii: " "), count: bodyBytes))
+    }
+    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(timeoutSeconds))
+    let buffer = try await response.body.collect(upTo: 16 << 20)
+    return Answer(
+        status: Int(response.status.code),
+        body: String(buffer: buffer),
+        headers: response.headers.map { ($0.name, $0.value) }
+    )
+}
+
+/// An event line with `seq` and `ts` removed and keys sorted, to compare events of two runs whose
+/// numbering and clocks differ.
+func withoutSeqAndTS(_ line: some StringProtocol) -> String {
+    guard var object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
+        return String(line)
+    }
+    object["seq"] = nil
+    object["ts"] = nil
+    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+    return String(decoding: data, as: UTF8.self)
+}
