@@ -6,6 +6,7 @@ import CastleCore
 public import Pipeline
 public import Replay
 public import Reports
+public import Snapshot
 public import Storage
 
 /// `--partition K/N`, one parser and one message for every subcommand that takes it.
@@ -19,6 +20,7 @@ let partitionHelpText = "the symbols whose hash is K modulo N, 0 ≤ K < N ≤ 1
 extension Ingest.Format: ExpressibleByArgument {}
 extension ReplayJob.InputFormat: ExpressibleByArgument {}
 extension ReplayJob.Mode: ExpressibleByArgument {}
+extension SnapshotCompression: ExpressibleByArgument {}
 
 extension ReplayFormat: ExpressibleByArgument {
     public init?(argument: String) {

@@ -79,7 +79,7 @@ struct Castle: AsyncParsableCommand {
         version: BuildInfo.versionLine,
         subcommands: [
             MatchCommand.self, ReplayCommand.self, IngestCommand.self, MigrateCommand.self, EventsCommand.self,
-            QueueCommand.self, GenerateCommand.self, BenchCommand.self,
+            QueueCommand.self, SnapshotCommand.self, GenerateCommand.self, BenchCommand.self,
         ]
     )
 }

@@ -19,6 +19,9 @@ public struct Migration: Sendable, Hashable {
 }
 
 extension Migration {
+    /// The migration that made `castle_region`, where a store records its region.
+    public static let regionVersion = 7
+
     public static func all(for dialect: SQLDialect) -> [Migration] {
         switch dialect {
         case .sqlite: sqlite
@@ -107,6 +110,14 @@ extension Migration {
             up: ["DROP INDEX queue_messages_pending"],
             down: ["CREATE INDEX queue_messages_pending ON queue_messages (id) WHERE state = 0"]
         ),
+        // 0005 (ledger) and 0006 (reconcile) come from their branches.
+        Migration(
+            version: 7,
+            name: "0007_region.sqlite.sql",
+            // The store's region, one row at most: what `castle snapshot create` writes into its manifest.
+            up: ["CREATE TABLE castle_region (id INTEGER PRIMARY KEY CHECK (id = 1), name TEXT NOT NULL)"],
+            down: ["DROP TABLE castle_region"]
+        ),
     ]
 
     static let postgres: [Migration] = [
@@ -189,6 +200,14 @@ extension Migration {
             // index since the leased receive is gone, and every enqueued message paid an entry in it.
             up: ["DROP INDEX queue_messages_pending"],
             down: ["CREATE INDEX queue_messages_pending ON queue_messages (id) WHERE state = 0"]
+        ),
+        // 0005 (ledger) and 0006 (reconcile) come from their branches.
+        Migration(
+            version: 7,
+            name: "0007_region.postgres.sql",
+            // The store's region, one row at most: what `castle snapshot create` writes into its manifest.
+            up: ["CREATE TABLE castle_region (id INTEGER PRIMARY KEY CHECK (id = 1), name TEXT NOT NULL)"],
+            down: ["DROP TABLE castle_region"]
         ),
     ]
 }

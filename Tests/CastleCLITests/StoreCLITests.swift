@@ -23,7 +23,7 @@ import Testing
         let url = "sqlite://\(directory.path("castle.db"))"
         var status = try await CastleProcess.run(["migrate", "status", "--store", url])
         #expect(status.status == 10, "pending: exit 10")
-        #expect(status.lines.count == 4 && status.lines.allSatisfy { $0.contains("\tpending\t") }, "\(status.lines)")
+        #expect(status.lines.count == 5 && status.lines.allSatisfy { $0.contains("\tpending\t") }, "\(status.lines)")
         let dry = try await CastleProcess.run(["migrate", "up", "--dry-run", "--store", url])
         #expect(dry.status == 0 && dry.stdoutText.contains("CREATE TABLE queue_messages"))
         status = try await CastleProcess.run(["migrate", "status", "--store", url])

@@ -81,7 +81,7 @@ struct PostgresBackendTests {
             let migrator = Migrator(database: backend, storeName: backend.displayURL)
             await #expect(throws: CastleError.self) { try await migrator.requireCurrent() }
             let applied = try await migrator.up()
-            #expect(applied.map(\.version) == [1, 2, 3, 4])
+            #expect(applied.map(\.version) == Migration.all(for: .postgres).map(\.version))
             #expect(try await migrator.status().isCurrent)
             try await migrator.requireCurrent()
             #expect(try await migrator.up().isEmpty)

@@ -38,7 +38,7 @@ import Testing
         )
         // The tables of migration 2 were rolled back with it: applying the real list works from here.
         try await Migrator(database: backend, storeName: backend.displayURL).up()
-        #expect(try await backend.appliedMigrations().map(\.version) == [1, 2, 3, 4])
+        #expect(try await backend.appliedMigrations().map(\.version) == Migration.all(for: .sqlite).map(\.version))
     }
 
     @Test func concurrentMigrationsApplyOnce() async throws {
@@ -51,7 +51,7 @@ import Testing
             }
             return try await group.reduce(0, +)
         }
-        #expect(counts == 4, "each migration applied by exactly one of the two runs")
-        #expect(try await first.appliedMigrations().map(\.version) == [1, 2, 3, 4])
+        #expect(counts == Migration.all(for: .sqlite).count, "each migration applied by exactly one of the two runs")
+        #expect(try await first.appliedMigrations().map(\.version) == Migration.all(for: .sqlite).map(\.version))
     }
 }
