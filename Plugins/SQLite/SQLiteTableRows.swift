@@ -86,7 +86,6 @@ extension SQLiteBackend: TableStore {
             }
             try await body(SQLiteTableRestore(connection: connection, tables: tables))
             try await connection.run { (connection) throws(CastleError) in
-                try connection.execute("PRAGMA synchronous = FULL")
                 try connection.execute("COMMIT")
             }
         } catch {

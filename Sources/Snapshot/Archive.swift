@@ -219,11 +219,13 @@ final class ArchiveReader {
             nil
         )
         if opened != ARCHIVE_OK {
+            let reason = ArchiveWriter.message(archive)
             let error =
-                readError ?? hostile("archive", "not a tar archive castle reads: \(ArchiveWriter.message(archive))")
-            archive_read_free(archive)
-            if ownsFD { close(fd) }
-            buffer.deallocate()
+                readError
+                ?? (reason.lowercased().contains("truncated")
+                    ? hostile("archive", "truncated stream (\(reason))")
+                    : hostile("archive", "not a tar archive castle reads: \(reason)"))
+            // Fully initialised: deinit frees the archive, the file and the buffer.
             throw error
         }
     }

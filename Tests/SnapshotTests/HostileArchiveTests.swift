@@ -168,7 +168,8 @@ func sha256Hex(_ bytes: [UInt8]) -> String { SHA256.hash(data: bytes).map { Stri
             try writeArchive(members, to: path)
             let whole = try Data(contentsOf: URL(fileURLWithPath: path))
             try whole.prefix(whole.count * 2 / 3).write(to: URL(fileURLWithPath: path))
-            return (path, "", "truncated", limits)
+            // Wherever the cut falls (the opening read may already meet it), the reason is the truncation.
+            return (path, "", "truncated stream", limits)
         case .manifestNotJSON:
             members[0].bytes = Array("{\"format\": \"castle-snapshot/1\", ".utf8)
             members[1].bytes = Array((sha256Hex(members[0].bytes) + "\n").utf8)
@@ -218,7 +219,9 @@ func sha256Hex(_ bytes: [UInt8]) -> String { SHA256.hash(data: bytes).map { Stri
         let verified = try #require(verifyError, "verify accepted the \(kind) archive")
         #expect(verified.exitCode == 65, "\(verified.message)")
         #expect(verified.message.contains(path), "names the file: \(verified.message)")
-        #expect(verified.message.contains(member), "names the member \(member): \(verified.message)")
+        if !member.isEmpty {
+            #expect(verified.message.contains(member), "names the member \(member): \(verified.message)")
+        }
         #expect(verified.message.contains(reason), "says \(reason): \(verified.message)")
 
         let before = try await Backends.with(fixture.target) { try await tableSums($0) }
