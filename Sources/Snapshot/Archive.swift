@@ -250,6 +250,17 @@ final class ArchiveReader {
         }
     }
 
+    /// Reads whatever follows the archive's end (a compressor's trailer, padding) to the end of the input,
+    /// so that a writer into a pipe (`aws s3 cp … - | castle snapshot restore -`) sees it all taken.
+    func drainInput() {
+        while true {
+            let n = Glibc.read(fd, buffer, 1 << 16)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return }
+            packedBytes += Int64(n)
+        }
+    }
+
     /// The error for a bad archive: exit 65, naming the file, the member and the reason.
     func hostile(_ member: String, _ reason: String) -> CastleError {
         CastleError(.dataError, "\(name): \(member): \(reason)")

@@ -166,6 +166,7 @@ public final class SnapshotReader {
         if let extra = try reader.next(after: previous) {
             try checkPlace(extra.path, expected: nil, seen: seen, manifest: manifest)
         }
+        reader.drainInput()
     }
 
     /// Throws unless `path` is the member expected here: a duplicate, a member out of order and a member
