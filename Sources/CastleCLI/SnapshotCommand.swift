@@ -164,11 +164,19 @@ struct SnapshotCommand: AsyncParsableCommand {
                 region: regionOption.name,
                 showProgress: !quietOption.quiet
             )
+            let into = into
             let summary = try await runAsyncJob("snapshot restore") { () async throws(CastleError) in
-                // Like `migrate up`, a restore may make the target's store; it migrates it itself.
-                try await Backends.with(into, migrating: true, create: true) {
-                    (backend) throws(CastleError) -> SnapshotRestore.Summary in
-                    try await job.run(store: try tableStore(backend))
+                // Like `migrate up`, a restore may make the target's store (it migrates it itself); a SQLite
+                // file it made is removed again when the restore fails, so the target is as it was: absent.
+                let madeFile = newSQLiteFile(into)
+                do throws(CastleError) {
+                    return try await Backends.with(into, migrating: true, create: true) {
+                        (backend) throws(CastleError) -> SnapshotRestore.Summary in
+                        try await job.run(store: try tableStore(backend))
+                    }
+                } catch {
+                    if let madeFile { for suffix in ["", "-wal", "-shm"] { unlink(madeFile + suffix) } }
+                    throw error
                 }
             }
             if !quietOption.quiet {
@@ -186,6 +194,13 @@ func tableStore(_ backend: any Backend) throws(CastleError) -> any Store & Table
         throw CastleError(.usage, "\(backend.displayURL): this backend cannot be snapshotted")
     }
     return store
+}
+
+/// The path of a `sqlite://` URL whose file does not exist yet; nil otherwise.
+func newSQLiteFile(_ url: String) -> String? {
+    guard let parsed = try? StorageURL(parsing: url), parsed.scheme == "sqlite", access(parsed.path, F_OK) != 0
+    else { return nil }
+    return parsed.path
 }
 
 func displayName(_ url: String) -> String { (try? StorageURL(parsing: url))?.description ?? url }

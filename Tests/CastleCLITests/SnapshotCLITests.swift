@@ -181,6 +181,11 @@ import Testing
         #expect(verify.status == 65, "\(verify.stderr)")
         let missing = try await CastleProcess.run(["snapshot", "verify", source.directory.path("none.tar.zst")])
         #expect(missing.status == 66, "\(missing.stderr)")
+        let failed = try await CastleProcess.run([
+            "snapshot", "restore", garbage, "--into", "sqlite://\(source.directory.path("new.db"))",
+        ])
+        #expect(failed.status == 65, "\(failed.stderr)")
+        #expect(!source.directory.exists("new.db"), "a failed restore leaves no new store behind")
     }
 
     // MARK: Kill -9
@@ -188,6 +193,15 @@ import Testing
     /// A restore killed with SIGKILL while it writes leaves the target exactly as it was; the same
     /// restore run again to its end succeeds.
     @Test func killDuringRestoreLeavesTheTargetAsItWas() async throws {
+        try await Self.killDuringRestore("sqlite")
+    }
+
+    @Test(.enabled(if: TestStore.postgresEnabled, TestStore.postgresSkipReason))
+    func killDuringRestoreIntoPostgresLeavesTheTargetAsItWas() async throws {
+        try await Self.killDuringRestore("postgres")
+    }
+
+    static func killDuringRestore(_ kind: String) async throws {
         let directory = try TemporaryDirectory()
         let big = TestStore(url: "sqlite://\(directory.path("big.db"))")
         #expect(try await CastleProcess.run(["migrate", "up", "--store", big.url]).status == 0)
@@ -202,18 +216,29 @@ import Testing
         let archive = directory.path("big.tar.zst")
         try await Self.snapshot(big.url, to: archive)
 
-        let target = try await Self.makeRegion("sqlite", directory: directory)
+        let target = try await Self.makeRegion(kind, directory: directory)
         let before = directory.path("before.tar.zst")
         try await Self.snapshot(target.store.url, to: before)
-        let targetPath = String(target.store.url.dropFirst("sqlite://".count))
         let restore = try Background(
             ["snapshot", "restore", archive, "--into", target.store.url, "--force", "-q"],
             stderrPath: directory.path("restore.err")
         )
-        // The transaction's pages reach the WAL as it grows: a restore that has written some and not all.
-        let writing = try await eventually("the restore writes into the target's WAL") {
-            let size = (try? FileManager.default.attributesOfItem(atPath: targetPath + "-wal")[.size] as? Int) ?? 0
-            return size > 4 << 20 || restore.hasExited
+        // A restore that has written some rows and not all: on SQLite the transaction's pages reach the
+        // WAL as it grows; on PostgreSQL its session has sent a COPY.
+        let writing = try await eventually("the restore writes into the target") {
+            if restore.hasExited { return true }
+            if kind == "sqlite" {
+                let wal = String(target.store.url.dropFirst("sqlite://".count)) + "-wal"
+                let size = (try? FileManager.default.attributesOfItem(atPath: wal)[.size] as? Int) ?? 0
+                return size > 4 << 20
+            }
+            let psql = try #require(CastleProcess.which("psql"))
+            let database = String(target.store.url.split(separator: "/").last!.prefix { $0 != "?" })
+            let copying = try await CastleProcess.shell([
+                psql, try #require(TestStore.postgresServer), "-tAc",
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = '\(database)' AND query LIKE 'COPY %'",
+            ])
+            return copying.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) != "0"
         }
         #expect(writing)
         #expect(await restore.killHard(), "killed while restoring: \(restore.stderr)")
