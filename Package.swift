@@ -167,6 +167,15 @@ let package = Package(
         // `castle reconcile`: processor CSVs (through column mappings) and camt.053 statements against the
         // ledger's entries, by rules in priority order; the report and the statements' balance proofs.
         .target(name: "Reconcile", dependencies: ["CastleCore", "CastleSupport", "Streams", "Ledger", "Storage"]),
+        // `castle snapshot`: a store's tables, through the storage seam's rows, into a verified tar archive
+        // (libarchive, through the same CArchive as Streams) and back into any backend; residency policies.
+        .target(
+            name: "Snapshot",
+            dependencies: [
+                "CastleCore", "CastleSupport", "Streams", "Storage", "CArchive",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         // In-process measurement (`castle bench`).
         .target(
             name: "CastleBench",
@@ -181,8 +190,8 @@ let package = Package(
             name: "CastleCLI",
             dependencies: [
                 "CastleCore", "CastleSupport", "MatchingEngine", "Streams", "Reports", "SyntheticData",
-                "CastleBench", "Replay", "Reconcile", "Storage", "SQLiteBackend", "PostgresBackend", "Pipeline",
-                "CBuildInfo", "Accounting", "Ledger", "Server",
+                "CastleBench", "Replay", "Reconcile", "Snapshot", "Storage", "SQLiteBackend", "PostgresBackend",
+                "Pipeline", "CBuildInfo", "Accounting", "Ledger", "Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -239,6 +248,16 @@ let package = Package(
             dependencies: [
                 "CastleCore", "CastleSupport", "CastleTesting", "Ledger", "SyntheticData",
                 .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
+        // The snapshot format, its hostile-archive corpus (made with libarchive) and the row seam of every
+        // backend, against a real SQLite file and the throwaway PostgreSQL.
+        .testTarget(
+            name: "SnapshotTests",
+            dependencies: [
+                "CastleCore", "CastleSupport", "Storage", "SQLiteBackend", "PostgresBackend", "Snapshot", "CArchive",
+                "CastleTesting", "Pipeline", "Codecs", "SyntheticData",
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .testTarget(

@@ -36,6 +36,21 @@ castle_require_packages() {
     fi
 }
 
+# The S3 side of the snapshot tests' cross-region drill (Tests/CastleCLITests/SnapshotCLITests.swift):
+# moto's S3 server on loopback and the AWS CLI, from PyPI. When they cannot be had (no pip, no network),
+# the drill is skipped with that reason and its twin through files runs.
+castle_require_s3_tools() {
+    command -v moto_server >/dev/null 2>&1 && command -v aws >/dev/null 2>&1 && return 0
+    if command -v python3 >/dev/null 2>&1; then
+        echo "castle: installing moto[server] and awscli for the snapshot drill" >&2
+        python3 -m pip install --quiet --user 'moto[server]' awscli >&2 2>/dev/null ||
+            python3 -m pip install --quiet --break-system-packages --user 'moto[server]' awscli >&2 2>/dev/null || true
+        export PATH="$PATH:$(python3 -m site --user-base 2>/dev/null)/bin"
+    fi
+    command -v moto_server >/dev/null 2>&1 && command -v aws >/dev/null 2>&1 ||
+        echo "castle: moto_server or aws is missing: the S3 drill will be skipped (the file drill still runs)" >&2
+}
+
 # Builds the release binary when it is missing or older than any source.
 castle_build_release() {
     local binary="$castle_root/.build/release/castle"

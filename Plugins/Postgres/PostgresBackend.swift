@@ -352,13 +352,7 @@ public final class PostgresBackend: Store, MessageQueue, SchemaDatabase {
         try await perform("migrating") {
             try await connection.rows("BEGIN")
             try await connection.rows("SELECT pg_advisory_xact_lock(\(LockKey.migrations))")
-            try await connection.rows(
-                """
-                CREATE TABLE IF NOT EXISTS castle_migrations (
-                    version INT PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL,
-                    applied_at TIMESTAMPTZ NOT NULL DEFAULT now())
-                """
-            )
+            try await connection.rows(PostgresQuery(unsafeSQL: Self.migrationsTable))
         }
         do {
             try await work(session)

@@ -79,13 +79,7 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
         do throws(CastleError) {
             try await connection.run { (connection) throws(CastleError) in
                 try connection.execute("BEGIN IMMEDIATE")
-                try connection.execute(
-                    """
-                    CREATE TABLE IF NOT EXISTS castle_migrations (
-                        version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL,
-                        applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))
-                    """
-                )
+                try connection.execute(SQLiteBackend.migrationsTable)
             }
             try await work(session)
             try await connection.run { (connection) throws(CastleError) in try connection.execute("COMMIT") }

@@ -8,6 +8,7 @@ public import Reconcile
 public import Replay
 public import Reports
 public import Server
+public import Snapshot
 public import Storage
 
 /// `--partition K/N`, one parser and one message for every subcommand that takes it.
@@ -25,6 +26,7 @@ extension ServeOptions.Matcher: ExpressibleByArgument {}
 extension ServeOptions.LogFormat: ExpressibleByArgument {}
 extension ReplayJob.InputFormat: ExpressibleByArgument {}
 extension ReplayJob.Mode: ExpressibleByArgument {}
+extension SnapshotCompression: ExpressibleByArgument {}
 
 extension ReplayFormat: ExpressibleByArgument {
     public init?(argument: String) {

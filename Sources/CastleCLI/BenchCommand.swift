@@ -34,6 +34,7 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: ArgumentHelp("Instruments file for FILE.", valueName: "file")) var instruments: String?
         @Flag(help: "Print one JSON object instead of a table.") var json = false
         @OptionGroup var quietOption: QuietOption
+        @OptionGroup var regionOption: RegionOption
 
         func validate() throws {
             guard messages > 0, runs > 0 else { throw ValidationError("--messages and --runs must be positive") }

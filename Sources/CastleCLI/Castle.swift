@@ -79,8 +79,8 @@ struct Castle: AsyncParsableCommand {
         version: BuildInfo.versionLine,
         subcommands: [
             MatchCommand.self, ReplayCommand.self, IngestCommand.self, MigrateCommand.self, EventsCommand.self,
-            QueueCommand.self, LedgerCommand.self, ReconcileCommand.self, GenerateCommand.self, BenchCommand.self,
-            ServeCommand.self,
+            QueueCommand.self, LedgerCommand.self, ReconcileCommand.self, SnapshotCommand.self, GenerateCommand.self,
+            BenchCommand.self, ServeCommand.self,
         ]
     )
 }

@@ -19,6 +19,7 @@ struct EventsCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var regionOption: RegionOption
 
     @Option(name: .customLong("from-seq"), help: ArgumentHelp("First seq to print.", valueName: "n"))
     var fromSeq: Int64 = 1

@@ -29,6 +29,7 @@ struct GenerateCommand: AsyncParsableCommand {
         )
 
         @Option(help: "Random seed.") var seed: UInt64 = 1
+        @OptionGroup var regionOption: RegionOption
         @Option(help: "Number of commands.") var count: Int = 100_000
         @Option(help: "Number of distinct accounts.") var accounts: Int = 100
         @Flag(name: .customLong("no-ts"), help: "Leave out the ts field.") var noTimestamps = false
@@ -69,6 +70,7 @@ struct GenerateCommand: AsyncParsableCommand {
 
         @Option(name: [.short, .long], help: ArgumentHelp("Output file (default: stdout).", valueName: "file"))
         var output: String?
+        @OptionGroup var regionOption: RegionOption
 
         func run() async throws {
             try await runJob("generate instruments") { () throws(CastleError) in

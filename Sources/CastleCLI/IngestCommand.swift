@@ -24,6 +24,7 @@ struct IngestCommand: AsyncParsableCommand {
     @OptionGroup var inputOptions: InputOptions
 
     @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var regionOption: RegionOption
 
     @Option(
         help: ArgumentHelp(

@@ -48,6 +48,7 @@ struct MatchCommand: AsyncParsableCommand {
     var strict = false
 
     @OptionGroup var quietOption: QuietOption
+    @OptionGroup var regionOption: RegionOption
 
     @Option(
         help: ArgumentHelp(

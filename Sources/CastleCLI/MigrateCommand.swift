@@ -77,6 +77,7 @@ struct MigrateCommand: AsyncParsableCommand {
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show applied and pending migrations.")
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var regionOption: RegionOption
         @OptionGroup var quietOption: QuietOption
 
         func run() async throws {
@@ -112,6 +113,7 @@ struct MigrateCommand: AsyncParsableCommand {
     struct Up: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Apply pending migrations (all, or up to --to).")
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var regionOption: RegionOption
         @OptionGroup var quietOption: QuietOption
         @Option(help: ArgumentHelp("Stop at this version.", valueName: "version")) var to: Int?
         @Flag(help: "Print the SQL that would run; change nothing.") var dryRun = false
@@ -125,6 +127,8 @@ struct MigrateCommand: AsyncParsableCommand {
                         return
                     }
                     let applied = try await migrator.up(to: to)
+                    // The region's table exists from migration 0007 on.
+                    if (to ?? Int.max) >= Migration.regionVersion { try await regionOption.record(in: backend) }
                     let names =
                         applied.isEmpty ? "nothing to apply" : "applied " + applied.map(\.name).joined(separator: ", ")
                     if !quietOption.quiet { writeStandardError("castle migrate: \(migrator.storeName): \(names)\n") }
@@ -136,6 +140,7 @@ struct MigrateCommand: AsyncParsableCommand {
     struct Down: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Revert migrations newer than --to.")
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var regionOption: RegionOption
         @OptionGroup var quietOption: QuietOption
         @Option(help: ArgumentHelp("The version to go back to (0: none).", valueName: "version")) var to: Int
         @Flag(help: "Print the SQL that would run; change nothing.") var dryRun = false
@@ -163,6 +168,7 @@ struct MigrateCommand: AsyncParsableCommand {
             abstract: "Check that applied migrations are this castle's, by SHA-256 (exit 0, 10, 11 or 12)."
         )
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var regionOption: RegionOption
         @OptionGroup var quietOption: QuietOption
 
         func run() async throws {

@@ -19,6 +19,7 @@ struct QueueCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var regionOption: RegionOption
 
     @Option(help: ArgumentHelp("Queue URL, the store's backend (default: the store).", valueName: "url"))
     var queue: String?

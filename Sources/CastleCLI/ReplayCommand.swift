@@ -39,6 +39,7 @@ struct ReplayCommand: AsyncParsableCommand {
     var dataset: String?
 
     @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var regionOption: RegionOption
 
     @Option(help: ArgumentHelp("LOBSTER orderbook file of the same day.", valueName: "file"))
     var orderbook: String?

@@ -21,6 +21,8 @@ public final class MemoryBackend: Store, MessageQueue {
         var ownedPartitions: Set<Partition> = []
         /// The owners' cursors: (through, in flight) per partition.
         var cursors: [Partition: (through: Int64, inFlight: Int64)] = [:]
+        /// The region recorded by `castle migrate up` or a restore.
+        var region: String?
 
         mutating func bury(_ message: QueueMessage, error: String) {
             deadLetters.append(
@@ -43,7 +45,8 @@ public final class MemoryBackend: Store, MessageQueue {
         }
     }
 
-    private let state = Mutex(State())
+    /// Internal for the row seam (MemoryTableRows.swift).
+    let state = Mutex(State())
     /// The ledger's state (MemoryLedger.swift), under its own lock.
     let ledger = Mutex(MemoryLedgerState())
     public let displayURL: String

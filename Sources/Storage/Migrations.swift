@@ -19,6 +19,9 @@ public struct Migration: Sendable, Hashable {
 }
 
 extension Migration {
+    /// The migration that made `castle_region`, where a store records its region.
+    public static let regionVersion = 7
+
     public static func all(for dialect: SQLDialect) -> [Migration] {
         switch dialect {
         case .sqlite: sqlite
@@ -168,6 +171,13 @@ extension Migration {
                 "DROP TABLE reconcile_runs",
             ]
         ),
+        Migration(
+            version: 7,
+            name: "0007_region.sqlite.sql",
+            // The store's region, one row at most: what `castle snapshot create` writes into its manifest.
+            up: ["CREATE TABLE castle_region (id INTEGER PRIMARY KEY CHECK (id = 1), name TEXT NOT NULL)"],
+            down: ["DROP TABLE castle_region"]
+        ),
     ]
 
     static let postgres: [Migration] = [
@@ -305,6 +315,13 @@ extension Migration {
                 "DROP TABLE reconcile_resolutions", "DROP TABLE reconcile_watermarks", "DROP TABLE reconcile_results",
                 "DROP TABLE reconcile_runs",
             ]
+        ),
+        Migration(
+            version: 7,
+            name: "0007_region.postgres.sql",
+            // The store's region, one row at most: what `castle snapshot create` writes into its manifest.
+            up: ["CREATE TABLE castle_region (id INTEGER PRIMARY KEY CHECK (id = 1), name TEXT NOT NULL)"],
+            down: ["DROP TABLE castle_region"]
         ),
     ]
 }

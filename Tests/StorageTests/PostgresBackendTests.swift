@@ -94,8 +94,10 @@ struct PostgresBackendTests {
             let refusal = await #expect(throws: CastleError.self) { try await strict.requireCurrent() }
             #expect(refusal?.kind == .config)
 
-            let above1 = Migration.all(for: .postgres).map(\.version).filter { $0 > 1 }
-            #expect(try await migrator.down(to: 1).map(\.version) == above1.reversed())
+            #expect(
+                try await migrator.down(to: 1).map(\.version)
+                    == Migration.all(for: .postgres).map(\.version).filter { $0 > 1 }.reversed()
+            )
             #expect(try await backend.appliedMigrations().map(\.version) == [1])
             #expect(try await migrator.down(to: 0).map(\.version) == [1])
             #expect(try await backend.appliedMigrations().isEmpty)

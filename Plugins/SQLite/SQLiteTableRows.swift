@@ -1,0 +1,310 @@
+internal import CSQLite
+public import CastleSupport
+public import Storage
+
+// The row seam (``TableStore``) for SQLite: tables from sqlite_master and `PRAGMA table_info`, read in one
+// read transaction on a connection of its own, restored in one BEGIN IMMEDIATE transaction that also
+// applies the migrations the snapshot needs.
+
+extension SQLiteBackend: TableStore {
+    public func withTableRead<T>(
+        _ body: (any TableReadTransaction) async throws(CastleError) -> T
+    ) async throws(CastleError) -> T {
+        // A connection of its own, so that the writer's statements never see or end this read.
+        let connection = try await SQLiteSerialConnection.open(path: path, name: displayURL)
+        let read: SQLiteTableRead
+        do throws(CastleError) {
+            read = try await connection.run { (connection) throws(CastleError) -> SQLiteTableRead.Header in
+                // The first read after BEGIN fixes the WAL snapshot every later read of this transaction sees.
+                try connection.execute("BEGIN")
+                return SQLiteTableRead.Header(
+                    schemaVersion: try SQLiteBackend.readMigrations(connection).map(\.version).max() ?? 0,
+                    region: try SQLiteBackend.readRegion(connection),
+                    tables: try SQLiteBackend.listTables(connection)
+                )
+            }.reading(on: connection)
+        } catch {
+            await connection.close()
+            throw error
+        }
+        let result: Result<T, CastleError>
+        do throws(CastleError) {
+            result = .success(try await body(read))
+        } catch {
+            result = .failure(error)
+        }
+        _ = try? await connection.run { (connection) throws(CastleError) in try connection.execute("ROLLBACK") }
+        await connection.close()
+        return try result.get()
+    }
+
+    public func restoreTables(
+        schemaVersion: Int,
+        replace: Bool,
+        region: String?,
+        _ body: (any TableRestoreTransaction) async throws(CastleError) -> Void
+    ) async throws(CastleError) {
+        let connection = try await SQLiteSerialConnection.open(path: path, name: displayURL)
+        let displayURL = displayURL
+        do throws(CastleError) {
+            let tables = try await connection.run { (connection) throws(CastleError) -> [TableInfo] in
+                try connection.execute("BEGIN IMMEDIATE")
+                try connection.execute(SQLiteBackend.migrationsTable)
+                let pending = try Self.migrationsToApply(
+                    upTo: schemaVersion,
+                    applied: try SQLiteBackend.readMigrations(connection),
+                    known: Migration.all(for: .sqlite),
+                    store: displayURL
+                )
+                for migration in pending {
+                    for statement in migration.up { try connection.execute(statement) }
+                    let record = try connection.prepare(
+                        "INSERT INTO castle_migrations (version, name, checksum) VALUES (?, ?, ?)"
+                    )
+                    record.bind(1, migration.version)
+                    record.bind(2, migration.name)
+                    record.bind(3, migration.checksum)
+                    try record.run()
+                }
+                let tables = try SQLiteBackend.listTables(connection)
+                for table in tables {
+                    if replace {
+                        try connection.execute("DELETE FROM \(quoted(table.name))")
+                        continue
+                    }
+                    let count = try connection.prepare("SELECT count(*) FROM \(quoted(table.name))")
+                    _ = try count.step()
+                    let rows = count.int64(0)
+                    if rows > 0 { throw Self.notEmpty(displayURL, table: table.name, rows: rows) }
+                }
+                if let region, try connection.tableExists("castle_region") {
+                    let record = try connection.prepare("INSERT OR REPLACE INTO castle_region (id, name) VALUES (1, ?)")
+                    record.bind(1, region)
+                    try record.run()
+                }
+                return tables
+            }
+            try await body(SQLiteTableRestore(connection: connection, tables: tables))
+            try await connection.run { (connection) throws(CastleError) in
+                try connection.execute("COMMIT")
+            }
+        } catch {
+            _ = try? await connection.run { (connection) throws(CastleError) in try connection.execute("ROLLBACK") }
+            await connection.close()
+            throw error
+        }
+        await connection.close()
+    }
+
+    public func storedRegion() async throws(CastleError) -> String? {
+        try await withConnection { (connection) throws(CastleError) in try Self.readRegion(connection) }
+    }
+
+    public func recordRegion(_ name: String) async throws(CastleError) {
+        try await withConnection { (connection) throws(CastleError) in
+            try connection.writeTransaction { () throws(CastleError) in
+                let statement = try connection.prepare(
+                    "INSERT OR REPLACE INTO castle_region (id, name) VALUES (1, ?)"
+                )
+                statement.bind(1, name)
+                try statement.run()
+            }
+        }
+    }
+
+    /// castle's bookkeeping of applied migrations, made by the first migration transaction.
+    static let migrationsTable = """
+        CREATE TABLE IF NOT EXISTS castle_migrations (
+            version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL,
+            applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))
+        """
+
+    static func readRegion(_ connection: SQLiteConnection) throws(CastleError) -> String? {
+        guard try connection.tableExists("castle_region") else { return nil }
+        let statement = try connection.prepare("SELECT name FROM castle_region WHERE id = 1")
+        return try statement.step() ? statement.string(0) : nil
+    }
+
+    /// The data tables, sorted by name, with their columns in declared order and their primary key (the
+    /// rowid for a table without one).
+    static func listTables(_ connection: SQLiteConnection) throws(CastleError) -> [TableInfo] {
+        let names = try connection.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        var tableNames: [String] = []
+        while try names.step() {
+            let name = names.string(0)
+            if !TableInfo.isBookkeeping(name) { tableNames.append(name) }
+        }
+        var tables: [TableInfo] = []
+        for name in tableNames {
+            let info = try connection.prepare("SELECT name, type, pk FROM pragma_table_info(?) ORDER BY cid")
+            info.bind(1, name)
+            var columns: [TableColumn] = []
+            var key: [(Int, String)] = []
+            while try info.step() {
+                let column = info.string(0)
+                columns.append(TableColumn(name: column, type: columnType(declared: info.string(1))))
+                let position = info.int(2)
+                if position > 0 { key.append((position, column)) }
+            }
+            let primaryKey = key.sorted { $0.0 < $1.0 }.map(\.1)
+            tables.append(
+                TableInfo(name: name, columns: columns, primaryKey: primaryKey.isEmpty ? ["rowid"] : primaryKey)
+            )
+        }
+        return tables
+    }
+
+    /// SQLite's affinity rules, narrowed to the seam's three types: INT (and BOOL, stored as 0 and 1) is an
+    /// integer, BLOB binary, everything else text (a decimal stays the text it was written as).
+    static func columnType(declared: String) -> ColumnType {
+        let type = declared.uppercased()
+        if type.contains("INT") || type.contains("BOOL") { return .integer }
+        if type.contains("BLOB") { return .blob }
+        return .text
+    }
+}
+
+/// `name` as an SQL identifier. Names come from the schema or are checked against it first.
+func quoted(_ name: String) -> String {
+    "\"" + name.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") + "\""
+}
+
+/// The read transaction of ``SQLiteBackend/withTableRead(_:)``.
+final class SQLiteTableRead: TableReadTransaction {
+    struct Header: Sendable {
+        var schemaVersion: Int
+        var region: String?
+        var tables: [TableInfo]
+
+        func reading(on connection: SQLiteSerialConnection) -> SQLiteTableRead {
+            SQLiteTableRead(header: self, connection: connection)
+        }
+    }
+
+    let schemaVersion: Int
+    let region: String?
+    let tables: [TableInfo]
+    private let connection: SQLiteSerialConnection
+
+    init(header: Header, connection: SQLiteSerialConnection) {
+        schemaVersion = header.schemaVersion
+        region = header.region
+        tables = header.tables
+        self.connection = connection
+    }
+
+    /// A statement outside the connection's cache (which is reset after every job), stepped across jobs:
+    /// one pass over the table in key order. Touched only on the connection's thread.
+    private final class Cursor: @unchecked Sendable {
+        var handle: OpaquePointer?
+    }
+
+    func scan(
+        _ table: TableInfo,
+        _ visit: ([[RowValue]]) async throws(CastleError) -> Void
+    ) async throws(CastleError) {
+        let columns = table.columns.map { quoted($0.name) }.joined(separator: ", ")
+        let order = table.primaryKey.map { $0 == "rowid" ? "rowid" : quoted($0) }.joined(separator: ", ")
+        let sql = "SELECT \(columns) FROM \(quoted(table.name)) ORDER BY \(order)"
+        let types = table.columns.map(\.type)
+        let cursor = Cursor()
+        do throws(CastleError) {
+            try await connection.run { (connection) throws(CastleError) in
+                let status = sqlite3_prepare_v2(connection.handle, sql, -1, &cursor.handle, nil)
+                guard status == SQLITE_OK else { throw connection.error(status, "reading \(table.name)") }
+            }
+            while true {
+                let batch = try await connection.run { (connection) throws(CastleError) -> [[RowValue]] in
+                    try Self.fetch(cursor, types, connection)
+                }
+                if batch.isEmpty { break }
+                try await visit(batch)
+            }
+        } catch {
+            _ = try? await connection.run { (_) throws(CastleError) in Self.finish(cursor) }
+            throw error
+        }
+        _ = try? await connection.run { (_) throws(CastleError) in Self.finish(cursor) }
+    }
+
+    private static func finish(_ cursor: Cursor) {
+        sqlite3_finalize(cursor.handle)
+        cursor.handle = nil
+    }
+
+    /// Up to a batch of rows from the cursor; none at the end.
+    private static func fetch(
+        _ cursor: Cursor,
+        _ types: [ColumnType],
+        _ connection: SQLiteConnection
+    ) throws(CastleError) -> [[RowValue]] {
+        guard let handle = cursor.handle else { return [] }
+        var rows: [[RowValue]] = []
+        rows.reserveCapacity(tableRowsBatch_max)
+        while rows.count < tableRowsBatch_max {
+            let status = sqlite3_step(handle)
+            if status == SQLITE_DONE {
+                finish(cursor)
+                break
+            }
+            guard status == SQLITE_ROW else { throw connection.error(status, "reading rows") }
+            var row: [RowValue] = []
+            row.reserveCapacity(types.count)
+            for (index, type) in types.enumerated() {
+                let column = Int32(index)
+                if sqlite3_column_type(handle, column) == SQLITE_NULL {
+                    row.append(.null)
+                    continue
+                }
+                switch type {
+                case .integer:
+                    row.append(.integer(sqlite3_column_int64(handle, column)))
+                case .text:
+                    let text = sqlite3_column_text(handle, column)
+                    let count = Int(sqlite3_column_bytes(handle, column))
+                    row.append(.text(String(decoding: UnsafeBufferPointer(start: text, count: count), as: UTF8.self)))
+                case .blob:
+                    let count = Int(sqlite3_column_bytes(handle, column))
+                    let blob = sqlite3_column_blob(handle, column)
+                    row.append(.blob(count > 0 ? Array(UnsafeRawBufferPointer(start: blob, count: count)) : []))
+                }
+            }
+            rows.append(row)
+        }
+        return rows
+    }
+}
+
+/// The write transaction of ``SQLiteBackend/restoreTables(schemaVersion:replace:region:_:)``.
+final class SQLiteTableRestore: TableRestoreTransaction {
+    let tables: [TableInfo]
+    private let connection: SQLiteSerialConnection
+
+    init(connection: SQLiteSerialConnection, tables: [TableInfo]) {
+        self.connection = connection
+        self.tables = tables
+    }
+
+    func insert(_ rows: [[RowValue]], into table: TableInfo, columns: [String]) async throws(CastleError) {
+        let names = columns.map(quoted).joined(separator: ", ")
+        let marks = Array(repeating: "?", count: columns.count).joined(separator: ", ")
+        let sql = "INSERT INTO \(quoted(table.name)) (\(names)) VALUES (\(marks))"
+        try await connection.run { (connection) throws(CastleError) in
+            let statement = try connection.prepare(sql)
+            for row in rows {
+                for (index, value) in row.enumerated() {
+                    let position = Int32(index + 1)
+                    switch value {
+                    case .null: sqlite3_bind_null(statement.handle, position)
+                    case .integer(let number): statement.bind(position, number)
+                    case .text(let text): statement.bind(position, text)
+                    // An empty array has no address, which SQLite would bind as NULL.
+                    case .blob(let bytes) where bytes.isEmpty: sqlite3_bind_zeroblob(statement.handle, position, 0)
+                    case .blob(let bytes): statement.bind(position, bytes)
+                    }
+                }
+                try statement.run()
+            }
+        }
+    }
+}

@@ -1,0 +1,221 @@
+import CastleSupport
+import Crypto
+import Foundation
+import Snapshot
+import Storage
+import Testing
+
+/// The row seam on every backend, and snapshots through it: the same content gives the same rows and the
+/// same bytes from memory, SQLite and PostgreSQL, and an archive restores into any of them exactly.
+@Suite("row seam and round trips") struct RowSeamTests {
+    /// A target for each backend kind: a SQLite file, a fresh PostgreSQL database, a memory store.
+    static func url(_ kind: String, _ directory: TestDirectory, _ name: String) async throws -> String {
+        switch kind {
+        case "sqlite": "sqlite://\(directory.file("\(name).db"))"
+        case "postgres": try await PostgresServer.freshDatabase()
+        default: "memory://snap-\(name)-\(UUID().uuidString)"
+        }
+    }
+
+    @Test func everyBackendShowsTheSameTables() async throws {
+        let directory = try TestDirectory()
+        var sums: [String: [String]] = [:]
+        for kind in ["memory", "sqlite"] {
+            let url = try await Self.url(kind, directory, "fill")
+            sums[kind] = try await Backends.with(url) { store in
+                try await fill(store as! any Backend)
+                return try await tableSums(store)
+            }
+        }
+        let reference = try #require(sums["sqlite"])
+        #expect(reference.count >= 8, "every table of the schema: \(reference)")
+        for (kind, value) in sums { #expect(value == reference, "\(kind) shows the rows SQLite shows") }
+    }
+
+    @Test(.enabled(if: PostgresServer.enabled, PostgresServer.skipReason))
+    func postgresShowsTheSameTablesAsSQLite() async throws {
+        let directory = try TestDirectory()
+        let sqlite = try await Backends.with(try await Self.url("sqlite", directory, "a")) { store in
+            try await fill(store as! any Backend)
+            return try await tableSums(store)
+        }
+        let postgres = try await Backends.with(try await Self.url("postgres", directory, "b")) { store in
+            try await fill(store as! any Backend)
+            return try await tableSums(store)
+        }
+        #expect(postgres == sqlite)
+    }
+
+    /// Source → archive → each backend → archive → SQLite: the manifests' tables equal at every step, and
+    /// every matcher consumer stands where it stood.
+    @Test(arguments: ["memory", "sqlite"])
+    func roundTrip(_ kind: String) async throws {
+        try await Self.roundTrip(through: kind)
+    }
+
+    @Test(.enabled(if: PostgresServer.enabled, PostgresServer.skipReason))
+    func roundTripThroughPostgres() async throws {
+        try await Self.roundTrip(through: "postgres")
+    }
+
+    static func roundTrip(through kind: String) async throws {
+        let directory = try TestDirectory()
+        let source = "sqlite://\(directory.file("source.db"))"
+        let first = try await Backends.with(source) { store in
+            try await fill(store as! any Backend)
+            return try await create(store, to: directory.file("a.tar.zst"))
+        }
+        #expect(first.manifest.sourceBackend == "sqlite")
+        #expect(first.manifest.matcher.map(\.consumer) == ["match:0/1"])
+        #expect(first.manifest.matcher.first?.lastSeq == 30)
+        let middle = try await Self.url(kind, directory, "middle")
+        let second = try await Backends.with(middle, migrate: false) { store in
+            let restored = try await SnapshotRestore(
+                input: directory.file("a.tar.zst"),
+                replace: false,
+                region: "us-east-1",
+                showProgress: false
+            ).run(store: store)
+            #expect(restored.rows == first.rows)
+            #expect(try await store.storedRegion() == "us-east-1")
+            #expect(try await store.loadMatcherState(consumer: "match:0/1").lastSeq == 30)
+            return try await create(store, to: directory.file("b.tar.zst"))
+        }
+        #expect(second.manifest.tables == first.manifest.tables, "the same tables, rows and checksums")
+        #expect(second.manifest.matcher == first.manifest.matcher)
+        #expect(second.manifest.region == "us-east-1")
+        let last = "sqlite://\(directory.file("last.db"))"
+        let third = try await Backends.with(last, migrate: false) { store in
+            _ = try await SnapshotRestore(
+                input: directory.file("b.tar.zst"),
+                replace: false,
+                region: "x",
+                showProgress: false
+            )
+            .run(store: store)
+            return try await create(store, to: directory.file("c.tar.zst"))
+        }
+        #expect(third.manifest.tables == first.manifest.tables)
+        let sums = try await Backends.with(source) { try await tableSums($0) }
+        #expect(try await Backends.with(last) { try await tableSums($0) } == sums)
+    }
+
+    /// Restoring into a store that holds rows: refused (73) without replace, replaced wholly with it.
+    @Test func aNonEmptyTargetIsRefusedUnlessReplaced() async throws {
+        let directory = try TestDirectory()
+        let source = "sqlite://\(directory.file("source.db"))"
+        let archive = directory.file("a.tar.zst")
+        try await Backends.with(source) { store in
+            try await fill(store as! any Backend, orders: 100)
+            _ = try await create(store, to: archive)
+        }
+        let target = "sqlite://\(directory.file("target.db"))"
+        let before = try await Backends.with(target) { store in
+            let ingest = try await (store as! any Backend).beginIngest(dataset: "other")
+            try await ingest.append([OrderRow(line: 1, symbol: "X", body: "{}")])
+            _ = try await ingest.commit()
+            return try await tableSums(store)
+        }
+        let error = await castleError {
+            try await Backends.with(target) { store in
+                _ = try await SnapshotRestore(input: archive, replace: false, region: "x", showProgress: false).run(
+                    store: store
+                )
+            }
+        }
+        #expect(error?.exitCode == 73, "\(error?.message ?? "accepted")")
+        #expect(error?.message.contains("dataset_orders") == true, "names a table that has rows")
+        #expect(try await Backends.with(target) { try await tableSums($0) } == before)
+        try await Backends.with(target) { store in
+            _ = try await SnapshotRestore(input: archive, replace: true, region: "x", showProgress: false).run(
+                store: store
+            )
+        }
+        let expected = try await Backends.with(source) { try await tableSums($0) }
+        #expect(try await Backends.with(target) { try await tableSums($0) } == expected)
+    }
+
+    /// Pseudonymised accounts are the HMAC-SHA-256 of the account under the key, the same in every table.
+    @Test func residencyPseudonymisesEveryPersonalField() async throws {
+        let directory = try TestDirectory()
+        let key = Array("sixteen byte key and more".utf8)
+        let policy = ResidencyPolicy(name: "test", accounts: .pseudonymise, key: key)
+        let source = "sqlite://\(directory.file("source.db"))"
+        let summary = try await Backends.with(source) { store in
+            try await fill(store as! any Backend, orders: 60)
+            return try await create(store, to: directory.file("p.tar.zst"), residency: policy)
+        }
+        #expect(summary.manifest.residency?.policy == "test")
+        #expect(summary.manifest.residency?.pseudonymised.contains("match_events.body.maker_account") == true)
+        let members = try readArchive(directory.file("p.tar.zst"))
+        let text = members.map { String(decoding: $0.bytes, as: UTF8.self) }.joined()
+        #expect(!text.contains("acct-"), "no clear account is left in any member")
+        func pseudonym(_ account: String) -> String {
+            HMAC<SHA256>.authenticationCode(for: Array(account.utf8), using: SymmetricKey(data: key))
+                .map { String(format: "%02x", $0) }.joined()
+        }
+        let resting = String(
+            decoding: members.first { $0.path == "tables/resting_orders.ndjson" }!.bytes,
+            as: UTF8.self
+        )
+        #expect(resting.contains("\"account\":\"\(pseudonym("acct-2"))\""), "a column holding an account")
+        #expect(resting.contains("\"account\":\"\""), "no account stays no account")
+        let datasets = String(
+            decoding: members.first { $0.path == "tables/dataset_orders.ndjson" }!.bytes,
+            as: UTF8.self
+        )
+        #expect(datasets.contains(pseudonym("acct-2")), "an account inside an order's NDJSON")
+        let target = "sqlite://\(directory.file("target.db"))"
+        try await Backends.with(target, migrate: false) { store in
+            _ = try await SnapshotRestore(
+                input: directory.file("p.tar.zst"),
+                replace: false,
+                region: "x",
+                showProgress: false
+            )
+            .run(store: store)
+            let orders = try await store.loadMatcherState(consumer: "match:0/1").orders
+            #expect(orders.contains { $0.account == pseudonym("acct-3") })
+        }
+    }
+}
+
+@Suite("snapshot format") struct SnapshotFormatTests {
+    @Test func rowsRoundTripExactly() throws {
+        let columns = [
+            TableColumn(name: "a", type: .integer), TableColumn(name: "b", type: .text),
+            TableColumn(name: "c", type: .blob), TableColumn(name: "d", type: .integer),
+        ]
+        let rows: [[RowValue]] = [
+            [.integer(Int64.min), .text("quote \" back \\ nl \n tab \t nul \u{0} é 🚀"), .blob([0, 255, 1]), .null],
+            [.integer(Int64.max), .text(""), .blob([]), .integer(0)],
+            [.null, .null, .null, .integer(-1)],
+        ]
+        var bytes: [UInt8] = []
+        for row in rows { RowCodec.encode(row, columns: columns, into: &bytes) }
+        let lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).dropLast()
+        #expect(lines.count == rows.count, "one line a row: newlines inside text are escaped")
+        for (line, row) in zip(lines, rows) {
+            #expect(try RowCodec.decode(line, columns: columns).get() == row)
+        }
+    }
+
+    @Test func badRowsAreRefusedWithAReason() {
+        let columns = [TableColumn(name: "a", type: .integer), TableColumn(name: "b", type: .blob)]
+        let cases: [(String, String)] = [
+            (#"{"a":1}"#, "expected , before column b"),
+            (#"{"b":"AA==","a":1}"#, "column \"b\" where a belongs"),
+            (#"{"a":"1","b":null}"#, "not a value of type integer"),
+            (#"{"a":1.5,"b":null}"#, "not a 64-bit integer"),
+            (#"{"a":9223372036854775808,"b":null}"#, "not a 64-bit integer"),
+            (#"{"a":1,"b":"A==="}"#, "not base64"),
+            (#"{"a":1,"b":null,"c":2}"#, "expected }"),
+        ]
+        for (line, reason) in cases {
+            switch RowCodec.decode(ArraySlice(Array(line.utf8)), columns: columns) {
+            case .success(let row): Issue.record("accepted \(line) as \(row)")
+            case .failure(let error): #expect(error.reason.contains(reason), "\(line): \(error.reason)")
+            }
+        }
+    }
+}
