@@ -111,7 +111,10 @@ struct MigrateCommand: AsyncParsableCommand {
     }
 
     struct Up: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Apply pending migrations (all, or up to --to).")
+        static let configuration = CommandConfiguration(
+            abstract: "Apply pending migrations (all, or up to --to).",
+            usage: "castle migrate up [--store <url>] [--to <version>] [<options>]"
+        )
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var regionOption: RegionOption
         @OptionGroup var quietOption: QuietOption
@@ -138,7 +141,10 @@ struct MigrateCommand: AsyncParsableCommand {
     }
 
     struct Down: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Revert migrations newer than --to.")
+        static let configuration = CommandConfiguration(
+            abstract: "Revert migrations newer than --to.",
+            usage: "castle migrate down --to <version> [--store <url>] [<options>]"
+        )
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var regionOption: RegionOption
         @OptionGroup var quietOption: QuietOption

@@ -49,7 +49,8 @@ extension MemoryBackend: TableStore {
             "trades",
             [
                 "consumer": .text, "seq": .integer, "symbol": .text, "price": .integer, "qty": .integer,
-                "maker": .integer, "taker": .integer, "side": .text, "ts": .integer,
+                "maker": .integer, "taker": .integer, "side": .text, "ts": .integer, "maker_account": .text,
+                "taker_account": .text,
             ],
             ["consumer", "seq"]
         ),
@@ -207,7 +208,8 @@ final class MemoryTableRead: TableReadTransaction {
                         .text(consumer), .integer(trade.seq), .text(trade.symbol), .integer(trade.price),
                         .integer(trade.qty), .integer(Int64(bitPattern: trade.maker)),
                         .integer(Int64(bitPattern: trade.taker)), .text(trade.side),
-                        trade.ts.map(RowValue.integer) ?? .null,
+                        trade.ts.map(RowValue.integer) ?? .null, trade.makerAccount.map(RowValue.text) ?? .null,
+                        trade.takerAccount.map(RowValue.text) ?? .null,
                     ]
                 }
             }
@@ -307,6 +309,8 @@ final class MemoryTableRestore: TableRestoreTransaction {
         }
         for row in (rows["trades"] ?? []).sorted(by: { integer($0, "seq") < integer($1, "seq") }) {
             let ts: Int64? = if case .integer(let value) = row["ts"] { value } else { nil }
+            let makerAccount: String? = if case .text(let value) = row["maker_account"] { value } else { nil }
+            let takerAccount: String? = if case .text(let value) = row["taker_account"] { value } else { nil }
             state.trades[text(row, "consumer"), default: []].append(
                 TradeRow(
                     seq: integer(row, "seq"),
@@ -316,7 +320,9 @@ final class MemoryTableRestore: TableRestoreTransaction {
                     maker: UInt64(bitPattern: integer(row, "maker")),
                     taker: UInt64(bitPattern: integer(row, "taker")),
                     side: text(row, "side"),
-                    ts: ts
+                    ts: ts,
+                    makerAccount: makerAccount,
+                    takerAccount: takerAccount
                 )
             )
         }

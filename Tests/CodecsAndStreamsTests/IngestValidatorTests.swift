@@ -1,6 +1,7 @@
 import CastleCore
-@testable import Pipeline
 import Testing
+
+@testable import Pipeline
 
 /// The partition keys that ingest gives rows, and the memory it needs to give them.
 @Suite struct IngestValidatorTests {
@@ -11,7 +12,9 @@ import Testing
 
     @Test func aCancelOrAnAmendIsKeyedByItsOrdersSymbol() {
         var validator = Validator()
-        #expect(key(&validator, #"{"op":"new","id":1,"symbol":"ETH-USD","side":"buy","price":"10","qty":"1"}"#) == "ETH-USD")
+        #expect(
+            key(&validator, #"{"op":"new","id":1,"symbol":"ETH-USD","side":"buy","price":"10","qty":"1"}"#) == "ETH-USD"
+        )
         #expect(key(&validator, #"{"op":"amend","id":1,"qty":"0.5"}"#) == "ETH-USD")
         #expect(key(&validator, #"{"op":"cancel","id":1}"#) == "ETH-USD")
         // The order is gone: a second cancel is rejected by the engine wherever it lands.
@@ -31,7 +34,8 @@ import Testing
             case 0: #expect(key(&validator, #"{"op":"cancel","id":\#(id)}"#, id) == symbol)
             case 1: #expect(key(&validator, #"{"op":"amend","id":\#(id),"qty":"0"}"#, id) == symbol)
             default:
-                let ioc = #"{"op":"new","id":\#(id + 1_000_000),"symbol":"BTC-USD","side":"sell","price":"9","qty":"1","tif":"ioc"}"#
+                let ioc =
+                    #"{"op":"new","id":\#(id + 1_000_000),"symbol":"BTC-USD","side":"sell","price":"9","qty":"1","tif":"ioc"}"#
                 #expect(key(&validator, ioc, id) == "BTC-USD")
                 #expect(key(&validator, #"{"op":"cancel","id":\#(id)}"#, id) == symbol)
             }

@@ -203,6 +203,12 @@ struct PostgresBackendTests {
             #expect(try await backend.depth(partition: nil) == 4)
             var recovered = try await backend.recoverInFlight(partition: .whole, after: 2, maxAttempts: 2)
             #expect(recovered.inFlight == 4 && recovered.attempts == 1)
+            // A restart that dies before taking them back into flight delivered nothing: no charge.
+            recovered = try await backend.recoverInFlight(partition: .whole, after: 2, maxAttempts: 2)
+            #expect(recovered.inFlight == 0 && recovered.attempts == 0)
+            #expect(try await backend.deadLetters().isEmpty)
+            // Taken back into flight, and the owner dies again.
+            try await backend.markConsumed(partition: .whole, through: 2, inFlight: 4)
             recovered = try await backend.recoverInFlight(partition: .whole, after: 2, maxAttempts: 2)
             #expect(recovered.inFlight == 4 && recovered.attempts == 0)
             #expect(
