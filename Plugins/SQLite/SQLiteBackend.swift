@@ -78,7 +78,19 @@ public final class SQLiteBackend: Store, MessageQueue, SchemaDatabase, @unchecke
         let session = SQLiteMigrationSession(connection: connection)
         do throws(CastleError) {
             try await connection.run { (connection) throws(CastleError) in
-                try connection.execute("BEGIN IMMEDIATE")
+                // A second `migrate up` waits for the one in progress (up to five minutes), not just the
+                // 10 s that other writers wait: a migration may rewrite a large table, and the first run's
+                // statements may wait for a loaded machine's CPU. Each attempt waits 10 s in the busy handler.
+                let started = monotonicNanoseconds()
+                while true {
+                    do throws(CastleError) {
+                        try connection.execute("BEGIN IMMEDIATE")
+                        break
+                    } catch  where error.kind == .temporaryFailure && monotonicNanoseconds() - started < 300_000_000_000
+                    {
+                        continue
+                    }
+                }
                 try connection.execute(SQLiteBackend.migrationsTable)
             }
             try await work(session)
