@@ -443,7 +443,8 @@ final class MotoServer: @unchecked Sendable {
         return server
     }
 
+    /// SIGKILL: moto's server outlived SIGTERM in full runs and was left behind on its port.
     func stop() {
-        if process.isRunning { process.terminate() }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 }
