@@ -7,24 +7,17 @@ import Testing
 import Glibc
 #endif
 
-/// The conformance suite against the memory and SQLite backends (PostgreSQL: PostgresBackendTests).
+/// The conformance suites (storage, ledger, reconcile) against the memory and SQLite backends, each check
+/// on a fresh store (PostgreSQL: PostgresBackendTests).
 @Suite struct ConformanceTests {
     @Test(arguments: StorageConformance.checkNames)
     func memory(_ check: String) async throws {
-        let backend = MemoryBackend(displayURL: "memory://conformance")
-        try await StorageConformance.run(check, on: backend)
+        try await StorageConformance.run(check, on: MemoryBackend(displayURL: "memory://conformance"))
     }
 
     @Test(arguments: StorageConformance.checkNames)
     func sqlite(_ check: String) async throws {
-        let directory = try TestDirectory()
-        let backend = try await SQLiteBackend.open(
-            url: StorageURL(parsing: "sqlite://\(directory.path)/castle.db"),
-            create: true
-        )
-        try await Migrator(database: backend, storeName: backend.displayURL).up()
-        try await StorageConformance.run(check, on: backend)
-        await backend.close()
+        try await withMigratedSQLite { backend in try await StorageConformance.run(check, on: backend) }
     }
 
     @Test(arguments: ReconcileConformance.checkNames)
@@ -34,14 +27,29 @@ import Glibc
 
     @Test(arguments: ReconcileConformance.checkNames)
     func sqliteReconcile(_ check: String) async throws {
+        try await withMigratedSQLite { backend in try await ReconcileConformance.run(check, on: backend) }
+    }
+
+    @Test(arguments: LedgerConformance.checkNames)
+    func memoryLedger(_ check: String) async throws {
+        try await LedgerConformance.run(check, on: MemoryBackend(displayURL: "memory://ledger-conformance"))
+    }
+
+    @Test(arguments: LedgerConformance.checkNames)
+    func sqliteLedger(_ check: String) async throws {
+        try await withMigratedSQLite { backend in try await LedgerConformance.run(check, on: backend) }
+    }
+
+    /// A migrated SQLite store in a fresh directory for `body`, closed on every path.
+    private func withMigratedSQLite(_ body: (SQLiteBackend) async throws -> Void) async throws {
         let directory = try TestDirectory()
         let backend = try await SQLiteBackend.open(
             url: StorageURL(parsing: "sqlite://\(directory.path)/castle.db"),
             create: true
         )
-        try await Migrator(database: backend, storeName: backend.displayURL).up()
         do {
-            try await ReconcileConformance.run(check, on: backend)
+            try await Migrator(database: backend, storeName: backend.displayURL).up()
+            try await body(backend)
         } catch {
             await backend.close()
             throw error
@@ -63,31 +71,5 @@ final class TestDirectory {
     deinit {
         let command = "rm -rf '\(path)'"
         _ = system(command)
-    }
-}
-
-/// The ledger conformance checks against the memory and SQLite backends (PostgreSQL:
-/// PostgresBackendTests).
-@Suite struct LedgerConformanceTests {
-    @Test(arguments: LedgerConformance.checkNames)
-    func memory(_ check: String) async throws {
-        try await LedgerConformance.run(check, on: MemoryBackend(displayURL: "memory://ledger-conformance"))
-    }
-
-    @Test(arguments: LedgerConformance.checkNames)
-    func sqlite(_ check: String) async throws {
-        let directory = try TestDirectory()
-        let backend = try await SQLiteBackend.open(
-            url: StorageURL(parsing: "sqlite://\(directory.path)/castle.db"),
-            create: true
-        )
-        try await Migrator(database: backend, storeName: backend.displayURL).up()
-        do {
-            try await LedgerConformance.run(check, on: backend)
-        } catch {
-            await backend.close()
-            throw error
-        }
-        await backend.close()
     }
 }

@@ -395,7 +395,7 @@ func postgresUnreachable() async throws {
     #expect(registered?.message.contains("s3cret-pw") == false)
 }
 
-/// The shared storage conformance suite, each check on a fresh database.
+/// The shared conformance suites (storage, reconcile, ledger), each check on a fresh database.
 @Suite(
     "PostgreSQL backend conformance",
     .enabled(if: PostgresTestServer.enabled, "CASTLE_TEST_POSTGRES_URL is not set")
@@ -414,16 +414,9 @@ struct PostgresConformanceTests {
             try await ReconcileConformance.run(check, on: backend)
         }
     }
-}
 
-/// The ledger conformance checks, each on a fresh database.
-@Suite(
-    "PostgreSQL ledger conformance",
-    .enabled(if: PostgresTestServer.enabled, "CASTLE_TEST_POSTGRES_URL is not set")
-)
-struct PostgresLedgerConformanceTests {
     @Test(arguments: LedgerConformance.checkNames)
-    func postgres(_ check: String) async throws {
+    func postgresLedger(_ check: String) async throws {
         try await PostgresTestServer.withDatabase { backend, _ in
             try await LedgerConformance.run(check, on: backend)
         }
