@@ -51,7 +51,7 @@ let package = Package(
         .target(name: "MatchingEngine", dependencies: ["CastleCore"]),
         // The market-data fan-out of `serve`: every book kept from 1.1 events alone, and the `trades`,
         // `book` and `orders` channels sent to bounded per-connection buffers. Pure: no server, no I/O.
-        .target(name: "MarketFeed", dependencies: ["CastleCore"]),
+        .target(name: "MarketFeed", dependencies: ["CastleCore", "CastleSupport"]),
         // The market data of `serve` on the wire: the WebSocket `/v1/stream` over MarketFeed, and the web
         // page at `/` (embedded static files with ETag and Cache-Control). Routes only: the Server module
         // mounts them beside its own.

@@ -63,8 +63,18 @@ public enum EntryCodec {
     }
 
     static func decode(_ line: [UInt8], assets: AssetTable) throws(LedgerInputError) -> Entry {
-        let limits = JSON.Limits(lineBytes_max: lineBytes_max, depth_max: 3, elements_max: Entry.postings_max)
-        guard case .object(let members) = try JSON.parse(line, limits: limits) else {
+        let limits = JSON.Limits(bytes_max: lineBytes_max, depth_max: 3, elements_max: Entry.postings_max)
+        let value: JSON
+        do throws(JSON.SyntaxError) {
+            value = try JSON.parse(line, limits: limits)
+        } catch {
+            switch error.kind {
+            case .tooLong: throw LedgerInputError("the line is \(line.count) bytes, longer than \(lineBytes_max)")
+            case .notUTF8: throw LedgerInputError("the line is not valid UTF-8")
+            case .grammar: throw LedgerInputError("malformed JSON at \(error)")
+            }
+        }
+        guard case .object(let members) = value else {
             throw LedgerInputError("an entry is a JSON object")
         }
         let fields = try Fields(members, known: entryFields, what: "an entry")

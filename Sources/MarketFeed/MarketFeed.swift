@@ -1,4 +1,5 @@
 public import CastleCore
+import CastleSupport
 import Synchronization
 
 /// The channels of `/v1/stream` (spec/serve.md).
@@ -114,11 +115,11 @@ public final class MarketFeed: Sendable {
                 let key = String(decoding: name, as: UTF8.self)
                 state.symbolIDs[key] = SymbolID(state.symbolNames.count)
                 state.symbolKeys.append(key)
-                state.symbolNames.append(jsonQuoted(name))
+                state.symbolNames.append(jsonStringLiteral(name))
             }
             for name in accounts.names[state.accountNames.count...] {
                 state.accountKeys.append(String(decoding: name, as: UTF8.self))
-                state.accountNames.append(jsonQuoted(name))
+                state.accountNames.append(jsonStringLiteral(name))
             }
         }
     }
@@ -619,7 +620,7 @@ private struct State {
         let instrument = symbol.map(instrument) ?? .unrestricted
         var text = MessageText(capacity: 1024)
         text.append("{\"channel\":\"book\",\"type\":\"snapshot\",\"symbol\":")
-        text.append(jsonQuoted(Array(name.utf8)))
+        text.append(jsonStringLiteral(Array(name.utf8)))
         text.append(",\"seq\":")
         text.appendUnsigned(symbol.flatMap { publishedSeq[$0] } ?? 0)
         for side in [Side.buy, .sell] {

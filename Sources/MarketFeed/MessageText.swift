@@ -1,6 +1,7 @@
 public import CastleCore
+import CastleSupport
 
-/// The bytes of one JSON message being written. Names arrive already escaped (see ``jsonQuoted(_:)``);
+/// The bytes of one JSON message being written. Names arrive already escaped (``jsonStringLiteral(_:)``);
 /// decimals are written canonically (no exponent, no trailing zeros after the point), never via Double.
 struct MessageText {
     var bytes: [UInt8] = []
@@ -42,25 +43,4 @@ struct MessageText {
     }
 
     var string: String { String(decoding: bytes, as: UTF8.self) }
-}
-
-/// `bytes` as a JSON string literal, quotes included: `"` and `\` escaped, control characters as `\u00XX`.
-func jsonQuoted(_ bytes: [UInt8]) -> [UInt8] {
-    let hex = Array("0123456789abcdef".utf8)
-    var out: [UInt8] = [UInt8(ascii: "\"")]
-    for byte in bytes {
-        switch byte {
-        case UInt8(ascii: "\""), UInt8(ascii: "\\"):
-            out.append(UInt8(ascii: "\\"))
-            out.append(byte)
-        case 0..<0x20:
-            out.append(contentsOf: "\\u00".utf8)
-            out.append(hex[Int(byte >> 4)])
-            out.append(hex[Int(byte & 15)])
-        default:
-            out.append(byte)
-        }
-    }
-    out.append(UInt8(ascii: "\""))
-    return out
 }

@@ -369,10 +369,10 @@ struct ConfigObject {
     init(_ bytes: [UInt8], fileName: String) throws(CastleError) {
         self.fileName = fileName
         let value: JSON
-        do throws(LedgerInputError) {
-            value = try JSON.parse(bytes, limits: JSON.Limits(lineBytes_max: 1 << 20, depth_max: 4, elements_max: 256))
+        do throws(JSON.SyntaxError) {
+            value = try JSON.parse(bytes, limits: JSON.Limits(bytes_max: 1 << 20, depth_max: 4, elements_max: 256))
         } catch {
-            throw CastleError(.dataError, "\(fileName): \(error.reason)")
+            throw CastleError(.dataError, "\(fileName): \(error)")
         }
         guard case .object(let members) = value else { throw CastleError(.dataError, "\(fileName): not a JSON object") }
         self.members = members

@@ -1,3 +1,5 @@
+import CastleSupport
+
 /// Writes JSON text in the order members are given, so the same state always answers the same bytes,
 /// and embeds already-encoded JSON (the matcher's event lines) without decoding it again.
 struct JSONText {
@@ -33,7 +35,7 @@ struct JSONText {
     /// A key inside an object; the value written next belongs to it.
     mutating func key(_ name: String) {
         separate()
-        text += Self.quoted(name) + ":"
+        text += jsonStringLiteral(name) + ":"
         // The value that follows belongs to the key: no comma before it.
         pendingKey = true
     }
@@ -42,7 +44,7 @@ struct JSONText {
 
     mutating func string(_ value: String) {
         separateValue()
-        text += Self.quoted(value)
+        text += jsonStringLiteral(value)
     }
 
     mutating func raw(_ json: String) {
@@ -81,23 +83,5 @@ struct JSONText {
         } else {
             separate()
         }
-    }
-
-    static func quoted(_ value: String) -> String {
-        var out = "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
     }
 }

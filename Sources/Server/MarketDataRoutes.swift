@@ -1,4 +1,5 @@
 import CastleCore
+import CastleSupport
 import HTTPTypes
 import Hummingbird
 import MarketData
@@ -77,7 +78,7 @@ struct MarketDataRoutes: Sendable {
         let symbol = try knownSymbol(context)
         let intervalText = request.uri.queryParameters.get("interval") ?? "1m"
         guard let interval = BarBuilder.parseInterval(intervalText) else {
-            throw APIError.invalid("interval \(JSONText.quoted(intervalText)) is not like 1s, 1m, 5m or 1h")
+            throw APIError.invalid("interval \(jsonStringLiteral(intervalText)) is not like 1s, 1m, 5m or 1h")
         }
         let limit = try Trading.integer(request, "limit", default: 100, range: 1...1000)
         var builder = BarBuilder(intervalNs: interval)
@@ -118,7 +119,7 @@ struct MarketDataRoutes: Sendable {
             throw APIError(
                 status: .notFound,
                 code: "unknown_symbol",
-                message: "no events of \(JSONText.quoted(symbol))"
+                message: "no events of \(jsonStringLiteral(symbol))"
             )
         }
         return symbol

@@ -113,11 +113,11 @@ func readBody(_ bytes: [UInt8], allowed: Set<String>) throws(APIError) -> [Strin
                 name = String(decoding: key.bytes, as: UTF8.self)
             }
             guard allowed.contains(name) else {
-                problem = "unknown field \(JSONText.quoted(name))"
+                problem = "unknown field \(jsonStringLiteral(name))"
                 return
             }
             guard members[name] == nil else {
-                problem = "field \(JSONText.quoted(name)) given twice"
+                problem = "field \(jsonStringLiteral(name)) given twice"
                 return
             }
             switch value.kind {
@@ -125,14 +125,14 @@ func readBody(_ bytes: [UInt8], allowed: Set<String>) throws(APIError) -> [Strin
                 members[name] = BodyValue(text: String(decoding: value.bytes, as: UTF8.self), isString: true)
             case .escapedString:
                 guard value.decodedString(into: &scratch) else {
-                    problem = "field \(JSONText.quoted(name)) is not valid Unicode"
+                    problem = "field \(jsonStringLiteral(name)) is not valid Unicode"
                     return
                 }
                 members[name] = BodyValue(text: String(decoding: scratch, as: UTF8.self), isString: true)
             case .number:
                 members[name] = BodyValue(text: String(decoding: value.bytes, as: UTF8.self), isString: false)
             case .other:
-                problem = "field \(JSONText.quoted(name)) must be a string or a number"
+                problem = "field \(jsonStringLiteral(name)) must be a string or a number"
             }
         }
     }

@@ -42,7 +42,7 @@ final class Trading: Sendable {
             throw APIError(
                 status: .notFound,
                 code: "unknown_symbol",
-                message: "no instrument \(JSONText.quoted(symbol))"
+                message: "no instrument \(jsonStringLiteral(symbol))"
             )
         }
         let content = Self.fingerprint(members)
@@ -52,7 +52,7 @@ final class Trading: Sendable {
                 throw APIError(
                     status: .conflict,
                     code: "duplicate_client_order_id",
-                    message: "client_order_id \(JSONText.quoted(clientOrderID!)) was used for a different order"
+                    message: "client_order_id \(jsonStringLiteral(clientOrderID!)) was used for a different order"
                 )
             }
             return Self.json(.ok, first.reply)

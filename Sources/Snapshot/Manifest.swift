@@ -1,3 +1,4 @@
+import CastleSupport
 public import Storage
 
 /// `manifest.json` (docs/snapshots.md, spec/snapshot.md): what the archive holds and how to check it.
@@ -116,10 +117,10 @@ public struct SnapshotManifest: Sendable, Equatable {
     /// Parses and checks `manifest.json`; `problem` gets the reason for exit 65.
     public init(parsing bytes: [UInt8]) throws(ManifestError) {
         let json: JSON
-        do throws(JSON.ParseError) {
-            json = try JSON.parse(bytes)
+        do throws(JSON.SyntaxError) {
+            json = try JSON.parse(bytes, limits: .snapshotDocument)
         } catch {
-            throw ManifestError("not JSON (byte \(error.offset): \(error.reason))")
+            throw ManifestError("not JSON (\(error))")
         }
         guard case .object = json else { throw ManifestError("not a JSON object") }
         guard let format = json["format"]?.string else { throw ManifestError("no \"format\"") }
@@ -283,4 +284,9 @@ public struct SnapshotManifest: Sendable, Equatable {
 public struct ManifestError: Error, Sendable {
     public var reason: String
     init(_ reason: String) { self.reason = reason }
+}
+
+extension JSON.Limits {
+    /// A manifest or a residency policy: small documents, read whole.
+    static let snapshotDocument = JSON.Limits(bytes_max: 1 << 24, depth_max: 16, elements_max: 1 << 16)
 }

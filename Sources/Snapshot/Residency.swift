@@ -36,10 +36,10 @@ public struct ResidencyPolicy: Sendable {
     public init(file path: String, environment: [String: String]) throws(CastleError) {
         let bytes = try readSmallFile(path, limit: 1 << 16)
         let json: JSON
-        do throws(JSON.ParseError) {
-            json = try JSON.parse(bytes)
+        do throws(JSON.SyntaxError) {
+            json = try JSON.parse(bytes, limits: .snapshotDocument)
         } catch {
-            throw CastleError(.dataError, "\(path): byte \(error.offset + 1): \(error.reason)")
+            throw CastleError(.dataError, "\(path): \(error)")
         }
         guard case .object(let members) = json else { throw CastleError(.dataError, "\(path): not a JSON object") }
         for (key, _) in members where !["policy", "accounts", "key", "key_env"].contains(key) {
@@ -138,7 +138,7 @@ public struct ResidencyPolicy: Sendable {
     private func rewriteLine(_ line: [UInt8], members: [String]) -> [UInt8] {
         // Cheap test first: most event lines name no account.
         guard members.contains(where: { line.contains(subsequence: Array("\"\($0)\"".utf8)) }),
-            case .object(let fields)? = try? JSON.parse(line)
+            case .object(let fields)? = try? JSON.parse(line, limits: .snapshotDocument)
         else { return line }
         var rewritten: [(String, JSON)] = []
         for (key, value) in fields {

@@ -1,3 +1,4 @@
+import CastleSupport
 public import Storage
 
 /// The `ndjson` encoding of a table member: one JSON object a row, the columns by name in the manifest's
@@ -9,12 +10,12 @@ public enum RowCodec {
         out.append(UInt8(ascii: "{"))
         for (index, value) in row.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
-            JSON.appendString(columns[index].name, to: &out)
+            appendJSONString(columns[index].name, to: &out)
             out.append(UInt8(ascii: ":"))
             switch value {
             case .null: out.append(contentsOf: "null".utf8)
             case .integer(let number): out.append(contentsOf: String(number).utf8)
-            case .text(let text): JSON.appendString(text, to: &out)
+            case .text(let text): appendJSONString(text, to: &out)
             case .blob(let bytes):
                 out.append(UInt8(ascii: "\""))
                 Base64.encode(bytes, into: &out)
@@ -27,10 +28,12 @@ public enum RowCodec {
     /// Decodes one line (without its newline) written by ``encode(_:columns:into:)``: exactly the given
     /// columns, in order, each value of its column's type. Returns the reason when it is not.
     public static func decode(_ line: ArraySlice<UInt8>, columns: [TableColumn]) -> Result<[RowValue], RowError> {
-        var parser = JSON.Parser(bytes: Array(line), depth_max: 1)
+        // Values are scalars: a container is refused where it starts (depth 1 > 0).
+        var parser = JSON.Reader(bytes: Array(line), limits: JSON.Limits(bytes_max: .max, depth_max: 0))
         func fail(_ reason: String) -> Result<[RowValue], RowError> {
             .failure(RowError(reason: "\(reason) at byte \(parser.position + 1)"))
         }
+        guard String(validating: parser.bytes, as: UTF8.self) != nil else { return fail("not valid UTF-8") }
         var row: [RowValue] = []
         row.reserveCapacity(columns.count)
         let bytes = parser.bytes
@@ -47,14 +50,14 @@ public enum RowCodec {
                 return fail("expected column \(column.name)")
             }
             let name: String
-            do throws(JSON.ParseError) { name = try parser.string() } catch { return fail(error.reason) }
+            do throws(JSON.SyntaxError) { name = try parser.string() } catch { return fail(error.reason) }
             guard name == column.name else { return fail("column \"\(name)\" where \(column.name) belongs") }
             guard parser.position < bytes.count, bytes[parser.position] == UInt8(ascii: ":") else {
                 return fail("expected : after \(column.name)")
             }
             parser.position += 1
             let value: JSON
-            do throws(JSON.ParseError) { value = try parser.value(depth: 1) } catch { return fail(error.reason) }
+            do throws(JSON.SyntaxError) { value = try parser.value(depth: 1) } catch { return fail(error.reason) }
             switch (value, column.type) {
             case (.null, _): row.append(.null)
             case (.number(let text), .integer):

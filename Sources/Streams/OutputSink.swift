@@ -258,24 +258,3 @@ public final class OutputSink {
 public func writeUnsigned(_ value: UInt64, to out: UnsafeMutablePointer<UInt8>) -> Int {
     writeDigitsBackward(value, endingAt: out + countDigits(value))
 }
-
-/// `bytes` as a JSON string literal, quotes included: `"` and `\` escaped, control characters as `\u00XX`.
-public func jsonStringLiteral(_ bytes: [UInt8]) -> [UInt8] {
-    let hex = Array("0123456789abcdef".utf8)
-    var out: [UInt8] = [UInt8(ascii: "\"")]
-    for byte in bytes {
-        switch byte {
-        case UInt8(ascii: "\""), UInt8(ascii: "\\"):
-            out.append(UInt8(ascii: "\\"))
-            out.append(byte)
-        case 0..<0x20:
-            out.append(contentsOf: "\\u00".utf8)
-            out.append(hex[Int(byte >> 4)])
-            out.append(hex[Int(byte & 15)])
-        default:
-            out.append(byte)
-        }
-    }
-    out.append(UInt8(ascii: "\""))
-    return out
-}

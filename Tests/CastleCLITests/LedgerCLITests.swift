@@ -131,7 +131,7 @@ import Testing
     @Test(arguments: [
         (
             "truncated", #"{"key":"t","kind":"deposit","ts":1,"postings":[{"account":"clearing:x","as"#, "2",
-            "the line ends inside a string"
+            "the text ends inside a string"
         ),
         ("wrong type", #"{"key":"t","kind":"deposit","ts":"1","postings":[]}"#, "2", "ts"),
         (

@@ -337,7 +337,7 @@ import Testing
         let line = EntryCodec.encode(entry)
         #expect(
             line
-                == #"{"key":"rev \"1\"","kind":"reversal","ts":1719561600000000001,"reverses":"d\\1","memo":"tab\there é\u0001","postings":[{"account":"clearing:stripe","asset":"BTC","amount":"0.00000005"},{"account":"available:alice","asset":"BTC","amount":"-0.00000005"}]}"#
+                == #"{"key":"rev \"1\"","kind":"reversal","ts":1719561600000000001,"reverses":"d\\1","memo":"tab\u0009here é\u0001","postings":[{"account":"clearing:stripe","asset":"BTC","amount":"0.00000005"},{"account":"available:alice","asset":"BTC","amount":"-0.00000005"}]}"#
         )
         #expect(try EntryCodec.decode(line, lineNumber: 1, assets: Fixture.assets).get() == entry)
         var bytes: [UInt8] = []
