@@ -3,7 +3,7 @@ import HTTPTypes
 public import Hummingbird
 public import HummingbirdWebSocket
 public import MarketFeed
-import Metrics
+public import Metrics
 import NIOCore
 import NIOWebSocket
 
@@ -20,12 +20,22 @@ public enum StreamRoute {
     /// The account header of the trading routes (spec/serve.md), read on the upgrade request too.
     public static let accountHeader = HTTPField.Name("X-Castle-Account")!
 
-    static let clients = Gauge(label: "castle_ws_clients")
-    static let droppedSlowConsumers = Counter(label: "castle_ws_dropped_slow_consumers_total")
+    /// The stream's metrics, made by the caller's factory: serve passes its own Prometheus registry's
+    /// (it bootstraps no global one, so metrics made with the default factory would never be scraped).
+    public struct Metrics: Sendable {
+        let clients: Gauge
+        let droppedSlowConsumers: Counter
+
+        public init(factory: any MetricsFactory = MetricsSystem.factory) {
+            clients = Gauge(label: "castle_ws_clients", factory: factory)
+            droppedSlowConsumers = Counter(label: "castle_ws_dropped_slow_consumers_total", factory: factory)
+        }
+    }
 
     /// The router of WebSocket upgrades (hummingbird-websocket consults it only for upgrade requests).
     public static func router(
         feed: MarketFeed,
+        metrics: Metrics = Metrics(),
         closeTimeout: Duration = closeTimeoutDefault
     ) -> Router<BasicWebSocketRequestContext> {
         let router = Router(context: BasicWebSocketRequestContext.self)
@@ -50,13 +60,15 @@ public enum StreamRoute {
                     try await outbound.close(.unknown(1013), reason: "too many streams")
                     return
                 }
-                clients.record(feed.counts.connections)
+                metrics.clients.record(feed.counts.connections)
                 defer {
                     connection.close()
-                    clients.record(feed.counts.connections)
+                    metrics.clients.record(feed.counts.connections)
                 }
                 try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask { try await writeMessages(connection, to: outbound, closeTimeout: closeTimeout) }
+                    group.addTask {
+                        try await writeMessages(connection, to: outbound, metrics: metrics, closeTimeout: closeTimeout)
+                    }
                     group.addTask {
                         for try await message in inbound.messages(maxSize: inboundBytesMax) {
                             guard case .text(let text) = message else {
@@ -99,6 +111,7 @@ public enum StreamRoute {
     private static func writeMessages(
         _ connection: FeedConnection,
         to outbound: WebSocketOutboundWriter,
+        metrics: Metrics,
         closeTimeout: Duration
     ) async throws {
         for await message in connection.messages {
@@ -108,7 +121,7 @@ public enum StreamRoute {
         let reason: String
         switch connection.dropReason {
         case .slowConsumer:
-            droppedSlowConsumers.increment()
+            metrics.droppedSlowConsumers.increment()
             code = .unknown(4001)
             reason = FeedDropReason.slowConsumer.rawValue
         case .shutdown:

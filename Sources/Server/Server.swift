@@ -65,7 +65,9 @@ public enum CastleServer {
         let host = options.host
         let application = Application(
             router: router,
-            server: .http1WebSocketUpgrade(webSocketRouter: StreamRoute.router(feed: state.market.feed)),
+            server: .http1WebSocketUpgrade(
+                webSocketRouter: StreamRoute.router(feed: state.market.feed, metrics: state.metrics.stream)
+            ),
             configuration: ApplicationConfiguration(address: .hostname(host, port: options.port)),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? options.port

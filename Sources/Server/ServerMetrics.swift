@@ -1,13 +1,14 @@
 import CastleSupport
 import CoreMetrics
 import Hummingbird
+import MarketStream
 import Pipeline
 import Prometheus
 import Synchronization
 
 /// What `/metrics` shows, through swift-metrics with a Prometheus factory of this server's own (no
 /// global bootstrap, so several servers in one test process keep their own counts): request latency per
-/// route, orders and trades, match latency (enqueue to verdict) and queue depth.
+/// route, orders and trades, match latency (enqueue to verdict), queue depth, stream clients and drops.
 final class ServerMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     private let factory: PrometheusMetricsFactory
@@ -15,6 +16,8 @@ final class ServerMetrics: Sendable {
     let trades: CoreMetrics.Counter
     let queueDepth: CoreMetrics.Gauge
     let matchLatency: CoreMetrics.Timer
+    /// `/v1/stream`'s clients and slow-consumer drops, in this registry.
+    let stream: StreamRoute.Metrics
     private let routeTimers = Mutex<[String: CoreMetrics.Timer]>([:])
     private let enqueuedAt = Mutex<[Int64: UInt64]>([:])
 
@@ -31,6 +34,7 @@ final class ServerMetrics: Sendable {
         trades = CoreMetrics.Counter(label: "castle_trades_total", factory: factory)
         queueDepth = CoreMetrics.Gauge(label: "castle_queue_depth", factory: factory)
         matchLatency = CoreMetrics.Timer(label: "castle_match_latency_seconds", factory: factory)
+        stream = StreamRoute.Metrics(factory: factory)
     }
 
     /// The latency timer of one route (its path pattern, not the path, so ids do not explode the labels).

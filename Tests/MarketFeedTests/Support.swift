@@ -233,13 +233,17 @@ let quietLogger: Logger = {
 func withStreamServer<Value: Sendable>(
     _ feed: MarketFeed,
     closeTimeout: Duration = StreamRoute.closeTimeoutDefault,
+    autoPing: AutoPingSetup = .enabled(timePeriod: .seconds(30)),
     _ body: @escaping @Sendable (_ port: Int) async throws -> Value
 ) async throws -> Value {
     let router = Router()
     WebRoutes.add(to: router)
     let application = Application(
         router: router,
-        server: .http1WebSocketUpgrade(webSocketRouter: StreamRoute.router(feed: feed, closeTimeout: closeTimeout)),
+        server: .http1WebSocketUpgrade(
+            webSocketRouter: StreamRoute.router(feed: feed, closeTimeout: closeTimeout),
+            configuration: WebSocketServerConfiguration(autoPing: autoPing)
+        ),
         configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
         logger: quietLogger
     )

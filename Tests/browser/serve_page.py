@@ -173,6 +173,12 @@ def main():
             "const row = document.querySelector(arguments[0]);"
             "return row ? row.querySelector('td.ask').textContent : null;", ask) == "0.15")
         browser.screenshot(arguments.screenshot)
+        # The page's stream is one client in serve's metrics.
+        with urllib.request.urlopen(arguments.url + "/metrics", timeout=60) as response:
+            metrics = response.read().decode()
+        clients = [line.split()[1] for line in metrics.splitlines() if line.startswith("castle_ws_clients ")]
+        if clients != ["1.0"]:
+            raise SystemExit("serve_page: /metrics does not count the page's stream as castle_ws_clients 1:\n" + metrics)
         print(f"serve_page: ok, screenshot in {arguments.screenshot}")
         return 0
     finally:
