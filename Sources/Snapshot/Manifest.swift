@@ -28,6 +28,9 @@ public struct SnapshotManifest: Sendable, Equatable {
         public var offset: Int64
         public var lastSeq: Int64
         public var bookSha256: String
+
+        /// For messages: where the consumer stands.
+        var summary: String { "\(consumer) at offset \(offset), seq \(lastSeq), book \(bookSha256.prefix(12))" }
     }
 
     /// What a residency policy did to the rows.

@@ -175,10 +175,13 @@ public enum SnapshotCheck {
         let manifest = try reader.readManifest()
         let progress = ProgressBar(label: "verify", forceDisabled: !showProgress)
         let total = manifest.tables.reduce(0) { $0 + $1.bytes }
-        try await reader.readTables { (table, _) throws(CastleError) in
+        let matcher = MatcherCheck(manifest)
+        try await reader.readTables { (table, batch) throws(CastleError) in
+            matcher.take(table, batch)
             progress.update(done: Int(reader.tableBytesRead), total: Int(total), status: table.file)
         }
         progress.finish()
+        try matcher.finish(reader.name)
         return Summary(
             manifest: manifest,
             tableBytes: reader.tableBytesRead,
@@ -292,8 +295,12 @@ public struct SnapshotRestore: Sendable {
                     }
                     targets[table.name] = target
                 }
+                // Checked before the commit: an archive whose rows disagree with its manifest's matcher
+                // section leaves the target as it was.
+                let matcher = MatcherCheck(manifest)
                 try await reader.readTables { (table, batch) throws(CastleError) in
                     guard let target = targets[table.name] else { return }
+                    matcher.take(table, batch)
                     try await transaction.insert(batch, into: target, columns: table.columns.map(\.name))
                     rows += Int64(batch.count)
                     progress.update(
@@ -302,6 +309,7 @@ public struct SnapshotRestore: Sendable {
                         status: "\(table.name): \(rows) rows"
                     )
                 }
+                try matcher.finish(reader.name)
             }
         } catch {
             progress.finish()
@@ -320,6 +328,37 @@ public struct SnapshotRestore: Sendable {
             }
         }
         return Summary(manifest: manifest, rows: rows, tableBytes: reader.tableBytesRead)
+    }
+}
+
+/// The manifest's matcher section against the rows of an archive being read (verify, restore): each
+/// consumer's offset, last seq and book hash recomputed from `consumer_offsets` and `resting_orders`.
+final class MatcherCheck {
+    private let promised: [SnapshotManifest.Matcher]
+    private let books = BookHashes()
+    private var watchers: [String: ([RowValue]) -> Void] = [:]
+
+    init(_ manifest: SnapshotManifest) {
+        promised = manifest.matcher
+        for table in manifest.tables {
+            let info = TableInfo(name: table.name, columns: table.columns, primaryKey: [])
+            watchers[table.name] = books.watcher(for: info)
+        }
+    }
+
+    func take(_ table: SnapshotManifest.Table, _ batch: [[RowValue]]) {
+        guard let watcher = watchers[table.name] else { return }
+        for row in batch { watcher(row) }
+    }
+
+    /// Throws 65, naming the archive, when the rows stand elsewhere than the manifest says.
+    func finish(_ archive: String) throws(CastleError) {
+        let found = books.entries
+        guard found != promised else { return }
+        throw CastleError(
+            .dataError,
+            "\(archive): manifest.json: its matcher section says [\(promised.map(\.summary).joined(separator: "; "))], the rows give [\(found.map(\.summary).joined(separator: "; "))]"
+        )
     }
 }
 

@@ -106,7 +106,7 @@ func sha256Hex(_ bytes: [UInt8]) -> String { SHA256.hash(data: bytes).map { Stri
     enum Case: String, CaseIterable, CustomTestStringConvertible {
         case traversal, absolutePath, symlink, hardlink, deviceFile, duplicateMember, unlistedMember, missingMember
         case oversizedMember, compressionBomb, checksumMismatch, truncatedStream, manifestNotJSON, futureFormat
-        case manifestDigestMismatch, rowCountMismatch, badRow, manifestNotFirst
+        case manifestDigestMismatch, rowCountMismatch, badRow, manifestNotFirst, matcherMismatch
         var testDescription: String { rawValue }
     }
 
@@ -204,6 +204,12 @@ func sha256Hex(_ bytes: [UInt8]) -> String { SHA256.hash(data: bytes).map { Stri
         case .manifestNotFirst:
             members.swapAt(0, tableIndex)
             expected = (table.file, "where manifest.json belongs")
+        case .matcherMismatch:
+            // Every member and checksum in order, but the book the manifest promises is not the rows'.
+            var manifest = fixture.manifest
+            manifest.matcher[0].bookSha256 = String(repeating: "0", count: 64)
+            members = withManifest(manifest, members)
+            expected = ("manifest.json", "the rows give")
         }
         try writeArchive(members, to: path)
         return (path, expected.member, expected.reason, limits)
