@@ -201,6 +201,9 @@ public final class PostgresBackend: Store, MessageQueue, SchemaDatabase {
     public func commitMatch(_ commit: MatchCommit, previousOffset: Int64) async throws(CastleError) {
         let displayURL = displayURL
         try await transaction("committing consumer \(commit.consumer)") { connection in
+            // No wait for the WAL flush: the batch is a deterministic function of queue messages that are
+            // durable (see ``Store/commitMatch(_:previousOffset:)``).
+            try await connection.rows("SET LOCAL synchronous_commit = off")
             // The row exists and is locked before it is read: two first commits of one consumer cannot both pass.
             try await connection.rows(
                 """

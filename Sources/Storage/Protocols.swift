@@ -29,6 +29,13 @@ public protocol Store: AnyObject, Sendable {
     /// a second writer for the same consumer. Every backend checks it inside the write transaction
     /// (PostgreSQL with the offset row locked `FOR UPDATE`, SQLite under `BEGIN IMMEDIATE`, memory under
     /// its lock).
+    ///
+    /// Atomic but not fsynced (SQLite `synchronous = NORMAL` in WAL mode, PostgreSQL `synchronous_commit
+    /// = off`): it survives the process being killed, and a power loss can only take the last batches
+    /// away whole, offset included. The worker then applies their messages again from the durable queue
+    /// and, matching being deterministic, writes the same events with the same `seq`s. So the output is
+    /// as durable as its input, without a second fsync per batch; any later fsynced commit to the same
+    /// database (an enqueue, a settle) makes every batch before it durable too.
     func commitMatch(_ commit: MatchCommit, previousOffset: Int64) async throws(CastleError)
 
     /// Consumers that wrote events, sorted.
