@@ -1,4 +1,4 @@
-public import CastleCore
+import CastleCore
 import CastleSupport
 
 /// The bytes of one JSON message being written. Names arrive already escaped (``jsonStringLiteral(_:)``);
