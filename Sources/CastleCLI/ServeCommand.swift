@@ -59,9 +59,21 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("With --feed: play N times faster than recorded (fractions slow it).", valueName: "n"))
     var speed = 1.0
 
+    @Option(
+        name: .customLong("verdict-timeout"),
+        help: ArgumentHelp(
+            "Seconds an order request waits for the matcher's verdict before a 503 (the order stays queued).",
+            valueName: "s"
+        )
+    )
+    var verdictTimeout = 10.0
+
     func validate() throws {
         guard speed > 0, speed.isFinite else {
             throw ValidationError("--speed must be a positive number, not \(speed)")
+        }
+        guard verdictTimeout > 0, verdictTimeout <= 3600 else {
+            throw ValidationError("--verdict-timeout must be more than 0 and at most 3600 seconds, not \(verdictTimeout)")
         }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535, not \(port)") }
         if matcher == .inProcess, let queue, queue != storeOptions.storeURL {
@@ -81,6 +93,7 @@ struct ServeCommand: AsyncParsableCommand {
         options.instrumentsPath = instruments
         options.feedPath = feed
         options.feedSpeed = speed
+        options.verdictTimeout = .milliseconds(Int64((verdictTimeout * 1000).rounded(.up)))
         try await runAsyncJob("serve") { () async throws(CastleError) in try await CastleServer.run(options) }
     }
 }

@@ -126,17 +126,33 @@ final class MatchResults: Sendable {
         waiter?.resume(throwing: CancellationError())
     }
 
+    /// The events of `line`, once matched; throws `CancellationError` when the task is cancelled (and
+    /// forgets the line: a verdict arriving later is dropped).
     func wait(_ line: Int64) async throws -> [String] {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[String], any Error>) in
-            let ready = slots.withLock { slots -> [String]? in
-                if case .done(let events) = slots[line] {
-                    slots[line] = nil
-                    return events
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[String], any Error>) in
+                let ready = slots.withLock { slots -> Result<[String], any Error>? in
+                    if case .done(let events) = slots[line] {
+                        slots[line] = nil
+                        return .success(events)
+                    }
+                    // Cancelled before the continuation was stored: onCancel found nothing to resume.
+                    if Task.isCancelled {
+                        slots[line] = nil
+                        return .failure(CancellationError())
+                    }
+                    slots[line] = .waiting(continuation)
+                    return nil
                 }
-                slots[line] = .waiting(continuation)
-                return nil
+                if let ready { continuation.resume(with: ready) }
             }
-            if let ready { continuation.resume(returning: ready) }
+        } onCancel: {
+            let waiter = slots.withLock { slots -> CheckedContinuation<[String], any Error>? in
+                guard case .waiting(let waiter) = slots[line] else { return nil }
+                slots[line] = nil
+                return waiter
+            }
+            waiter?.resume(throwing: CancellationError())
         }
     }
 

@@ -16,10 +16,12 @@ final class OrderPath: Sendable {
     let ids = IDGenerator()
     let committer: GroupCommitter
     let metrics: ServerMetrics
+    let verdictTimeout: Duration
 
-    init(queue: any MessageQueue, view: ExchangeView, metrics: ServerMetrics) {
+    init(queue: any MessageQueue, view: ExchangeView, metrics: ServerMetrics, verdictTimeout: Duration) {
         self.view = view
         self.metrics = metrics
+        self.verdictTimeout = verdictTimeout
         let doorbell = self.doorbell
         committer = GroupCommitter(queue: queue, source: Self.source) { doorbell.ring() }
     }
@@ -80,13 +82,29 @@ final class OrderPath: Sendable {
             results.forget(line)
             throw APIError.notReady("the queue did not take the order: \(error)")
         }
+        let results = results
+        let verdict: [String]?
         do {
-            return try await results.wait(line)
+            verdict = try await withThrowingTaskGroup(of: [String]?.self) { group in
+                group.addTask { try await results.wait(line) }
+                group.addTask { [verdictTimeout] in
+                    try await Task.sleep(for: verdictTimeout)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                return try await group.next()!
+            }
         } catch {
             throw APIError.notReady(
                 "the matcher stopped before it answered; the order is durable and will be matched on restart"
             )
         }
+        guard let verdict else {
+            throw APIError.notReady(
+                "no verdict within \(verdictTimeout) (the matcher is behind or not running); command \(line) is durable in the queue and will be matched"
+            )
+        }
+        return verdict
     }
 }
 

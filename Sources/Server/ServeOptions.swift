@@ -28,6 +28,9 @@ public struct ServeOptions: Sendable {
     public var feedPath: String?
     /// `--speed N`: the feed plays its commands' `ts` N times faster than recorded.
     public var feedSpeed = 1.0
+    /// How long an order request waits for the matcher's verdict: past it, 503 `not_ready` (the order is
+    /// durable in the queue and is matched when the matcher gets to it).
+    public var verdictTimeout = Duration.seconds(10)
 
     public init(storeURL: String, queueURL: String) {
         self.storeURL = storeURL

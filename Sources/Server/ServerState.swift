@@ -23,7 +23,7 @@ final class ServerState: Sendable {
         self.queue = queue
         self.market = market
         view = ExchangeView(market: market)
-        path = OrderPath(queue: queue, view: view, metrics: metrics)
+        path = OrderPath(queue: queue, view: view, metrics: metrics, verdictTimeout: options.verdictTimeout)
         trading = Trading(path: path, symbols: symbols)
     }
 

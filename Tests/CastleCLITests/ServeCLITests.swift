@@ -307,6 +307,43 @@ import Testing
         #expect(await worker.wait() == 0)
     }
 
+    /// With no external matcher running, an order gets 503 `not_ready` after --verdict-timeout instead of
+    /// waiting for ever; it is durable in the queue, and the matcher started later matches it.
+    @Test func noVerdictInTimeIsA503AndTheOrderIsMatchedLater() async throws {
+        let dir = try TemporaryDirectory()
+        let serve = try await ServeProcess.start(dir, extra: ["--matcher", "external", "--verdict-timeout", "0.5"])
+        let waited = try await http(
+            .POST,
+            serve.base + "/v1/orders",
+            account: "m",
+            body: #"{"symbol":"BTC-USD","side":"sell","price":"100","qty":"2"}"#
+        )
+        #expect(waited.status == 503, "\(waited.body)")
+        #expect(waited.errorCode == "not_ready")
+        #expect(waited.body.contains("durable in the queue"), "\(waited.body)")
+        let worker = try Background(["match", "--store", serve.storeURL, "-q"], stderrPath: dir.path("worker.err"))
+        // Once the worker runs, the queued sell is in the book: a crossing buy trades with it.
+        let taker = try await http(
+            .POST,
+            serve.base + "/v1/orders",
+            account: "t",
+            body: #"{"symbol":"BTC-USD","side":"buy","price":"100","qty":"1","tif":"ioc"}"#
+        )
+        #expect(taker.status == 201, "\(taker.body)")
+        #expect(taker.json["status"] as? String == "filled", "\(taker.body)")
+        #expect(await serve.stop() == 0)
+        worker.signal(SIGTERM)
+        #expect(await worker.wait() == 0)
+    }
+
+    @Test func aVerdictTimeoutOutOfRangeIsAUsageError() async throws {
+        for value in ["0", "-1", "nan", "3601"] {
+            let run = try await CastleProcess.run(["serve", "--verdict-timeout", value])
+            #expect(run.status == 64, "\(value): \(run.stderr)")
+            #expect(run.stderr.contains("--verdict-timeout"), "\(run.stderr)")
+        }
+    }
+
     /// The document's paths and methods are exactly the routes.
     @Test func openAPIMatchesTheRoutes() async throws {
         let dir = try TemporaryDirectory()
