@@ -73,7 +73,9 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("--speed must be a positive number, not \(speed)")
         }
         guard verdictTimeout > 0, verdictTimeout <= 3600 else {
-            throw ValidationError("--verdict-timeout must be more than 0 and at most 3600 seconds, not \(verdictTimeout)")
+            throw ValidationError(
+                "--verdict-timeout must be more than 0 and at most 3600 seconds, not \(verdictTimeout)"
+            )
         }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535, not \(port)") }
         if matcher == .inProcess, let queue, queue != storeOptions.storeURL {
