@@ -18,6 +18,18 @@ public protocol LedgerEntrySource {
     /// Calls `body` with every entry that may match, in any order (the job narrows them to the window
     /// itself); one at a time, so that only what reconciliation needs of each is kept.
     func forEachEntry(_ body: (Entry) throws(CastleError) -> Void) throws(CastleError)
+
+    /// Calls `body` with the item of every entry that moves money through clearing or bank accounts
+    /// (``LedgerItem/init(_:)``); a source may read them faster than whole entries.
+    func forEachItem(_ body: (LedgerItem) throws(CastleError) -> Void) throws(CastleError)
+}
+
+extension LedgerEntrySource {
+    public func forEachItem(_ body: (LedgerItem) throws(CastleError) -> Void) throws(CastleError) {
+        try forEachEntry { (entry) throws(CastleError) in
+            if let item = LedgerItem(entry) { try body(item) }
+        }
+    }
 }
 
 /// A ledger as the entries NDJSON that `castle ledger post` reads (docs/ledger.md), decoded strictly.
@@ -43,6 +55,31 @@ public struct LedgerEntriesFile: LedgerEntrySource {
             }
             switch EntryCodec.decode(Array(line.bytes), lineNumber: line.number, assets: assets) {
             case .success(let entry): try body(entry)
+            case .failure(let error): throw error.castleError(file: source.name)
+            }
+        }
+    }
+
+    /// As the protocol's, with each line in castle's canonical form read straight into its item
+    /// (``FastLedgerLine``); any other line is decoded strictly, with the same errors.
+    public func forEachItem(_ body: (LedgerItem) throws(CastleError) -> Void) throws(CastleError) {
+        let source = try InputSource(path: path)
+        let reader = LineReader(source: source, lineBytesMax: EntryCodec.lineBytes_max)
+        var cache = FastLedgerLine.AssetCache()
+        while let line = try reader.next() {
+            if line.tooLong {
+                throw CastleError(
+                    .dataError,
+                    "\(source.name):\(line.number): longer than \(EntryCodec.lineBytes_max) bytes"
+                )
+            }
+            if case .item(let item) = FastLedgerLine.read(line.bytes, assets: assets, cache: &cache) {
+                if let item { try body(item) }
+                continue
+            }
+            if line.isBlank { continue }
+            switch EntryCodec.decode(Array(line.bytes), lineNumber: line.number, assets: assets) {
+            case .success(let entry): if let item = LedgerItem(entry) { try body(item) }
             case .failure(let error): throw error.castleError(file: source.name)
             }
         }
@@ -145,20 +182,29 @@ public enum ReconcileJob {
     ) throws(CastleError)
         -> ReconcileReport
     {
-        var items: [LedgerItem] = []
-        try ledger.forEachEntry { (entry) throws(CastleError) in
-            if let item = LedgerItem(entry) { items.append(item) }
+        // The ledger is read on a thread of its own while the sources are read here.
+        let ledgerRead = BackgroundWork { () throws(CastleError) -> [LedgerItem] in
+            var items: [LedgerItem] = []
+            try ledger.forEachItem { (item) throws(CastleError) in items.append(item) }
+            return items
         }
-        return try run(request, ledgerItems: items)
+        let sources: SourcesRead
+        do throws(CastleError) {
+            sources = try readSources(request)
+        } catch {
+            // The ledger's error first, as when it was read before the sources.
+            _ = try ledgerRead.join()
+            throw error
+        }
+        let items = try ledgerRead.join()
+        var report = reconcile(external: sources.external, proofs: sources.proofs, ledger: items, request: request)
+        report.watermarks = sources.watermarks
+        return report
     }
 
-    /// As ``run(_:ledger:)``, with the ledger's items already read (from the store: ``StoredLedger``).
-    public static func run(
-        _ request: ReconcileRequest,
-        ledgerItems items: [LedgerItem]
-    ) throws(CastleError)
-        -> ReconcileReport
-    {
+    typealias SourcesRead = (external: [ExternalRecord], proofs: [BalanceProof], watermarks: [String: Int32])
+
+    static func readSources(_ request: ReconcileRequest) throws(CastleError) -> SourcesRead {
         var external: [ExternalRecord] = []
         var proofs: [BalanceProof] = []
         var watermarks: [String: Int32] = [:]
@@ -177,8 +223,19 @@ public enum ReconcileJob {
             external += records
             proofs += statementProofs
         }
-        var report = reconcile(external: external, proofs: proofs, ledger: items, request: request)
-        report.watermarks = watermarks
+        return (external, proofs, watermarks)
+    }
+
+    /// As ``run(_:ledger:)``, with the ledger's items already read (from the store: ``StoredLedger``).
+    public static func run(
+        _ request: ReconcileRequest,
+        ledgerItems items: [LedgerItem]
+    ) throws(CastleError)
+        -> ReconcileReport
+    {
+        let sources = try readSources(request)
+        var report = reconcile(external: sources.external, proofs: sources.proofs, ledger: items, request: request)
+        report.watermarks = sources.watermarks
         return report
     }
 
@@ -246,10 +303,12 @@ public enum ReconcileJob {
     /// (and the same bytes) on every rerun.
     static func runID(_ records: [ResultRecord]) -> String {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        var line: [UInt8] = []
+        line.reserveCapacity(1024)
         for record in records {
-            for byte in ReportWriter.ndjsonLine(record, run: "").utf8 {
-                hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
-            }
+            line.removeAll(keepingCapacity: true)
+            ReportWriter.appendNDJSON(record, run: "", to: &line)
+            for byte in line { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
         }
         let hex = String(hash, radix: 16)
         return "r-" + String(repeating: "0", count: 16 - hex.count) + hex
