@@ -154,14 +154,16 @@ enum FastLedgerLine {
             return nil
         }
 
-        /// `0` or digits without a leading zero, at most 18 of them.
+        /// `0` or digits without a leading zero, at most Int64.max.
         mutating func nonNegativeInteger() -> Int64? {
             let start = p
             var value: Int64 = 0
             while p < bytes.count, bytes[p] &- 48 < 10 {
-                value = value * 10 + Int64(bytes[p] &- 48)
+                let (times10, overflow) = value.multipliedReportingOverflow(by: 10)
+                let (sum, overflow2) = times10.addingReportingOverflow(Int64(bytes[p] &- 48))
+                if overflow || overflow2 { return nil }
+                value = sum
                 p += 1
-                if p - start > 18 { return nil }
             }
             guard p > start, bytes[start] != UInt8(ascii: "0") || p - start == 1 else { return nil }
             return value

@@ -259,13 +259,15 @@ public enum ReconcileJob {
         }
         // Candidates: entries in the window widened by the rules' date slack (a late record still finds its
         // entry); without a window, also every entry that carries a reference.
-        let candidates = allItems.filter { item in
+        let isCandidate = { (item: LedgerItem) -> Bool in
             guard let scope else { return request.window == nil && item.ref != nil }
             if item.day >= scope.lowerBound &- slack && item.day <= scope.upperBound &+ slack {
                 return request.window == nil || item.ref != nil || scope.contains(item.day)
             }
             return request.window == nil && item.ref != nil
         }
+        // Usually every entry is one: then no copy of them all.
+        let candidates = allItems.allSatisfy(isCandidate) ? allItems : allItems.filter(isCandidate)
         // With --since-last, the entries up to the sources' oldest watermark were reported before: they
         // may still be claimed (a late record), but are not reported unmatched again.
         var floor: Int32?
@@ -279,13 +281,29 @@ public enum ReconcileJob {
             return true
         }
         var records = Matcher(rules: request.rules).run(external: external, ledger: candidates)
-        var dayByKey: [String: LedgerItem] = [:]
-        for item in candidates { dayByKey[item.key] = item }
-        records.removeAll { $0.resultClass == .unmatchedLedger && !reportable(dayByKey[$0.ledger[0]]!) }
-        for proof in proofs {
-            records.append(ResultRecord(resultClass: .balanceProof, source: proof.source, proof: proof))
+        if request.window != nil || floor != nil {
+            // The unmatched entries' days, looked up by key (only those entries').
+            var dayByKey: [String: LedgerItem] = [:]
+            let unmatched = Set(records.lazy.filter { $0.resultClass == .unmatchedLedger }.map { $0.ledger[0] })
+            for item in candidates where unmatched.contains(item.key) { dayByKey[item.key] = item }
+            records.removeAll { $0.resultClass == .unmatchedLedger && !reportable(dayByKey[$0.ledger[0]]!) }
         }
-        records.sort(by: ResultRecord.ordered)
+        // The matcher's records are in report order already: each proof goes after every record not
+        // after it, as a stable sort of the records and then the proofs puts it.
+        let proofRecords = ResultRecord.sortedInReportOrder(
+            proofs.map { ResultRecord(resultClass: .balanceProof, source: $0.source, proof: $0) }
+        )
+        var from = 0
+        for proof in proofRecords {
+            var low = from
+            var high = records.count
+            while low < high {
+                let middle = (low + high) / 2
+                if ResultRecord.ordered(proof, records[middle]) { high = middle } else { low = middle + 1 }
+            }
+            records.insert(proof, at: low)
+            from = low + 1
+        }
         if !request.resolutions.isEmpty {
             for index in records.indices where records[index].isBreak {
                 records[index].resolution = request.resolutions[records[index].recordID]
