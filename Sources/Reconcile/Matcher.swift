@@ -317,14 +317,42 @@ public struct Matcher {
             )
         }
 
+        /// Whether `a` is closer to `record` than `b` (``closeness(_:_:)``'s order), without building
+        /// either tuple.
+        func isCloser(_ record: ExternalRecord, _ a: LedgerItem, than b: LedgerItem) -> Bool {
+            let reversed = record.status == .reversed
+            let rankA =
+                ((reversed != (a.reverses != nil)) ? 1 : 0) + (record.currency == a.currency ? 0 : 2)
+            let rankB =
+                ((reversed != (b.reverses != nil)) ? 1 : 0) + (record.currency == b.currency ? 0 : 2)
+            if rankA != rankB { return rankA < rankB }
+            let amountA = (record.amount &- a.amount).magnitude
+            let amountB = (record.amount &- b.amount).magnitude
+            if amountA != amountB { return amountA < amountB }
+            let daysA = (record.day &- a.day).magnitude
+            let daysB = (record.day &- b.day).magnitude
+            if daysA != daysB { return daysA < daysB }
+            return a.key < b.key
+        }
+
         mutating func matchByReference(_ rule: MatchRule) {
             for index in order where !externalClaimed[index] {
                 let record = external[index]
                 let limit = tolerance(rule, record)
-                let candidates = referenceCandidates(record).filter {
-                    ledger[$0].currency == record.currency && (record.amount &- ledger[$0].amount).magnitude <= limit
+                // The closest unclaimed entry of the record's references (the first of equals, in the order
+                // of ``referenceCandidates(_:)``), without collecting them.
+                var best: Int?
+                for ref in record.refs {
+                    guard let indices = byRef[ref] else { continue }
+                    for candidate in indices where !ledgerClaimed[candidate] {
+                        let item = ledger[candidate]
+                        guard item.currency == record.currency, (record.amount &- item.amount).magnitude <= limit
+                        else { continue }
+                        if let current = best, !isCloser(record, item, than: ledger[current]) { continue }
+                        best = candidate
+                    }
                 }
-                guard let best = closest(record, among: candidates) else { continue }
+                guard let best else { continue }
                 let (resultClass, detail) = matchedClass(record, [ledger[best]], window: rule.windowDays)
                 claim([index], [best], rule: rule.name, resultClass: resultClass, detail: detail)
             }

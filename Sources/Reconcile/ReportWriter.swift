@@ -258,18 +258,34 @@ public enum ReportWriter {
 
     /// ``Asset/format(_:)-(Int128)``'s text of `units` at `scale`, appended as bytes.
     static func appendAmount(_ units: Int128, scale: UInt8, to out: inout [UInt8]) {
-        var digits: [UInt8] = []
-        var magnitude = units.magnitude
-        repeat {
-            digits.append(UInt8(ascii: "0") + UInt8(magnitude % 10))
-            magnitude /= 10
-        } while magnitude > 0
-        let decimals = Int(scale)
-        while digits.count <= decimals { digits.append(UInt8(ascii: "0")) }
-        if units < 0 { out.append(UInt8(ascii: "-")) }
-        for index in stride(from: digits.count - 1, through: 0, by: -1) {
-            if decimals > 0 && index == decimals - 1 { out.append(UInt8(ascii: ".")) }
-            out.append(digits[index])
+        // The digits backwards, in a buffer on the stack (an Int128 has at most 39; the scale at most 18).
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { digits in
+            var count = 0
+            if let small = UInt64(exactly: units.magnitude) {
+                var magnitude = small
+                repeat {
+                    digits[count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                    magnitude /= 10
+                    count += 1
+                } while magnitude > 0
+            } else {
+                var magnitude = units.magnitude
+                repeat {
+                    digits[count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                    magnitude /= 10
+                    count += 1
+                } while magnitude > 0
+            }
+            let decimals = Int(scale)
+            while count <= decimals {
+                digits[count] = UInt8(ascii: "0")
+                count += 1
+            }
+            if units < 0 { out.append(UInt8(ascii: "-")) }
+            for index in stride(from: count - 1, through: 0, by: -1) {
+                if decimals > 0 && index == decimals - 1 { out.append(UInt8(ascii: ".")) }
+                out.append(digits[index])
+            }
         }
     }
 
