@@ -204,17 +204,43 @@ public enum ReconcileJob {
 
     typealias SourcesRead = (external: [ExternalRecord], proofs: [BalanceProof], watermarks: [String: Int32])
 
+    /// Sources read at once, each on a thread of its own (a CSV beside a bank statement): a bound on the
+    /// threads and on the memory of sources being read.
+    static let sourcesAtOnce_max = 3
+
+    /// Reads every source, up to ``sourcesAtOnce_max`` at once, and adds them up in the order given; the
+    /// first source (in that order) that fails is the error, as when they were read one after another.
     static func readSources(_ request: ReconcileRequest) throws(CastleError) -> SourcesRead {
+        typealias Read = (records: [ExternalRecord], proofs: [BalanceProof])
+        let paths = request.sources
+        var pending: [BackgroundWork<Read>] = []
+        var next = 0
+        func startMore() {
+            while next < paths.count && pending.count < sourcesAtOnce_max {
+                let path = paths[next]
+                pending.append(
+                    BackgroundWork { () throws(CastleError) -> Read in
+                        try read(path, format: request.format, mapping: request.mapping, assets: request.assets)
+                    }
+                )
+                next += 1
+            }
+        }
         var external: [ExternalRecord] = []
         var proofs: [BalanceProof] = []
         var watermarks: [String: Int32] = [:]
-        for path in request.sources {
-            var (records, statementProofs) = try read(
-                path,
-                format: request.format,
-                mapping: request.mapping,
-                assets: request.assets
-            )
+        for path in paths {
+            startMore()
+            let work = pending.removeFirst()
+            var records: [ExternalRecord]
+            var statementProofs: [BalanceProof]
+            do throws(CastleError) {
+                (records, statementProofs) = try work.join()
+            } catch {
+                // The ones already started end before the error is given.
+                for other in pending { _ = try? other.join() }
+                throw error
+            }
             if let last = records.map(\.day).max() { watermarks[path] = last }
             if let done = request.watermarks?[path] {
                 records.removeAll { $0.day <= done }
