@@ -54,8 +54,32 @@ public final class CSVReader {
         return buffer[position]
     }
 
+    /// The fields of the last record ``nextRecord()`` read: their bytes, one after another, and where
+    /// each ends. Valid until the next call.
+    public private(set) var recordBytes: [UInt8] = []
+    public private(set) var fieldEnds: [Int] = []
+
+    /// The number of fields of the last record.
+    public var fieldCount: Int { fieldEnds.count }
+
+    /// Field `index` of the last record, as bytes.
+    @inline(__always)
+    public func field(_ index: Int) -> ArraySlice<UInt8> {
+        recordBytes[(index == 0 ? 0 : fieldEnds[index - 1])..<fieldEnds[index]]
+    }
+
+    /// Field `index` of the last record (valid UTF-8: ``nextRecord()`` checked it).
+    public func string(_ index: Int) -> String { String(decoding: field(index), as: UTF8.self) }
+
     /// The next non-blank record and the line it starts on, or nil at the end of the input.
     public func next() throws(CastleError) -> (fields: [String], line: Int)? {
+        guard let line = try nextRecord() else { return nil }
+        return ((0..<fieldCount).map(string), line)
+    }
+
+    /// Reads the next non-blank record into ``recordBytes`` and ``fieldEnds``, checking every field is
+    /// valid UTF-8; returns the line it starts on, or nil at the end of the input.
+    public func nextRecord() throws(CastleError) -> Int? {
         if !started {
             started = true
             if try peekByte() == 0xEF {
@@ -74,12 +98,12 @@ public final class CSVReader {
             break
         }
         let startLine = line
-        var fields: [String] = []
-        var field: [UInt8] = []
-        var recordBytes = 0
+        recordBytes.removeAll(keepingCapacity: true)
+        fieldEnds.removeAll(keepingCapacity: true)
+        var recordLength = 0
         while true {
             // One field.
-            field.removeAll(keepingCapacity: true)
+            let fieldStart = recordBytes.count
             var quoted = false
             if try peekByte() == UInt8(ascii: "\"") {
                 quoted = true
@@ -89,58 +113,89 @@ public final class CSVReader {
                     guard let byte = try nextByte() else {
                         throw fail(openedOn, "a quoted field opened here is never closed (a truncated file?)")
                     }
-                    recordBytes += 1
-                    if recordBytes > Self.recordBytes_max {
+                    recordLength += 1
+                    if recordLength > Self.recordBytes_max {
                         throw fail(startLine, "a record longer than \(Self.recordBytes_max) bytes")
                     }
                     if byte == UInt8(ascii: "\"") {
                         if try peekByte() == UInt8(ascii: "\"") {
                             _ = try nextByte()
-                            field.append(byte)
+                            recordBytes.append(byte)
                             continue
                         }
                         break
                     }
                     if byte == 0x0A { line += 1 }
-                    field.append(byte)
+                    recordBytes.append(byte)
                 }
             }
             // After a quoted field: a separator, a line end or the end. Unquoted: bytes up to one of those.
             var endOfRecord = false
-            while true {
+            var ascii = true
+            scan: while true {
+                if !quoted {
+                    // The plain bytes of an unquoted field, straight from the buffer.
+                    var q = position
+                    while q < end {
+                        let byte = buffer[q]
+                        if byte == UInt8(ascii: ",") || byte == 0x0A || byte == 0x0D || byte == UInt8(ascii: "\"") {
+                            break
+                        }
+                        q += 1
+                    }
+                    if q > position {
+                        recordLength += q - position
+                        if recordLength > Self.recordBytes_max {
+                            throw fail(startLine, "a record longer than \(Self.recordBytes_max) bytes")
+                        }
+                        recordBytes.append(
+                            contentsOf: UnsafeBufferPointer(start: buffer + position, count: q - position)
+                        )
+                        position = q
+                    }
+                }
                 guard let byte = try nextByte() else {
                     endOfRecord = true
                     break
                 }
-                if byte == UInt8(ascii: ",") { break }
-                if byte == 0x0A {
+                switch byte {
+                case UInt8(ascii: ","): break scan
+                case 0x0A:
                     line += 1
                     endOfRecord = true
-                    break
-                }
-                if byte == 0x0D {
+                    break scan
+                case 0x0D:
                     if try peekByte() == 0x0A {
                         _ = try nextByte()
                         line += 1
                         endOfRecord = true
-                        break
+                        break scan
                     }
                     throw fail(line, "a carriage return inside an unquoted field")
+                default: break
                 }
                 if quoted { throw fail(line, "text after the closing quote of a field (quote it whole)") }
                 if byte == UInt8(ascii: "\"") { throw fail(line, "a quote inside an unquoted field") }
-                recordBytes += 1
-                if recordBytes > Self.recordBytes_max {
+                // Only reached at the end of the buffer: the loop above takes every other plain byte.
+                recordLength += 1
+                if recordLength > Self.recordBytes_max {
                     throw fail(startLine, "a record longer than \(Self.recordBytes_max) bytes")
                 }
-                field.append(byte)
+                recordBytes.append(byte)
             }
-            guard let text = String(validating: field, as: UTF8.self) else {
-                throw fail(line, "field \(fields.count + 1) is not valid UTF-8")
+            for index in fieldStart..<recordBytes.count where recordBytes[index] >= 0x80 {
+                ascii = false
+                break
             }
-            fields.append(text)
-            if fields.count > Self.fields_max { throw fail(startLine, "more than \(Self.fields_max) fields") }
-            if endOfRecord { return (fields, startLine) }
+            if !ascii {
+                let valid = recordBytes[fieldStart...].withUnsafeBufferPointer {
+                    String(validating: $0, as: UTF8.self) != nil
+                }
+                guard valid else { throw fail(line, "field \(fieldEnds.count + 1) is not valid UTF-8") }
+            }
+            fieldEnds.append(recordBytes.count)
+            if fieldEnds.count > Self.fields_max { throw fail(startLine, "more than \(Self.fields_max) fields") }
+            if endOfRecord { return startLine }
         }
     }
 }

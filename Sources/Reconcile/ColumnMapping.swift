@@ -248,51 +248,57 @@ public enum MappedCSV {
         }
 
         var records: [ExternalRecord] = []
-        var assetCache: [String: Asset] = [:]
-        while let (fields, line) = try reader.next() {
+        var assetCache: [(code: [UInt8], asset: Asset)] = []
+        let fieldsWanted = header.count
+        while let line = try reader.nextRecord() {
             func fail(_ reason: String) -> CastleError { CastleError(.dataError, "\(source.name):\(line): \(reason)") }
-            guard fields.count == header.count else {
-                throw fail("\(fields.count) fields, the header has \(header.count) (a truncated file?)")
+            guard reader.fieldCount == fieldsWanted else {
+                throw fail("\(reader.fieldCount) fields, the header has \(header.count) (a truncated file?)")
             }
-            let id = fields[idColumn]
+            let id = reader.string(idColumn)
             guard !id.isEmpty else { throw fail("the id (\(mapping.id)) is empty") }
-            let asset: Asset
-            if let fixedAsset {
-                asset = fixedAsset
-            } else {
-                let code = fields[currencyColumn!]
-                if let cached = assetCache[code] {
-                    asset = cached
-                } else {
-                    switch currencyAsset(Substring(code), assets: assets) {
+            var asset: Asset! = fixedAsset
+            if asset == nil {
+                let code = reader.field(currencyColumn!)
+                for cached in assetCache where cached.code.elementsEqual(code) {
+                    asset = cached.asset
+                    break
+                }
+                if asset == nil {
+                    switch currencyAsset(Substring(String(decoding: code, as: UTF8.self)), assets: assets) {
                     case .success(let found):
                         asset = found
-                        assetCache[code] = found
+                        if assetCache.count < 64 { assetCache.append((Array(code), found)) }
                     case .failure(let error): throw fail(error.reason)
                     }
                 }
             }
             let amount: Int64
-            switch parseAmount(
-                fields[amountColumn],
-                unit: mapping.unit,
-                separator: mapping.thousandsSeparator,
-                asset: asset
-            ) {
-            case .success(let value): amount = value
-            case .failure(let error): throw fail("\(mapping.amount): \(error.reason)")
+            if mapping.unit == .minor, let value = parseMinorUnits(reader.field(amountColumn)) {
+                amount = value
+            } else {
+                switch parseAmount(
+                    reader.string(amountColumn),
+                    unit: mapping.unit,
+                    separator: mapping.thousandsSeparator,
+                    asset: asset
+                ) {
+                case .success(let value): amount = value
+                case .failure(let error): throw fail("\(mapping.amount): \(error.reason)")
+                }
             }
-            guard let day = parseDate(Substring(fields[dateColumn]), format: mapping.dateFormat) else {
-                throw fail("\(mapping.date): \"\(fields[dateColumn].prefix(30))\" is not a date")
+            guard let day = parseDate(reader.field(dateColumn), format: mapping.dateFormat) else {
+                throw fail("\(mapping.date): \"\(reader.string(dateColumn).prefix(30))\" is not a date")
             }
             var refs = [id]
-            for index in refColumns where !fields[index].isEmpty && !refs.contains(fields[index]) {
-                refs.append(fields[index])
+            for index in refColumns where !reader.field(index).isEmpty {
+                let ref = reader.string(index)
+                if !refs.contains(ref) { refs.append(ref) }
             }
-            let batch = batchColumn.map { fields[$0] }.flatMap { $0.isEmpty ? nil : $0 }
+            let batch = batchColumn.flatMap { reader.field($0).isEmpty ? nil : reader.string($0) }
             var status = ExternalStatus.ok
             if let statusColumn {
-                let value = fields[statusColumn].lowercased()
+                let value = reader.string(statusColumn).lowercased()
                 if mapping.failedStatuses.contains(value) {
                     status = .failed
                 } else if mapping.reversedStatuses.contains(value) {
@@ -315,6 +321,32 @@ public enum MappedCSV {
             )
         }
         return records
+    }
+
+    /// A plain integer of minor units (an optional `-`, 1 to 18 digits), or nil to leave it to
+    /// ``parseAmount(_:unit:separator:asset:)`` (which says what is wrong, or reads a longer one).
+    static func parseMinorUnits(_ bytes: ArraySlice<UInt8>) -> Int64? {
+        var digits = bytes[...]
+        let negative = digits.first == UInt8(ascii: "-")
+        if negative { digits = digits.dropFirst() }
+        guard (1...18).contains(digits.count) else { return nil }
+        var value: Int64 = 0
+        for byte in digits {
+            guard byte &- 48 < 10 else { return nil }
+            value = value * 10 + Int64(byte &- 48)
+        }
+        return negative ? -value : value
+    }
+
+    /// As ``parseDate(_:format:)-(Substring,_)``, from a field's bytes: Unix seconds and ISO dates
+    /// without a `String`.
+    static func parseDate(_ bytes: ArraySlice<UInt8>, format: ColumnMapping.DateFormat) -> Int32? {
+        if !bytes.isEmpty, bytes.count <= 18, bytes.allSatisfy({ $0 &- 48 < 10 }) {
+            var seconds: Int64 = 0
+            for byte in bytes { seconds = seconds * 10 + Int64(byte &- 48) }
+            return Int32(exactly: seconds / 86_400)
+        }
+        return parseDate(Substring(String(decoding: bytes, as: UTF8.self)), format: format)
     }
 
     static func parseAmount(

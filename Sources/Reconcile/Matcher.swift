@@ -27,7 +27,13 @@ public struct ResultRecord: Sendable, Hashable {
     public var externalAmount: Int128?
     public var ledgerAmount: Int128?
     public var detail: String
-    public var proof: BalanceProof?
+    /// A statement's balance proof (class `balance_proof` only). Kept boxed: a report holds a million
+    /// records and a handful of proofs.
+    public var proof: BalanceProof? {
+        get { proofBox?.proof }
+        set { proofBox = newValue.map(ProofBox.init) }
+    }
+    private var proofBox: ProofBox?
     /// A person's note from `castle reconcile resolve`: the break is cleared for good.
     public var resolution: String?
 
@@ -68,6 +74,61 @@ public struct ResultRecord: Sendable, Hashable {
         }
     }
 
+    /// `records` in ``ordered(_:_:)``'s order, stably (equal records keep their order), as
+    /// `sorted(by: ordered)` gives them: indices are sorted, so that the large records move only once.
+    static func sortedInReportOrder(_ records: [ResultRecord]) -> [ResultRecord] {
+        var sorted = records
+        sortInReportOrder(&sorted)
+        return sorted
+    }
+
+    /// As ``sortedInReportOrder(_:)``, in place: the records are put in their places by following the
+    /// permutation's cycles, without a second array of them.
+    static func sortInReportOrder(_ records: inout [ResultRecord]) {
+        let order = reportOrder(records)
+        var placed = [Bool](repeating: false, count: records.count)
+        for start in 0..<records.count where !placed[start] {
+            // Position i takes the record at order[i]: walk the cycle through start.
+            var position = start
+            placed[start] = true
+            while order[position] != start {
+                records.swapAt(position, order[position])
+                let next = order[position]
+                placed[next] = true
+                position = next
+            }
+        }
+    }
+
+    /// The indices of `records` in report order.
+    private static func reportOrder(_ records: [ResultRecord]) -> [Int] {
+        var firsts: [String] = []
+        firsts.reserveCapacity(records.count)
+        for record in records {
+            firsts.append(record.external.first ?? record.ledger.first ?? record.proof?.statement ?? "")
+        }
+        var order = Array(0..<records.count)
+        order.withUnsafeMutableBufferPointer { order in
+            records.withUnsafeBufferPointer { records in
+                order.sort { i, j in
+                    if records[i].resultClass != records[j].resultClass {
+                        return records[i].resultClass < records[j].resultClass
+                    }
+                    if records[i].source != records[j].source { return records[i].source < records[j].source }
+                    if firsts[i] != firsts[j] { return firsts[i] < firsts[j] }
+                    if records[i].external != records[j].external {
+                        return records[i].external.lexicographicallyPrecedes(records[j].external)
+                    }
+                    if records[i].ledger != records[j].ledger {
+                        return records[i].ledger.lexicographicallyPrecedes(records[j].ledger)
+                    }
+                    return i < j
+                }
+            }
+        }
+        return order
+    }
+
     /// The report's order: class, then source, then the first external id or ledger key.
     static func ordered(_ a: ResultRecord, _ b: ResultRecord) -> Bool {
         if a.resultClass != b.resultClass { return a.resultClass < b.resultClass }
@@ -78,6 +139,18 @@ public struct ResultRecord: Sendable, Hashable {
         if a.external != b.external { return a.external.lexicographicallyPrecedes(b.external) }
         return a.ledger.lexicographicallyPrecedes(b.ledger)
     }
+}
+
+/// A balance proof on the heap, compared by value.
+private final class ProofBox: Sendable, Hashable {
+    let proof: BalanceProof
+
+    init(_ proof: BalanceProof) {
+        self.proof = proof
+    }
+
+    static func == (a: ProofBox, b: ProofBox) -> Bool { a.proof == b.proof }
+    func hash(into hasher: inout Hasher) { hasher.combine(proof) }
 }
 
 /// Deterministic matching of external records against ledger items. Each record and each item is
@@ -109,7 +182,10 @@ public struct Matcher {
         }
         let closestRule = rules.rules.first { $0.kind == .reference }?.name ?? ""
         state.classifyLeftovers(referenceRule: closestRule)
-        return state.results.sorted(by: ResultRecord.ordered)
+        var results = state.results
+        state = State(external: [], ledger: [])
+        ResultRecord.sortInReportOrder(&results)
+        return results
     }
 
     struct State {
@@ -128,6 +204,8 @@ public struct Matcher {
             self.ledger = ledger
             externalClaimed = Array(repeating: false, count: external.count)
             ledgerClaimed = Array(repeating: false, count: ledger.count)
+            // At most one result per record and per entry: no regrowing (pages never touched cost nothing).
+            results.reserveCapacity(external.count + ledger.count)
             order = external.indices.sorted { a, b in
                 let x = external[a]
                 let y = external[b]
@@ -239,14 +317,42 @@ public struct Matcher {
             )
         }
 
+        /// Whether `a` is closer to `record` than `b` (``closeness(_:_:)``'s order), without building
+        /// either tuple.
+        func isCloser(_ record: ExternalRecord, _ a: LedgerItem, than b: LedgerItem) -> Bool {
+            let reversed = record.status == .reversed
+            let rankA =
+                ((reversed != (a.reverses != nil)) ? 1 : 0) + (record.currency == a.currency ? 0 : 2)
+            let rankB =
+                ((reversed != (b.reverses != nil)) ? 1 : 0) + (record.currency == b.currency ? 0 : 2)
+            if rankA != rankB { return rankA < rankB }
+            let amountA = (record.amount &- a.amount).magnitude
+            let amountB = (record.amount &- b.amount).magnitude
+            if amountA != amountB { return amountA < amountB }
+            let daysA = (record.day &- a.day).magnitude
+            let daysB = (record.day &- b.day).magnitude
+            if daysA != daysB { return daysA < daysB }
+            return a.key < b.key
+        }
+
         mutating func matchByReference(_ rule: MatchRule) {
             for index in order where !externalClaimed[index] {
                 let record = external[index]
                 let limit = tolerance(rule, record)
-                let candidates = referenceCandidates(record).filter {
-                    ledger[$0].currency == record.currency && (record.amount &- ledger[$0].amount).magnitude <= limit
+                // The closest unclaimed entry of the record's references (the first of equals, in the order
+                // of ``referenceCandidates(_:)``), without collecting them.
+                var best: Int?
+                for ref in record.refs {
+                    guard let indices = byRef[ref] else { continue }
+                    for candidate in indices where !ledgerClaimed[candidate] {
+                        let item = ledger[candidate]
+                        guard item.currency == record.currency, (record.amount &- item.amount).magnitude <= limit
+                        else { continue }
+                        if let current = best, !isCloser(record, item, than: ledger[current]) { continue }
+                        best = candidate
+                    }
                 }
-                guard let best = closest(record, among: candidates) else { continue }
+                guard let best else { continue }
                 let (resultClass, detail) = matchedClass(record, [ledger[best]], window: rule.windowDays)
                 claim([index], [best], rule: rule.name, resultClass: resultClass, detail: detail)
             }

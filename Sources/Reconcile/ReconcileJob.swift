@@ -18,6 +18,18 @@ public protocol LedgerEntrySource {
     /// Calls `body` with every entry that may match, in any order (the job narrows them to the window
     /// itself); one at a time, so that only what reconciliation needs of each is kept.
     func forEachEntry(_ body: (Entry) throws(CastleError) -> Void) throws(CastleError)
+
+    /// Calls `body` with the item of every entry that moves money through clearing or bank accounts
+    /// (``LedgerItem/init(_:)``); a source may read them faster than whole entries.
+    func forEachItem(_ body: (LedgerItem) throws(CastleError) -> Void) throws(CastleError)
+}
+
+extension LedgerEntrySource {
+    public func forEachItem(_ body: (LedgerItem) throws(CastleError) -> Void) throws(CastleError) {
+        try forEachEntry { (entry) throws(CastleError) in
+            if let item = LedgerItem(entry) { try body(item) }
+        }
+    }
 }
 
 /// A ledger as the entries NDJSON that `castle ledger post` reads (docs/ledger.md), decoded strictly.
@@ -43,6 +55,31 @@ public struct LedgerEntriesFile: LedgerEntrySource {
             }
             switch EntryCodec.decode(Array(line.bytes), lineNumber: line.number, assets: assets) {
             case .success(let entry): try body(entry)
+            case .failure(let error): throw error.castleError(file: source.name)
+            }
+        }
+    }
+
+    /// As the protocol's, with each line in castle's canonical form read straight into its item
+    /// (``FastLedgerLine``); any other line is decoded strictly, with the same errors.
+    public func forEachItem(_ body: (LedgerItem) throws(CastleError) -> Void) throws(CastleError) {
+        let source = try InputSource(path: path)
+        let reader = LineReader(source: source, lineBytesMax: EntryCodec.lineBytes_max)
+        var cache = FastLedgerLine.AssetCache()
+        while let line = try reader.next() {
+            if line.tooLong {
+                throw CastleError(
+                    .dataError,
+                    "\(source.name):\(line.number): longer than \(EntryCodec.lineBytes_max) bytes"
+                )
+            }
+            if case .item(let item) = FastLedgerLine.read(line.bytes, assets: assets, cache: &cache) {
+                if let item { try body(item) }
+                continue
+            }
+            if line.isBlank { continue }
+            switch EntryCodec.decode(Array(line.bytes), lineNumber: line.number, assets: assets) {
+            case .success(let entry): if let item = LedgerItem(entry) { try body(item) }
             case .failure(let error): throw error.castleError(file: source.name)
             }
         }
@@ -145,11 +182,74 @@ public enum ReconcileJob {
     ) throws(CastleError)
         -> ReconcileReport
     {
-        var items: [LedgerItem] = []
-        try ledger.forEachEntry { (entry) throws(CastleError) in
-            if let item = LedgerItem(entry) { items.append(item) }
+        // The ledger is read on a thread of its own while the sources are read here.
+        let ledgerRead = BackgroundWork { () throws(CastleError) -> [LedgerItem] in
+            var items: [LedgerItem] = []
+            try ledger.forEachItem { (item) throws(CastleError) in items.append(item) }
+            return items
         }
-        return try run(request, ledgerItems: items)
+        let sources: SourcesRead
+        do throws(CastleError) {
+            sources = try readSources(request)
+        } catch {
+            // The ledger's error first, as when it was read before the sources.
+            _ = try ledgerRead.join()
+            throw error
+        }
+        let items = try ledgerRead.join()
+        var report = reconcile(external: sources.external, proofs: sources.proofs, ledger: items, request: request)
+        report.watermarks = sources.watermarks
+        return report
+    }
+
+    typealias SourcesRead = (external: [ExternalRecord], proofs: [BalanceProof], watermarks: [String: Int32])
+
+    /// Sources read at once, each on a thread of its own (a CSV beside a bank statement): a bound on the
+    /// threads and on the memory of sources being read.
+    static let sourcesAtOnce_max = 3
+
+    /// Reads every source, up to ``sourcesAtOnce_max`` at once, and adds them up in the order given; the
+    /// first source (in that order) that fails is the error, as when they were read one after another.
+    static func readSources(_ request: ReconcileRequest) throws(CastleError) -> SourcesRead {
+        typealias Read = (records: [ExternalRecord], proofs: [BalanceProof])
+        let paths = request.sources
+        var pending: [BackgroundWork<Read>] = []
+        var next = 0
+        func startMore() {
+            while next < paths.count && pending.count < sourcesAtOnce_max {
+                let path = paths[next]
+                pending.append(
+                    BackgroundWork { () throws(CastleError) -> Read in
+                        try read(path, format: request.format, mapping: request.mapping, assets: request.assets)
+                    }
+                )
+                next += 1
+            }
+        }
+        var external: [ExternalRecord] = []
+        var proofs: [BalanceProof] = []
+        var watermarks: [String: Int32] = [:]
+        for path in paths {
+            startMore()
+            let work = pending.removeFirst()
+            var records: [ExternalRecord]
+            var statementProofs: [BalanceProof]
+            do throws(CastleError) {
+                (records, statementProofs) = try work.join()
+            } catch {
+                // The ones already started end before the error is given.
+                for other in pending { _ = try? other.join() }
+                throw error
+            }
+            if let last = records.map(\.day).max() { watermarks[path] = last }
+            if let done = request.watermarks?[path] {
+                records.removeAll { $0.day <= done }
+                if records.isEmpty { statementProofs = [] }
+            }
+            external += records
+            proofs += statementProofs
+        }
+        return (external, proofs, watermarks)
     }
 
     /// As ``run(_:ledger:)``, with the ledger's items already read (from the store: ``StoredLedger``).
@@ -159,26 +259,9 @@ public enum ReconcileJob {
     ) throws(CastleError)
         -> ReconcileReport
     {
-        var external: [ExternalRecord] = []
-        var proofs: [BalanceProof] = []
-        var watermarks: [String: Int32] = [:]
-        for path in request.sources {
-            var (records, statementProofs) = try read(
-                path,
-                format: request.format,
-                mapping: request.mapping,
-                assets: request.assets
-            )
-            if let last = records.map(\.day).max() { watermarks[path] = last }
-            if let done = request.watermarks?[path] {
-                records.removeAll { $0.day <= done }
-                if records.isEmpty { statementProofs = [] }
-            }
-            external += records
-            proofs += statementProofs
-        }
-        var report = reconcile(external: external, proofs: proofs, ledger: items, request: request)
-        report.watermarks = watermarks
+        let sources = try readSources(request)
+        var report = reconcile(external: sources.external, proofs: sources.proofs, ledger: items, request: request)
+        report.watermarks = sources.watermarks
         return report
     }
 
@@ -202,13 +285,15 @@ public enum ReconcileJob {
         }
         // Candidates: entries in the window widened by the rules' date slack (a late record still finds its
         // entry); without a window, also every entry that carries a reference.
-        let candidates = allItems.filter { item in
+        let isCandidate = { (item: LedgerItem) -> Bool in
             guard let scope else { return request.window == nil && item.ref != nil }
             if item.day >= scope.lowerBound &- slack && item.day <= scope.upperBound &+ slack {
                 return request.window == nil || item.ref != nil || scope.contains(item.day)
             }
             return request.window == nil && item.ref != nil
         }
+        // Usually every entry is one: then no copy of them all.
+        let candidates = allItems.allSatisfy(isCandidate) ? allItems : allItems.filter(isCandidate)
         // With --since-last, the entries up to the sources' oldest watermark were reported before: they
         // may still be claimed (a late record), but are not reported unmatched again.
         var floor: Int32?
@@ -222,13 +307,29 @@ public enum ReconcileJob {
             return true
         }
         var records = Matcher(rules: request.rules).run(external: external, ledger: candidates)
-        var dayByKey: [String: LedgerItem] = [:]
-        for item in candidates { dayByKey[item.key] = item }
-        records.removeAll { $0.resultClass == .unmatchedLedger && !reportable(dayByKey[$0.ledger[0]]!) }
-        for proof in proofs {
-            records.append(ResultRecord(resultClass: .balanceProof, source: proof.source, proof: proof))
+        if request.window != nil || floor != nil {
+            // The unmatched entries' days, looked up by key (only those entries').
+            var dayByKey: [String: LedgerItem] = [:]
+            let unmatched = Set(records.lazy.filter { $0.resultClass == .unmatchedLedger }.map { $0.ledger[0] })
+            for item in candidates where unmatched.contains(item.key) { dayByKey[item.key] = item }
+            records.removeAll { $0.resultClass == .unmatchedLedger && !reportable(dayByKey[$0.ledger[0]]!) }
         }
-        records.sort(by: ResultRecord.ordered)
+        // The matcher's records are in report order already: each proof goes after every record not
+        // after it, as a stable sort of the records and then the proofs puts it.
+        let proofRecords = ResultRecord.sortedInReportOrder(
+            proofs.map { ResultRecord(resultClass: .balanceProof, source: $0.source, proof: $0) }
+        )
+        var from = 0
+        for proof in proofRecords {
+            var low = from
+            var high = records.count
+            while low < high {
+                let middle = (low + high) / 2
+                if ResultRecord.ordered(proof, records[middle]) { high = middle } else { low = middle + 1 }
+            }
+            records.insert(proof, at: low)
+            from = low + 1
+        }
         if !request.resolutions.isEmpty {
             for index in records.indices where records[index].isBreak {
                 records[index].resolution = request.resolutions[records[index].recordID]
@@ -246,10 +347,12 @@ public enum ReconcileJob {
     /// (and the same bytes) on every rerun.
     static func runID(_ records: [ResultRecord]) -> String {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        var line: [UInt8] = []
+        line.reserveCapacity(1024)
         for record in records {
-            for byte in ReportWriter.ndjsonLine(record, run: "").utf8 {
-                hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
-            }
+            line.removeAll(keepingCapacity: true)
+            ReportWriter.appendNDJSON(record, run: "", to: &line)
+            for byte in line { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
         }
         let hex = String(hash, radix: 16)
         return "r-" + String(repeating: "0", count: 16 - hex.count) + hex

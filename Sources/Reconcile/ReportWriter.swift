@@ -23,7 +23,19 @@ public enum ReportWriter {
     ) throws(CastleError) {
         switch format {
         case .ndjson:
-            for record in records { try sink.write(ndjsonLine(record, run: run) + "\n") }
+            var line: [UInt8] = []
+            line.reserveCapacity(1024)
+            for record in records {
+                line.removeAll(keepingCapacity: true)
+                appendNDJSON(record, run: run, to: &line)
+                line.append(UInt8(ascii: "\n"))
+                if line.count <= 1 << 15 {
+                    try sink.reserve(line.count)
+                    line.withUnsafeBufferPointer { sink.append($0) }
+                } else {
+                    try sink.write(line)
+                }
+            }
         case .csv:
             try sink.write(csvColumns.joined(separator: ",") + "\n")
             for record in records {
@@ -142,34 +154,139 @@ public enum ReportWriter {
     }
 
     public static func ndjsonLine(_ record: ResultRecord, run: String) -> String {
-        var out = "{\"run\":\(json(run)),\"class\":\(json(record.resultClass.rawValue))"
+        var out: [UInt8] = []
+        appendNDJSON(record, run: run, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends ``ndjsonLine(_:run:)``'s bytes (without a newline) to `out`, without a `String` between.
+    public static func appendNDJSON(_ record: ResultRecord, run: String, to out: inout [UInt8]) {
+        func key(_ text: StaticString) {
+            out.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+        }
+        key("{\"run\":")
+        appendJSON(run, to: &out)
+        key(",\"class\":")
+        appendJSON(record.resultClass.rawValue, to: &out)
         if let proof = record.proof {
             let currency = proof.currency
-            func format(_ value: Int128?) -> String {
-                guard let value, let currency else { return "null" }
-                return json(currency.format(value))
+            func amount(_ value: Int128?) {
+                guard let value, let currency else { return key("null") }
+                out.append(UInt8(ascii: "\""))
+                appendAmount(value, scale: currency.scale, to: &out)
+                out.append(UInt8(ascii: "\""))
             }
-            out += ",\"source\":\(json(record.source)),\"statement\":\(json(proof.statement))"
-            out += ",\"currency\":\(currency.map { json($0.code) } ?? "null")"
-            out +=
-                ",\"opening\":\(format(proof.opening.map { Int128($0) })),\"entries_net\":\(format(proof.entriesNet))"
-            out += ",\"closing\":\(format(proof.closing.map { Int128($0) }))"
-            out += ",\"computed_closing\":\(format(proof.computedClosing)),\"ok\":\(proof.ok)"
-            out += ",\"detail\":\(json(proof.detail))"
-            if let resolution = record.resolution { out += ",\"resolution\":\(json(resolution))" }
-            return out + "}"
+            key(",\"source\":")
+            appendJSON(record.source, to: &out)
+            key(",\"statement\":")
+            appendJSON(proof.statement, to: &out)
+            key(",\"currency\":")
+            if let currency { appendJSON(currency.code, to: &out) } else { key("null") }
+            key(",\"opening\":")
+            amount(proof.opening.map { Int128($0) })
+            key(",\"entries_net\":")
+            amount(proof.entriesNet)
+            key(",\"closing\":")
+            amount(proof.closing.map { Int128($0) })
+            key(",\"computed_closing\":")
+            amount(proof.computedClosing)
+            key(",\"ok\":")
+            if proof.ok { key("true") } else { key("false") }
+            key(",\"detail\":")
+            appendJSON(proof.detail, to: &out)
+            if let resolution = record.resolution {
+                key(",\"resolution\":")
+                appendJSON(resolution, to: &out)
+            }
+            out.append(UInt8(ascii: "}"))
+            return
         }
-        let row = csvRow(record, run: run)
-        out += ",\"rule\":\(json(record.rule)),\"source\":\(json(record.source))"
-        out += ",\"external\":[\(record.external.map(json).joined(separator: ","))]"
-        out += ",\"ledger\":[\(record.ledger.map(json).joined(separator: ","))]"
-        out += ",\"currency\":\(record.currency.map { json($0.code) } ?? "null")"
-        out += ",\"external_amount\":\(row[7].isEmpty ? "null" : json(row[7]))"
-        out += ",\"ledger_amount\":\(row[8].isEmpty ? "null" : json(row[8]))"
-        out += ",\"difference\":\(row[9].isEmpty ? "null" : json(row[9]))"
-        out += ",\"detail\":\(json(record.detail))"
-        if let resolution = record.resolution { out += ",\"resolution\":\(json(resolution))" }
-        return out + "}"
+        func amount(_ value: Int128?) {
+            guard let value, let currency = record.currency else { return key("null") }
+            out.append(UInt8(ascii: "\""))
+            appendAmount(value, scale: currency.scale, to: &out)
+            out.append(UInt8(ascii: "\""))
+        }
+        key(",\"rule\":")
+        appendJSON(record.rule, to: &out)
+        key(",\"source\":")
+        appendJSON(record.source, to: &out)
+        key(",\"external\":[")
+        for (index, id) in record.external.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            appendJSON(id, to: &out)
+        }
+        key("],\"ledger\":[")
+        for (index, id) in record.ledger.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            appendJSON(id, to: &out)
+        }
+        key("],\"currency\":")
+        if let currency = record.currency { appendJSON(currency.code, to: &out) } else { key("null") }
+        key(",\"external_amount\":")
+        amount(record.externalAmount)
+        key(",\"ledger_amount\":")
+        amount(record.ledgerAmount)
+        key(",\"difference\":")
+        if let external = record.externalAmount, let ledger = record.ledgerAmount {
+            amount(external - ledger)
+        } else {
+            key("null")
+        }
+        key(",\"detail\":")
+        appendJSON(record.detail, to: &out)
+        if let resolution = record.resolution {
+            key(",\"resolution\":")
+            appendJSON(resolution, to: &out)
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// `text` as a JSON string literal, as ``jsonStringLiteral(_:)`` writes it.
+    static func appendJSON(_ text: String, to out: inout [UInt8]) {
+        var text = text
+        text.withUTF8 { bytes in
+            if !bytes.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+                out.append(UInt8(ascii: "\""))
+                out.append(contentsOf: bytes)
+                out.append(UInt8(ascii: "\""))
+            } else {
+                out.append(contentsOf: jsonStringLiteral(Array(bytes)))
+            }
+        }
+    }
+
+    /// ``Asset/format(_:)-(Int128)``'s text of `units` at `scale`, appended as bytes.
+    static func appendAmount(_ units: Int128, scale: UInt8, to out: inout [UInt8]) {
+        // The digits backwards, in a buffer on the stack (an Int128 has at most 39; the scale at most 18).
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { digits in
+            var count = 0
+            if let small = UInt64(exactly: units.magnitude) {
+                var magnitude = small
+                repeat {
+                    digits[count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                    magnitude /= 10
+                    count += 1
+                } while magnitude > 0
+            } else {
+                var magnitude = units.magnitude
+                repeat {
+                    digits[count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                    magnitude /= 10
+                    count += 1
+                } while magnitude > 0
+            }
+            let decimals = Int(scale)
+            while count <= decimals {
+                digits[count] = UInt8(ascii: "0")
+                count += 1
+            }
+            if units < 0 { out.append(UInt8(ascii: "-")) }
+            for index in stride(from: count - 1, through: 0, by: -1) {
+                if decimals > 0 && index == decimals - 1 { out.append(UInt8(ascii: ".")) }
+                out.append(digits[index])
+            }
+        }
     }
 
     static func json(_ text: String) -> String { String(decoding: jsonStringLiteral(Array(text.utf8)), as: UTF8.self) }

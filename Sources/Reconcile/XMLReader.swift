@@ -5,14 +5,17 @@ public import CastleSupport
 /// (`/Document/BkToCstmrStmt/Stmt[2]/Ntry[3]`).
 public final class XMLElement {
     public let name: String
-    public let path: String
+    /// Where the element is, made into ``path`` only when asked (an error, a record's location).
+    let place: XMLPlace
     public var attributes: [(name: String, value: String)] = []
     public var text = ""
     public var children: [XMLElement] = []
 
-    init(name: String, path: String) {
+    public var path: String { place.path }
+
+    init(name: String, place: XMLPlace) {
         self.name = name
-        self.path = path
+        self.place = place
     }
 
     public func attribute(_ name: String) -> String? { attributes.first { $0.name == name }?.value }
@@ -24,6 +27,29 @@ public final class XMLElement {
         var node: XMLElement? = self
         for name in names { node = node?.child(name) }
         return node
+    }
+}
+
+/// An element's place in the document: its parent's place, its name and which of its parent's children
+/// of that name it is. The path text is built once, when first asked for.
+final class XMLPlace {
+    let parent: XMLPlace?
+    let name: String
+    let index: Int
+    private var built: String?
+
+    init(parent: XMLPlace?, name: String, index: Int) {
+        self.parent = parent
+        self.name = name
+        self.index = index
+    }
+
+    var path: String {
+        if let built { return built }
+        let parentPath = parent?.path ?? ""
+        let made = index == 1 ? "\(parentPath)/\(name)" : "\(parentPath)/\(name)[\(index)]"
+        built = made
+        return made
     }
 }
 
@@ -58,15 +84,15 @@ public enum XMLReader {
         var p = 0
         var stack: [XMLElement] = []
         /// Per open element, how many children of each name it has had so far (for `Name[n]` in paths).
-        var siblingCounts: [[String: Int]] = [[:]]
+        var siblingCounts: [[(name: String, count: Int)]] = [[]]
         var elementCount = 0
-        let detaching: Set<String>
+        let detaching: [String]
         let handler: Handler?
 
         init(bytes: [UInt8], fileName: String, detaching: Set<String>, handler: Handler?) {
             self.bytes = bytes
             self.fileName = fileName
-            self.detaching = detaching
+            self.detaching = detaching.sorted()
             self.handler = handler
         }
 
@@ -107,10 +133,23 @@ public enum XMLReader {
         }
 
         mutating func name() throws(CastleError) -> String {
+            let range = try nameRange()
+            return String(decoding: bytes[range], as: UTF8.self)
+        }
+
+        /// Where the name at `p` is in the bytes, `p` moved past it.
+        mutating func nameRange() throws(CastleError) -> Range<Int> {
             let start = p
             while p < bytes.count, Self.isNameByte(bytes[p]) { p += 1 }
             guard p > start else { throw fail("a name is expected") }
-            return String(decoding: bytes[start..<p], as: UTF8.self)
+            return start..<p
+        }
+
+        /// The local name (after the last `:`) of the name at `range`.
+        func localName(_ range: Range<Int>) -> String {
+            var start = range.lowerBound
+            for index in range where bytes[index] == UInt8(ascii: ":") { start = index + 1 }
+            return String(decoding: bytes[start..<range.upperBound], as: UTF8.self)
         }
 
         static func localName(_ qualified: String) -> String {
@@ -122,6 +161,15 @@ public enum XMLReader {
 
         /// Text up to `terminator` byte with references resolved.
         mutating func characters(until terminator: UInt8) throws(CastleError) -> String {
+            // Plain text (no reference, no `>`) is taken as it is.
+            let start = p
+            while p < bytes.count {
+                let byte = bytes[p]
+                if byte == terminator || byte == UInt8(ascii: "&") || byte == UInt8(ascii: ">") { break }
+                p += 1
+            }
+            if p == bytes.count || bytes[p] == terminator { return String(decoding: bytes[start..<p], as: UTF8.self) }
+            p = start
             var out: [UInt8] = []
             while p < bytes.count, bytes[p] != terminator {
                 let byte = bytes[p]
@@ -197,20 +245,22 @@ public enum XMLReader {
         /// One element and everything inside it; `p` is at its `<`.
         mutating func element() throws(CastleError) -> XMLElement {
             p += 1
-            let qualified = try name()
-            let local = Self.localName(qualified)
-            let index = siblingCounts[siblingCounts.count - 1][local, default: 0] + 1
-            siblingCounts[siblingCounts.count - 1][local] = index
-            let parentPath = stack.last?.path ?? ""
-            let node = XMLElement(
-                name: local,
-                path: index == 1 ? "\(parentPath)/\(local)" : "\(parentPath)/\(local)[\(index)]"
-            )
+            let qualifiedRange = try nameRange()
+            let local = localName(qualifiedRange)
+            var index = 1
+            let level = siblingCounts.count - 1
+            if let seen = siblingCounts[level].firstIndex(where: { $0.name == local }) {
+                siblingCounts[level][seen].count += 1
+                index = siblingCounts[level][seen].count
+            } else {
+                siblingCounts[level].append((local, 1))
+            }
+            let node = XMLElement(name: local, place: XMLPlace(parent: stack.last?.place, name: local, index: index))
             elementCount += 1
             if elementCount > XMLReader.elements_max { throw fail("more than \(XMLReader.elements_max) elements") }
             if stack.count >= XMLReader.depth_max { throw fail("nested deeper than \(XMLReader.depth_max)") }
             stack.append(node)
-            siblingCounts.append([:])
+            siblingCounts.append([])
             defer {
                 stack.removeLast()
                 siblingCounts.removeLast()
@@ -251,15 +301,21 @@ public enum XMLReader {
             var text = ""
             while true {
                 guard p < bytes.count else {
-                    throw fail("<\(qualified)> is never closed (a truncated file?)")
+                    throw fail(
+                        "<\(String(decoding: bytes[qualifiedRange], as: UTF8.self))> is never closed (a truncated file?)"
+                    )
                 }
                 if starts(with: "</") {
                     p += 2
-                    let closing = try name()
+                    let closing = try nameRange()
                     skipSpace()
                     guard p < bytes.count, bytes[p] == UInt8(ascii: ">") else { throw fail("an end tag without \">\"") }
                     p += 1
-                    guard closing == qualified else { throw fail("</\(closing)> closes <\(qualified)>") }
+                    guard bytes[closing].elementsEqual(bytes[qualifiedRange]) else {
+                        throw fail(
+                            "</\(String(decoding: bytes[closing], as: UTF8.self))> closes <\(String(decoding: bytes[qualifiedRange], as: UTF8.self))>"
+                        )
+                    }
                     node.text = text
                     return node
                 }
@@ -276,7 +332,7 @@ public enum XMLReader {
                     try skip(past: "?>", what: "a processing instruction")
                 } else if bytes[p] == UInt8(ascii: "<") {
                     let child = try element()
-                    if let handler, detaching.contains(child.name) {
+                    if let handler, detaching.contains(where: { $0 == child.name }) {
                         try handler(child, node)
                     } else {
                         node.children.append(child)
