@@ -71,15 +71,20 @@ public struct LedgerPostingRecord: Sendable, Hashable {
 
 /// An entry as it crosses the seam: the fields of the ledger contract (`shared/spec/ledger.md`), kind as
 /// its name. Two records are the same content exactly when their ``contentHash`` is equal.
+///
+/// A producer may compute the hash ahead (``sealContentHash()``, on its own thread) so that the store's
+/// write transaction does not; changing any field drops the computed hash again.
 public struct LedgerEntryRecord: Sendable, Hashable {
-    public var key: String
-    public var kind: String
+    public var key: String { didSet { sealedHash = nil } }
+    public var kind: String { didSet { sealedHash = nil } }
     /// Business time, nanoseconds since the epoch.
-    public var ts: Int64
-    public var ref: String?
-    public var reverses: String?
-    public var memo: String?
-    public var postings: [LedgerPostingRecord]
+    public var ts: Int64 { didSet { sealedHash = nil } }
+    public var ref: String? { didSet { sealedHash = nil } }
+    public var reverses: String? { didSet { sealedHash = nil } }
+    public var memo: String? { didSet { sealedHash = nil } }
+    public var postings: [LedgerPostingRecord] { didSet { sealedHash = nil } }
+    /// ``contentHash`` computed ahead, or nil.
+    private var sealedHash: [UInt8]?
 
     public init(
         key: String,
@@ -103,7 +108,28 @@ public struct LedgerEntryRecord: Sendable, Hashable {
     /// bytes with a length prefix (so no two different entries share a serialization). Stored with the
     /// entry, so "same key, other content" is decided by comparing 32 bytes in the database. Strings are
     /// compared as bytes here: a key or memo in another Unicode normalisation is other content.
-    public var contentHash: [UInt8] {
+    public var contentHash: [UInt8] { sealedHash ?? computedContentHash }
+
+    /// Computes ``contentHash`` now and keeps it with the record (until a field changes).
+    public mutating func sealContentHash() { sealedHash = computedContentHash }
+
+    /// Equal content: every field, not whether the hash was computed ahead.
+    public static func == (a: LedgerEntryRecord, b: LedgerEntryRecord) -> Bool {
+        a.key == b.key && a.kind == b.kind && a.ts == b.ts && a.ref == b.ref && a.reverses == b.reverses
+            && a.memo == b.memo && a.postings == b.postings
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(key)
+        hasher.combine(kind)
+        hasher.combine(ts)
+        hasher.combine(ref)
+        hasher.combine(reverses)
+        hasher.combine(memo)
+        hasher.combine(postings)
+    }
+
+    private var computedContentHash: [UInt8] {
         // Written straight into one buffer of the exact size and hashed once: no intermediate arrays, and
         // no closure capturing the offset (a captured var is boxed and checked for exclusive access).
         func size(_ value: String?) -> Int { value.map { 9 + $0.utf8.count } ?? 1 }
