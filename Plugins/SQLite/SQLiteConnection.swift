@@ -172,6 +172,13 @@ struct Statement {
             )
         }
     }
+    /// Binds UTF-8 bytes as text.
+    func bind(_ index: Int32, utf8 bytes: [UInt8]) {
+        bytes.withUnsafeBytes { raw in
+            let text = (raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!).assumingMemoryBound(to: CChar.self)
+            _ = sqlite3_bind_text64(handle, index, text, sqlite3_uint64(raw.count), transient, UInt8(SQLITE_UTF8))
+        }
+    }
     func bind(_ index: Int32, _ bytes: [UInt8]) {
         bytes.withUnsafeBytes { raw in
             _ = sqlite3_bind_blob64(handle, index, raw.baseAddress, sqlite3_uint64(raw.count), transient)

@@ -45,8 +45,12 @@ extension SQLiteBackend: LedgerStore {
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """
                 )
+                var postings: [UInt8] = []
+                postings.reserveCapacity(512)
                 for (entry, hash) in plan.newEntries {
                     seq += 1
+                    postings.removeAll(keepingCapacity: true)
+                    LedgerPostingsText.encode(entry.postings, into: &postings)
                     insert.bind(1, seq)
                     insert.bind(2, entry.key)
                     insert.bind(3, entry.kind)
@@ -54,7 +58,7 @@ extension SQLiteBackend: LedgerStore {
                     insert.bind(5, optional: entry.ref)
                     insert.bind(6, optional: entry.reverses)
                     insert.bind(7, optional: entry.memo)
-                    insert.bind(8, LedgerPostingsText.encode(entry.postings))
+                    insert.bind(8, utf8: postings)
                     insert.bind(9, hash)
                     insert.bind(10, postedAt)
                     try insert.run()

@@ -205,7 +205,11 @@ public enum LedgerSettle {
             fees: fees.schedule(for: trade.symbol)
         )
         switch Settlement.entry(for: settlement) {
-        case .success(let entry): return .success(LedgerRecords.record(entry))
+        case .success(let entry):
+            // The content hash on this side of the pipeline, while the store writes the previous batch.
+            var record = LedgerRecords.record(entry)
+            record.sealContentHash()
+            return .success(record)
         case .failure(let error): return .failure(CastleError(.dataError, error.reason))
         }
     }

@@ -79,15 +79,16 @@ public struct Entry: Sendable, Hashable {
         guard (2...Self.postings_max).contains(postings.count) else {
             throw LedgerInputError("\(postings.count) postings: an entry has 2 to \(Self.postings_max)")
         }
-        var scales: [String: UInt8] = [:]
         for (index, posting) in postings.enumerated() {
             if posting.amount == 0 { throw LedgerInputError("posting \(index + 1): the amount is zero") }
             if posting.amount == Int64.min { throw LedgerInputError("posting \(index + 1): the amount is too large") }
-            if let scale = scales.updateValue(posting.asset.scale, forKey: posting.asset.code),
-                scale != posting.asset.scale
+            // The earlier postings of the same code all have one scale (else this threw already): at most
+            // 64 postings, so a linear search, not a dictionary.
+            if let earlier = postings[..<index].first(where: { $0.asset.code == posting.asset.code }),
+                earlier.asset.scale != posting.asset.scale
             {
                 throw LedgerInputError(
-                    "asset \(posting.asset.code) appears with scales \(scale) and \(posting.asset.scale)"
+                    "asset \(posting.asset.code) appears with scales \(earlier.asset.scale) and \(posting.asset.scale)"
                 )
             }
         }
@@ -95,9 +96,13 @@ public struct Entry: Sendable, Hashable {
 
     /// The first asset (in posting order) whose amounts do not sum to zero, or nil when the entry balances.
     public var unbalancedAsset: Asset? {
-        var sums: [Asset: Int128] = [:]
-        for posting in postings { sums[posting.asset, default: 0] += Int128(posting.amount) }
-        return postings.first { sums[$0.asset] != 0 }?.asset
+        // At most 64 postings: a sum per posting's asset by linear search, not a dictionary.
+        for posting in postings {
+            var sum: Int128 = 0
+            for other in postings where other.asset == posting.asset { sum += Int128(other.amount) }
+            if sum != 0 { return posting.asset }
+        }
+        return nil
     }
 
     /// Each posting with its amount negated: what a reversal of this entry posts.
@@ -114,7 +119,12 @@ public struct Entry: Sendable, Hashable {
         guard (1...keyLength_max).contains(key.utf8.count) else {
             throw LedgerInputError("\(field) is \(key.utf8.count) bytes: 1 to \(keyLength_max)")
         }
-        if key.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+        // ASCII (every key castle makes) needs no Unicode tables: its control characters are 0–31 and 127.
+        let isASCII = key.utf8.allSatisfy { $0 < 0x80 }
+        if isASCII
+            ? key.utf8.contains(where: { $0 < 0x20 || $0 == 0x7f })
+            : key.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+        {
             throw LedgerInputError("\(field) \(quoted(key)) has a control character")
         }
     }

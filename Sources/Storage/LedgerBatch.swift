@@ -57,23 +57,21 @@ public enum LedgerBatch {
     /// The stored rows `entries` need.
     public static func lookups(_ entries: [LedgerEntryRecord]) -> LedgerBatchLookups {
         var keys: [String] = []
+        keys.reserveCapacity(entries.count)
         var seenKeys: Set<String> = []
+        seenKeys.reserveCapacity(entries.count)
         var targets: [String] = []
-        var assets: Set<String> = []
-        var balances: Set<LedgerBalanceKey> = []
+        var pairs = LedgerSlotTable()
         for entry in entries {
             if seenKeys.insert(entry.key).inserted { keys.append(entry.key) }
             if let target = entry.reverses { targets.append(target) }
-            for posting in entry.postings {
-                assets.insert(posting.asset)
-                balances.insert(LedgerBalanceKey(account: posting.account, asset: posting.asset))
-            }
+            for posting in entry.postings { _ = pairs.slot(account: posting.account, asset: posting.asset) }
         }
         return LedgerBatchLookups(
             keys: keys,
             reversalTargets: Array(Set(targets)).sorted(),
-            assets: assets.sorted(),
-            balances: balances.sorted()
+            assets: Set(pairs.keys.map(\.asset)).sorted(),
+            balances: pairs.keys.sorted()
         )
     }
 
@@ -82,20 +80,27 @@ public enum LedgerBatch {
     /// scale; a reversal's target is posted, not reversed yet, and its postings negated; no posting leaves
     /// an account flagged non-negative below zero after its entry (an account's postings in one entry are
     /// netted first). The first refusal ends the batch.
+    ///
+    /// The (account, asset) pairs are interned once per batch into dense slots (``LedgerSlotTable``), so
+    /// a posting costs an array access rather than hashing two strings into dictionaries several times.
     public static func plan(
         _ entries: [LedgerEntryRecord],
         context: LedgerBatchContext
     ) -> Result<LedgerBatchPlan, LedgerRefusal> {
-        var hashes = context.storedHashes
+        var slots = PlanSlots(context: context)
+        // Content hashes of the batch's accepted entries by key (an index into newEntries).
+        var batchKeys: [String: Int] = [:]
+        batchKeys.reserveCapacity(entries.count)
         var batchEntries: [String: LedgerEntryRecord] = [:]
         var reversals = context.storedReversals
-        var scales = context.scales
-        var balances = context.balances
-        var touched: Set<LedgerBalanceKey> = []
         var newAssets: [(code: String, scale: UInt8)] = []
         var newEntries: [(entry: LedgerEntryRecord, hash: [UInt8])] = []
         newEntries.reserveCapacity(entries.count)
         var alreadyPosted = 0
+        // Scratch for one entry: each posting's slot, and the distinct slots with their balance after it.
+        var postingSlots: [Int] = []
+        var entrySlots: [Int] = []
+        var entryAfter: [Int128] = []
         // Entries of the batch by key, for reversals of an entry posted earlier in the same batch: kept
         // only when the batch has a reversal (a settlement batch has none, and 20,000 copies cost).
         let keepsEntries = !context.reversalTargets.isEmpty || entries.contains { $0.reverses != nil }
@@ -104,16 +109,22 @@ public enum LedgerBatch {
                 .failure(LedgerRefusal(index: index, key: entry.key, code: code, reason: reason))
             }
             let hash = entry.contentHash
-            if let stored = hashes[entry.key] {
+            let posted =
+                context.storedHashes.isEmpty ? nil : context.storedHashes[entry.key]
+            if let stored = posted ?? batchKeys[entry.key].map({ newEntries[$0].hash }) {
                 if stored == hash {
                     alreadyPosted += 1
                     continue
                 }
                 return refuse(.existsWithDifferentContent, "key \"\(entry.key)\" is posted with other content")
             }
+            postingSlots.removeAll(keepingCapacity: true)
             for posting in entry.postings {
-                if let problem = unstorable(posting) { return refuse(.invalid, problem) }
-                if let scale = scales[posting.asset], scale != posting.scale {
+                let slot = slots.slot(posting)
+                postingSlots.append(slot)
+                if let problem = slots.problem[slot] { return refuse(.invalid, problem) }
+                if posting.amount == Int64.min { return refuse(.invalid, "an amount is Int64.min") }
+                if let scale = slots.assetScales[slots.asset[slot]], scale != posting.scale {
                     return refuse(
                         .invalid,
                         "asset \(posting.asset) has scale \(scale) in the ledger, not \(posting.scale)"
@@ -131,13 +142,20 @@ public enum LedgerBatch {
                     return refuse(.reversalMismatch, "the postings are not entry \"\(target)\"'s negated")
                 }
             }
-            var after: [LedgerBalanceKey: Int128] = [:]
-            for posting in entry.postings {
-                let key = LedgerBalanceKey(account: posting.account, asset: posting.asset)
-                after[key, default: balances[key] ?? 0] += Int128(posting.amount)
+            // An account's postings in one entry are netted before the sign check (at most 64 postings:
+            // a linear search beats hashing).
+            entrySlots.removeAll(keepingCapacity: true)
+            entryAfter.removeAll(keepingCapacity: true)
+            for (posting, slot) in zip(entry.postings, postingSlots) {
+                if let at = entrySlots.firstIndex(of: slot) {
+                    entryAfter[at] += Int128(posting.amount)
+                } else {
+                    entrySlots.append(slot)
+                    entryAfter.append(slots.balance[slot] + Int128(posting.amount))
+                }
             }
-            for posting in entry.postings where !posting.mayGoNegative {
-                if after[LedgerBalanceKey(account: posting.account, asset: posting.asset)]! < 0 {
+            for (posting, slot) in zip(entry.postings, postingSlots) where !posting.mayGoNegative {
+                if entryAfter[entrySlots.firstIndex(of: slot)!] < 0 {
                     return refuse(
                         .wouldGoNegative,
                         "\(posting.account) would go below zero in \(posting.asset)"
@@ -145,27 +163,30 @@ public enum LedgerBatch {
                 }
             }
             // Accepted: only now does the running state change.
-            for (key, balance) in after {
-                balances[key] = balance
-                touched.insert(key)
+            for (slot, balance) in zip(entrySlots, entryAfter) {
+                slots.balance[slot] = balance
+                slots.touched[slot] = true
             }
-            for posting in entry.postings where scales[posting.asset] == nil {
-                scales[posting.asset] = posting.scale
+            for (posting, slot) in zip(entry.postings, postingSlots) where slots.assetScales[slots.asset[slot]] == nil {
+                slots.assetScales[slots.asset[slot]] = posting.scale
                 newAssets.append((posting.asset, posting.scale))
             }
-            hashes[entry.key] = hash
+            batchKeys[entry.key] = newEntries.count
             if keepsEntries { batchEntries[entry.key] = entry }
             if let target = entry.reverses { reversals[target] = entry.key }
             newEntries.append((entry, hash))
         }
-        let rows = touched.sorted().map { key in
-            LedgerBalanceRecord(
-                account: key.account,
-                asset: key.asset,
-                scale: scales[key.asset]!,
-                balance: balances[key]!
-            )
-        }
+        let keys = slots.table.keys
+        let rows = keys.indices.filter { slots.touched[$0] }
+            .sorted { keys[$0] < keys[$1] }
+            .map { slot in
+                LedgerBalanceRecord(
+                    account: keys[slot].account,
+                    asset: keys[slot].asset,
+                    scale: slots.assetScales[slots.asset[slot]]!,
+                    balance: slots.balance[slot]
+                )
+            }
         return .success(
             LedgerBatchPlan(newEntries: newEntries, alreadyPosted: alreadyPosted, balances: rows, newAssets: newAssets)
         )
@@ -191,13 +212,135 @@ public enum LedgerBatch {
 
     /// Why a posting cannot be stored in ``LedgerPostingsText``, or nil.
     static func unstorable(_ posting: LedgerPostingRecord) -> String? {
-        for (field, text) in [("account", posting.account), ("asset", posting.asset)] {
+        if let problem = unstorable(account: posting.account, asset: posting.asset) { return problem }
+        if posting.amount == Int64.min { return "an amount is Int64.min" }
+        return nil
+    }
+
+    /// Why an account or asset cannot be stored in ``LedgerPostingsText``, or nil.
+    static func unstorable(account: String, asset: String) -> String? {
+        for (field, text) in [("account", account), ("asset", asset)] {
             if text.isEmpty || text.utf8.contains(where: { $0 == 9 || $0 == 10 }) {
                 return "\(field) \"\(text)\" is empty or has a tab or a line break"
             }
         }
-        if posting.amount == Int64.min { return "an amount is Int64.min" }
         return nil
+    }
+}
+
+/// ``LedgerBatch/plan(_:context:)``'s state per (account, asset) pair of the batch, by slot: the running
+/// balance, whether the batch changed it, its asset (an index into the asset arrays) and why its account
+/// or asset cannot be stored, if so; and per asset code its scale in the ledger so far (nil: not known).
+private struct PlanSlots {
+    let context: LedgerBatchContext
+    var table = LedgerSlotTable()
+    var balance: [Int128] = []
+    var touched: [Bool] = []
+    var asset: [Int] = []
+    var problem: [String?] = []
+    var assetCodes: [String] = []
+    var assetScales: [UInt8?] = []
+    var assetIndex: [String: Int] = [:]
+
+    init(context: LedgerBatchContext) { self.context = context }
+
+    /// The posting's slot, set up from the context when it is new.
+    mutating func slot(_ posting: LedgerPostingRecord) -> Int {
+        let (slot, isNew) = table.slot(account: posting.account, asset: posting.asset)
+        guard isNew else { return slot }
+        let key = table.keys[slot]
+        let index: Int
+        if let known = assetIndex[key.asset] {
+            index = known
+        } else {
+            index = assetCodes.count
+            assetIndex[key.asset] = index
+            assetCodes.append(key.asset)
+            assetScales.append(context.scales[key.asset])
+        }
+        balance.append(context.balances[key] ?? 0)
+        touched.append(false)
+        asset.append(index)
+        problem.append(LedgerBatch.unstorable(account: key.account, asset: key.asset))
+        return slot
+    }
+}
+
+/// Interns (account, asset) pairs into dense slots 0, 1, 2, … in order of first sight. Open addressing
+/// over an FNV-1a hash of the UTF-8 bytes, seeded per process: Swift's `Hasher` (SipHash, seeded and
+/// finalised per lookup) cost more than the rest of a batch's checks for keys this short. Slot numbers
+/// depend only on the order of the pairs, never on the hash, so everything built on them is
+/// deterministic.
+struct LedgerSlotTable {
+    /// The pairs, by slot.
+    private(set) var keys: [LedgerBalanceKey] = []
+    /// Slot + 1 per bucket, 0 when empty; a power of two, at most half full.
+    private var buckets: [Int32] = Array(repeating: 0, count: 64)
+
+    private static let seed = UInt64.random(in: 0...UInt64.max)
+
+    /// The pair's slot, and whether this call added it.
+    mutating func slot(account: String, asset: String) -> (slot: Int, isNew: Bool) {
+        let mask = buckets.count - 1
+        var bucket = Self.hash(account, asset) & mask
+        while true {
+            let stored = Int(buckets[bucket])
+            if stored == 0 { break }
+            let key = keys[stored - 1]
+            if key.account == account && key.asset == asset { return (stored - 1, false) }
+            bucket = (bucket + 1) & mask
+        }
+        let slot = keys.count
+        precondition(slot < Int32.max - 1, "too many balances in one batch")
+        keys.append(LedgerBalanceKey(account: account, asset: asset))
+        buckets[bucket] = Int32(slot + 1)
+        if keys.count * 2 > buckets.count { grow() }
+        return (slot, true)
+    }
+
+    private mutating func grow() {
+        buckets = Array(repeating: 0, count: buckets.count * 2)
+        let mask = buckets.count - 1
+        for (slot, key) in keys.enumerated() {
+            var bucket = Self.hash(key.account, key.asset) & mask
+            while buckets[bucket] != 0 { bucket = (bucket + 1) & mask }
+            buckets[bucket] = Int32(slot + 1)
+        }
+    }
+
+    private static func hash(_ account: String, _ asset: String) -> Int {
+        var hash = seed
+        mix(account, into: &hash)
+        hash = (hash ^ 0xff) &* 0x9e37_79b9_7f4a_7c15  // a separator no UTF-8 text holds
+        mix(asset, into: &hash)
+        return Int(truncatingIfNeeded: hash ^ (hash >> 29))
+    }
+
+    /// Eight bytes at a time, each word multiplied in (the strings are short: a word or two).
+    private static func mix(_ text: String, into hash: inout UInt64) {
+        let prime: UInt64 = 0x9e37_79b9_7f4a_7c15
+        let done = text.utf8.withContiguousStorageIfAvailable { utf8 -> UInt64 in
+            var value = hash
+            let raw = UnsafeRawBufferPointer(utf8)
+            var at = 0
+            while at + 8 <= raw.count {
+                value = (value ^ raw.loadUnaligned(fromByteOffset: at, as: UInt64.self)) &* prime
+                value ^= value >> 32
+                at += 8
+            }
+            var tail: UInt64 = UInt64(raw.count - at)
+            while at < raw.count {
+                tail = tail << 8 | UInt64(raw[at])
+                at += 1
+            }
+            value = (value ^ tail) &* prime
+            return value ^ (value >> 32)
+        }
+        if let done {
+            hash = done
+        } else {
+            for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* prime }
+        }
     }
 }
 
@@ -207,20 +350,47 @@ public enum LedgerBatch {
 /// break (``LedgerBatch`` refuses them).
 public enum LedgerPostingsText {
     public static func encode(_ postings: [LedgerPostingRecord]) -> String {
-        var text = ""
-        text.reserveCapacity(postings.count * 40)
+        var bytes: [UInt8] = []
+        encode(postings, into: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// ``encode(_:)``'s text as UTF-8, appended to `bytes` (a writer reuses one buffer for a batch).
+    public static func encode(_ postings: [LedgerPostingRecord], into bytes: inout [UInt8]) {
         for (index, posting) in postings.enumerated() {
-            if index > 0 { text += "\n" }
-            text += posting.account
-            text += "\t"
-            text += posting.asset
-            text += "\t"
-            text += String(posting.scale)
-            text += "\t"
-            text += String(posting.amount)
-            text += posting.mayGoNegative ? "\t1" : "\t0"
+            if index > 0 { bytes.append(UInt8(ascii: "\n")) }
+            utf8(posting.account, into: &bytes)
+            bytes.append(UInt8(ascii: "\t"))
+            utf8(posting.asset, into: &bytes)
+            bytes.append(UInt8(ascii: "\t"))
+            decimal(Int64(posting.scale), into: &bytes)
+            bytes.append(UInt8(ascii: "\t"))
+            decimal(posting.amount, into: &bytes)
+            bytes.append(UInt8(ascii: "\t"))
+            bytes.append(posting.mayGoNegative ? UInt8(ascii: "1") : UInt8(ascii: "0"))
         }
-        return text
+    }
+
+    static func utf8(_ text: String, into bytes: inout [UInt8]) {
+        if text.utf8.withContiguousStorageIfAvailable({ bytes.append(contentsOf: $0) }) == nil {
+            bytes.append(contentsOf: text.utf8)
+        }
+    }
+
+    /// `String(value)`'s digits, without making a String.
+    static func decimal(_ value: Int64, into bytes: inout [UInt8]) {
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: UInt64.max has 20 digits
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            var at = buffer.count
+            repeat {
+                at -= 1
+                buffer[at] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[at...]))
+        }
     }
 
     /// Nil when `text` is not what ``encode(_:)`` writes (a damaged row).

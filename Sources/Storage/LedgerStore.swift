@@ -71,15 +71,20 @@ public struct LedgerPostingRecord: Sendable, Hashable {
 
 /// An entry as it crosses the seam: the fields of the ledger contract (`shared/spec/ledger.md`), kind as
 /// its name. Two records are the same content exactly when their ``contentHash`` is equal.
+///
+/// A producer may compute the hash ahead (``sealContentHash()``, on its own thread) so that the store's
+/// write transaction does not; changing any field drops the computed hash again.
 public struct LedgerEntryRecord: Sendable, Hashable {
-    public var key: String
-    public var kind: String
+    public var key: String { didSet { sealedHash = nil } }
+    public var kind: String { didSet { sealedHash = nil } }
     /// Business time, nanoseconds since the epoch.
-    public var ts: Int64
-    public var ref: String?
-    public var reverses: String?
-    public var memo: String?
-    public var postings: [LedgerPostingRecord]
+    public var ts: Int64 { didSet { sealedHash = nil } }
+    public var ref: String? { didSet { sealedHash = nil } }
+    public var reverses: String? { didSet { sealedHash = nil } }
+    public var memo: String? { didSet { sealedHash = nil } }
+    public var postings: [LedgerPostingRecord] { didSet { sealedHash = nil } }
+    /// ``contentHash`` computed ahead, or nil.
+    private var sealedHash: [UInt8]?
 
     public init(
         key: String,
@@ -103,36 +108,87 @@ public struct LedgerEntryRecord: Sendable, Hashable {
     /// bytes with a length prefix (so no two different entries share a serialization). Stored with the
     /// entry, so "same key, other content" is decided by comparing 32 bytes in the database. Strings are
     /// compared as bytes here: a key or memo in another Unicode normalisation is other content.
-    public var contentHash: [UInt8] {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(96 + postings.count * 40)
-        func text(_ value: String?) {
-            guard let value else {
-                bytes.append(0)
-                return
+    public var contentHash: [UInt8] { sealedHash ?? computedContentHash }
+
+    /// Computes ``contentHash`` now and keeps it with the record (until a field changes).
+    public mutating func sealContentHash() { sealedHash = computedContentHash }
+
+    /// Equal content: every field, not whether the hash was computed ahead.
+    public static func == (a: LedgerEntryRecord, b: LedgerEntryRecord) -> Bool {
+        a.key == b.key && a.kind == b.kind && a.ts == b.ts && a.ref == b.ref && a.reverses == b.reverses
+            && a.memo == b.memo && a.postings == b.postings
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(key)
+        hasher.combine(kind)
+        hasher.combine(ts)
+        hasher.combine(ref)
+        hasher.combine(reverses)
+        hasher.combine(memo)
+        hasher.combine(postings)
+    }
+
+    private var computedContentHash: [UInt8] {
+        // Written straight into one buffer of the exact size and hashed once: no intermediate arrays, and
+        // no closure capturing the offset (a captured var is boxed and checked for exclusive access).
+        func size(_ value: String?) -> Int { value.map { 9 + $0.utf8.count } ?? 1 }
+        var count = size(key) + size(kind) + 8 + size(ref) + size(reverses) + size(memo) + 8
+        for posting in postings { count += size(posting.account) + size(posting.asset) + 10 }
+        let byteCount = count
+        return withUnsafeTemporaryAllocation(byteCount: byteCount, alignment: 8) { buffer in
+            var writer = ContentWriter(buffer: buffer)
+            writer.text(key)
+            writer.text(kind)
+            writer.integer(ts)
+            writer.text(ref)
+            writer.text(reverses)
+            writer.text(memo)
+            writer.integer(Int64(postings.count))
+            for posting in postings {
+                writer.text(posting.account)
+                writer.text(posting.asset)
+                writer.byte(posting.scale)
+                writer.integer(posting.amount)
+                writer.byte(posting.mayGoNegative ? 1 : 0)
             }
-            bytes.append(1)
-            integer(Int64(value.utf8.count))
-            bytes.append(contentsOf: value.utf8)
+            precondition(writer.offset == byteCount, "content hash: size computed and written differ")
+            var sha = SHA256()
+            sha.update(bufferPointer: UnsafeRawBufferPointer(buffer))
+            return sha.finalize().withUnsafeBytes { Array($0) }
         }
-        func integer(_ value: Int64) {
-            withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
+    }
+}
+
+/// Writes ``LedgerEntryRecord/contentHash``'s serialization into a buffer of the exact size.
+private struct ContentWriter {
+    let buffer: UnsafeMutableRawBufferPointer
+    var offset = 0
+
+    mutating func integer(_ value: Int64) {
+        buffer.storeBytes(of: value.littleEndian, toByteOffset: offset, as: Int64.self)
+        offset += 8
+    }
+
+    mutating func byte(_ value: UInt8) {
+        buffer[offset] = value
+        offset += 1
+    }
+
+    mutating func text(_ value: String?) {
+        guard let value else { return byte(0) }
+        byte(1)
+        integer(Int64(value.utf8.count))
+        let copied = value.utf8.withContiguousStorageIfAvailable { utf8 in
+            UnsafeMutableRawBufferPointer(rebasing: buffer[offset..<offset + utf8.count])
+                .copyMemory(from: UnsafeRawBufferPointer(utf8))
+            return utf8.count
         }
-        text(key)
-        text(kind)
-        integer(ts)
-        text(ref)
-        text(reverses)
-        text(memo)
-        integer(Int64(postings.count))
-        for posting in postings {
-            text(posting.account)
-            text(posting.asset)
-            bytes.append(posting.scale)
-            integer(posting.amount)
-            bytes.append(posting.mayGoNegative ? 1 : 0)
+        if let copied {
+            offset += copied
+        } else {
+            for unit in value.utf8 { byte(unit) }
         }
-        return Array(SHA256.hash(data: bytes))
     }
 }
 
