@@ -40,7 +40,7 @@ import Testing
         #expect(fast == reference)
     }
 
-    @Test func decoderAgreesWithTheStrictReader() {
+    @Test func decoderAgreesWithTheStrictReader() throws {
         let textColumns = [TableColumn(name: "a", type: .integer), TableColumn(name: "b", type: .text)]
         var lines: [[UInt8]] = []
         for row in Self.rows {
