@@ -84,7 +84,15 @@ extension SQLiteBackend: TableStore {
                 }
                 return tables
             }
-            try await body(SQLiteTableRestore(connection: connection, tables: tables))
+            let restore = SQLiteTableRestore(connection: connection, tables: tables)
+            do throws(CastleError) {
+                try await body(restore)
+            } catch {
+                // The batch in flight ends before the rollback (the connection's jobs run in order).
+                try? await restore.finish()
+                throw error
+            }
+            try await restore.finish()
             try await connection.run { (connection) throws(CastleError) in
                 try connection.execute("COMMIT")
             }
@@ -213,18 +221,37 @@ final class SQLiteTableRead: TableReadTransaction {
                 let status = sqlite3_prepare_v2(connection.handle, sql, -1, &cursor.handle, nil)
                 guard status == SQLITE_OK else { throw connection.error(status, "reading \(table.name)") }
             }
-            while true {
-                let batch = try await connection.run { (connection) throws(CastleError) -> [[RowValue]] in
-                    try Self.fetch(cursor, types, connection)
+            // One batch read ahead: the connection's thread steps the cursor while the caller takes the last.
+            let ahead = Fetched()
+            var pending = connection.start { (connection) throws(CastleError) in
+                ahead.rows = try Self.fetch(cursor, types, connection)
+            }
+            do throws(CastleError) {
+                while true {
+                    try await pending.value()
+                    let batch = ahead.rows
+                    ahead.rows = []
+                    if batch.isEmpty { break }
+                    pending = connection.start { (connection) throws(CastleError) in
+                        ahead.rows = try Self.fetch(cursor, types, connection)
+                    }
+                    try await visit(batch)
                 }
-                if batch.isEmpty { break }
-                try await visit(batch)
+            } catch {
+                // The read ahead ends before the cursor is finished (the connection's jobs run in order).
+                try? await pending.value()
+                throw error
             }
         } catch {
             _ = try? await connection.run { (_) throws(CastleError) in Self.finish(cursor) }
             throw error
         }
         _ = try? await connection.run { (_) throws(CastleError) in Self.finish(cursor) }
+    }
+
+    /// The batch read ahead: written on the connection's thread, read after its job is waited for.
+    private final class Fetched: @unchecked Sendable {
+        var rows: [[RowValue]] = []
     }
 
     private static func finish(_ cursor: Cursor) {
@@ -275,10 +302,13 @@ final class SQLiteTableRead: TableReadTransaction {
     }
 }
 
-/// The write transaction of ``SQLiteBackend/restoreTables(schemaVersion:replace:region:_:)``.
+/// The write transaction of ``SQLiteBackend/restoreTables(schemaVersion:replace:region:_:)``. A batch is
+/// inserted on the connection's thread while the caller decodes the next: ``insert(_:into:columns:)``
+/// waits for the batch before (and throws its error), ``finish()`` for the last, before the commit.
 final class SQLiteTableRestore: TableRestoreTransaction {
     let tables: [TableInfo]
     private let connection: SQLiteSerialConnection
+    private var inFlight: SQLitePending?
 
     init(connection: SQLiteSerialConnection, tables: [TableInfo]) {
         self.connection = connection
@@ -286,25 +316,92 @@ final class SQLiteTableRestore: TableRestoreTransaction {
     }
 
     func insert(_ rows: [[RowValue]], into table: TableInfo, columns: [String]) async throws(CastleError) {
+        try await finish()
         let names = columns.map(quoted).joined(separator: ", ")
         let marks = Array(repeating: "?", count: columns.count).joined(separator: ", ")
         let sql = "INSERT INTO \(quoted(table.name)) (\(names)) VALUES (\(marks))"
-        try await connection.run { (connection) throws(CastleError) in
+        inFlight = connection.start { (connection) throws(CastleError) in
             let statement = try connection.prepare(sql)
+            // Text and blobs are copied into one buffer per row and bound in place (SQLITE_STATIC): it lives
+            // through the step, and SQLite makes no copy of its own.
+            let values = RowBuffer()
+            defer {
+                sqlite3_clear_bindings(statement.handle)
+                values.deallocate()
+            }
             for row in rows {
+                var size = 0
+                for value in row {
+                    switch value {
+                    case .text(let text): size += text.utf8.count
+                    case .blob(let bytes): size += bytes.count
+                    case .null, .integer: break
+                    }
+                }
+                values.reserve(size)
+                var offset = 0
                 for (index, value) in row.enumerated() {
                     let position = Int32(index + 1)
                     switch value {
                     case .null: sqlite3_bind_null(statement.handle, position)
                     case .integer(let number): statement.bind(position, number)
-                    case .text(let text): statement.bind(position, text)
+                    case .text(var text):
+                        let count = text.withUTF8 { bytes in values.copy(bytes, at: offset) }
+                        _ = sqlite3_bind_text64(
+                            statement.handle,
+                            position,
+                            (values.base + offset).assumingMemoryBound(to: CChar.self),
+                            sqlite3_uint64(count),
+                            nil,  // SQLITE_STATIC
+                            UInt8(SQLITE_UTF8)
+                        )
+                        offset += count
                     // An empty array has no address, which SQLite would bind as NULL.
                     case .blob(let bytes) where bytes.isEmpty: sqlite3_bind_zeroblob(statement.handle, position, 0)
-                    case .blob(let bytes): statement.bind(position, bytes)
+                    case .blob(let bytes):
+                        let count = bytes.withUnsafeBufferPointer { bytes in values.copy(bytes, at: offset) }
+                        _ = sqlite3_bind_blob64(
+                            statement.handle,
+                            position,
+                            values.base + offset,
+                            sqlite3_uint64(count),
+                            nil  // SQLITE_STATIC
+                        )
+                        offset += count
                     }
                 }
                 try statement.run()
             }
         }
     }
+
+    /// Waits for the batch in flight; throws its error.
+    func finish() async throws(CastleError) {
+        guard let pending = inFlight else { return }
+        inFlight = nil
+        try await pending.value()
+    }
+}
+
+/// A growable buffer of one row's text and blob bytes, on the connection's thread.
+private final class RowBuffer {
+    private(set) var base = UnsafeMutableRawPointer.allocate(byteCount: 4_096, alignment: 16)
+    private var capacity = 4_096
+
+    func reserve(_ count: Int) {
+        guard count > capacity else { return }
+        base.deallocate()
+        capacity = max(count, capacity * 2)
+        base = .allocate(byteCount: capacity, alignment: 16)
+    }
+
+    /// Copies `bytes` to `offset` (within the reserved count) and returns their count.
+    func copy(_ bytes: UnsafeBufferPointer<UInt8>, at offset: Int) -> Int {
+        if let source = bytes.baseAddress, bytes.count > 0 {
+            (base + offset).copyMemory(from: source, byteCount: bytes.count)
+        }
+        return bytes.count
+    }
+
+    func deallocate() { base.deallocate() }
 }

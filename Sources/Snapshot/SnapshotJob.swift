@@ -70,7 +70,7 @@ public struct SnapshotCreate: Sendable {
             let books = BookHashes()
             for table in read.tables {
                 let path = spool.path(for: table.name)
-                let sink = try OutputSink(path: path)
+                let sink = try SpoolFile(path: path)
                 var hasher = SHA256()
                 var rows: Int64 = 0
                 var bytes: Int64 = 0
@@ -78,16 +78,24 @@ public struct SnapshotCreate: Sendable {
                 line.reserveCapacity(1 << 20)
                 let rewrite = residency?.rewriter(for: table)
                 let watcher = books.watcher(for: table)
+                let encoder = RowEncoder(columns: table.columns)
                 do throws(CastleError) {
                     try await read.scan(table) { (batch) throws(CastleError) in
                         line.removeAll(keepingCapacity: true)
-                        for var row in batch {
-                            rewrite?(&row)
-                            watcher?(row)
-                            RowCodec.encode(row, columns: table.columns, into: &line)
+                        if let rewrite {
+                            for var row in batch {
+                                rewrite(&row)
+                                watcher?(row)
+                                encoder.encode(row, into: &line)
+                            }
+                        } else {
+                            for row in batch {
+                                watcher?(row)
+                                encoder.encode(row, into: &line)
+                            }
                         }
                         line.withUnsafeBytes { hasher.update(bufferPointer: $0) }
-                        try sink.writeLarge(line)
+                        try sink.write(line)
                         rows += Int64(batch.count)
                         bytes += Int64(line.count)
                         rowsSoFar += Int64(batch.count)
@@ -98,9 +106,9 @@ public struct SnapshotCreate: Sendable {
                             status: "\(table.name): \(rowsSoFar) rows, \(bytesSoFar / 1_000_000) MB"
                         )
                     }
-                    try sink.commit()
+                    try sink.close()
                 } catch {
-                    sink.abort()
+                    try? sink.close(quietly: true)
                     throw error
                 }
                 entries.append(
@@ -127,7 +135,8 @@ public struct SnapshotCreate: Sendable {
             tables: tables,
             matcher: matcher
         )
-        let sink = try OutputSink(path: output)
+        // Write-behind: the kernel's copy and the disk's writeback overlap the compression.
+        let sink = try OutputSink(path: output, writeBehind: true)
         do throws(CastleError) {
             let archive = try ArchiveWriter(sink: sink, compression: compression, mtime: createdAtSeconds)
             let manifestBytes = manifest.bytes
@@ -472,20 +481,39 @@ func rfc3339(_ seconds: Int64) -> String {
         "\(year)-\(two(month))-\(two(day))T\(two(secondOfDay / 3_600)):\(two(secondOfDay / 60 % 60)):\(two(secondOfDay % 60))Z"
 }
 
-extension OutputSink {
-    /// Writes `bytes` of any length in pieces that fit the buffer.
-    func writeLarge(_ bytes: [UInt8]) throws(CastleError) {
-        try bytes.withUnsafeBufferPointer { buffer in
+/// A spooled table being written: a plain file, neither synced nor renamed (it lives only until the
+/// archive is written), each batch handed to the kernel in one call.
+final class SpoolFile {
+    let path: String
+    private var fd: Int32
+
+    init(path: String) throws(CastleError) {
+        self.path = path
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw CastleError(.cantCreate, "\(path): cannot create: \(errnoText())") }
+    }
+
+    deinit { if fd >= 0 { Glibc.close(fd) } }
+
+    func write(_ bytes: [UInt8]) throws(CastleError) {
+        try bytes.withUnsafeBytes { raw in
             Result { () throws(CastleError) in
                 var offset = 0
-                while offset < buffer.count {
-                    let piece = min(buffer.count - offset, 1 << 16)
-                    try reserve(piece)
-                    append(UnsafeBufferPointer(rebasing: buffer[offset..<offset + piece]))
-                    offset += piece
+                while offset < raw.count {
+                    let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                    if n < 0 && errno == EINTR { continue }
+                    if n < 0 { throw CastleError(.ioError, "\(path): write failed: \(errnoText())") }
+                    offset += n
                 }
             }
         }.get()
+    }
+
+    func close(quietly: Bool = false) throws(CastleError) {
+        guard fd >= 0 else { return }
+        let status = Glibc.close(fd)
+        fd = -1
+        if status != 0 && !quietly { throw CastleError(.ioError, "\(path): write failed: \(errnoText())") }
     }
 }
 

@@ -2,6 +2,10 @@ public import CastleSupport
 import Crypto
 public import Storage
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Reads a snapshot archive in one pass and checks everything the format promises (spec/snapshot.md):
 /// `manifest.json` first, `manifest.sha256` second and matching it, then exactly the listed table members,
 /// in the manifest's order, each of the listed size, row count and SHA-256, every row decodable; no other
@@ -104,21 +108,29 @@ public final class SnapshotReader {
                 throw reader.hostile(member.path, "\(member.size) bytes where the manifest says \(table.bytes)")
             }
             var hasher = SHA256()
+            // The start of a line that the last chunk cut, completed by the next.
             var pending: [UInt8] = []
             var rows: [[RowValue]] = []
+            rows.reserveCapacity(tableRowsBatch_max)
             var rowCount: Int64 = 0
             var lineNumber: Int64 = 0
             var memberBytes: Int64 = 0
+            let decoder = RowDecoder(columns: table.columns)
             func flush() async throws(CastleError) {
                 guard !rows.isEmpty else { return }
                 try await visit(table, rows)
                 rows.removeAll(keepingCapacity: true)
             }
-            func take(_ line: ArraySlice<UInt8>) throws(CastleError) {
+            func take(_ line: UnsafeBufferPointer<UInt8>) throws(CastleError) {
                 lineNumber += 1
-                switch RowCodec.decode(line, columns: table.columns) {
-                case .success(let row): rows.append(row)
-                case .failure(let error): throw reader.hostile(member.path, "line \(lineNumber): \(error.reason)")
+                if let row = decoder.decodeCanonical(line) {
+                    rows.append(row)
+                } else {
+                    switch RowCodec.decodeStrict(ArraySlice(line), columns: table.columns) {
+                    case .success(let row): rows.append(row)
+                    case .failure(let error):
+                        throw reader.hostile(member.path, "line \(lineNumber): \(error.reason)")
+                    }
                 }
                 rowCount += 1
                 guard rowCount <= table.rows else {
@@ -132,20 +144,30 @@ public final class SnapshotReader {
                 hasher.update(bufferPointer: bytes)
                 memberBytes += Int64(n)
                 tableBytesRead += Int64(n)
-                pending.append(contentsOf: bytes)
-                var start = pending.startIndex
-                while let newline = pending[start...].firstIndex(of: UInt8(ascii: "\n")) {
-                    try take(pending[start..<newline])
+                // Lines are decoded where they lie in the chunk; only a line cut by the chunk's end is copied.
+                let base = chunk.assumingMemoryBound(to: UInt8.self)
+                var start = 0
+                while start < n, let found = memchr(base + start, Int32(UInt8(ascii: "\n")), n - start) {
+                    let newline = base.distance(to: found.assumingMemoryBound(to: UInt8.self))
+                    if pending.isEmpty {
+                        try take(UnsafeBufferPointer(start: base + start, count: newline - start))
+                    } else {
+                        pending.append(contentsOf: UnsafeBufferPointer(start: base + start, count: newline - start))
+                        try pending.withUnsafeBufferPointer { line in
+                            Result { () throws(CastleError) in try take(line) }
+                        }.get()
+                        pending.removeAll(keepingCapacity: true)
+                    }
                     start = newline + 1
+                    if rows.count >= tableRowsBatch_max { try await flush() }
                 }
-                pending.removeSubrange(pending.startIndex..<start)
+                if start < n { pending.append(contentsOf: UnsafeBufferPointer(start: base + start, count: n - start)) }
                 guard pending.count <= limits.lineBytes_max else {
                     throw reader.hostile(
                         member.path,
                         "line \(lineNumber + 1) is longer than \(limits.lineBytes_max) bytes"
                     )
                 }
-                if rows.count >= tableRowsBatch_max { try await flush() }
             }
             guard memberBytes == member.size else {
                 throw reader.hostile(member.path, "truncated stream: \(memberBytes) of \(member.size) bytes")
