@@ -381,26 +381,37 @@ package enum JSON: Hashable, Sendable {
 }
 
 /// Appends `bytes` (UTF-8) as a JSON string literal, quotes included: `"` and `\` escaped, control
-/// characters as `\u00XX`, everything else as it is. castle's one string escape: events, dead letters,
-/// ledger entries, snapshot rows and manifests, server and stream messages all write strings this way.
+/// characters as `\u00XX`, everything else as it is, the runs between escaped bytes appended whole.
+/// castle's one string escape: events, dead letters, ledger entries, reconcile reports, snapshot rows and
+/// manifests, server and stream messages all write strings this way.
 @inlinable
-public func appendJSONString(_ bytes: some Sequence<UInt8>, to out: inout [UInt8]) {
+public func appendJSONString(_ bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
     out.append(UInt8(ascii: "\""))
-    for byte in bytes {
-        switch byte {
-        case UInt8(ascii: "\""), UInt8(ascii: "\\"):
-            out.append(UInt8(ascii: "\\"))
-            out.append(byte)
-        case 0..<0x20:
+    var start = 0
+    for index in 0..<bytes.count {
+        let byte = bytes[index]
+        guard byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 else { continue }
+        if index > start { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<index])) }
+        start = index + 1
+        if byte < 0x20 {
             let hex: StaticString = "0123456789abcdef"
             out.append(contentsOf: "\\u00".utf8)
             out.append(hex.utf8Start[Int(byte >> 4)])
             out.append(hex.utf8Start[Int(byte & 15)])
-        default:
+        } else {
+            out.append(UInt8(ascii: "\\"))
             out.append(byte)
         }
     }
+    if bytes.count > start { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<bytes.count])) }
     out.append(UInt8(ascii: "\""))
+}
+
+/// ``appendJSONString(_:to:)-(UnsafeBufferPointer<UInt8>,_)`` for any bytes.
+@inlinable
+public func appendJSONString(_ bytes: some Sequence<UInt8>, to out: inout [UInt8]) {
+    let done: Void? = bytes.withContiguousStorageIfAvailable { appendJSONString($0, to: &out) }
+    if done == nil { Array(bytes).withUnsafeBufferPointer { appendJSONString($0, to: &out) } }
 }
 
 /// `bytes` as a JSON string literal, quotes included (``appendJSONString(_:to:)``).
@@ -417,5 +428,6 @@ public func jsonStringLiteral(_ text: String) -> String {
 
 /// Appends `text` as a JSON string literal (``appendJSONString(_:to:)``).
 public func appendJSONString(_ text: String, to out: inout [UInt8]) {
-    appendJSONString(text.utf8, to: &out)
+    var text = text
+    text.withUTF8 { appendJSONString($0, to: &out) }
 }

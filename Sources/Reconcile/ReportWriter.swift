@@ -164,24 +164,26 @@ public enum ReportWriter {
         func key(_ text: StaticString) {
             out.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
         }
+        /// An amount at its currency's scale as a JSON string; null without either.
+        func amountOrNull(_ value: Int128?, _ currency: Asset?) {
+            guard let value, let currency else { return key("null") }
+            out.append(UInt8(ascii: "\""))
+            appendAmount(value, scale: currency.scale, to: &out)
+            out.append(UInt8(ascii: "\""))
+        }
         key("{\"run\":")
-        appendJSON(run, to: &out)
+        appendJSONString(run, to: &out)
         key(",\"class\":")
-        appendJSON(record.resultClass.rawValue, to: &out)
+        appendJSONString(record.resultClass.rawValue, to: &out)
         if let proof = record.proof {
             let currency = proof.currency
-            func amount(_ value: Int128?) {
-                guard let value, let currency else { return key("null") }
-                out.append(UInt8(ascii: "\""))
-                appendAmount(value, scale: currency.scale, to: &out)
-                out.append(UInt8(ascii: "\""))
-            }
+            func amount(_ value: Int128?) { amountOrNull(value, currency) }
             key(",\"source\":")
-            appendJSON(record.source, to: &out)
+            appendJSONString(record.source, to: &out)
             key(",\"statement\":")
-            appendJSON(proof.statement, to: &out)
+            appendJSONString(proof.statement, to: &out)
             key(",\"currency\":")
-            if let currency { appendJSON(currency.code, to: &out) } else { key("null") }
+            if let currency { appendJSONString(currency.code, to: &out) } else { key("null") }
             key(",\"opening\":")
             amount(proof.opening.map { Int128($0) })
             key(",\"entries_net\":")
@@ -193,36 +195,31 @@ public enum ReportWriter {
             key(",\"ok\":")
             if proof.ok { key("true") } else { key("false") }
             key(",\"detail\":")
-            appendJSON(proof.detail, to: &out)
+            appendJSONString(proof.detail, to: &out)
             if let resolution = record.resolution {
                 key(",\"resolution\":")
-                appendJSON(resolution, to: &out)
+                appendJSONString(resolution, to: &out)
             }
             out.append(UInt8(ascii: "}"))
             return
         }
-        func amount(_ value: Int128?) {
-            guard let value, let currency = record.currency else { return key("null") }
-            out.append(UInt8(ascii: "\""))
-            appendAmount(value, scale: currency.scale, to: &out)
-            out.append(UInt8(ascii: "\""))
-        }
+        func amount(_ value: Int128?) { amountOrNull(value, record.currency) }
         key(",\"rule\":")
-        appendJSON(record.rule, to: &out)
+        appendJSONString(record.rule, to: &out)
         key(",\"source\":")
-        appendJSON(record.source, to: &out)
+        appendJSONString(record.source, to: &out)
         key(",\"external\":[")
         for (index, id) in record.external.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
-            appendJSON(id, to: &out)
+            appendJSONString(id, to: &out)
         }
         key("],\"ledger\":[")
         for (index, id) in record.ledger.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
-            appendJSON(id, to: &out)
+            appendJSONString(id, to: &out)
         }
         key("],\"currency\":")
-        if let currency = record.currency { appendJSON(currency.code, to: &out) } else { key("null") }
+        if let currency = record.currency { appendJSONString(currency.code, to: &out) } else { key("null") }
         key(",\"external_amount\":")
         amount(record.externalAmount)
         key(",\"ledger_amount\":")
@@ -234,26 +231,12 @@ public enum ReportWriter {
             key("null")
         }
         key(",\"detail\":")
-        appendJSON(record.detail, to: &out)
+        appendJSONString(record.detail, to: &out)
         if let resolution = record.resolution {
             key(",\"resolution\":")
-            appendJSON(resolution, to: &out)
+            appendJSONString(resolution, to: &out)
         }
         out.append(UInt8(ascii: "}"))
-    }
-
-    /// `text` as a JSON string literal, as ``jsonStringLiteral(_:)`` writes it.
-    static func appendJSON(_ text: String, to out: inout [UInt8]) {
-        var text = text
-        text.withUTF8 { bytes in
-            if !bytes.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-                out.append(UInt8(ascii: "\""))
-                out.append(contentsOf: bytes)
-                out.append(UInt8(ascii: "\""))
-            } else {
-                out.append(contentsOf: jsonStringLiteral(Array(bytes)))
-            }
-        }
     }
 
     /// ``Asset/format(_:)-(Int128)``'s text of `units` at `scale`, appended as bytes.
@@ -288,8 +271,6 @@ public enum ReportWriter {
             }
         }
     }
-
-    static func json(_ text: String) -> String { String(decoding: jsonStringLiteral(Array(text.utf8)), as: UTF8.self) }
 }
 
 extension String {

@@ -117,7 +117,7 @@ struct RowEncoder {
             switch value {
             case .null: out.append(contentsOf: "null".utf8)
             case .integer(let number): Self.appendInteger(number, to: &out)
-            case .text(var text): text.withUTF8 { Self.appendString($0, to: &out) }
+            case .text(let text): appendJSONString(text, to: &out)
             case .blob(let bytes):
                 out.append(UInt8(ascii: "\""))
                 Base64.encode(bytes, into: &out)
@@ -139,29 +139,6 @@ struct RowEncoder {
             count += writeUnsigned(number.magnitude, to: base + count)
             out.append(contentsOf: UnsafeBufferPointer(start: base, count: count))
         }
-    }
-
-    /// ``appendJSONString(_:to:)``'s escape, the runs between escaped bytes appended whole.
-    static func appendString(_ bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        var start = 0
-        for index in 0..<bytes.count {
-            let byte = bytes[index]
-            guard byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 else { continue }
-            if index > start { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<index])) }
-            start = index + 1
-            if byte < 0x20 {
-                let hex: StaticString = "0123456789abcdef"
-                out.append(contentsOf: "\\u00".utf8)
-                out.append(hex.utf8Start[Int(byte >> 4)])
-                out.append(hex.utf8Start[Int(byte & 15)])
-            } else {
-                out.append(UInt8(ascii: "\\"))
-                out.append(byte)
-            }
-        }
-        if bytes.count > start { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<bytes.count])) }
-        out.append(UInt8(ascii: "\""))
     }
 }
 
