@@ -18,6 +18,7 @@ public enum StorageConformance {
         ("an owner reads its partition as a log", ownerReadsALog),
         ("messages in flight when an owner dies are counted", inFlightMessagesAreCounted),
         ("a store without its tables is a configuration error", missingTablesAreAConfigurationError),
+        ("a client order id is claimed once", clientOrderIDIsClaimedOnce),
     ]
 
     public static var checkNames: [String] { checks.map(\.name) }
@@ -271,6 +272,30 @@ public enum StorageConformance {
         try expect(dead.allSatisfy { $0.error == "not acknowledged after 2 deliveries" }, "\(dead.map(\.error))")
         let left = try await backend.read(partition: .whole, after: messages[0].id, limit: 100)
         try expect(left.map(\.line) == [4], "the log goes on without them: \(left.map(\.line))")
+    }
+
+    static func clientOrderIDIsClaimedOnce(_ store: any Backend) async throws {
+        func claim(_ account: String, _ key: String, _ order: Int64, _ content: String) -> ClientOrderClaim {
+            ClientOrderClaim(account: account, clientOrderID: key, orderID: order, content: content)
+        }
+        let first = [
+            claim("alice", "k1", 10, "buy 1"), claim("bob", "k1", 11, "sell 2"), claim("alice", "k1", 12, "x"),
+        ]
+        let held = try await store.claimClientOrderIDs(first)
+        try expect(
+            held == [first[0], first[1], first[0]],
+            "a new key holds its own claim, per account; a key claimed twice in one batch goes to the first: \(held)"
+        )
+        let again = try await store.claimClientOrderIDs([
+            claim("alice", "k2", 13, "ü \"q\""), claim("alice", "k1", 14, "y"),
+        ])
+        try expect(
+            again == [claim("alice", "k2", 13, "ü \"q\""), first[0]],
+            "a later batch gets the earlier claim, content as stored: \(again)"
+        )
+        let ids = try await store.clientOrderIDs(account: "alice", orderIDs: [10, 11, 13, 14, 99])
+        try expect(ids == [10: "k1", 13: "k2"], "only the account's own orders that hold a key: \(ids)")
+        try expect(try await store.claimClientOrderIDs([]).isEmpty, "an empty batch claims nothing")
     }
 
     static func expect(_ condition: Bool, _ message: @autoclosure () -> String) throws {

@@ -21,6 +21,8 @@ final class ExchangeView: Sendable {
         /// Resting in the book (a limit GTC or post-only order not yet finished).
         var rests: Bool
         var arrival: Int64
+        /// The `seq` of its `accepted` event: where its command's events start in the log.
+        var verdictSeq: Int64
     }
 
     struct Fill: Sendable {
@@ -53,6 +55,10 @@ final class ExchangeView: Sendable {
         var orders: [UInt64: Order] = [:]
         /// Finished orders are kept for lookups (idempotent replies, status) up to this many, oldest out.
         var finished: [UInt64] = []
+        /// New orders the matcher rejected: the `seq` of the `rejected` event, as many kept as finished
+        /// orders, oldest out (``rejectedOrder``).
+        var rejected: [UInt64: Int64] = [:]
+        var rejectedOrder: [UInt64] = []
         var fills: [String: [Fill]] = [:]
         var trades: [String: [TapeEntry]] = [:]
         var tickers: [String: Ticker] = [:]
@@ -88,6 +94,11 @@ final class ExchangeView: Sendable {
     }
 
     func order(_ id: UInt64) -> Order? { state.withLock { $0.orders[id] } }
+
+    /// Where the events of new order `id`'s command start in the log, once matched (while kept).
+    func verdictSeq(of id: UInt64) -> Int64? {
+        state.withLock { state in state.orders[id]?.verdictSeq ?? state.rejected[id] }
+    }
 
     func openOrders(account: String) -> [Order] {
         state.withLock { state in
@@ -158,7 +169,8 @@ final class ExchangeView: Sendable {
                 remaining: qty,
                 status: "open",
                 rests: type == "limit" && (tif == "gtc" || tif == "post_only"),
-                arrival: state.arrivals
+                arrival: state.arrivals,
+                verdictSeq: seq
             )
         case "trade":
             guard let symbol = event["symbol"], let price = event.amount("price"), let qty = event.amount("qty"),
@@ -210,8 +222,16 @@ final class ExchangeView: Sendable {
                 order.arrival = state.arrivals
             }
             state.orders[id] = order
+        case "rejected":
+            // The order never existed; its retries read its event.
+            guard event["op"] == "new", let id = event.uint("id"), state.rejected[id] == nil else { return }
+            state.rejected[id] = seq
+            state.rejectedOrder.append(id)
+            if state.rejectedOrder.count > finishedKept * 2 {
+                for id in state.rejectedOrder.prefix(finishedKept) { state.rejected[id] = nil }
+                state.rejectedOrder.removeFirst(finishedKept)
+            }
         default:
-            // `rejected`: the order never existed; the request that sent it reads its event.
             break
         }
     }

@@ -73,17 +73,17 @@ public struct FeedReplay: Sendable {
         var fields: [(String, String)] = []
         switch command.op {
         case .new:
-            fields.append(("symbol", jsonString(decoder.symbols.string(of: command.symbol))))
-            fields.append(("side", jsonString(command.side.name.description)))
-            fields.append(("type", jsonString(command.type == .limit ? "limit" : "market")))
-            if let price = command.price { fields.append(("price", jsonString(text(price)))) }
-            if let qty = command.qty { fields.append(("qty", jsonString(text(qty)))) }
-            fields.append(("tif", jsonString(command.tif.name.description)))
-            if let stp = command.stp { fields.append(("stp", jsonString(stp.name.description))) }
-            fields.append(("client_order_id", jsonString("feed-\(command.line)")))
+            fields.append(("symbol", jsonStringLiteral(decoder.symbols.string(of: command.symbol))))
+            fields.append(("side", jsonStringLiteral(command.side.name.description)))
+            fields.append(("type", jsonStringLiteral(command.type == .limit ? "limit" : "market")))
+            if let price = command.price { fields.append(("price", jsonStringLiteral(text(price)))) }
+            if let qty = command.qty { fields.append(("qty", jsonStringLiteral(text(qty)))) }
+            fields.append(("tif", jsonStringLiteral(command.tif.name.description)))
+            if let stp = command.stp { fields.append(("stp", jsonStringLiteral(stp.name.description))) }
+            fields.append(("client_order_id", jsonStringLiteral("feed-\(command.line)")))
         case .amend:
-            if let price = command.price { fields.append(("price", jsonString(text(price)))) }
-            if let qty = command.qty { fields.append(("qty", jsonString(text(qty)))) }
+            if let price = command.price { fields.append(("price", jsonStringLiteral(text(price)))) }
+            if let qty = command.qty { fields.append(("qty", jsonStringLiteral(text(qty)))) }
         case .cancel:
             break
         }
@@ -97,19 +97,6 @@ public struct FeedReplay: Sendable {
             ts: command.ts,
             line: command.line
         )
-    }
-
-    private static func jsonString(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
     }
 
     /// What the feed did.

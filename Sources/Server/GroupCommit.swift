@@ -2,27 +2,22 @@ import CastleSupport
 import Storage
 import Synchronization
 
-/// Group commit for the queue: requests hand in their rows and wait; one flush at a time writes every row
-/// waiting in one transaction (one fsync), and the next flush starts when it finishes with whatever
-/// arrived meanwhile. Under load, batches grow by themselves; alone, a request waits for one commit.
-actor GroupCommitter {
-    private let queue: any MessageQueue
-    private let source: String
-    private var waiting: [(row: OrderRow, done: CheckedContinuation<Void, any Error>)] = []
+/// Group commit: requests hand in their items and wait; one flush at a time writes every item waiting,
+/// in one transaction (one fsync), and the next flush starts when it finishes with whatever arrived
+/// meanwhile. Under load, batches grow by themselves; alone, a request waits for one commit. `flush`
+/// returns one result per item, in order.
+actor GroupCommitter<Item: Sendable, Outcome: Sendable> {
+    typealias Flush = @Sendable ([Item]) async throws(CastleError) -> [Outcome]
+    private let flush: Flush
+    private var waiting: [(item: Item, done: CheckedContinuation<Outcome, any Error>)] = []
     private var flushing = false
-    /// Told after each successful flush: the in-process matcher's doorbell.
-    private let afterFlush: @Sendable () -> Void
 
-    init(queue: any MessageQueue, source: String, afterFlush: @escaping @Sendable () -> Void) {
-        self.queue = queue
-        self.source = source
-        self.afterFlush = afterFlush
-    }
+    init(flush: @escaping Flush) { self.flush = flush }
 
-    /// Returns once `row` is committed to the queue (durable), or throws what the commit threw.
-    func enqueue(_ row: OrderRow) async throws {
-        try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
-            waiting.append((row, done))
+    /// Returns once `item` is committed (durable) with its outcome, or throws what the commit threw.
+    func commit(_ item: Item) async throws -> Outcome {
+        try await withCheckedThrowingContinuation { (done: CheckedContinuation<Outcome, any Error>) in
+            waiting.append((item, done))
             if !flushing {
                 flushing = true
                 Task { await self.flushUntilEmpty() }
@@ -35,21 +30,32 @@ actor GroupCommitter {
             let batch = waiting
             waiting = []
             do throws(CastleError) {
-                let session = try await queue.beginEnqueue(source: source)
-                do throws(CastleError) {
-                    try await session.append(batch.map(\.row))
-                    _ = try await session.commit()
-                } catch {
-                    await session.rollback()
-                    throw error
-                }
-                afterFlush()
-                for entry in batch { entry.done.resume() }
+                let outcomes = try await flush(batch.map(\.item))
+                for (entry, outcome) in zip(batch, outcomes) { entry.done.resume(returning: outcome) }
             } catch {
                 for entry in batch { entry.done.resume(throwing: error) }
             }
         }
         flushing = false
+    }
+}
+
+extension GroupCommitter where Item == OrderRow, Outcome == Void {
+    /// Rows of `source` into the queue (a line already there is skipped: the queue keeps the first);
+    /// `afterFlush` is told after each commit.
+    init(queue: any MessageQueue, source: String, afterFlush: @escaping @Sendable () -> Void) {
+        self.init { (rows: [OrderRow]) throws(CastleError) in
+            let session = try await queue.beginEnqueue(source: source)
+            do throws(CastleError) {
+                try await session.append(rows)
+                _ = try await session.commit()
+            } catch {
+                await session.rollback()
+                throw error
+            }
+            afterFlush()
+            return rows.map { _ in () }
+        }
     }
 }
 
@@ -103,80 +109,105 @@ final class Doorbell: Sendable {
 }
 
 /// Requests waiting for the matcher's verdict on their message, by queue line; the matcher's commit
-/// hook hands each its events.
+/// hook hands each its events. Several requests may wait for one line (an order and the retries of it):
+/// each holds its own ticket.
 final class MatchResults: Sendable {
+    struct Ticket: Sendable {
+        let line: Int64
+        fileprivate let number: Int
+    }
+
     private enum Slot {
         case waiting(CheckedContinuation<[String], any Error>?)
         case done([String])
     }
 
-    private let slots = Mutex<[Int64: Slot]>([:])
-
-    /// Called before the message is enqueued, so that no verdict can arrive unexpected.
-    func expect(_ line: Int64) {
-        slots.withLock { $0[line] = .waiting(nil) }
+    private struct State {
+        var slots: [Int64: [Int: Slot]] = [:]
+        var issued = 0
     }
 
-    func forget(_ line: Int64) {
-        let waiter = slots.withLock { slots -> CheckedContinuation<[String], any Error>? in
-            defer { slots[line] = nil }
-            if case .waiting(let waiter) = slots[line] { return waiter }
-            return nil
+    private let state = Mutex(State())
+
+    /// Called before the message is enqueued (or looked for), so that no verdict can arrive unexpected.
+    func expect(_ line: Int64) -> Ticket {
+        state.withLock { state in
+            state.issued += 1
+            state.slots[line, default: [:]][state.issued] = .waiting(nil)
+            return Ticket(line: line, number: state.issued)
         }
-        waiter?.resume(throwing: CancellationError())
     }
 
-    /// The events of `line`, once matched; throws `CancellationError` when the task is cancelled (and
-    /// forgets the line: a verdict arriving later is dropped).
-    func wait(_ line: Int64) async throws -> [String] {
+    /// Ends the ticket's wait, if it waits, with a `CancellationError`; a verdict arriving later is
+    /// dropped for it.
+    func forget(_ ticket: Ticket) {
+        let waiter = state.withLock { state in Self.remove(ticket, from: &state) }
+        if case .waiting(let waiter?) = waiter { waiter.resume(throwing: CancellationError()) }
+    }
+
+    private static func remove(_ ticket: Ticket, from state: inout State) -> Slot? {
+        let slot = state.slots[ticket.line]?.removeValue(forKey: ticket.number)
+        if state.slots[ticket.line]?.isEmpty == true { state.slots[ticket.line] = nil }
+        return slot
+    }
+
+    /// The events of the ticket's line, once matched; throws `CancellationError` when the task is
+    /// cancelled (and forgets the ticket).
+    func wait(_ ticket: Ticket) async throws -> [String] {
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[String], any Error>) in
-                let ready = slots.withLock { slots -> Result<[String], any Error>? in
-                    if case .done(let events) = slots[line] {
-                        slots[line] = nil
+                let ready = state.withLock { state -> Result<[String], any Error>? in
+                    switch state.slots[ticket.line]?[ticket.number] {
+                    case .done(let events):
+                        _ = Self.remove(ticket, from: &state)
                         return .success(events)
-                    }
-                    // Cancelled before the continuation was stored: onCancel found nothing to resume.
-                    if Task.isCancelled {
-                        slots[line] = nil
+                    case .waiting:
+                        // Cancelled before the continuation was stored: onCancel found nothing to resume.
+                        if Task.isCancelled {
+                            _ = Self.remove(ticket, from: &state)
+                            return .failure(CancellationError())
+                        }
+                        state.slots[ticket.line]?[ticket.number] = .waiting(continuation)
+                        return nil
+                    case nil:
                         return .failure(CancellationError())
                     }
-                    slots[line] = .waiting(continuation)
-                    return nil
                 }
                 if let ready { continuation.resume(with: ready) }
             }
         } onCancel: {
-            let waiter = slots.withLock { slots -> CheckedContinuation<[String], any Error>? in
-                guard case .waiting(let waiter) = slots[line] else { return nil }
-                slots[line] = nil
-                return waiter
-            }
-            waiter?.resume(throwing: CancellationError())
+            forget(ticket)
         }
     }
 
     func fulfil(_ line: Int64, events: [String]) {
-        let waiter = slots.withLock { slots -> CheckedContinuation<[String], any Error>? in
-            switch slots[line] {
-            case .waiting(let waiter?):
-                slots[line] = nil
-                return waiter
-            case .waiting(nil):
-                slots[line] = .done(events)
-                return nil
-            case .done, nil:
-                return nil
+        let waiters = state.withLock { state -> [CheckedContinuation<[String], any Error>] in
+            guard var slots = state.slots[line] else { return [] }
+            var waiters: [CheckedContinuation<[String], any Error>] = []
+            for (number, slot) in slots {
+                switch slot {
+                case .waiting(let waiter?):
+                    waiters.append(waiter)
+                    slots[number] = nil
+                case .waiting(nil):
+                    slots[number] = .done(events)
+                case .done:
+                    break
+                }
             }
+            state.slots[line] = slots.isEmpty ? nil : slots
+            return waiters
         }
-        waiter?.resume(returning: events)
+        for waiter in waiters { waiter.resume(returning: events) }
     }
 
     /// Ends every wait: the matcher stopped.
     func failAll(_ error: any Error) {
-        let waiters = slots.withLock { slots -> [CheckedContinuation<[String], any Error>] in
-            defer { slots = [:] }
-            return slots.values.compactMap { if case .waiting(let waiter?) = $0 { waiter } else { nil } }
+        let waiters = state.withLock { state -> [CheckedContinuation<[String], any Error>] in
+            defer { state.slots = [:] }
+            return state.slots.values.flatMap { slots in
+                slots.values.compactMap { if case .waiting(let waiter?) = $0 { waiter } else { nil } }
+            }
         }
         for waiter in waiters { waiter.resume(throwing: error) }
     }

@@ -1,6 +1,7 @@
 import CastleCore
 import CastleSupport
 import Codecs
+import HTTPTypes
 import Pipeline
 import Storage
 import Synchronization
@@ -14,16 +15,30 @@ final class OrderPath: Sendable {
     let results = MatchResults()
     let doorbell = Doorbell()
     let ids = IDGenerator()
-    let committer: GroupCommitter
+    let committer: GroupCommitter<OrderRow, Void>
+    /// Client order ids, claimed in batches like the queue's rows.
+    let claims: GroupCommitter<ClientOrderClaim, ClientOrderClaim>
+    /// Where the matcher's events are stored, for the first replies of retried orders.
+    let store: any Store
     let metrics: ServerMetrics
     let verdictTimeout: Duration
 
-    init(queue: any MessageQueue, view: ExchangeView, metrics: ServerMetrics, verdictTimeout: Duration) {
+    init(
+        queue: any MessageQueue,
+        store: any Store & ClientOrderStore,
+        view: ExchangeView,
+        metrics: ServerMetrics,
+        verdictTimeout: Duration
+    ) {
         self.view = view
+        self.store = store
         self.metrics = metrics
         self.verdictTimeout = verdictTimeout
         let doorbell = self.doorbell
         committer = GroupCommitter(queue: queue, source: Self.source) { doorbell.ring() }
+        claims = GroupCommitter { (batch: [ClientOrderClaim]) throws(CastleError) in
+            try await store.claimClientOrderIDs(batch)
+        }
     }
 
     /// The in-process matcher's commit hook: the view learns the events first, then each waiting request
@@ -40,9 +55,16 @@ final class OrderPath: Sendable {
     /// from an external matcher's log find their request (``followed(_:)``).
     private let commandsByOrder = Mutex<[UInt64: Int64]>([:])
 
-    /// Events read from the log that external matchers write: cut into commands (a command's events
-    /// start with `accepted`, `rejected`, `amended` or a user `canceled`, and never span segments), each
-    /// handed to the request that sent it. A new order's queue line is its id.
+    /// Whether `event` is the first of a command's events: a command's events start with `accepted`,
+    /// `rejected`, `amended` or a user `canceled`, and never span segments.
+    private static func startsCommand(_ event: EventFields) -> Bool {
+        let kind = event["event"]
+        return kind == "accepted" || kind == "rejected" || kind == "amended"
+            || (kind == "canceled" && event["reason"] == "user")
+    }
+
+    /// Events read from the log that external matchers write: cut into commands, each handed to the
+    /// request that sent it. A new order's queue line is its id.
     func followed(_ lines: [String]) {
         var group: [String] = []
         var owner: Int64?
@@ -53,14 +75,10 @@ final class OrderPath: Sendable {
         }
         for line in lines {
             guard let event = EventFields(line) else { continue }
-            let kind = event["event"] ?? ""
-            let id = event.uint("id")
-            let startsCommand =
-                kind == "accepted" || kind == "rejected" || kind == "amended"
-                || (kind == "canceled" && event["reason"] == "user")
-            if startsCommand {
+            if Self.startsCommand(event) {
                 close()
-                if let id {
+                if let id = event.uint("id") {
+                    let kind = event["event"]
                     let isNew = kind == "accepted" || (kind == "rejected" && event["op"] == "new")
                     owner = isNew ? Int64(bitPattern: id) : commandsByOrder.withLock { $0.removeValue(forKey: id) }
                 }
@@ -70,23 +88,49 @@ final class OrderPath: Sendable {
         close()
     }
 
+    /// Claims a client order id for an order, durably; returns the claim that holds (an earlier one when
+    /// the id was used before).
+    func claim(_ claim: ClientOrderClaim) async throws(APIError) -> ClientOrderClaim {
+        do {
+            return try await claims.commit(claim)
+        } catch {
+            throw APIError.notReady("the store did not take the client order id: \(error)")
+        }
+    }
+
     /// Enqueues one command line (its queue line is `line`, its partition key `symbol`) and returns its
     /// events once matched. `orderID` names the order a cancel or amend is for.
     func submit(line: Int64, symbol: String, body: String, orderID: UInt64? = nil) async throws(APIError) -> [String] {
-        results.expect(line)
+        let ticket = results.expect(line)
         if let orderID { commandsByOrder.withLock { $0[orderID] = line } }
         metrics.enqueued(line: line)
+        return try await enqueue(OrderRow(line: line, symbol: symbol, body: body), ticket: ticket)
+    }
+
+    /// The events of a new order placed before (a retry of it): from the log when it was matched, else
+    /// once it is. The row goes into the queue again, which keeps the first and skips it when there:
+    /// the first attempt may have claimed its id and stopped before enqueueing.
+    func replay(order row: OrderRow) async throws(APIError) -> [String] {
+        let ticket = results.expect(row.line)
+        if let seq = view.verdictSeq(of: UInt64(row.line)) {
+            results.forget(ticket)
+            return try await commandEvents(startingAt: seq)
+        }
+        return try await enqueue(row, ticket: ticket)
+    }
+
+    private func enqueue(_ row: OrderRow, ticket: MatchResults.Ticket) async throws(APIError) -> [String] {
         do {
-            try await committer.enqueue(OrderRow(line: line, symbol: symbol, body: body))
+            try await committer.commit(row)
         } catch {
-            results.forget(line)
+            results.forget(ticket)
             throw APIError.notReady("the queue did not take the order: \(error)")
         }
         let results = results
         let verdict: [String]?
         do {
             verdict = try await withThrowingTaskGroup(of: [String]?.self) { group in
-                group.addTask { try await results.wait(line) }
+                group.addTask { try await results.wait(ticket) }
                 group.addTask { [verdictTimeout] in
                     try await Task.sleep(for: verdictTimeout)
                     return nil
@@ -101,10 +145,31 @@ final class OrderPath: Sendable {
         }
         guard let verdict else {
             throw APIError.notReady(
-                "no verdict within \(verdictTimeout) (the matcher is behind or not running); command \(line) is durable in the queue and will be matched"
+                "no verdict within \(verdictTimeout) (the matcher is behind or not running); command \(row.line) is durable in the queue and will be matched"
             )
         }
         return verdict
+    }
+
+    /// The events of the command whose first event has `seq`, read back from the stored log.
+    private func commandEvents(startingAt seq: Int64) async throws(APIError) -> [String] {
+        let segments: [EventSegment]
+        do {
+            segments = try await store.readEvents(consumer: ServerState.consumer, fromSeq: seq, limit: 1)
+        } catch {
+            throw APIError.notReady("the store did not answer: \(error)")
+        }
+        var events: [String] = []
+        for line in segments.first?.body.split(separator: UInt8(ascii: "\n")) ?? [] {
+            let text = String(decoding: line, as: UTF8.self)
+            guard let event = EventFields(text), let eventSeq = event.int("seq"), eventSeq >= seq else { continue }
+            if eventSeq > seq && Self.startsCommand(event) { break }
+            events.append(text)
+        }
+        guard !events.isEmpty else {
+            throw APIError(status: .internalServerError, code: "internal", message: "event \(seq) is not in the log")
+        }
+        return events
     }
 }
 

@@ -23,8 +23,14 @@ final class ServerState: Sendable {
         self.queue = queue
         self.market = market
         view = ExchangeView(market: market)
-        path = OrderPath(queue: queue, view: view, metrics: metrics, verdictTimeout: options.verdictTimeout)
-        trading = Trading(path: path, symbols: symbols)
+        path = OrderPath(
+            queue: queue,
+            store: store,
+            view: view,
+            metrics: metrics,
+            verdictTimeout: options.verdictTimeout
+        )
+        trading = Trading(path: path, symbols: symbols, clientOrders: store)
     }
 
     /// Reads the event log after what the view holds, up to its end: at start, and whenever the view

@@ -4,6 +4,7 @@ import Codecs
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import Storage
 import Synchronization
 
 /// `POST /v1/orders`, `DELETE /v1/orders/{id}`, `PATCH /v1/orders/{id}`, `GET /v1/orders`, `GET
@@ -12,13 +13,14 @@ final class Trading: Sendable {
     let path: OrderPath
     /// Declared symbols (`--instruments`); empty: any symbol.
     let symbols: Set<String>
-    /// First replies by account and client order id, for idempotent repeats: the request's content
-    /// (to tell a repeat from a conflict) and the reply. In memory: a restart forgets them.
-    private let replies = Mutex<[String: (content: String, reply: String)]>([:])
+    /// Client order ids: claimed in the store before the order is enqueued, so that a retry, after a
+    /// timeout or a restart too, finds the order instead of placing another.
+    let clientOrders: any ClientOrderStore
 
-    init(path: OrderPath, symbols: Set<String>) {
+    init(path: OrderPath, symbols: Set<String>, clientOrders: any ClientOrderStore) {
         self.path = path
         self.symbols = symbols
+        self.clientOrders = clientOrders
     }
 
     static let orderFields: Set<String> = ["symbol", "side", "type", "price", "qty", "tif", "stp", "client_order_id"]
@@ -45,19 +47,26 @@ final class Trading: Sendable {
                 message: "no instrument \(jsonStringLiteral(symbol))"
             )
         }
-        let content = Self.fingerprint(members)
-        let replyKey = clientOrderID.map { account + "\u{0}" + $0 }
-        if let replyKey, let first = replies.withLock({ $0[replyKey] }) {
-            guard first.content == content else {
+        var id = path.ids.next()
+        var isRepeat = false
+        if let clientOrderID {
+            let claim = ClientOrderClaim(
+                account: account,
+                clientOrderID: clientOrderID,
+                orderID: id,
+                content: Self.fingerprint(members)
+            )
+            let held = try await path.claim(claim)
+            guard held.content == claim.content else {
                 throw APIError(
                     status: .conflict,
                     code: "duplicate_client_order_id",
-                    message: "client_order_id \(jsonStringLiteral(clientOrderID!)) was used for a different order"
+                    message: "client_order_id \(jsonStringLiteral(clientOrderID)) was used for a different order"
                 )
             }
-            return Self.json(.ok, first.reply)
+            isRepeat = held.orderID != id
+            id = held.orderID
         }
-        let id = path.ids.next()
         var command = JSONText()
         command.object { o in
             o.member("op", "new")
@@ -71,21 +80,44 @@ final class Trading: Sendable {
             o.member("ts", Self.now())
         }
         try Self.validate(command.text)
-        let events = try await path.submit(line: id, symbol: symbol, body: command.text)
+        let events =
+            isRepeat
+            ? try await path.replay(order: OrderRow(line: id, symbol: symbol, body: command.text))
+            : try await path.submit(line: id, symbol: symbol, body: command.text)
         try Self.refuseRejected(events)
-        let order = path.view.order(UInt64(id))
+        return Self.json(isRepeat ? .ok : .created, Self.placed(id, clientOrderID, events))
+    }
+
+    /// The reply to a placed order, from its command's events alone: the same for the first request and
+    /// for every repeat, whatever the order did since.
+    static func placed(_ id: Int64, _ clientOrderID: String?, _ events: [String]) -> String {
+        let own = UInt64(id)
+        var qty = Amount.zero
+        var traded = Amount.zero
+        var canceled = false
+        for line in events {
+            guard let event = EventFields(line) else { continue }
+            switch event["event"] {
+            case "accepted" where event.uint("id") == own:
+                qty = event.amount("qty") ?? .zero
+            case "trade" where event.uint("taker") == own:
+                traded = traded + (event.amount("qty") ?? .zero)
+            case "canceled" where event.uint("id") == own:
+                canceled = true
+            default:
+                break
+            }
+        }
+        let remaining = qty - traded
         var reply = JSONText()
         reply.object { o in
             o.member("id", id)
             o.member("client_order_id", clientOrderID)
-            o.member("status", order?.status ?? "rejected")
-            o.member("remaining", order?.remaining.text ?? "0")
+            o.member("status", canceled ? "canceled" : remaining <= .zero ? "filled" : "open")
+            o.member("remaining", remaining.text)
             o.rawArray("events", events)
         }
-        if let replyKey {
-            replies.withLock { $0[replyKey] = (content, reply.text) }
-        }
-        return Self.json(.created, reply.text)
+        return reply.text
     }
 
     func cancel(_ request: Request, _ context: ServerContext) async throws -> Response {
@@ -153,14 +185,24 @@ final class Trading: Sendable {
         let account = try account(context)
         let status = request.uri.queryParameters.get("status") ?? "open"
         guard status == "open" else { throw APIError.invalid("status must be open") }
+        let open = path.view.openOrders(account: account)
+        let clientOrderIDs: [Int64: String]
+        do {
+            clientOrderIDs = try await clientOrders.clientOrderIDs(
+                account: account,
+                orderIDs: open.map { Int64(bitPattern: $0.id) }
+            )
+        } catch {
+            throw APIError.notReady("the store did not answer: \(error)")
+        }
         var reply = JSONText()
         reply.object { o in
             o.key("orders")
             o.array { a in
-                for order in path.view.openOrders(account: account) {
+                for order in open {
                     a.object { o in
                         o.member("id", order.id)
-                        o.member("client_order_id", clientOrderID(of: order.id, account: account))
+                        o.member("client_order_id", clientOrderIDs[Int64(bitPattern: order.id)])
                         o.member("symbol", order.symbol)
                         o.member("side", order.side)
                         o.member("type", order.type)
@@ -216,17 +258,6 @@ final class Trading: Sendable {
             order.status == "open"
         else { throw APIError.unknownOrder(text) }
         return order
-    }
-
-    private func clientOrderID(of id: UInt64, account: String) -> String? {
-        // Replies are few per account; a linear look-up keeps one map.
-        replies.withLock { replies in
-            let prefix = account + "\u{0}"
-            for (key, value) in replies where key.hasPrefix(prefix) && value.reply.hasPrefix("{\"id\":\(id),") {
-                return String(key.dropFirst(prefix.count))
-            }
-            return nil
-        }
     }
 
     private func bytes(_ request: Request, _ context: ServerContext) async throws -> [UInt8] {

@@ -23,6 +23,8 @@ public final class MemoryBackend: Store, MessageQueue {
         var cursors: [Partition: (through: Int64, inFlight: Int64)] = [:]
         /// The region recorded by `castle migrate up` or a restore.
         var region: String?
+        /// `castle serve`'s client order ids (ClientOrderStore.swift).
+        var clientOrders: [ClientOrderClaim.Key: ClientOrderClaim] = [:]
 
         mutating func bury(_ message: QueueMessage, error: String) {
             deadLetters.append(

@@ -8,6 +8,11 @@ import Synchronization
 extension MemoryBackend: TableStore {
     /// The tables of the SQL schema that memory keeps, sorted by name.
     static let tables: [TableInfo] = [
+        table(
+            "client_order_ids",
+            ["account": .text, "client_order_id": .text, "order_id": .integer, "content": .text],
+            ["account", "client_order_id"]
+        ),
         table("consumer_offsets", ["consumer": .text, "applied_offset": .integer, "last_seq": .integer], ["consumer"]),
         table(
             "dataset_orders",
@@ -153,6 +158,10 @@ final class MemoryTableRead: TableReadTransaction {
     /// The rows of one logical table, unsorted, in the column order of ``MemoryBackend/tables``.
     func rows(of table: String) -> [[RowValue]] {
         switch table {
+        case "client_order_ids":
+            return state.clientOrders.values.map { claim in
+                [.text(claim.account), .text(claim.clientOrderID), .integer(claim.orderID), .text(claim.content)]
+            }
         case "consumer_offsets":
             return state.consumers.map { name, consumer in
                 [.text(name), .integer(consumer.offset), .integer(consumer.lastSeq)]
@@ -239,6 +248,15 @@ final class MemoryTableRestore: TableRestoreTransaction {
         func text(_ row: [String: RowValue], _ name: String) -> String {
             if case .text(let value) = row[name] { return value }
             return ""
+        }
+        for row in rows["client_order_ids"] ?? [] {
+            let claim = ClientOrderClaim(
+                account: text(row, "account"),
+                clientOrderID: text(row, "client_order_id"),
+                orderID: integer(row, "order_id"),
+                content: text(row, "content")
+            )
+            state.clientOrders[claim.key] = claim
         }
         for row in rows["dataset_orders"] ?? [] {
             let order = OrderRow(line: integer(row, "line"), symbol: text(row, "symbol"), body: text(row, "body"))

@@ -178,6 +178,20 @@ extension Migration {
             up: ["CREATE TABLE castle_region (id INTEGER PRIMARY KEY CHECK (id = 1), name TEXT NOT NULL)"],
             down: ["DROP TABLE castle_region"]
         ),
+        Migration(
+            version: 8,
+            name: "0008_client_order_ids.sqlite.sql",
+            // `castle serve`'s idempotency keys (ClientOrderStore): a retry finds the order it placed.
+            up: [
+                """
+                CREATE TABLE client_order_ids (
+                    account TEXT NOT NULL, client_order_id TEXT NOT NULL, order_id INTEGER NOT NULL,
+                    content TEXT NOT NULL, PRIMARY KEY (account, client_order_id)) WITHOUT ROWID
+                """,
+                "CREATE INDEX client_order_ids_order ON client_order_ids (order_id)",
+            ],
+            down: ["DROP TABLE client_order_ids"]
+        ),
     ]
 
     static let postgres: [Migration] = [
@@ -322,6 +336,20 @@ extension Migration {
             // The store's region, one row at most: what `castle snapshot create` writes into its manifest.
             up: ["CREATE TABLE castle_region (id INTEGER PRIMARY KEY CHECK (id = 1), name TEXT NOT NULL)"],
             down: ["DROP TABLE castle_region"]
+        ),
+        Migration(
+            version: 8,
+            name: "0008_client_order_ids.postgres.sql",
+            // `castle serve`'s idempotency keys (ClientOrderStore): a retry finds the order it placed.
+            up: [
+                """
+                CREATE TABLE client_order_ids (
+                    account TEXT NOT NULL, client_order_id TEXT NOT NULL, order_id BIGINT NOT NULL,
+                    content TEXT NOT NULL, PRIMARY KEY (account, client_order_id))
+                """,
+                "CREATE INDEX client_order_ids_order ON client_order_ids (order_id)",
+            ],
+            down: ["DROP TABLE client_order_ids"]
         ),
     ]
 }

@@ -135,7 +135,7 @@ public struct StorageURL: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// A backend: the store and the queue it offers.
-public typealias Backend = Store & MessageQueue & LedgerStore
+public typealias Backend = Store & MessageQueue & LedgerStore & ClientOrderStore
 
 /// From URL scheme to backend. Plugins register themselves at start-up (the CLI does it); nothing here
 /// imports a database driver.

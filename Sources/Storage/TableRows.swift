@@ -187,8 +187,10 @@ public struct PersonalField: Sendable, Hashable {
         return members.map { "\(table).\(column).\($0)" }
     }
 
-    /// Account ids in orders (as ingested, queued, dead, resting) and in trades (the matcher's events).
+    /// Account ids in orders (as ingested, queued, dead, resting, with a client order id) and in trades (the
+    /// matcher's events).
     public static let accounts: [PersonalField] = [
+        PersonalField(table: "client_order_ids", column: "account"),
         PersonalField(table: "dataset_orders", column: "body", members: ["account"]),
         PersonalField(table: "dead_letters", column: "body", members: ["account"]),
         PersonalField(table: "match_events", column: "body", members: ["account", "maker_account", "taker_account"]),
