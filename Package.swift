@@ -233,11 +233,13 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ReplayTests", dependencies: ["CastleCore", "MarketData", "Replay"]),
-        // The real binary as users run it; `castle serve` through a real HTTP client (Serve*.swift).
+        // The real binary as users run it; `castle serve` through a real HTTP client (Serve*.swift), and
+        // serve's parts that time alone drives (RateLimiterTests.swift).
         .testTarget(
             name: "CastleCLITests",
             dependencies: [
                 "CastleCore",
+                "Server",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

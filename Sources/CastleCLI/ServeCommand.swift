@@ -68,6 +68,15 @@ struct ServeCommand: AsyncParsableCommand {
     )
     var verdictTimeout = 10.0
 
+    @Option(
+        name: .customLong("rate-limit"),
+        help: ArgumentHelp(
+            "Trading requests a second per account, in bursts of up to N; over it, 429 (default: no limit).",
+            valueName: "N"
+        )
+    )
+    var rateLimit: Int?
+
     func validate() throws {
         guard speed > 0, speed.isFinite else {
             throw ValidationError("--speed must be a positive number, not \(speed)")
@@ -76,6 +85,9 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError(
                 "--verdict-timeout must be more than 0 and at most 3600 seconds, not \(verdictTimeout)"
             )
+        }
+        if let rateLimit, !(1...1_000_000).contains(rateLimit) {
+            throw ValidationError("--rate-limit must be 1 to 1000000 requests a second, not \(rateLimit)")
         }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535, not \(port)") }
         if matcher == .inProcess, let queue, queue != storeOptions.storeURL {
@@ -95,6 +107,7 @@ struct ServeCommand: AsyncParsableCommand {
         options.instrumentsPath = instruments
         options.feedPath = feed
         options.feedSpeed = speed
+        options.rateLimit = rateLimit
         options.verdictTimeout = .milliseconds(Int64((verdictTimeout * 1000).rounded(.up)))
         try await runAsyncJob("serve") { () async throws(CastleError) in try await CastleServer.run(options) }
     }

@@ -34,7 +34,12 @@ enum Routes {
             )
         }
         let trading = state.trading
-        let account = router.group("v1").add(middleware: AccountMiddleware())
+        var account = router.group("v1").add(middleware: AccountMiddleware())
+        if let perSecond = state.options.rateLimit {
+            account = account.add(
+                middleware: RateLimitMiddleware(limiter: RateLimiter(perSecond: perSecond), metrics: state.metrics)
+            )
+        }
         account.post("orders") { request, context in try await trading.place(request, context) }
         account.delete("orders/{id}") { request, context in try await trading.cancel(request, context) }
         account.patch("orders/{id}") { request, context in try await trading.amend(request, context) }

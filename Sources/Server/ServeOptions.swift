@@ -31,6 +31,8 @@ public struct ServeOptions: Sendable {
     /// How long an order request waits for the matcher's verdict: past it, 503 `not_ready` (the order is
     /// durable in the queue and is matched when the matcher gets to it).
     public var verdictTimeout = Duration.seconds(10)
+    /// `--rate-limit N`: trading requests a second per account (bursts of up to N); nil: no limit.
+    public var rateLimit: Int?
 
     public init(storeURL: String, queueURL: String) {
         self.storeURL = storeURL

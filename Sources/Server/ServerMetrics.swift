@@ -16,6 +16,8 @@ final class ServerMetrics: Sendable {
     let trades: CoreMetrics.Counter
     let queueDepth: CoreMetrics.Gauge
     let matchLatency: CoreMetrics.Timer
+    /// Trading requests refused with 429 (`--rate-limit`).
+    let rateLimited: CoreMetrics.Counter
     /// `/v1/stream`'s clients and slow-consumer drops, in this registry.
     let stream: StreamRoute.Metrics
     private let routeTimers = Mutex<[String: CoreMetrics.Timer]>([:])
@@ -34,6 +36,7 @@ final class ServerMetrics: Sendable {
         trades = CoreMetrics.Counter(label: "castle_trades_total", factory: factory)
         queueDepth = CoreMetrics.Gauge(label: "castle_queue_depth", factory: factory)
         matchLatency = CoreMetrics.Timer(label: "castle_match_latency_seconds", factory: factory)
+        rateLimited = CoreMetrics.Counter(label: "castle_rate_limited_total", factory: factory)
         stream = StreamRoute.Metrics(factory: factory)
     }
 

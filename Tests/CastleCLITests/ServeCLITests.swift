@@ -384,6 +384,37 @@ import Testing
         #expect(accepted.filter { $0.contains(#""id":\#(id),"#) }.count == 1)
     }
 
+    /// `--rate-limit 1`: an account's requests past one a second get 429 `rate_limited` with
+    /// `Retry-After`; another account is not held back; the refusals are counted in /metrics.
+    @Test func overTheRateLimitIsA429() async throws {
+        let dir = try TemporaryDirectory()
+        let serve = try await ServeProcess.start(dir, extra: ["--rate-limit", "1"])
+        var refused: Answer?
+        // Back to back, two requests come well within a second; a loaded machine may space some out.
+        for _ in 1...50 {
+            let reply = try await http(.GET, serve.base + "/v1/orders", account: "busy")
+            if reply.status == 429 {
+                refused = reply
+                break
+            }
+            #expect(reply.status == 200, "\(reply.body)")
+        }
+        let limited = try #require(refused, "50 requests in a row, none refused")
+        #expect(limited.errorCode == "rate_limited", "\(limited.body)")
+        #expect(limited.headers.first { $0.0.lowercased() == "retry-after" }?.1 == "1", "\(limited.headers)")
+        let other = try await http(.GET, serve.base + "/v1/orders", account: "calm")
+        #expect(other.status == 200)
+        let metrics = try await http(.GET, serve.base + "/metrics")
+        #expect(metrics.body.contains("castle_rate_limited_total"), "\(metrics.body)")
+        #expect(!metrics.body.contains("castle_rate_limited_total 0"), "\(metrics.body)")
+        #expect(await serve.stop() == 0)
+        for value in ["0", "-3", "1000001"] {
+            let run = try await CastleProcess.run(["serve", "--rate-limit", value])
+            #expect(run.status == 64, "\(value): \(run.stderr)")
+            #expect(run.stderr.contains("--rate-limit"), "\(run.stderr)")
+        }
+    }
+
     @Test func aVerdictTimeoutOutOfRangeIsAUsageError() async throws {
         for value in ["0", "-1", "nan", "3601"] {
             let run = try await CastleProcess.run(["serve", "--verdict-timeout", value])
