@@ -1,10 +1,6 @@
 import CastleSupport
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// A thread of its own for one SQLite connection. SQLite's calls block (an fsync per commit under
 /// `synchronous = FULL`, up to the 10 s busy timeout behind another writer), so they run here, one at
 /// a time in the order given, never on Swift's cooperative threads that every async task shares.
@@ -17,23 +13,11 @@ final class SQLiteThread: @unchecked Sendable {
 
     init(name: String) throws(CastleError) {
         // The thread holds the queue until it ends; the queue's owner does not wait for that.
-        let retained = Unmanaged.passRetained(self)
-        var thread = pthread_t()
-        let status = pthread_create(
-            &thread,
-            nil,
-            { argument in
-                let queue = Unmanaged<SQLiteThread>.fromOpaque(argument!).takeRetainedValue()
-                queue.loop()
-                return nil
-            },
-            retained.toOpaque()
-        )
-        guard status == 0 else {
-            retained.release()
-            throw CastleError(.temporaryFailure, "\(name): cannot start a thread for SQLite (error \(status))")
+        do throws(CastleError) {
+            try startThread { [self] in loop() }.detach()
+        } catch {
+            throw CastleError(error.kind, "\(name): SQLite: \(error.message)")
         }
-        pthread_detach(thread)
     }
 
     private func loop() {

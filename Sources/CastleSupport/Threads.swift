@@ -35,6 +35,44 @@ public final class ConditionLock: @unchecked Sendable {
     public func broadcast() { pthread_cond_broadcast(condition) }
 }
 
+/// Starts `body` on a new, joinable thread: the one place castle makes threads (the decoding reader,
+/// the write-behind writer, each SQLite connection's thread, ``onOwnThread(_:)``, ``BackgroundWork``).
+/// Throws when the system gives no thread. The caller joins it or detaches it, once.
+public func startThread(_ body: @escaping () -> Void) throws(CastleError) -> JoinableThread {
+    let context = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
+    var thread = pthread_t()
+    let status = pthread_create(
+        &thread,
+        nil,
+        { context in
+            Unmanaged<ThreadBody>.fromOpaque(context!).takeRetainedValue().body()
+            return nil
+        },
+        context
+    )
+    guard status == 0 else {
+        Unmanaged<ThreadBody>.fromOpaque(context).release()
+        throw CastleError(.temporaryFailure, "cannot start a thread (error \(status))")
+    }
+    return JoinableThread(handle: thread)
+}
+
+/// A thread from ``startThread(_:)``.
+public struct JoinableThread: @unchecked Sendable {
+    fileprivate let handle: pthread_t
+
+    /// Waits for the thread to end.
+    public func join() { pthread_join(handle, nil) }
+
+    /// Lets the thread end on its own: nobody joins it.
+    public func detach() { pthread_detach(handle) }
+}
+
+private final class ThreadBody {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
+}
+
 /// Runs blocking `work` (file I/O, pthread waits, a paced replay's sleeps) on a thread of its own and
 /// awaits its result. Nothing blocks a thread of Swift's cooperative pool, which has one thread per core:
 /// blocked there, it would stall every task waiting for a thread, a server's requests and a database
@@ -43,36 +81,48 @@ public func onOwnThread<T: Sendable>(
     _ work: @escaping @Sendable () throws(CastleError) -> T
 ) async throws(CastleError) -> T {
     let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, CastleError>, Never>) in
-        // The thread's context: a closure that runs the work and resumes the caller.
-        let job = ThreadJob {
-            do throws(CastleError) {
-                continuation.resume(returning: .success(try work()))
-            } catch {
-                continuation.resume(returning: .failure(error))
-            }
-        }
-        let context = Unmanaged.passRetained(job).toOpaque()
-        var thread = pthread_t()
-        let status = pthread_create(
-            &thread,
-            nil,
-            { context in
-                Unmanaged<ThreadJob>.fromOpaque(context!).takeRetainedValue().body()
-                return nil
-            },
-            context
-        )
-        if status == 0 {
-            pthread_detach(thread)
-        } else {
-            Unmanaged<ThreadJob>.fromOpaque(context).release()
-            continuation.resume(returning: .failure(CastleError(.software, "cannot start a thread (error \(status))")))
+        do throws(CastleError) {
+            try startThread {
+                do throws(CastleError) {
+                    continuation.resume(returning: .success(try work()))
+                } catch {
+                    continuation.resume(returning: .failure(error))
+                }
+            }.detach()
+        } catch {
+            continuation.resume(returning: .failure(error))
         }
     }
     return try result.get()
 }
 
-private final class ThreadJob {
-    let body: () -> Void
-    init(_ body: @escaping () -> Void) { self.body = body }
+/// Work started on a thread of its own while the caller goes on with other work; ``join()`` waits for
+/// it and gives its result. For synchronous jobs only (they run on their own thread already: never on
+/// Swift's cooperative pool, whose threads must not wait).
+public final class BackgroundWork<T>: @unchecked Sendable {
+    private var result: Result<T, CastleError>?
+    private var thread: JoinableThread?
+
+    public init(_ work: @escaping () throws(CastleError) -> T) {
+        let run = { [self] in
+            do throws(CastleError) {
+                result = .success(try work())
+            } catch {
+                result = .failure(error)
+            }
+        }
+        do throws(CastleError) {
+            thread = try startThread(run)
+        } catch {
+            // No thread: the work runs here and now.
+            run()
+        }
+    }
+
+    /// Waits for the work (once) and returns its result.
+    public func join() throws(CastleError) -> T {
+        thread?.join()
+        thread = nil
+        return try result!.get()
+    }
 }

@@ -1,14 +1,6 @@
-// pthread types are attributed to libarchive's clang module in whole-module builds.
-internal import CArchive
 public import CastleCore
 public import CastleSupport
 public import Streams
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Reads and decodes an order stream on a thread of its own, a bounded number of batches ahead of the
 /// consumer, so that decoding (about half the work of `castle match`) runs beside matching on a second
@@ -40,7 +32,7 @@ public final class DecodingReader: @unchecked Sendable {
     private var finished = false
     private var failure: CastleError?
     private var cancelled = false
-    private var thread = pthread_t()
+    private var thread: JoinableThread?
     private var started = false
 
     /// `decoder` may already hold names (instruments, the user's symbols): ids stay as it gave them.
@@ -57,17 +49,8 @@ public final class DecodingReader: @unchecked Sendable {
     /// The next batch, or nil at the end of the input.
     public func next() throws(CastleError) -> Batch? {
         if !started {
+            thread = try startThread { [self] in produce() }
             started = true
-            let context = Unmanaged.passRetained(self).toOpaque()
-            pthread_create(
-                &thread,
-                nil,
-                { context in
-                    Unmanaged<DecodingReader>.fromOpaque(context!).takeRetainedValue().produce()
-                    return nil
-                },
-                context
-            )
         }
         lock.lock()
         while ready.isEmpty && !finished && failure == nil { lock.wait() }
@@ -88,7 +71,7 @@ public final class DecodingReader: @unchecked Sendable {
         cancelled = true
         lock.broadcast()
         lock.unlock()
-        pthread_join(thread, nil)
+        thread?.join()
         started = false
     }
 

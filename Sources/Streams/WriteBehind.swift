@@ -22,22 +22,18 @@ final class WriteBehind: @unchecked Sendable {
     private var stopping = false
     private var failure: CastleError?
     private var offset = 0
-    private var thread = pthread_t()
+    private var thread: JoinableThread?
 
     init(fd: Int32, name: String, isRegularFile: Bool) {
         self.fd = fd
         self.name = name
         startWriteback = isRegularFile
-        let context = Unmanaged.passRetained(self).toOpaque()
-        pthread_create(
-            &thread,
-            nil,
-            { context in
-                Unmanaged<WriteBehind>.fromOpaque(context!).takeRetainedValue().loop()
-                return nil
-            },
-            context
-        )
+        do throws(CastleError) {
+            thread = try startThread { [self] in loop() }
+        } catch {
+            // No writer: the first submit says so.
+            failure = CastleError(error.kind, "\(name): \(error.message)")
+        }
     }
 
     /// Hands `count` bytes at `buffer` to the writer. Returns when the writer has taken them; the caller
@@ -62,7 +58,7 @@ final class WriteBehind: @unchecked Sendable {
         lock.broadcast()
         let failure = self.failure
         lock.unlock()
-        pthread_join(thread, nil)
+        thread?.join()
         if let failure { throw failure }
     }
 
