@@ -17,11 +17,20 @@ final class OrderPath: Sendable {
     let committer: GroupCommitter
     let metrics: ServerMetrics
     let verdictTimeout: Duration
+    /// Where the matcher stands: a standby refuses commands (``submit(line:symbol:body:orderID:)``).
+    let matcher: Mutex<MatcherRole>
 
-    init(queue: any MessageQueue, view: ExchangeView, metrics: ServerMetrics, verdictTimeout: Duration) {
+    init(
+        queue: any MessageQueue,
+        view: ExchangeView,
+        metrics: ServerMetrics,
+        verdictTimeout: Duration,
+        matcher: MatcherRole
+    ) {
         self.view = view
         self.metrics = metrics
         self.verdictTimeout = verdictTimeout
+        self.matcher = Mutex(matcher)
         let doorbell = self.doorbell
         committer = GroupCommitter(queue: queue, source: Self.source) { doorbell.ring() }
     }
@@ -73,6 +82,12 @@ final class OrderPath: Sendable {
     /// Enqueues one command line (its queue line is `line`, its partition key `symbol`) and returns its
     /// events once matched. `orderID` names the order a cancel or amend is for.
     func submit(line: Int64, symbol: String, body: String, orderID: UInt64? = nil) async throws(APIError) -> [String] {
+        // Its verdict would come from another process's matcher, which this one does not hear.
+        if matcher.withLock({ $0 }) == .standby {
+            throw APIError.notReady(
+                "this server's matcher is standing by (another one owns the partition): send orders to the server whose /ready answers 200"
+            )
+        }
         results.expect(line)
         if let orderID { commandsByOrder.withLock { $0[orderID] = line } }
         metrics.enqueued(line: line)
@@ -106,6 +121,18 @@ final class OrderPath: Sendable {
         }
         return verdict
     }
+}
+
+/// Where serve's matcher stands, as `/ready` reports it (`matcher`).
+enum MatcherRole: String, Sendable {
+    /// In process, before it has taken the partition or found it taken.
+    case starting
+    /// In process, waiting while another matcher (another serve, a `castle match`) owns the partition.
+    case standby
+    /// In process, owning the partition, with the view caught up with the store.
+    case active
+    /// `--matcher external`: separate `castle match --queue` processes match.
+    case external
 }
 
 /// One member of a request body as read: a JSON string's text (unescaped) or a number as written.

@@ -12,8 +12,11 @@ import Testing
         let health = try await http(.GET, serve.base + "/health")
         #expect(health.status == 200)
         #expect(health.body == #"{"status":"ok"}"#)
+        // Ready once the in-process matcher has taken the partition and read the stored log.
+        #expect(try await eventually("ready") { try await http(.GET, serve.base + "/ready").status == 200 })
         let ready = try await http(.GET, serve.base + "/ready")
         #expect(ready.status == 200, "\(ready.body)")
+        #expect(ready.json["matcher"] as? String == "active")
         #expect(ready.json["region"] as? String == "test-region")
         #expect(ready.json["migrations"] as? String == "current")
         #expect(ready.json["store"] as? String == "ok")
