@@ -9,7 +9,7 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the exchange online: the trading and market-data HTTP API, health and metrics.",
         discussion: """
-            Listens on --host:--port (port 0: any free port) and prints `castle serve: listening on http://HOST:PORT` on stderr. Orders go into the queue of --queue (default: the store), are matched by the durable matcher of `castle match --queue` (in this process, or with --matcher external in separate `castle match --queue` processes), and their events go to the store. /health is liveness; /ready answers 200 only when the store answers, its migrations are current and the matcher has caught up, and reports --region. SIGTERM or SIGINT: stop accepting, answer what is in flight, commit the matcher's batch, exit 0. See docs/serve.md.
+            Listens on --host:--port (port 0: any free port) and prints `castle serve: listening on http://HOST:PORT` on stderr. Orders go into the queue of --queue (default: the store), are matched by the durable matcher of `castle match --queue` (in this process, or with --matcher external in separate `castle match --queue` processes), and their events go to the store. /health is liveness; /ready answers 200 only when the store answers, its migrations are current and the matcher owns its partition and has caught up, and reports --region; a second serve on the same store stands by (503, orders refused) and takes over when the first dies. SIGTERM or SIGINT: stop accepting, answer what is in flight, commit the matcher's batch, exit 0. See docs/serve.md.
 
             Examples:
               castle serve --store sqlite://castle.db --port 8080

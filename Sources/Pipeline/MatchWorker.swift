@@ -37,6 +37,12 @@ public final class MatchWorker {
         /// Waits for new messages instead of ``MessageQueue/waitForMessages(timeoutSeconds:)``: an
         /// enqueuer in the same process wakes the worker at once rather than the worker polling.
         public var waitForMessages: (@Sendable (_ timeoutSeconds: Double) async -> Void)?
+        /// Called while another worker owns the partition, before each attempt to take it (every 100 ms):
+        /// a standby `castle serve` follows the owner's event log meanwhile.
+        public var whileStandingBy: (@Sendable () async -> Void)?
+        /// Called once the worker owns the partition, before it rebuilds its books: the last owner's
+        /// commits are all in the store by then, and `castle serve` reads them into its view here.
+        public var onOwned: (@Sendable () async throws(CastleError) -> Void)?
 
         public init() {}
     }
@@ -102,6 +108,7 @@ public final class MatchWorker {
         var summary = Summary()
         guard let lock = try await ownPartition() else { return summary }
         do {
+            try await options.onOwned?()
             try await work(&summary, started: started)
             await lock.release()
             return summary
@@ -359,6 +366,7 @@ public final class MatchWorker {
         if let lock = try await store.acquire(partition: options.partition, wait: false) { return lock }
         log("partition \(options.partition) is owned by another worker; standing by")
         while !shouldStop() {
+            await options.whileStandingBy?()
             try? await Task.sleep(for: .milliseconds(100))
             if let lock = try await store.acquire(partition: options.partition, wait: false) {
                 log("took over partition \(options.partition)")

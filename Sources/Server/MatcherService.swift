@@ -3,10 +3,13 @@ import Logging
 import Pipeline
 import ServiceLifecycle
 import Storage
+import Synchronization
 
 /// The in-process durable matcher (`castle match --queue`'s worker) as a service of serve's group. It
 /// waits for the schema to be current (a store being migrated makes `/ready` say so meanwhile), then
-/// runs until the group shuts down, committing the batch in hand.
+/// runs until the group shuts down, committing the batch in hand. While another matcher owns the
+/// partition it stands by (`/ready` 503, orders refused) with its view following the owner's log; when
+/// it takes the partition, its view reads the rest of that log before its own commits carry it on.
 struct MatcherService: Service {
     let state: ServerState
     let logger: Logger
@@ -17,12 +20,21 @@ struct MatcherService: Service {
             try? await Task.sleep(for: .seconds(1))
         }
         if Task.isShuttingDownGracefully { return }
-        // The view starts from the log as stored; the worker's commit hook then carries it on.
-        try await state.catchUp()
         var options = MatchWorker.Options()
         options.instrumentsPath = state.options.instrumentsPath
         options.showProgress = false
+        let state = state
         let path = state.path
+        options.whileStandingBy = {
+            path.matcher.withLock { $0 = .standby }
+            _ = try? await state.catchUp()
+        }
+        // The view reads the log as stored once no other matcher can add to it; the worker's commit hook
+        // then carries it on.
+        options.onOwned = { () async throws(CastleError) in
+            try await state.catchUp()
+            path.matcher.withLock { $0 = .active }
+        }
         options.onCommitted = { messages in path.committed(messages) }
         options.waitForMessages = { timeout in await path.doorbell.wait(timeoutSeconds: timeout) }
         let worker = MatchWorker(

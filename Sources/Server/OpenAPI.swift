@@ -49,7 +49,7 @@ enum OpenAPI {
               "get": {"summary": "OHLCV bars", "parameters": [{"$ref": "#/components/parameters/symbol"}, {"name": "interval", "in": "query", "schema": {"type": "string", "default": "1m"}}, {"$ref": "#/components/parameters/limit"}], "responses": {"200": {"description": "candles"}, "404": {"$ref": "#/components/responses/Error"}}}
             },
             "/health": {"get": {"summary": "Liveness", "responses": {"200": {"description": "ok"}}}},
-            "/ready": {"get": {"summary": "Readiness: store, migrations, matcher lag, region", "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},
+            "/ready": {"get": {"summary": "Readiness: store, migrations, matcher (active or standby) and its lag, region", "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},
             "/metrics": {"get": {"summary": "Prometheus text format 0.0.4", "responses": {"200": {"description": "metrics"}}}},
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}}
           }

@@ -22,18 +22,22 @@ final class OrderPath: Sendable {
     let store: any Store
     let metrics: ServerMetrics
     let verdictTimeout: Duration
+    /// Where the matcher stands: a standby refuses commands (``submit(line:symbol:body:orderID:)``).
+    let matcher: Mutex<MatcherRole>
 
     init(
         queue: any MessageQueue,
         store: any Store & ClientOrderStore,
         view: ExchangeView,
         metrics: ServerMetrics,
-        verdictTimeout: Duration
+        verdictTimeout: Duration,
+        matcher: MatcherRole
     ) {
         self.view = view
         self.store = store
         self.metrics = metrics
         self.verdictTimeout = verdictTimeout
+        self.matcher = Mutex(matcher)
         let doorbell = self.doorbell
         committer = GroupCommitter(queue: queue, source: Self.source) { doorbell.ring() }
         claims = GroupCommitter { (batch: [ClientOrderClaim]) throws(CastleError) in
@@ -98,9 +102,20 @@ final class OrderPath: Sendable {
         }
     }
 
+    /// A standby's verdicts would come from another process's matcher, which this one does not hear: it
+    /// takes no commands (checked before anything is claimed or enqueued).
+    func refuseIfStandingBy() throws(APIError) {
+        if matcher.withLock({ $0 }) == .standby {
+            throw APIError.notReady(
+                "this server's matcher is standing by (another one owns the partition): send orders to the server whose /ready answers 200"
+            )
+        }
+    }
+
     /// Enqueues one command line (its queue line is `line`, its partition key `symbol`) and returns its
     /// events once matched. `orderID` names the order a cancel or amend is for.
     func submit(line: Int64, symbol: String, body: String, orderID: UInt64? = nil) async throws(APIError) -> [String] {
+        try refuseIfStandingBy()
         let ticket = results.expect(line)
         if let orderID { commandsByOrder.withLock { $0[orderID] = line } }
         metrics.enqueued(line: line)
@@ -111,6 +126,7 @@ final class OrderPath: Sendable {
     /// once it is. The row goes into the queue again, which keeps the first and skips it when there:
     /// the first attempt may have claimed its id and stopped before enqueueing.
     func replay(order row: OrderRow) async throws(APIError) -> [String] {
+        try refuseIfStandingBy()
         let ticket = results.expect(row.line)
         if let seq = view.verdictSeq(of: UInt64(row.line)) {
             results.forget(ticket)
@@ -171,6 +187,18 @@ final class OrderPath: Sendable {
         }
         return events
     }
+}
+
+/// Where serve's matcher stands, as `/ready` reports it (`matcher`).
+enum MatcherRole: String, Sendable {
+    /// In process, before it has taken the partition or found it taken.
+    case starting
+    /// In process, waiting while another matcher (another serve, a `castle match`) owns the partition.
+    case standby
+    /// In process, owning the partition, with the view caught up with the store.
+    case active
+    /// `--matcher external`: separate `castle match --queue` processes match.
+    case external
 }
 
 /// One member of a request body as read: a JSON string's text (unescaped) or a number as written.

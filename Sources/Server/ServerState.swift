@@ -1,6 +1,7 @@
 import CastleSupport
 import Pipeline
 import Storage
+import Synchronization
 
 /// What the routes and services share: the options, the open backends, the event-fed view of the
 /// exchange and the order path.
@@ -28,7 +29,8 @@ final class ServerState: Sendable {
             store: store,
             view: view,
             metrics: metrics,
-            verdictTimeout: options.verdictTimeout
+            verdictTimeout: options.verdictTimeout,
+            matcher: options.matcher == .inProcess ? .starting : .external
         )
         trading = Trading(path: path, symbols: symbols, clientOrders: store)
     }
@@ -58,11 +60,12 @@ final class ServerState: Sendable {
         var ready: Bool
         var region: String
         var migrations: String
+        var matcher: String
         var matcherLag: Int
         var store: String
 
         enum CodingKeys: String, CodingKey {
-            case ready, region, migrations, store
+            case ready, region, migrations, matcher, store
             case matcherLag = "matcher_lag"
         }
     }
@@ -89,11 +92,16 @@ final class ServerState: Sendable {
         } catch {
             storeAnswers = false
         }
-        let ready = storeAnswers && (migrations == "current" || migrations == "none") && lag <= Self.readyLagMax
+        // Only the server whose matcher owns the partition takes orders.
+        let matcher = path.matcher.withLock { $0 }
+        let ready =
+            storeAnswers && (migrations == "current" || migrations == "none") && lag <= Self.readyLagMax
+            && (matcher == .active || matcher == .external)
         return Readiness(
             ready: ready,
             region: options.region,
             migrations: storeAnswers ? migrations : "unknown",
+            matcher: matcher.rawValue,
             matcherLag: lag,
             store: storeAnswers ? "ok" : "unreachable"
         )

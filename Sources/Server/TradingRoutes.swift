@@ -47,6 +47,7 @@ final class Trading: Sendable {
                 message: "no instrument \(jsonStringLiteral(symbol))"
             )
         }
+        try path.refuseIfStandingBy()
         var id = path.ids.next()
         var isRepeat = false
         if let clientOrderID {

@@ -60,7 +60,7 @@ import Testing
 
 /// Books kept from 1.1 events only. An accepted limit GTC or post-only order joins the tail of its level
 /// at once; the trades and cancels of the same command then take from it, as the contract says.
-private struct EventBooks {
+struct EventBooks {
     struct Order {
         var symbol: String
         var side: String
@@ -133,6 +133,18 @@ private struct EventBooks {
 
     private func id(_ event: [String: Any]) throws -> UInt64 {
         try #require((event["id"] as? NSNumber)?.uint64Value)
+    }
+
+    /// A symbol's levels on one side (`buy` or `sell`), best first, as `GET /v1/book/{symbol}` writes them:
+    /// canonical decimal price and total quantity.
+    func levels(_ symbol: String, side: String) -> [[String]] {
+        var totals: [Int64: Int64] = [:]
+        for order in orders.values where order.symbol == symbol && order.side == side {
+            totals[units(order.price), default: 0] += order.qty
+        }
+        return totals.sorted { side == "buy" ? $0.key > $1.key : $0.key < $1.key }.map {
+            [decimal($0.key), decimal($0.value)]
+        }
     }
 
     /// The same flattening as `--book-out`'s: symbols sorted, bids then asks, best price first, then time.

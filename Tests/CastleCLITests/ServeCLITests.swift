@@ -12,8 +12,11 @@ import Testing
         let health = try await http(.GET, serve.base + "/health")
         #expect(health.status == 200)
         #expect(health.body == #"{"status":"ok"}"#)
+        // Ready once the in-process matcher has taken the partition and read the stored log.
+        #expect(try await eventually("ready") { try await http(.GET, serve.base + "/ready").status == 200 })
         let ready = try await http(.GET, serve.base + "/ready")
         #expect(ready.status == 200, "\(ready.body)")
+        #expect(ready.json["matcher"] as? String == "active")
         #expect(ready.json["region"] as? String == "test-region")
         #expect(ready.json["migrations"] as? String == "current")
         #expect(ready.json["store"] as? String == "ok")
@@ -322,7 +325,13 @@ import Testing
         #expect(waited.errorCode == "not_ready")
         #expect(waited.body.contains("durable in the queue"), "\(waited.body)")
         let worker = try Background(["match", "--store", serve.storeURL, "-q"], stderrPath: dir.path("worker.err"))
-        // Once the worker runs, the queued sell is in the book: a crossing buy trades with it.
+        // The worker matches the queued sell (serve's view shows it open), not before its process has
+        // started: then a crossing buy trades with it, well within the timeout.
+        #expect(
+            try await eventually("the worker matches the queued sell") {
+                try await http(.GET, serve.base + "/v1/orders", account: "m").body.contains(#""status":"open""#)
+            }
+        )
         let taker = try await http(
             .POST,
             serve.base + "/v1/orders",

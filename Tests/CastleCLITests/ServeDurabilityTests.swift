@@ -5,54 +5,11 @@ import Testing
 
 /// What an acknowledged order survives: a graceful stop mid-load, and a kill -9 mid-load then a restart.
 @Suite(.serialized) struct ServeDurabilityTests {
-    /// Posts orders from `clients` concurrent clients until a request fails (the server went away);
-    /// returns the ids the server acknowledged (201). `acked` is told each one as it comes.
-    private func load(_ base: String, clients: Int, acked: Acked) async {
-        await withTaskGroup(of: Void.self) { group in
-            for client in 0..<clients {
-                group.addTask {
-                    var n = 0
-                    while true {
-                        n += 1
-                        let side = n % 2 == 0 ? "buy" : "sell"
-                        let price = 100 + (n % 7) - 3
-                        let body = #"{"symbol":"S\#(client % 3)","side":"\#(side)","price":"\#(price)","qty":"1"}"#
-                        guard
-                            let answer = try? await http(
-                                .POST,
-                                base + "/v1/orders",
-                                account: "c\(client)",
-                                body: body,
-                                timeoutSeconds: 10
-                            ),
-                            answer.status == 201, let id = answer.json["id"] as? Int
-                        else { return }
-                        acked.add(id)
-                    }
-                }
-            }
-        }
-    }
-
-    /// The ids of `accepted` events in the store's event log, with how many times each appears.
-    private func acceptedIDs(_ storeURL: String) async throws -> [Int: Int] {
-        let log = try await CastleProcess.run(["events", "--store", storeURL])
-        #expect(log.status == 0, "\(log.stderr)")
-        var counts: [Int: Int] = [:]
-        for line in log.lines {
-            guard let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                object["event"] as? String == "accepted", let id = object["id"] as? Int
-            else { continue }
-            counts[id, default: 0] += 1
-        }
-        return counts
-    }
-
     @Test func sigtermMidLoadLosesNoAcknowledgedOrder() async throws {
         let dir = try TemporaryDirectory()
         let serve = try await ServeProcess.start(dir)
         let acked = Acked(signalAt: 300)
-        async let loading: Void = load(serve.base, clients: 8, acked: acked)
+        async let loading: Void = placeOrders(serve.base, clients: 8, acked: acked)
         await acked.reachedSignalPoint()
         serve.server.signal(SIGTERM)
         await loading
@@ -71,7 +28,7 @@ import Testing
         let dir = try TemporaryDirectory()
         let serve = try await ServeProcess.start(dir)
         let acked = Acked(signalAt: 300)
-        async let loading: Void = load(serve.base, clients: 8, acked: acked)
+        async let loading: Void = placeOrders(serve.base, clients: 8, acked: acked)
         await acked.reachedSignalPoint()
         #expect(await serve.server.killHard())
         await loading

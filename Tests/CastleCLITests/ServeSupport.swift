@@ -4,7 +4,8 @@ import NIOCore
 import NIOHTTP1
 import Testing
 
-/// A `castle serve` process on a free loopback port of a fresh SQLite store, and a real HTTP client.
+/// A `castle serve` process on a free loopback port of a store (a fresh SQLite file unless given), and a
+/// real HTTP client.
 final class ServeProcess: Sendable {
     let server: Background
     let base: String
@@ -13,11 +14,12 @@ final class ServeProcess: Sendable {
     /// Migrates the store (unless told not to), starts the server and waits for its listening line.
     static func start(
         _ dir: TemporaryDirectory,
+        storeURL: String? = nil,
         extra: [String] = [],
         migrate: Bool = true,
         stderrName: String = "serve.err"
     ) async throws -> ServeProcess {
-        let storeURL = "sqlite://" + dir.path("castle.db")
+        let storeURL = storeURL ?? "sqlite://" + dir.path("castle.db")
         if migrate {
             let up = try await CastleProcess.run(["migrate", "up", "--store", storeURL])
             #expect(up.status == 0, "\(up.stderr)")
@@ -110,4 +112,46 @@ func withoutSeqAndTS(_ line: some StringProtocol) -> String {
     object["ts"] = nil
     let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
     return String(decoding: data, as: UTF8.self)
+}
+
+/// Posts orders from `clients` concurrent clients, `perClient` each at most, until a request fails (the
+/// server went away); `acked` is told the id of each order the server acknowledged (201). Each client
+/// alternates buys and sells around 100 on one of three symbols, so many of them trade.
+func placeOrders(_ base: String, clients: Int, perClient: Int = .max, acked: Acked) async {
+    await withTaskGroup(of: Void.self) { group in
+        for client in 0..<clients {
+            group.addTask {
+                for n in 1...perClient {
+                    let side = n % 2 == 0 ? "buy" : "sell"
+                    let price = 100 + (n % 7) - 3
+                    let body = #"{"symbol":"S\#(client % 3)","side":"\#(side)","price":"\#(price)","qty":"1"}"#
+                    guard
+                        let answer = try? await http(
+                            .POST,
+                            base + "/v1/orders",
+                            account: "c\(client)",
+                            body: body,
+                            timeoutSeconds: 10
+                        ),
+                        answer.status == 201, let id = answer.json["id"] as? Int
+                    else { return }
+                    acked.add(id)
+                }
+            }
+        }
+    }
+}
+
+/// The ids of `accepted` events in the store's event log, with how many times each appears.
+func acceptedIDs(_ storeURL: String) async throws -> [Int: Int] {
+    let log = try await CastleProcess.run(["events", "--store", storeURL])
+    #expect(log.status == 0, "\(log.stderr)")
+    var counts: [Int: Int] = [:]
+    for line in log.lines {
+        guard let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+            object["event"] as? String == "accepted", let id = object["id"] as? Int
+        else { continue }
+        counts[id, default: 0] += 1
+    }
+    return counts
 }
