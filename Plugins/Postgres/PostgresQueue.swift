@@ -113,6 +113,14 @@ extension PostgresBackend {
         return (result[0], Int(result[1]))
     }
 
+    public func lastLine(source: String) async throws(CastleError) -> Int64? {
+        let rows = try await select(
+            "the last line of \(source)",
+            "SELECT max(line) FROM queue_messages WHERE source = \(source)"
+        ) { try $0.decode(Int64?.self) }
+        return rows.first ?? nil
+    }
+
     public func depth(partition: Partition?) async throws(CastleError) -> Int {
         let query: PostgresQuery
         if let partition {

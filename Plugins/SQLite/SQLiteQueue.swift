@@ -71,6 +71,17 @@ extension SQLiteBackend {
         }
     }
 
+    public func lastLine(source: String) async throws(CastleError) -> Int64? {
+        try await withConnection { (connection) throws(CastleError) -> Int64? in
+            // The (source, line) unique index answers it at once.
+            let statement = try connection.prepare("SELECT max(line) FROM queue_messages WHERE source = ?")
+            defer { connection.resetAll() }
+            statement.bind(1, source)
+            try statement.step()
+            return statement.isNull(0) ? nil : statement.int64(0)
+        }
+    }
+
     public func deadLetters() async throws(CastleError) -> [DeadLetter] {
         try await withConnection { (connection) throws(CastleError) in
             let statement = try connection.prepare(

@@ -78,6 +78,8 @@ public enum StorageConformance {
         let later = try await backend.beginEnqueue(source: "day")
         try await later.append(rows(1...2))
         try expect(try await later.commit() == 0, "consumed lines are still known: nothing re-enqueued")
+        try expect(try await backend.lastLine(source: "day") == 5, "the last line enqueued, consumed or not")
+        try expect(try await backend.lastLine(source: "night") == nil, "no line of a source never enqueued")
     }
 
     static func partitionsSplitSymbols(_ backend: any Backend) async throws {

@@ -214,9 +214,17 @@ final class MatchResults: Sendable {
 }
 
 /// Order ids (and queue lines) serve hands out: increasing, and increasing across restarts too, as they
-/// start from the wall clock in microseconds (a restart takes longer than a microsecond).
+/// start from the wall clock in microseconds (a restart takes longer than a microsecond) and from above
+/// the last one in the queue (``floor(at:)``).
 final class IDGenerator: Sendable {
     private let last = Mutex<Int64>(0)
+
+    /// Ids given from here on are above `line`: the highest this server's source has in the queue, so
+    /// that a server whose clock is behind the one before it (a failover to another host, a clock set
+    /// back) never reuses one.
+    func floor(at line: Int64) {
+        last.withLock { $0 = max($0, line) }
+    }
 
     func next() -> Int64 {
         let now = wallClockMilliseconds() * 1000

@@ -33,6 +33,7 @@ struct MatcherService: Service {
         // then carries it on.
         options.onOwned = { () async throws(CastleError) in
             try await state.catchUp()
+            if let line = try await state.queue.lastLine(source: OrderPath.source) { path.ids.floor(at: line) }
             path.matcher.withLock { $0 = .active }
         }
         options.onCommitted = { messages in path.committed(messages) }
@@ -70,6 +71,7 @@ struct LogFollowerService: Service {
     func run() async throws {
         let path = state.path
         defer { path.results.failAll(CancellationError()) }
+        if let line = try? await state.queue.lastLine(source: OrderPath.source) { path.ids.floor(at: line) }
         while !Task.isShuttingDownGracefully {
             let segments = (try? await state.catchUp()) ?? []
             for lines in segments { path.followed(lines) }

@@ -178,6 +178,10 @@ public final class MemoryBackend: Store, MessageQueue {
         }
     }
 
+    public func lastLine(source: String) async throws(CastleError) -> Int64? {
+        state.withLock { state in state.messages.lazy.filter { $0.message.source == source }.map(\.message.line).max() }
+    }
+
     public func deadLetters() async throws(CastleError) -> [DeadLetter] {
         state.withLock { $0.deadLetters.sorted { $0.id < $1.id } }
     }

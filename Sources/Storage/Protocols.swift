@@ -101,6 +101,9 @@ public protocol MessageQueue: AnyObject, Sendable {
     /// Messages neither done (up to a cursor's `through`) nor dead, in `partition` (all when nil).
     func depth(partition: Partition?) async throws(CastleError) -> Int
 
+    /// The highest line ever enqueued from `source` (consumed, dead or not); nil when none was.
+    func lastLine(source: String) async throws(CastleError) -> Int64?
+
     func deadLetters() async throws(CastleError) -> [DeadLetter]
 
     /// Returns when messages may have arrived, or after `timeoutSeconds`: a notification where the
