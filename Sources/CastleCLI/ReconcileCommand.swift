@@ -52,13 +52,13 @@ struct ReconcileCommand: AsyncParsableCommand {
 
         @Option(
             help: ArgumentHelp(
-                "A column mapping file (JSON), or a built-in layout: stripe_balance_transactions, stripe_payments, stripe_payouts, paypal_activity.",
+                "A column mapping file (JSON or TOML), or a built-in layout: stripe_balance_transactions, stripe_payments, stripe_payouts, paypal_activity.",
                 valueName: "file"
             )
         )
         var mapping: String?
 
-        @Option(help: ArgumentHelp("A rules file (JSON; default: the built-in rules).", valueName: "file"))
+        @Option(help: ArgumentHelp("A rules file (JSON or TOML; default: the built-in rules).", valueName: "file"))
         var rules: String?
 
         @Option(

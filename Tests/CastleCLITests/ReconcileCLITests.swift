@@ -220,4 +220,45 @@ import Testing
         let written = try Data(contentsOf: URL(fileURLWithPath: directory.path("report.ndjson")))
         #expect(firstDifference(written, clean.stdout) == nil, "the rerun's report is the clean run's")
     }
+
+    /// The same rules as a TOML and as a JSON file give byte-identical reports; a hostile TOML file exits 65
+    /// naming the file and the key.
+    @Test func rulesInTOMLOrJSONGiveTheSameReport() async throws {
+        let directory = try TemporaryDirectory()
+        let day = try await day(directory, count: 300)
+        let json = directory.path("rules.json")
+        let toml = directory.path("rules.toml")
+        try #"{"rules": [{"name": "ref", "match": "reference", "tolerance": "5.00", "window_days": 2}]}"#.write(
+            toFile: json,
+            atomically: true,
+            encoding: .utf8
+        )
+        try "[[rules]]\nname = \"ref\"\nmatch = \"reference\"\ntolerance = \"5.00\"\nwindow_days = 2\n".write(
+            toFile: toml,
+            atomically: true,
+            encoding: .utf8
+        )
+        let fromJSON = try await CastleProcess.run(reconcileArguments(day) + ["--format", "ndjson", "--rules", json])
+        let fromTOML = try await CastleProcess.run(reconcileArguments(day) + ["--format", "ndjson", "--rules", toml])
+        let standard = try await CastleProcess.run(reconcileArguments(day) + ["--format", "ndjson"])
+        #expect(fromJSON.status == 1 && fromTOML.status == 1, "\(fromTOML.stderr)")
+        #expect(!fromJSON.stdout.isEmpty)
+        #expect(firstDifference(fromJSON.stdout, fromTOML.stdout) == nil, "byte-identical reports")
+        #expect(firstDifference(fromJSON.stdout, standard.stdout) != nil, "the rules file changes the report")
+        let hostile: [(String, String)] = [
+            ("[[rules]]\nname = \"ref\"\nmatch = = \"reference\"\n", "rules.toml:3:"),
+            ("[[rules]]\nname = \"ref\"\nmatch = \"reference\"\ntolerence = \"1\"\n", "unknown member \"tolerence\""),
+            ("[[rules]]\nname = \"ref\"\nmatch = \"reference\"\ntolerance = 0.5\n", "tolerance is a number"),
+            (
+                "[[rules]]\nname = \"ref\"\nmatch = \"reference\"\nwindow_days = \"2\"\n",
+                "window_days is not an integer"
+            ),
+        ]
+        for (text, expected) in hostile {
+            try text.write(toFile: toml, atomically: true, encoding: .utf8)
+            let refused = try await CastleProcess.run(reconcileArguments(day) + ["--rules", toml])
+            #expect(refused.status == 65, "\(text): \(refused.stderr)")
+            #expect(refused.stderr.contains(toml) && refused.stderr.contains(expected), "\(refused.stderr)")
+        }
+    }
 }
