@@ -178,6 +178,22 @@ extension Migration {
             up: ["CREATE TABLE castle_region (id INTEGER PRIMARY KEY CHECK (id = 1), name TEXT NOT NULL)"],
             down: ["DROP TABLE castle_region"]
         ),
+        Migration(
+            version: 8,
+            name: "0008_reconcile_claims.sqlite.sql",
+            // What each reconcile run claimed, per run's days: a later run over other days claims none of it
+            // again (a record seen again is a `duplicate` of that run), a rerun of the same days replaces it.
+            up: [
+                """
+                CREATE TABLE reconcile_claims (
+                    window_from INTEGER NOT NULL, window_to INTEGER NOT NULL, side SMALLINT NOT NULL,
+                    id TEXT NOT NULL, day INTEGER NOT NULL, run TEXT NOT NULL,
+                    PRIMARY KEY (window_from, window_to, side, id)) WITHOUT ROWID
+                """,
+                "CREATE INDEX reconcile_claims_day ON reconcile_claims (day)",
+            ],
+            down: ["DROP TABLE reconcile_claims"]
+        ),
     ]
 
     static let postgres: [Migration] = [
@@ -322,6 +338,22 @@ extension Migration {
             // The store's region, one row at most: what `castle snapshot create` writes into its manifest.
             up: ["CREATE TABLE castle_region (id INTEGER PRIMARY KEY CHECK (id = 1), name TEXT NOT NULL)"],
             down: ["DROP TABLE castle_region"]
+        ),
+        Migration(
+            version: 8,
+            name: "0008_reconcile_claims.postgres.sql",
+            // What each reconcile run claimed, per run's days: a later run over other days claims none of it
+            // again (a record seen again is a `duplicate` of that run), a rerun of the same days replaces it.
+            up: [
+                """
+                CREATE TABLE reconcile_claims (
+                    window_from INTEGER NOT NULL, window_to INTEGER NOT NULL, side SMALLINT NOT NULL,
+                    id TEXT NOT NULL, day INTEGER NOT NULL, run TEXT NOT NULL,
+                    PRIMARY KEY (window_from, window_to, side, id))
+                """,
+                "CREATE INDEX reconcile_claims_day ON reconcile_claims (day)",
+            ],
+            down: ["DROP TABLE reconcile_claims"]
         ),
     ]
 }
