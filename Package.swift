@@ -33,6 +33,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        // Rules and mapping files in TOML: toml++ (C++17, compiled from source) behind a Swift API.
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     // Dependencies point one way, never back:
     //   CastleCore ← MatchingEngine, MarketData, MarketFeed
@@ -166,7 +168,14 @@ let package = Package(
         ),
         // `castle reconcile`: processor CSVs (through column mappings) and camt.053 statements against the
         // ledger's entries, by rules in priority order; the report and the statements' balance proofs.
-        .target(name: "Reconcile", dependencies: ["CastleCore", "CastleSupport", "Streams", "Ledger", "Storage"]),
+        // Its rules and mapping files are JSON or TOML (TOMLKit).
+        .target(
+            name: "Reconcile",
+            dependencies: [
+                "CastleCore", "CastleSupport", "Streams", "Ledger", "Storage",
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
         // `castle snapshot`: a store's tables, through the storage seam's rows, into a verified tar archive
         // (libarchive, through the same CArchive as Streams) and back into any backend; residency policies.
         .target(

@@ -5,8 +5,38 @@ public import Storage
 /// `castle reconcile`'s storage in the database (migration 0006); the lock is a session advisory lock on
 /// a connection of its own, which the server releases when the session ends, however it ends.
 extension PostgresBackend: ReconcileStore {
-    public func saveReconcileRun(_ run: ReconcileRun, watermarks: [String: Int32]) async throws(CastleError) -> Bool {
+    public func saveReconcileRun(
+        _ run: ReconcileRun,
+        days: ClosedRange<Int32>?,
+        claims: [ReconcileClaim],
+        watermarks: [String: Int32]
+    ) async throws(CastleError) -> Bool {
         try await transaction("storing reconcile run \(run.run)") { connection in
+            if let days {
+                let from = days.lowerBound
+                let to = days.upperBound
+                try await connection.rows(
+                    "DELETE FROM reconcile_claims WHERE window_from = \(from) AND window_to = \(to)"
+                )
+                // In slices, as the results below.
+                let slice_max = 5000
+                var start = 0
+                while start < claims.count {
+                    let slice = claims[start..<min(start + slice_max, claims.count)]
+                    let sides = slice.map { Int16($0.side.rawValue) }
+                    let ids = slice.map(\.id)
+                    let claimDays = slice.map(\.day)
+                    let runs = slice.map(\.run)
+                    try await connection.rows(
+                        """
+                        INSERT INTO reconcile_claims (window_from, window_to, side, id, day, run)
+                        SELECT \(from), \(to), * FROM unnest(\(sides)::smallint[], \(ids)::text[],
+                                                             \(claimDays)::integer[], \(runs)::text[])
+                        """
+                    )
+                    start += slice.count
+                }
+            }
             let windowFrom = run.windowFrom.map { Int32($0) }
             let windowTo = run.windowTo.map { Int32($0) }
             let inserted = try await connection.rows(
@@ -71,6 +101,32 @@ extension PostgresBackend: ReconcileStore {
                 return ReconcileResultRow(resultClass: resultClass, record: record, ndjson: ndjson, csv: csv)
             }
             return stored
+        }
+    }
+
+    public func reconcileClaims(
+        days: ClosedRange<Int32>,
+        excluding: ClosedRange<Int32>
+    ) async throws(CastleError) -> [ReconcileClaim] {
+        let (low, high) = (days.lowerBound, days.upperBound)
+        let (from, to) = (excluding.lowerBound, excluding.upperBound)
+        let rows = try await select(
+            "reading reconcile claims",
+            """
+            SELECT side, id, day, run, window_from, window_to FROM reconcile_claims
+            WHERE day BETWEEN \(low) AND \(high) AND NOT (window_from = \(from) AND window_to = \(to))
+            """
+        ) {
+            try $0.decode((Int16, String, Int32, String, Int32, Int32).self)
+        }
+        return rows.map { side, id, day, run, from, to in
+            ReconcileClaim(
+                side: ReconcileClaim.Side(rawValue: Int(side)) ?? .external,
+                id: id,
+                day: day,
+                run: run,
+                days: min(from, to)...max(from, to)
+            )
         }
     }
 

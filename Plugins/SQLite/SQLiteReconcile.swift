@@ -9,10 +9,35 @@ import Glibc
 /// `castle reconcile`'s storage in the database file (migration 0006); the lock is an `flock` on a file
 /// beside it, which the kernel releases however the process ends.
 extension SQLiteBackend: ReconcileStore {
-    public func saveReconcileRun(_ run: ReconcileRun, watermarks: [String: Int32]) async throws(CastleError) -> Bool {
+    public func saveReconcileRun(
+        _ run: ReconcileRun,
+        days: ClosedRange<Int32>?,
+        claims: [ReconcileClaim],
+        watermarks: [String: Int32]
+    ) async throws(CastleError) -> Bool {
         try await withConnection { (connection) throws(CastleError) -> Bool in
             defer { connection.resetAll() }
             return try connection.writeTransaction { () throws(CastleError) -> Bool in
+                if let days {
+                    let drop = try connection.prepare(
+                        "DELETE FROM reconcile_claims WHERE window_from = ? AND window_to = ?"
+                    )
+                    drop.bind(1, Int64(days.lowerBound))
+                    drop.bind(2, Int64(days.upperBound))
+                    try drop.run()
+                    let insertClaim = try connection.prepare(
+                        "INSERT INTO reconcile_claims (window_from, window_to, side, id, day, run) VALUES (?, ?, ?, ?, ?, ?)"
+                    )
+                    for claim in claims {
+                        insertClaim.bind(1, Int64(days.lowerBound))
+                        insertClaim.bind(2, Int64(days.upperBound))
+                        insertClaim.bind(3, claim.side.rawValue)
+                        insertClaim.bind(4, claim.id)
+                        insertClaim.bind(5, Int64(claim.day))
+                        insertClaim.bind(6, claim.run)
+                        try insertClaim.run()
+                    }
+                }
                 let insertRun = try connection.prepare(
                     "INSERT OR IGNORE INTO reconcile_runs (run, window_from, window_to, breaks) VALUES (?, ?, ?, ?)"
                 )
@@ -80,6 +105,40 @@ extension SQLiteBackend: ReconcileStore {
                 )
             }
             return stored
+        }
+    }
+
+    public func reconcileClaims(
+        days: ClosedRange<Int32>,
+        excluding: ClosedRange<Int32>
+    ) async throws(CastleError) -> [ReconcileClaim] {
+        try await withConnection { (connection) throws(CastleError) -> [ReconcileClaim] in
+            defer { connection.resetAll() }
+            let rows = try connection.prepare(
+                """
+                SELECT side, id, day, run, window_from, window_to FROM reconcile_claims
+                WHERE day BETWEEN ? AND ? AND NOT (window_from = ? AND window_to = ?)
+                """
+            )
+            rows.bind(1, Int64(days.lowerBound))
+            rows.bind(2, Int64(days.upperBound))
+            rows.bind(3, Int64(excluding.lowerBound))
+            rows.bind(4, Int64(excluding.upperBound))
+            var claims: [ReconcileClaim] = []
+            while try rows.step() {
+                let from = Int32(truncatingIfNeeded: rows.int64(4))
+                let to = Int32(truncatingIfNeeded: rows.int64(5))
+                claims.append(
+                    ReconcileClaim(
+                        side: ReconcileClaim.Side(rawValue: rows.int(0)) ?? .external,
+                        id: rows.string(1),
+                        day: Int32(truncatingIfNeeded: rows.int64(2)),
+                        run: rows.string(3),
+                        days: min(from, to)...max(from, to)
+                    )
+                )
+            }
+            return claims
         }
     }
 

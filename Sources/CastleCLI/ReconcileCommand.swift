@@ -52,13 +52,13 @@ struct ReconcileCommand: AsyncParsableCommand {
 
         @Option(
             help: ArgumentHelp(
-                "A column mapping file (JSON), or a built-in layout: stripe_balance_transactions, stripe_payments, stripe_payouts, paypal_activity.",
+                "A column mapping file (JSON or TOML), or a built-in layout: stripe_balance_transactions, stripe_payments, stripe_payouts, paypal_activity.",
                 valueName: "file"
             )
         )
         var mapping: String?
 
-        @Option(help: ArgumentHelp("A rules file (JSON; default: the built-in rules).", valueName: "file"))
+        @Option(help: ArgumentHelp("A rules file (JSON or TOML; default: the built-in rules).", valueName: "file"))
         var rules: String?
 
         @Option(
@@ -152,14 +152,15 @@ struct ReconcileCommand: AsyncParsableCommand {
                 quiet.quiet ? nil : "castle reconcile: reading \(sources.count) source(s) and the ledger\n"
             let report = try await runAsyncJob("reconcile") { () async throws(CastleError) -> ReconcileReport in
                 var request = try request()
-                // The ledger from the store when `stored` is given, else from the --ledger file.
-                typealias Compute = @Sendable (ReconcileRequest, [LedgerItem]?) throws(CastleError) -> ReconcileReport
-                let compute: Compute = { (request, stored) throws(CastleError) -> ReconcileReport in
-                    if let stored { return try ReconcileJob.run(request, ledgerItems: stored) }
+                // Reads the sources, and the ledger from the store when `stored` is given, else from the --ledger
+                // file.
+                typealias Read = @Sendable (ReconcileRequest, [LedgerItem]?) throws(CastleError) -> ReconcileInputs
+                let read: Read = { (request, stored) throws(CastleError) -> ReconcileInputs in
+                    if let stored { return try ReconcileJob.read(request, ledgerItems: stored) }
                     guard let ledger = settings.ledger else {
                         throw CastleError(.software, "no ledger to reconcile against")
                     }
-                    return try ReconcileJob.run(request, ledger: LedgerEntriesFile(path: ledger))
+                    return try ReconcileJob.read(request, ledger: LedgerEntriesFile(path: ledger))
                 }
                 let write = { @Sendable (report: ReconcileReport) throws(CastleError) in
                     let sink = try OutputSink(path: settings.output)
@@ -169,7 +170,7 @@ struct ReconcileCommand: AsyncParsableCommand {
                 guard let storeURL else {
                     if let announcement { writeStandardError(announcement) }
                     return try await onOwnThread { [request] () throws(CastleError) -> ReconcileReport in
-                        let report = try compute(request, nil)
+                        let report = ReconcileJob.reconcile(try read(request, nil), request: request)
                         try write(report)
                         return report
                     }
@@ -187,14 +188,27 @@ struct ReconcileCommand: AsyncParsableCommand {
                         request.resolutions = try await store.reconcileResolutions()
                         if settings.sinceLast { request.watermarks = try await store.reconcileWatermarks() }
                         let stored = settings.ledger == nil ? try await StoredLedger.items(from: backend) : nil
-                        let report = try await onOwnThread { [request] () throws(CastleError) -> ReconcileReport in
-                            try compute(request, stored)
+                        let inputs = try await onOwnThread { [request] () throws(CastleError) -> ReconcileInputs in
+                            try read(request, stored)
+                        }
+                        // What runs over other days claimed (a rerun of the same days is not a duplicate of
+                        // itself): their records are duplicates here, their entries are not matched again.
+                        let days = ReconcileJob.days(inputs, request: request)
+                        if let days {
+                            request.earlier = try await store.reconcileClaims(days: days.lookup, excluding: days.days)
+                        }
+                        let (report, claims) = try await onOwnThread {
+                            [request] () -> (ReconcileReport, [ReconcileClaim]) in
+                            let report = ReconcileJob.reconcile(inputs, request: request)
+                            return (report, settings.dryRun ? [] : ReconcileJob.claims(report, inputs: inputs))
                         }
                         // Stored before the report is written: a run killed in between is stored, and its
                         // rerun stores nothing twice and writes the same report.
                         if !settings.dryRun {
                             _ = try await store.saveReconcileRun(
                                 storedRun(report, window: request.window),
+                                days: report.days,
+                                claims: claims,
                                 watermarks: report.watermarks
                             )
                         }
@@ -241,7 +255,11 @@ struct ReconcileCommand: AsyncParsableCommand {
                         case .ndjson: for row in stored.results { try sink.write(row.ndjson + "\n") }
                         case .csv:
                             try sink.write(ReportWriter.csvColumns.joined(separator: ",") + "\n")
-                            for row in stored.results { try sink.write(row.csv + "\n") }
+                            for row in stored.results {
+                                // A run stored before `earlier_run` was added has one column less.
+                                let short = ReportWriter.splitCSVLine(row.csv).count < ReportWriter.csvColumns.count
+                                try sink.write(row.csv + (short ? ",\n" : "\n"))
+                            }
                         case .table:
                             try ReportWriter.writeTable(
                                 stored.results.map { ReportWriter.splitCSVLine($0.csv) },

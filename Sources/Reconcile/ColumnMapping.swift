@@ -4,7 +4,7 @@ public import Streams
 
 /// How a CSV layout's columns become ``ExternalRecord``s: which column is the id, the amount, the
 /// currency, the date…, and the amount's unit. The known layouts are built in; any other CSV comes with
-/// a mapping file (JSON, docs/reconcile.md).
+/// a mapping file (JSON or TOML, docs/reconcile.md).
 public struct ColumnMapping: Sendable, Hashable {
     public enum AmountUnit: String, Sendable, Hashable {
         /// Integer minor units (cents): Stripe's API.
@@ -146,9 +146,9 @@ public struct ColumnMapping: Sendable, Hashable {
         return nil
     }
 
-    /// A mapping file: JSON with `id`, `amount`, `currency` (or `currency_value`), `date`, `unit`, and
+    /// A mapping file: JSON or TOML with `id`, `amount`, `currency` (or `currency_value`), `date`, `unit`, and
     /// optionally `date_format`, `thousands_separator`, `refs`, `batch`, `status`, `failed_statuses`,
-    /// `reversed_statuses`; or `{"layout": NAME}` for a built-in one.
+    /// `reversed_statuses`; or `{"layout": NAME}` (`layout = NAME`) for a built-in one.
     public static func parse(_ bytes: [UInt8], name fileName: String) throws(CastleError) -> ColumnMapping {
         let object = try ConfigObject(bytes, fileName: fileName)
         try object.allowOnly([
@@ -389,62 +389,5 @@ public enum MappedCSV {
         case .us: return CivilDate.parseUS(text)
         case .european: return CivilDate.parseEuropean(text)
         }
-    }
-}
-
-/// A small JSON configuration object (mapping and rules files), read with the ledger's strict JSON
-/// reader: unknown members are refused, so a typo is not silently ignored.
-struct ConfigObject {
-    let members: [(String, JSON)]
-    let fileName: String
-
-    init(_ bytes: [UInt8], fileName: String) throws(CastleError) {
-        self.fileName = fileName
-        let value: JSON
-        do throws(JSON.SyntaxError) {
-            value = try JSON.parse(bytes, limits: JSON.Limits(bytes_max: 1 << 20, depth_max: 4, elements_max: 256))
-        } catch {
-            throw CastleError(.dataError, "\(fileName): \(error)")
-        }
-        guard case .object(let members) = value else { throw CastleError(.dataError, "\(fileName): not a JSON object") }
-        self.members = members
-    }
-
-    init(members: [(String, JSON)], fileName: String) {
-        self.members = members
-        self.fileName = fileName
-    }
-
-    func fail(_ reason: String) -> CastleError { CastleError(.dataError, "\(fileName): \(reason)") }
-
-    func allowOnly(_ names: Set<String>) throws(CastleError) {
-        if let unknown = members.first(where: { !names.contains($0.0) }) {
-            throw fail("unknown member \"\(unknown.0)\" (known: \(names.sorted().joined(separator: ", ")))")
-        }
-    }
-
-    subscript(_ name: String) -> JSON? { members.first { $0.0 == name }?.1 }
-
-    func string(_ name: String) throws(CastleError) -> String? {
-        guard let value = self[name] else { return nil }
-        guard case .string(let text) = value else { throw fail("\(name) is \(value.typeName), not a string") }
-        return text
-    }
-
-    func strings(_ name: String) throws(CastleError) -> [String]? {
-        guard let value = self[name] else { return nil }
-        guard case .array(let values) = value else { throw fail("\(name) is \(value.typeName), not an array") }
-        var result: [String] = []
-        for element in values {
-            guard case .string(let text) = element else { throw fail("\(name) holds \(element.typeName)") }
-            result.append(text)
-        }
-        return result
-    }
-
-    func integer(_ name: String) throws(CastleError) -> Int? {
-        guard let value = self[name] else { return nil }
-        guard case .number(let text) = value, let number = Int(text) else { throw fail("\(name) is not an integer") }
-        return number
     }
 }

@@ -1,4 +1,5 @@
 public import Ledger
+public import Storage
 
 /// The class each record ends in (spec/reconcile.md).
 public enum ResultClass: String, Sendable, Hashable, CaseIterable, Comparable {
@@ -36,6 +37,8 @@ public struct ResultRecord: Sendable, Hashable {
     private var proofBox: ProofBox?
     /// A person's note from `castle reconcile resolve`: the break is cleared for good.
     public var resolution: String?
+    /// For a `duplicate` of a record an earlier stored run (over other days) claimed: that run.
+    public var earlierRun: String?
 
     public init(
         resultClass: ResultClass,
@@ -169,9 +172,15 @@ public struct Matcher {
     /// per record however many ledger items share an amount.
     static let amountScan_max = 256
 
-    public func run(external: [ExternalRecord], ledger: [LedgerItem]) -> [ResultRecord] {
+    /// `earlier`: the source ids stored runs over other days claimed (``ReconcileClaim``), each with the
+    /// claim: such a record is a `duplicate` of that run and claims nothing here.
+    public func run(
+        external: [ExternalRecord],
+        ledger: [LedgerItem],
+        earlier: [String: ReconcileClaim] = [:]
+    ) -> [ResultRecord] {
         var state = State(external: external, ledger: ledger)
-        state.markDuplicates()
+        state.markDuplicates(earlier: earlier)
         for rule in rules.rules {
             switch rule.kind {
             case .reference: state.matchByReference(rule)
@@ -222,26 +231,34 @@ public struct Matcher {
             self.byRef = byRef
         }
 
-        mutating func markDuplicates() {
+        mutating func markDuplicates(earlier: [String: ReconcileClaim]) {
             var seen: Set<SourceID> = []
             seen.reserveCapacity(external.count)
             for index in order {
                 let record = external[index]
                 let firstTime = seen.insert(SourceID(source: record.source, id: record.id)).inserted
-                guard !firstTime || record.markedDuplicate else { continue }
+                let claim = earlier.isEmpty ? nil : earlier[record.id]
+                guard !firstTime || record.markedDuplicate || claim != nil else { continue }
                 externalClaimed[index] = true
-                results.append(
-                    ResultRecord(
-                        resultClass: .duplicate,
-                        source: record.source,
-                        external: [record.id],
-                        currency: record.currency,
-                        externalAmount: Int128(record.amount),
-                        detail: record.markedDuplicate
-                            ? "\(record.location): the statement is marked a duplicate copy (CpyDplctInd DUPL)"
-                            : "\(record.location): id \(record.id) already seen in \(record.source)"
-                    )
+                var duplicate = ResultRecord(
+                    resultClass: .duplicate,
+                    source: record.source,
+                    external: [record.id],
+                    currency: record.currency,
+                    externalAmount: Int128(record.amount)
                 )
+                if record.markedDuplicate {
+                    duplicate.detail =
+                        "\(record.location): the statement is marked a duplicate copy (CpyDplctInd DUPL)"
+                } else if !firstTime {
+                    duplicate.detail = "\(record.location): id \(record.id) already seen in \(record.source)"
+                } else if let claim {
+                    duplicate.detail =
+                        "\(record.location): id \(record.id) already claimed by run \(claim.run) (days "
+                        + "\(CivilDate.format(claim.days.lowerBound)) to \(CivilDate.format(claim.days.upperBound)))"
+                    duplicate.earlierRun = claim.run
+                }
+                results.append(duplicate)
             }
         }
 

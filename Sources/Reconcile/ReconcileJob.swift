@@ -1,5 +1,6 @@
 public import CastleSupport
 public import Ledger
+public import Storage
 internal import Streams
 
 /// What a source file is.
@@ -98,6 +99,9 @@ public struct ReconcileRequest: Sendable {
     public var watermarks: [String: Int32]?
     /// Records people resolved, with their notes: such a break is reported, but no longer counts.
     public var resolutions: [String: String] = [:]
+    /// What stored runs over other days claimed (``ReconcileJob/days(_:request:)``): such a source record
+    /// is a `duplicate` of that run, such a ledger entry is neither claimed nor reported.
+    public var earlier: [ReconcileClaim] = []
     public var assets: AssetTable
 
     public init(
@@ -125,6 +129,9 @@ public struct ReconcileReport: Sendable {
     public var ledgerCount: Int
     /// Per source, the last day of its records: the watermarks `--since-last` starts after next time.
     public var watermarks: [String: Int32] = [:]
+    /// The run's days: its window, else the days of the records it read; nil when it read none. Runs over
+    /// the same days are reruns of each other; their claims are kept under these days.
+    public var days: ClosedRange<Int32>?
 
     public var breaks: Int { records.count { $0.isBreak } }
 
@@ -137,6 +144,15 @@ public struct ReconcileReport: Sendable {
         return "castle reconcile: \(records.count) records, \(matched) matched, \(breaks) breaks"
             + (classes.isEmpty ? "" : " (\(classes))") + "; run \(run)"
     }
+}
+
+/// What a run reads before it matches: the sources' records and proofs and the ledger's items.
+public struct ReconcileInputs: Sendable {
+    public var external: [ExternalRecord]
+    public var proofs: [BalanceProof]
+    public var ledger: [LedgerItem]
+    /// Per source, the last day of its records.
+    public var watermarks: [String: Int32]
 }
 
 public enum ReconcileJob {
@@ -182,7 +198,14 @@ public enum ReconcileJob {
     ) throws(CastleError)
         -> ReconcileReport
     {
-        // The ledger is read on a thread of its own while the sources are read here.
+        reconcile(try read(request, ledger: ledger), request: request)
+    }
+
+    /// Reads the sources and the ledger, the ledger on a thread of its own while the sources are read here.
+    public static func read(
+        _ request: ReconcileRequest,
+        ledger: some LedgerEntrySource
+    ) throws(CastleError) -> ReconcileInputs {
         let ledgerRead = BackgroundWork { () throws(CastleError) -> [LedgerItem] in
             var items: [LedgerItem] = []
             try ledger.forEachItem { (item) throws(CastleError) in items.append(item) }
@@ -197,9 +220,78 @@ public enum ReconcileJob {
             throw error
         }
         let items = try ledgerRead.join()
-        var report = reconcile(external: sources.external, proofs: sources.proofs, ledger: items, request: request)
-        report.watermarks = sources.watermarks
+        return ReconcileInputs(
+            external: sources.external,
+            proofs: sources.proofs,
+            ledger: items,
+            watermarks: sources.watermarks
+        )
+    }
+
+    /// Reads the sources; the ledger's items are already read (from the store: ``StoredLedger``).
+    public static func read(
+        _ request: ReconcileRequest,
+        ledgerItems items: [LedgerItem]
+    ) throws(CastleError) -> ReconcileInputs {
+        let sources = try readSources(request)
+        return ReconcileInputs(
+            external: sources.external,
+            proofs: sources.proofs,
+            ledger: items,
+            watermarks: sources.watermarks
+        )
+    }
+
+    /// The run's days (``ReconcileReport/days``), and the days whose claims by other runs it needs: those
+    /// widened by the rules' widest window, as far as the ledger entries it may claim go. Nil when it
+    /// reads no record.
+    public static func days(
+        _ inputs: ReconcileInputs,
+        request: ReconcileRequest
+    ) -> (days: ClosedRange<Int32>, lookup: ClosedRange<Int32>)? {
+        guard let days = scope(inputs.external, request: request) else { return nil }
+        let slack = request.rules.rules.map(\.windowDays).max() ?? 0
+        return (days, (days.lowerBound &- slack)...(days.upperBound &+ slack))
+    }
+
+    /// The window, else the days of the records (read after any watermark).
+    static func scope(_ external: [ExternalRecord], request: ReconcileRequest) -> ClosedRange<Int32>? {
+        if let window = request.window { return window }
+        guard let first = external.map(\.day).min(), let last = external.map(\.day).max() else { return nil }
+        return first...last
+    }
+
+    /// The matching and the report, from what ``read(_:ledger:)`` read.
+    public static func reconcile(_ inputs: ReconcileInputs, request: ReconcileRequest) -> ReconcileReport {
+        var report = reconcile(
+            external: inputs.external,
+            proofs: inputs.proofs,
+            ledger: inputs.ledger,
+            request: request
+        )
+        report.watermarks = inputs.watermarks
         return report
+    }
+
+    /// What the report claims, for the store: the source id of every record and the key of every ledger
+    /// entry that a result pairs with the other side, each once, with its day, under the report's days.
+    public static func claims(_ report: ReconcileReport, inputs: ReconcileInputs) -> [ReconcileClaim] {
+        guard let days = report.days else { return [] }
+        var externalIDs: Set<String> = []
+        var ledgerKeys: Set<String> = []
+        for record in report.records where !record.external.isEmpty && !record.ledger.isEmpty {
+            externalIDs.formUnion(record.external)
+            ledgerKeys.formUnion(record.ledger)
+        }
+        var claims: [ReconcileClaim] = []
+        claims.reserveCapacity(externalIDs.count + ledgerKeys.count)
+        for record in inputs.external where externalIDs.remove(record.id) != nil {
+            claims.append(ReconcileClaim(side: .external, id: record.id, day: record.day, run: report.run, days: days))
+        }
+        for item in inputs.ledger where ledgerKeys.remove(item.key) != nil {
+            claims.append(ReconcileClaim(side: .ledger, id: item.key, day: item.day, run: report.run, days: days))
+        }
+        return claims
     }
 
     typealias SourcesRead = (external: [ExternalRecord], proofs: [BalanceProof], watermarks: [String: Int32])
@@ -252,19 +344,6 @@ public enum ReconcileJob {
         return (external, proofs, watermarks)
     }
 
-    /// As ``run(_:ledger:)``, with the ledger's items already read (from the store: ``StoredLedger``).
-    public static func run(
-        _ request: ReconcileRequest,
-        ledgerItems items: [LedgerItem]
-    ) throws(CastleError)
-        -> ReconcileReport
-    {
-        let sources = try readSources(request)
-        var report = reconcile(external: sources.external, proofs: sources.proofs, ledger: items, request: request)
-        report.watermarks = sources.watermarks
-        return report
-    }
-
     /// The matching and the report, from records already read.
     public static func reconcile(
         external allExternal: [ExternalRecord],
@@ -274,18 +353,29 @@ public enum ReconcileJob {
     ) -> ReconcileReport {
         let slack = request.rules.rules.map(\.windowDays).max() ?? 0
         var external = allExternal
-        let scope: ClosedRange<Int32>?
-        if let window = request.window {
-            external = external.filter { window.contains($0.day) }
-            scope = window
-        } else if let first = external.map(\.day).min(), let last = external.map(\.day).max() {
-            scope = first...last
-        } else {
-            scope = nil
+        if let window = request.window { external = external.filter { window.contains($0.day) } }
+        let scope = scope(external, request: request)
+        // What stored runs over other days claimed: their records are duplicates here, their entries are
+        // not candidates. A record claimed by several (of a store older than this rule) names the earliest.
+        var earlierRecords: [String: ReconcileClaim] = [:]
+        var earlierEntries: Set<String> = []
+        for claim in request.earlier {
+            switch claim.side {
+            case .external:
+                if let other = earlierRecords[claim.id],
+                    (other.days.lowerBound, other.days.upperBound, other.run)
+                        <= (claim.days.lowerBound, claim.days.upperBound, claim.run)
+                {
+                    continue
+                }
+                earlierRecords[claim.id] = claim
+            case .ledger: earlierEntries.insert(claim.id)
+            }
         }
         // Candidates: entries in the window widened by the rules' date slack (a late record still finds its
         // entry); without a window, also every entry that carries a reference.
         let isCandidate = { (item: LedgerItem) -> Bool in
+            if !earlierEntries.isEmpty && earlierEntries.contains(item.key) { return false }
             guard let scope else { return request.window == nil && item.ref != nil }
             if item.day >= scope.lowerBound &- slack && item.day <= scope.upperBound &+ slack {
                 return request.window == nil || item.ref != nil || scope.contains(item.day)
@@ -306,7 +396,7 @@ public enum ReconcileJob {
             if let floor { return item.day > floor }
             return true
         }
-        var records = Matcher(rules: request.rules).run(external: external, ledger: candidates)
+        var records = Matcher(rules: request.rules).run(external: external, ledger: candidates, earlier: earlierRecords)
         if request.window != nil || floor != nil {
             // The unmatched entries' days, looked up by key (only those entries').
             var dayByKey: [String: LedgerItem] = [:]
@@ -335,12 +425,14 @@ public enum ReconcileJob {
                 records[index].resolution = request.resolutions[records[index].recordID]
             }
         }
-        return ReconcileReport(
+        var report = ReconcileReport(
             run: runID(records),
             records: records,
             externalCount: external.count,
             ledgerCount: candidates.count
         )
+        report.days = scope
+        return report
     }
 
     /// The run's id: a hash of everything it reports, so the same inputs and ledger give the same id

@@ -12,7 +12,7 @@ public enum ReportWriter {
     public static let csvColumns = [
         "run", "class", "rule", "source", "external", "ledger", "currency", "external_amount", "ledger_amount",
         "difference", "detail", "statement", "opening", "entries_net", "closing", "computed_closing", "ok",
-        "resolution",
+        "resolution", "earlier_run",
     ]
 
     public static func write(
@@ -50,7 +50,8 @@ public enum ReportWriter {
     public static func writeTable(_ csvRows: [[String]], to sink: OutputSink) throws(CastleError) {
         let header = ["class", "rule", "source", "external", "ledger", "currency", "external", "ledger", "detail"]
         var rows = [header]
-        for row in csvRows where row.count == csvColumns.count {
+        // Rows stored before `earlier_run` was added have one column less.
+        for row in csvRows where row.count == csvColumns.count || row.count == csvColumns.count - 1 {
             let resolved = row[17].isEmpty ? "" : " [resolved: \(row[17])]"
             if row[1] == ResultClass.balanceProof.rawValue {
                 rows.append([
@@ -145,6 +146,7 @@ public enum ReportWriter {
             row += ["", "", "", "", "", ""]
         }
         row.append(record.resolution ?? "")
+        row.append(record.earlierRun ?? "")
         return row
     }
 
@@ -232,6 +234,10 @@ public enum ReportWriter {
         }
         key(",\"detail\":")
         appendJSONString(record.detail, to: &out)
+        if let earlierRun = record.earlierRun {
+            key(",\"earlier_run\":")
+            appendJSONString(earlierRun, to: &out)
+        }
         if let resolution = record.resolution {
             key(",\"resolution\":")
             appendJSONString(resolution, to: &out)

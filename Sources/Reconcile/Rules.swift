@@ -33,8 +33,8 @@ public struct MatchRule: Sendable, Hashable {
 }
 
 /// The rules file: `{"rules": [{"name","match","tolerance"?,"tolerance_relative"?,"window_days"?}, …]}`,
-/// highest priority first; `match` is reference, split, batch or amount; `tolerance_relative` is a
-/// decimal fraction (`"0.001"` is 0.1%).
+/// or the same as TOML (`[[rules]]` tables), highest priority first; `match` is reference, split, batch
+/// or amount; `tolerance` and `tolerance_relative` are decimals written as strings (`"0.001"` is 0.1%).
 public struct RuleSet: Sendable, Hashable {
     public var rules: [MatchRule]
 
@@ -66,13 +66,13 @@ public struct RuleSet: Sendable, Hashable {
                 throw rule.fail("match is reference, split, batch or amount")
             }
             var parsed = MatchRule(name: name, kind: kind)
-            if let tolerance = try rule.string("tolerance") {
+            if let tolerance = try rule.decimal("tolerance") {
                 guard tolerance.first != "-", Asset.isPlainDecimalText(tolerance) else {
                     throw rule.fail("tolerance \"\(tolerance.prefix(20))\" is not a plain non-negative decimal")
                 }
                 parsed.tolerance = tolerance
             }
-            if let relative = try rule.string("tolerance_relative") {
+            if let relative = try rule.decimal("tolerance_relative") {
                 let ppm = try? Asset(code: "PPM", scale: 6).parseAmount(relative).get()
                 guard let ppm, ppm >= 0, ppm <= 1_000_000 else {
                     throw rule.fail("tolerance_relative is a decimal fraction from 0 to 1 with at most 6 decimals")

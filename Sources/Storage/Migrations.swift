@@ -192,6 +192,22 @@ extension Migration {
             ],
             down: ["DROP TABLE client_order_ids"]
         ),
+        Migration(
+            version: 9,
+            name: "0009_reconcile_claims.sqlite.sql",
+            // What each reconcile run claimed, per run's days: a later run over other days claims none of it
+            // again (a record seen again is a `duplicate` of that run), a rerun of the same days replaces it.
+            up: [
+                """
+                CREATE TABLE reconcile_claims (
+                    window_from INTEGER NOT NULL, window_to INTEGER NOT NULL, side SMALLINT NOT NULL,
+                    id TEXT NOT NULL, day INTEGER NOT NULL, run TEXT NOT NULL,
+                    PRIMARY KEY (window_from, window_to, side, id)) WITHOUT ROWID
+                """,
+                "CREATE INDEX reconcile_claims_day ON reconcile_claims (day)",
+            ],
+            down: ["DROP TABLE reconcile_claims"]
+        ),
     ]
 
     static let postgres: [Migration] = [
@@ -350,6 +366,22 @@ extension Migration {
                 "CREATE INDEX client_order_ids_order ON client_order_ids (order_id)",
             ],
             down: ["DROP TABLE client_order_ids"]
+        ),
+        Migration(
+            version: 9,
+            name: "0009_reconcile_claims.postgres.sql",
+            // What each reconcile run claimed, per run's days: a later run over other days claims none of it
+            // again (a record seen again is a `duplicate` of that run), a rerun of the same days replaces it.
+            up: [
+                """
+                CREATE TABLE reconcile_claims (
+                    window_from INTEGER NOT NULL, window_to INTEGER NOT NULL, side SMALLINT NOT NULL,
+                    id TEXT NOT NULL, day INTEGER NOT NULL, run TEXT NOT NULL,
+                    PRIMARY KEY (window_from, window_to, side, id))
+                """,
+                "CREATE INDEX reconcile_claims_day ON reconcile_claims (day)",
+            ],
+            down: ["DROP TABLE reconcile_claims"]
         ),
     ]
 }

@@ -35,14 +35,58 @@ public struct ReconcileRun: Sendable, Hashable {
     }
 }
 
-/// The storage of `castle reconcile` (migration 0006): runs and their results, the watermark of each
+/// A source record or a ledger entry that a stored run claimed: paired it with the other side (matched,
+/// late, or a mismatch or status break between the two). Claims are kept per run's days: the run's
+/// window, or without one the days of the records it read. A later run over other days does not claim
+/// them again (docs/reconcile.md, "Runs"); a run over the same days replaces them.
+public struct ReconcileClaim: Sendable, Hashable {
+    public enum Side: Int, Sendable, Hashable {
+        /// A source record, by its own id (balance transaction id, AcctSvcrRef…).
+        case external = 0
+        /// A ledger entry, by its key.
+        case ledger = 1
+    }
+
+    public var side: Side
+    public var id: String
+    /// The record's or the entry's day, days since 1970-01-01: what claims are looked up by.
+    public var day: Int32
+    /// The run that claimed it, and that run's days.
+    public var run: String
+    public var days: ClosedRange<Int32>
+
+    public init(side: Side, id: String, day: Int32, run: String, days: ClosedRange<Int32>) {
+        self.side = side
+        self.id = id
+        self.day = day
+        self.run = run
+        self.days = days
+    }
+}
+
+/// The storage of `castle reconcile` (migrations 0006 and 0009): runs and their results, the watermark of each
 /// source for `--since-last`, the breaks people resolved, and the lock that keeps two runs apart.
 /// Memory, SQLite and PostgreSQL implement it; `ReconcileConformance` checks all three the same way.
 public protocol ReconcileStore: AnyObject, Sendable {
-    /// Stores the run and its results and advances the watermarks, in one transaction. A run id already
-    /// stored is left as it is and the call returns false: re-running a window stores nothing twice.
-    /// A watermark only moves forward.
-    func saveReconcileRun(_ run: ReconcileRun, watermarks: [String: Int32]) async throws(CastleError) -> Bool
+    /// Stores the run and its results, sets the claims of the run's `days` to `claims` (each with that
+    /// run and those days; the claims an earlier run of the same days made are dropped, even when this
+    /// run is already stored: the latest run of some days says what they claim) and advances the
+    /// watermarks, in one transaction. A run id already stored is left as it is and the call returns
+    /// false: re-running a window stores nothing twice. A watermark only moves forward. `days` is nil
+    /// for a run that read no record; it claims nothing.
+    func saveReconcileRun(
+        _ run: ReconcileRun,
+        days: ClosedRange<Int32>?,
+        claims: [ReconcileClaim],
+        watermarks: [String: Int32]
+    ) async throws(CastleError) -> Bool
+
+    /// The claims of records and entries dated in `days`, made by runs of other days than `excluding`
+    /// (a run's own days are its reruns'), in no particular order.
+    func reconcileClaims(
+        days: ClosedRange<Int32>,
+        excluding: ClosedRange<Int32>
+    ) async throws(CastleError) -> [ReconcileClaim]
 
     /// The run, its results in report order; nil when there is no such run.
     func loadReconcileRun(_ run: String) async throws(CastleError) -> ReconcileRun?
@@ -66,6 +110,8 @@ public protocol ReconcileStore: AnyObject, Sendable {
 final class MemoryReconcileState: Sendable {
     struct State {
         var runs: [String: ReconcileRun] = [:]
+        /// Per run's days, what it claimed.
+        var claims: [ClosedRange<Int32>: [ReconcileClaim]] = [:]
         var watermarks: [String: Int32] = [:]
         var resolutions: [String: String] = [:]
         var locked = false
@@ -75,8 +121,14 @@ final class MemoryReconcileState: Sendable {
 }
 
 extension MemoryBackend: ReconcileStore {
-    public func saveReconcileRun(_ run: ReconcileRun, watermarks: [String: Int32]) async throws(CastleError) -> Bool {
+    public func saveReconcileRun(
+        _ run: ReconcileRun,
+        days: ClosedRange<Int32>?,
+        claims: [ReconcileClaim],
+        watermarks: [String: Int32]
+    ) async throws(CastleError) -> Bool {
         reconcile.state.withLock { state in
+            if let days { state.claims[days] = claims.isEmpty ? nil : claims }
             guard state.runs[run.run] == nil else { return false }
             state.runs[run.run] = run
             for (source, day) in watermarks { state.watermarks[source] = max(day, state.watermarks[source] ?? day) }
@@ -86,6 +138,15 @@ extension MemoryBackend: ReconcileStore {
 
     public func loadReconcileRun(_ run: String) async throws(CastleError) -> ReconcileRun? {
         reconcile.state.withLock { $0.runs[run] }
+    }
+
+    public func reconcileClaims(
+        days: ClosedRange<Int32>,
+        excluding: ClosedRange<Int32>
+    ) async throws(CastleError) -> [ReconcileClaim] {
+        reconcile.state.withLock { state in
+            state.claims.filter { $0.key != excluding }.values.flatMap { $0.filter { days.contains($0.day) } }
+        }
     }
 
     public func reconcileWatermarks() async throws(CastleError) -> [String: Int32] {

@@ -220,4 +220,104 @@ import Testing
         let written = try Data(contentsOf: URL(fileURLWithPath: directory.path("report.ndjson")))
         #expect(firstDifference(written, clean.stdout) == nil, "the rerun's report is the clean run's")
     }
+
+    /// The same rules as a TOML and as a JSON file give byte-identical reports; a hostile TOML file exits 65
+    /// naming the file and the key.
+    @Test func rulesInTOMLOrJSONGiveTheSameReport() async throws {
+        let directory = try TemporaryDirectory()
+        let day = try await day(directory, count: 300)
+        let json = directory.path("rules.json")
+        let toml = directory.path("rules.toml")
+        try #"{"rules": [{"name": "ref", "match": "reference", "tolerance": "5.00", "window_days": 2}]}"#.write(
+            toFile: json,
+            atomically: true,
+            encoding: .utf8
+        )
+        try "[[rules]]\nname = \"ref\"\nmatch = \"reference\"\ntolerance = \"5.00\"\nwindow_days = 2\n".write(
+            toFile: toml,
+            atomically: true,
+            encoding: .utf8
+        )
+        let fromJSON = try await CastleProcess.run(reconcileArguments(day) + ["--format", "ndjson", "--rules", json])
+        let fromTOML = try await CastleProcess.run(reconcileArguments(day) + ["--format", "ndjson", "--rules", toml])
+        let standard = try await CastleProcess.run(reconcileArguments(day) + ["--format", "ndjson"])
+        #expect(fromJSON.status == 1 && fromTOML.status == 1, "\(fromTOML.stderr)")
+        #expect(!fromJSON.stdout.isEmpty)
+        #expect(firstDifference(fromJSON.stdout, fromTOML.stdout) == nil, "byte-identical reports")
+        #expect(firstDifference(fromJSON.stdout, standard.stdout) != nil, "the rules file changes the report")
+        let hostile: [(String, String)] = [
+            ("[[rules]]\nname = \"ref\"\nmatch = = \"reference\"\n", "rules.toml:3:"),
+            ("[[rules]]\nname = \"ref\"\nmatch = \"reference\"\ntolerence = \"1\"\n", "unknown member \"tolerence\""),
+            ("[[rules]]\nname = \"ref\"\nmatch = \"reference\"\ntolerance = 0.5\n", "tolerance is a number"),
+            (
+                "[[rules]]\nname = \"ref\"\nmatch = \"reference\"\nwindow_days = \"2\"\n",
+                "window_days is not an integer"
+            ),
+        ]
+        for (text, expected) in hostile {
+            try text.write(toFile: toml, atomically: true, encoding: .utf8)
+            let refused = try await CastleProcess.run(reconcileArguments(day) + ["--rules", toml])
+            #expect(refused.status == 65, "\(text): \(refused.stderr)")
+            #expect(refused.stderr.contains(toml) && refused.stderr.contains(expected), "\(refused.stderr)")
+        }
+    }
+
+    /// A record an earlier stored run over other days claimed is a `duplicate` naming that run, and its
+    /// ledger entry is not matched or reported again; a rerun of the same days is not a duplicate of itself.
+    @Test func aRecordClaimedByARunOverOtherDaysIsADuplicateOfIt() async throws {
+        let directory = try TemporaryDirectory()
+        let url = "sqlite://\(directory.path("castle.db"))"
+        try #require(try await CastleProcess.run(["migrate", "up", "-q", "--store", url]).status == 0)
+        let day = try await day(directory, seed: 11, count: 600)
+        let first = ["--from", "2026-12-01", "--to", "2026-12-03"]
+        let second = ["--from", "2026-12-02", "--to", "2026-12-04"]
+        func objects(_ text: String) throws -> [[String: Any]] {
+            try text.split(separator: "\n").map {
+                try #require(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+            }
+        }
+        func strings(_ object: [String: Any], _ key: String) -> [String] { object[key] as? [String] ?? [] }
+        let a = try await CastleProcess.run(reconcileArguments(day) + first + ["--store", url, "--format", "ndjson"])
+        #expect(a.status == 1, "\(a.stderr)")
+        let runA = try #require(a.stderr.components(separatedBy: "; run ").last?.prefix { $0 != "\n" })
+        var claimedIDs: Set<String> = []
+        var claimedKeys: Set<String> = []
+        for object in try objects(a.stdoutText) where !strings(object, "external").isEmpty {
+            if strings(object, "ledger").isEmpty { continue }
+            claimedIDs.formUnion(strings(object, "external"))
+            claimedKeys.formUnion(strings(object, "ledger"))
+        }
+        #expect(!claimedIDs.isEmpty && !claimedKeys.isEmpty)
+        // The second window without a store: what it reads, as if no run came before.
+        let alone = try await CastleProcess.run(reconcileArguments(day) + second + ["--format", "ndjson"])
+        let overlap = Set(try objects(alone.stdoutText).flatMap { strings($0, "external") }).intersection(claimedIDs)
+        #expect(!overlap.isEmpty, "the windows share a day")
+        let b = try await CastleProcess.run(reconcileArguments(day) + second + ["--store", url, "--format", "ndjson"])
+        #expect(b.status == 1, "\(b.stderr)")
+        var duplicates: Set<String> = []
+        for object in try objects(b.stdoutText) {
+            #expect(strings(object, "ledger").allSatisfy { !claimedKeys.contains($0) }, "\(object)")
+            guard let earlier = object["earlier_run"] as? String else {
+                // A second copy within the export is a duplicate of the first, which names the earlier run.
+                if object["class"] as? String == "duplicate" { continue }
+                #expect(strings(object, "external").allSatisfy { !claimedIDs.contains($0) }, "\(object)")
+                continue
+            }
+            #expect(earlier == String(runA) && object["class"] as? String == "duplicate", "\(object)")
+            duplicates.formUnion(strings(object, "external"))
+        }
+        #expect(duplicates == overlap)
+        // Reruns of the same days: the same reports, byte for byte, and nothing stored twice.
+        let againA = try await CastleProcess.run(
+            reconcileArguments(day) + first + ["--store", url, "--format", "ndjson"]
+        )
+        #expect(firstDifference(againA.stdout, a.stdout) == nil, "a rerun is not a duplicate of itself")
+        let againB = try await CastleProcess.run(
+            reconcileArguments(day) + second + ["--store", url, "--format", "ndjson"]
+        )
+        #expect(firstDifference(againB.stdout, b.stdout) == nil)
+        let csv = try await CastleProcess.run(reconcileArguments(day) + second + ["--store", url, "--format", "csv"])
+        #expect(csv.lines.first?.hasSuffix(",resolution,earlier_run") == true)
+        #expect(csv.stdoutText.contains(",\(runA)\n"), "the CSV names the earlier run too")
+    }
 }
