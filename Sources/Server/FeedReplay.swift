@@ -44,11 +44,14 @@ public struct FeedReplay: Sendable {
     /// Reads and checks the whole file on a thread of its own.
     public static func load(path: String, speed: Double) async throws(CastleError) -> FeedReplay {
         guard speed > 0, speed.isFinite else { throw CastleError(.usage, "--speed must be a positive number") }
-        let orders = try await onOwnThread { () throws(CastleError) -> [Order] in try read(path) }
+        // Each run's client order ids are its own: a second run plays the day again, while a request
+        // retried within a run never places its order twice.
+        let run = String(wallClockMilliseconds(), radix: 36)
+        let orders = try await onOwnThread { () throws(CastleError) -> [Order] in try read(path, run: run) }
         return FeedReplay(path: path, speed: speed, orders: orders)
     }
 
-    private static func read(_ path: String) throws(CastleError) -> [Order] {
+    private static func read(_ path: String, run: String) throws(CastleError) -> [Order] {
         let reader = LineReader(source: try InputSource(path: path))
         var decoder = CommandDecoder()
         var orders: [Order] = []
@@ -62,13 +65,13 @@ public struct FeedReplay: Sendable {
                 guard orders.count < ordersMax else {
                     throw CastleError(.dataError, "\(path):\(line.number): more than \(ordersMax) commands")
                 }
-                orders.append(order(command, decoder: decoder))
+                orders.append(order(command, decoder: decoder, run: run))
             }
         }
         return orders
     }
 
-    private static func order(_ command: Command, decoder: CommandDecoder) -> Order {
+    private static func order(_ command: Command, decoder: CommandDecoder, run: String) -> Order {
         func text(_ value: FixedDecimal) -> String { formatDecimal(value.mantissa, decimals: value.scale) }
         var fields: [(String, String)] = []
         switch command.op {
@@ -80,7 +83,7 @@ public struct FeedReplay: Sendable {
             if let qty = command.qty { fields.append(("qty", jsonStringLiteral(text(qty)))) }
             fields.append(("tif", jsonStringLiteral(command.tif.name.description)))
             if let stp = command.stp { fields.append(("stp", jsonStringLiteral(stp.name.description))) }
-            fields.append(("client_order_id", jsonStringLiteral("feed-\(command.line)")))
+            fields.append(("client_order_id", jsonStringLiteral("feed-\(run)-\(command.line)")))
         case .amend:
             if let price = command.price { fields.append(("price", jsonStringLiteral(text(price)))) }
             if let qty = command.qty { fields.append(("qty", jsonStringLiteral(text(qty)))) }

@@ -357,6 +357,13 @@ import Testing
             #expect(waited.status == 503, "attempt \(attempt): \(waited.body)")
         }
         let worker = try Background(["match", "--store", serve.storeURL, "-q"], stderrPath: dir.path("worker.err"))
+        // The worker matches the queued sell once its process runs (an event, not a time); the retry then
+        // finds its verdict in the log.
+        #expect(
+            try await eventually("the worker matches the queued sell") {
+                try await http(.GET, serve.base + "/v1/orders", account: "m").body.contains(#""status":"open""#)
+            }
+        )
         let found = try await http(.POST, serve.base + "/v1/orders", account: "m", body: order)
         #expect(found.status == 200, "\(found.body)")
         #expect(found.json["status"] as? String == "open", "\(found.body)")
