@@ -33,6 +33,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
+        // Traces of `serve --otlp-endpoint` over OTLP/HTTP only: the OTLPGRPC trait (on by default) would build
+        // grpc-swift and its HTTP/2 transport for nothing.
+        .package(url: "https://github.com/swift-otel/swift-otel", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     // Dependencies point one way, never back:
     //   CastleCore ← MatchingEngine, MarketData, MarketFeed
@@ -140,6 +144,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "OTel", package: "swift-otel"),
             ]
         ),
         // The double-entry ledger's pure core: assets, accounts, entries and their NDJSON codec, the journal
@@ -233,7 +239,8 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ReplayTests", dependencies: ["CastleCore", "MarketData", "Replay"]),
-        // The real binary as users run it; `castle serve` through a real HTTP client (Serve*.swift).
+        // The real binary as users run it; `castle serve` through a real HTTP client (Serve*.swift), its
+        // traces into a real OTLP/HTTP receiver (swift-nio).
         .testTarget(
             name: "CastleCLITests",
             dependencies: [
@@ -241,6 +248,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .testTarget(

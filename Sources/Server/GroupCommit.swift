@@ -1,6 +1,7 @@
 import CastleSupport
 import Storage
 import Synchronization
+import Tracing
 
 /// Group commit for the queue: requests hand in their rows and wait; one flush at a time writes every row
 /// waiting in one transaction (one fsync), and the next flush starts when it finishes with whatever
@@ -8,21 +9,32 @@ import Synchronization
 actor GroupCommitter {
     private let queue: any MessageQueue
     private let source: String
-    private var waiting: [(row: OrderRow, done: CheckedContinuation<Void, any Error>)] = []
+    /// A row waiting for the next flush: the request's span (to link to) and its continuation.
+    private struct Waiter {
+        var row: OrderRow
+        var span: InstrumentationContext?
+        var done: CheckedContinuation<Void, any Error>
+    }
+    private var waiting: [Waiter] = []
     private var flushing = false
     /// Told after each successful flush: the in-process matcher's doorbell.
     private let afterFlush: @Sendable () -> Void
+    /// `--otlp-endpoint` given: each flush is a span `queue.commit` of its own, linked to the spans of the
+    /// requests it commits.
+    private let tracing: Bool
 
-    init(queue: any MessageQueue, source: String, afterFlush: @escaping @Sendable () -> Void) {
+    init(queue: any MessageQueue, source: String, tracing: Bool, afterFlush: @escaping @Sendable () -> Void) {
         self.queue = queue
         self.source = source
+        self.tracing = tracing
         self.afterFlush = afterFlush
     }
 
-    /// Returns once `row` is committed to the queue (durable), or throws what the commit threw.
-    func enqueue(_ row: OrderRow) async throws {
+    /// Returns once `row` is committed to the queue (durable), or throws what the commit threw. `span`: the
+    /// request's span, which the commit's span links to.
+    func enqueue(_ row: OrderRow, span: InstrumentationContext?) async throws {
         try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
-            waiting.append((row, done))
+            waiting.append(Waiter(row: row, span: span, done: done))
             if !flushing {
                 flushing = true
                 Task { await self.flushUntilEmpty() }
@@ -34,6 +46,11 @@ actor GroupCommitter {
         while !waiting.isEmpty {
             let batch = waiting
             waiting = []
+            let span = startServerSpan(tracing, "queue.commit", context: .topLevel)
+            if let span {
+                span.attributes["castle.queue.rows"] = batch.count
+                for case let request? in batch.map(\.span) { span.addLink(SpanLink(context: request, attributes: [:])) }
+            }
             do throws(CastleError) {
                 let session = try await queue.beginEnqueue(source: source)
                 do throws(CastleError) {
@@ -43,9 +60,11 @@ actor GroupCommitter {
                     await session.rollback()
                     throw error
                 }
+                span?.end()
                 afterFlush()
                 for entry in batch { entry.done.resume() }
             } catch {
+                span?.end(failing: error)
                 for entry in batch { entry.done.resume(throwing: error) }
             }
         }

@@ -4,6 +4,7 @@ import Codecs
 import Pipeline
 import Storage
 import Synchronization
+import Tracing
 
 /// REST order → queue (group commit, durable) → matcher → events → store: a command is answered with
 /// its events only once it is durable in the queue and the matcher has committed its verdict.
@@ -17,13 +18,16 @@ final class OrderPath: Sendable {
     let committer: GroupCommitter
     let metrics: ServerMetrics
     let verdictTimeout: Duration
+    /// `--otlp-endpoint` given: each command gets an `order.enqueue` and an `order.verdict` span.
+    let tracing: Bool
 
-    init(queue: any MessageQueue, view: ExchangeView, metrics: ServerMetrics, verdictTimeout: Duration) {
+    init(queue: any MessageQueue, view: ExchangeView, metrics: ServerMetrics, verdictTimeout: Duration, tracing: Bool) {
         self.view = view
         self.metrics = metrics
         self.verdictTimeout = verdictTimeout
+        self.tracing = tracing
         let doorbell = self.doorbell
-        committer = GroupCommitter(queue: queue, source: Self.source) { doorbell.ring() }
+        committer = GroupCommitter(queue: queue, source: Self.source, tracing: tracing) { doorbell.ring() }
     }
 
     /// The in-process matcher's commit hook: the view learns the events first, then each waiting request
@@ -72,16 +76,41 @@ final class OrderPath: Sendable {
 
     /// Enqueues one command line (its queue line is `line`, its partition key `symbol`) and returns its
     /// events once matched. `orderID` names the order a cancel or amend is for.
+    /// With tracing, the wait for the group commit is the span `order.enqueue` and the wait for the
+    /// matcher `order.verdict` (with `castle.order.verdict`, the first event's kind), both with `castle.order.id`
+    /// (the order a cancel or amend is for) and `castle.queue.line`.
     func submit(line: Int64, symbol: String, body: String, orderID: UInt64? = nil) async throws(APIError) -> [String] {
         results.expect(line)
         if let orderID { commandsByOrder.withLock { $0[orderID] = line } }
         metrics.enqueued(line: line)
+        let spanOrderID = orderID.map { Int64(bitPattern: $0) } ?? line
+        let enqueueSpan = startServerSpan(tracing, "order.enqueue")
+        enqueueSpan?.attributes["castle.order.id"] = spanOrderID
+        enqueueSpan?.attributes["castle.queue.line"] = line
         do {
-            try await committer.enqueue(OrderRow(line: line, symbol: symbol, body: body))
+            try await committer.enqueue(OrderRow(line: line, symbol: symbol, body: body), span: enqueueSpan?.context)
         } catch {
             results.forget(line)
+            enqueueSpan?.end(failing: error)
             throw APIError.notReady("the queue did not take the order: \(error)")
         }
+        enqueueSpan?.end()
+        let verdictSpan = startServerSpan(tracing, "order.verdict")
+        verdictSpan?.attributes["castle.order.id"] = spanOrderID
+        verdictSpan?.attributes["castle.queue.line"] = line
+        do throws(APIError) {
+            let verdict = try await awaitVerdict(line)
+            verdictSpan?.attributes["castle.order.verdict"] = verdict.first.flatMap { EventFields($0)?["event"] }
+            verdictSpan?.end()
+            return verdict
+        } catch {
+            verdictSpan?.end(failing: error)
+            throw error
+        }
+    }
+
+    /// The events of queue line `line` once the matcher has committed them.
+    private func awaitVerdict(_ line: Int64) async throws(APIError) -> [String] {
         let results = results
         let verdict: [String]?
         do {

@@ -31,6 +31,11 @@ public struct ServeOptions: Sendable {
     /// How long an order request waits for the matcher's verdict: past it, 503 `not_ready` (the order is
     /// durable in the queue and is matched when the matcher gets to it).
     public var verdictTimeout = Duration.seconds(10)
+    /// `--otlp-endpoint URL`: the OpenTelemetry collector's OTLP/HTTP base URL; spans go to `URL/v1/traces`.
+    /// Without it serve starts no tracer, and no span is made.
+    public var otlpEndpoint: String?
+    /// `--otlp-service-name`: the `service.name` of the spans' resource.
+    public var otlpServiceName = "castle"
 
     public init(storeURL: String, queueURL: String) {
         self.storeURL = storeURL

@@ -23,7 +23,13 @@ final class ServerState: Sendable {
         self.queue = queue
         self.market = market
         view = ExchangeView(market: market)
-        path = OrderPath(queue: queue, view: view, metrics: metrics, verdictTimeout: options.verdictTimeout)
+        path = OrderPath(
+            queue: queue,
+            view: view,
+            metrics: metrics,
+            verdictTimeout: options.verdictTimeout,
+            tracing: options.otlpEndpoint != nil
+        )
         trading = Trading(path: path, symbols: symbols)
     }
 
