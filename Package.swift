@@ -35,6 +35,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         // Rules and mapping files in TOML: toml++ (C++17, compiled from source) behind a Swift API.
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
+        // Traces of `serve --otlp-endpoint` over OTLP/HTTP only: the OTLPGRPC trait (on by default) would build
+        // grpc-swift and its HTTP/2 transport for nothing.
+        .package(url: "https://github.com/swift-otel/swift-otel", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     // Dependencies point one way, never back:
     //   CastleCore ← MatchingEngine, MarketData, MarketFeed
@@ -142,6 +146,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "OTel", package: "swift-otel"),
             ]
         ),
         // The double-entry ledger's pure core: assets, accounts, entries and their NDJSON codec, the journal
@@ -242,8 +248,9 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ReplayTests", dependencies: ["CastleCore", "MarketData", "Replay"]),
-        // The real binary as users run it; `castle serve` through a real HTTP client (Serve*.swift), and
-        // serve's parts that time alone drives (RateLimiterTests.swift).
+        // The real binary as users run it; `castle serve` through a real HTTP client (Serve*.swift), its
+        // traces into a real OTLP/HTTP receiver (swift-nio), and serve's parts that time alone drives
+        // (RateLimiterTests.swift).
         .testTarget(
             name: "CastleCLITests",
             dependencies: [
@@ -252,6 +259,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .testTarget(

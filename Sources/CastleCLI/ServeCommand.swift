@@ -9,7 +9,7 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the exchange online: the trading and market-data HTTP API, health and metrics.",
         discussion: """
-            Listens on --host:--port (port 0: any free port) and prints `castle serve: listening on http://HOST:PORT` on stderr. Orders go into the queue of --queue (default: the store), are matched by the durable matcher of `castle match --queue` (in this process, or with --matcher external in separate `castle match --queue` processes), and their events go to the store. /health is liveness; /ready answers 200 only when the store answers, its migrations are current and the matcher owns its partition and has caught up, and reports --region; a second serve on the same store stands by (503, orders refused) and takes over when the first dies. SIGTERM or SIGINT: stop accepting, answer what is in flight, commit the matcher's batch, exit 0. See docs/serve.md.
+            Listens on --host:--port (port 0: any free port) and prints `castle serve: listening on http://HOST:PORT` on stderr. Orders go into the queue of --queue (default: the store), are matched by the durable matcher of `castle match --queue` (in this process, or with --matcher external in separate `castle match --queue` processes), and their events go to the store. /health is liveness; /ready answers 200 only when the store answers, its migrations are current and the matcher owns its partition and has caught up, and reports --region; a second serve on the same store stands by (503, orders refused) and takes over when the first dies. With --otlp-endpoint, traces (a span per request, the order path's group commit and wait for the matcher) go over OTLP/HTTP to a collector. SIGTERM or SIGINT: stop accepting, answer what is in flight, commit the matcher's batch, export the last spans, exit 0. See docs/serve.md.
 
             Examples:
               castle serve --store sqlite://castle.db --port 8080
@@ -17,6 +17,7 @@ struct ServeCommand: AsyncParsableCommand {
               castle serve --port 0 --log-format json
               curl -s localhost:8080/ready
               castle serve --instruments datasets/instruments.ndjson --feed datasets/orders-100k.ndjson.gz --speed 0.05
+              castle serve --otlp-endpoint http://localhost:4318
             """
     )
 
@@ -77,6 +78,18 @@ struct ServeCommand: AsyncParsableCommand {
     )
     var rateLimit: Int?
 
+    @Option(
+        name: .customLong("otlp-endpoint"),
+        help: ArgumentHelp("Export traces over OTLP/HTTP to this collector (off by default).", valueName: "url")
+    )
+    var otlpEndpoint: String?
+
+    @Option(
+        name: .customLong("otlp-service-name"),
+        help: ArgumentHelp("With --otlp-endpoint: the traces' service.name (default: castle).", valueName: "name")
+    )
+    var otlpServiceName: String?
+
     func validate() throws {
         guard speed > 0, speed.isFinite else {
             throw ValidationError("--speed must be a positive number, not \(speed)")
@@ -88,6 +101,13 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if let rateLimit, !(1...1_000_000).contains(rateLimit) {
             throw ValidationError("--rate-limit must be 1 to 1000000 requests a second, not \(rateLimit)")
+        }
+        if let otlpEndpoint, !(otlpEndpoint.hasPrefix("http://") || otlpEndpoint.hasPrefix("https://")) {
+            throw ValidationError("--otlp-endpoint must be an http:// or https:// URL, not '\(otlpEndpoint)'")
+        }
+        if let otlpServiceName {
+            guard otlpEndpoint != nil else { throw ValidationError("--otlp-service-name needs --otlp-endpoint") }
+            guard !otlpServiceName.isEmpty else { throw ValidationError("--otlp-service-name must not be empty") }
         }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535, not \(port)") }
         if matcher == .inProcess, let queue, queue != storeOptions.storeURL {
@@ -109,6 +129,8 @@ struct ServeCommand: AsyncParsableCommand {
         options.feedSpeed = speed
         options.rateLimit = rateLimit
         options.verdictTimeout = .milliseconds(Int64((verdictTimeout * 1000).rounded(.up)))
+        options.otlpEndpoint = otlpEndpoint
+        if let otlpServiceName { options.otlpServiceName = otlpServiceName }
         try await runAsyncJob("serve") { () async throws(CastleError) in try await CastleServer.run(options) }
     }
 }

@@ -1,6 +1,7 @@
 import CastleSupport
 import Storage
 import Synchronization
+import Tracing
 
 /// Group commit: requests hand in their items and wait; one flush at a time writes every item waiting,
 /// in one transaction (one fsync), and the next flush starts when it finishes with whatever arrived
@@ -8,16 +9,29 @@ import Synchronization
 /// returns one result per item, in order.
 actor GroupCommitter<Item: Sendable, Outcome: Sendable> {
     typealias Flush = @Sendable ([Item]) async throws(CastleError) -> [Outcome]
+    /// An item waiting for the next flush: the request's span (to link to) and its continuation.
+    private struct Waiter {
+        var item: Item
+        var span: InstrumentationContext?
+        var done: CheckedContinuation<Outcome, any Error>
+    }
     private let flush: Flush
-    private var waiting: [(item: Item, done: CheckedContinuation<Outcome, any Error>)] = []
+    /// With `--otlp-endpoint`, each flush is a span of this name of its own, linked to the spans of the
+    /// requests it commits, with the number of items as the attribute `count`; nil: no spans.
+    private let span: (name: String, count: String)?
+    private var waiting: [Waiter] = []
     private var flushing = false
 
-    init(flush: @escaping Flush) { self.flush = flush }
+    init(span: (name: String, count: String)?, flush: @escaping Flush) {
+        self.span = span
+        self.flush = flush
+    }
 
     /// Returns once `item` is committed (durable) with its outcome, or throws what the commit threw.
-    func commit(_ item: Item) async throws -> Outcome {
+    /// `span`: the request's span, which the flush's span links to.
+    func commit(_ item: Item, span: InstrumentationContext? = nil) async throws -> Outcome {
         try await withCheckedThrowingContinuation { (done: CheckedContinuation<Outcome, any Error>) in
-            waiting.append((item, done))
+            waiting.append(Waiter(item: item, span: span, done: done))
             if !flushing {
                 flushing = true
                 Task { await self.flushUntilEmpty() }
@@ -29,10 +43,17 @@ actor GroupCommitter<Item: Sendable, Outcome: Sendable> {
         while !waiting.isEmpty {
             let batch = waiting
             waiting = []
+            let span = self.span.flatMap { startServerSpan(true, $0.name, context: .topLevel) }
+            if let span, let count = self.span?.count {
+                span.attributes[count] = batch.count
+                for case let request? in batch.map(\.span) { span.addLink(SpanLink(context: request, attributes: [:])) }
+            }
             do throws(CastleError) {
                 let outcomes = try await flush(batch.map(\.item))
+                span?.end()
                 for (entry, outcome) in zip(batch, outcomes) { entry.done.resume(returning: outcome) }
             } catch {
+                span?.end(failing: error)
                 for entry in batch { entry.done.resume(throwing: error) }
             }
         }
@@ -42,9 +63,10 @@ actor GroupCommitter<Item: Sendable, Outcome: Sendable> {
 
 extension GroupCommitter where Item == OrderRow, Outcome == Void {
     /// Rows of `source` into the queue (a line already there is skipped: the queue keeps the first);
-    /// `afterFlush` is told after each commit.
-    init(queue: any MessageQueue, source: String, afterFlush: @escaping @Sendable () -> Void) {
-        self.init { (rows: [OrderRow]) throws(CastleError) in
+    /// `afterFlush` is told after each commit. With `tracing`, each flush is a span `queue.commit`.
+    init(queue: any MessageQueue, source: String, tracing: Bool, afterFlush: @escaping @Sendable () -> Void) {
+        self.init(span: tracing ? ("queue.commit", "castle.queue.rows") : nil) {
+            (rows: [OrderRow]) throws(CastleError) in
             let session = try await queue.beginEnqueue(source: source)
             do throws(CastleError) {
                 try await session.append(rows)

@@ -5,6 +5,7 @@ import HTTPTypes
 import Pipeline
 import Storage
 import Synchronization
+import Tracing
 
 /// REST order → queue (group commit, durable) → matcher → events → store: a command is answered with
 /// its events only once it is durable in the queue and the matcher has committed its verdict.
@@ -24,6 +25,8 @@ final class OrderPath: Sendable {
     let verdictTimeout: Duration
     /// Where the matcher stands: a standby refuses commands (``submit(line:symbol:body:orderID:)``).
     let matcher: Mutex<MatcherRole>
+    /// `--otlp-endpoint` given: each command gets an `order.enqueue` and an `order.verdict` span.
+    let tracing: Bool
 
     init(
         queue: any MessageQueue,
@@ -31,16 +34,19 @@ final class OrderPath: Sendable {
         view: ExchangeView,
         metrics: ServerMetrics,
         verdictTimeout: Duration,
-        matcher: MatcherRole
+        matcher: MatcherRole,
+        tracing: Bool
     ) {
         self.view = view
         self.store = store
         self.metrics = metrics
         self.verdictTimeout = verdictTimeout
         self.matcher = Mutex(matcher)
+        self.tracing = tracing
         let doorbell = self.doorbell
-        committer = GroupCommitter(queue: queue, source: Self.source) { doorbell.ring() }
-        claims = GroupCommitter { (batch: [ClientOrderClaim]) throws(CastleError) in
+        committer = GroupCommitter(queue: queue, source: Self.source, tracing: tracing) { doorbell.ring() }
+        claims = GroupCommitter(span: tracing ? ("client_order_ids.claim", "castle.claims") : nil) {
+            (batch: [ClientOrderClaim]) throws(CastleError) in
             try await store.claimClientOrderIDs(batch)
         }
     }
@@ -96,7 +102,7 @@ final class OrderPath: Sendable {
     /// the id was used before).
     func claim(_ claim: ClientOrderClaim) async throws(APIError) -> ClientOrderClaim {
         do {
-            return try await claims.commit(claim)
+            return try await claims.commit(claim, span: tracing ? .current : nil)
         } catch {
             throw APIError.notReady("the store did not take the client order id: \(error)")
         }
@@ -114,12 +120,15 @@ final class OrderPath: Sendable {
 
     /// Enqueues one command line (its queue line is `line`, its partition key `symbol`) and returns its
     /// events once matched. `orderID` names the order a cancel or amend is for.
+    /// With tracing, the wait for the group commit is the span `order.enqueue` and the wait for the
+    /// matcher `order.verdict` (with `castle.order.verdict`, the first event's kind), both with `castle.order.id`
+    /// (the order a cancel or amend is for) and `castle.queue.line`.
     func submit(line: Int64, symbol: String, body: String, orderID: UInt64? = nil) async throws(APIError) -> [String] {
         try refuseIfStandingBy()
         let ticket = results.expect(line)
         if let orderID { commandsByOrder.withLock { $0[orderID] = line } }
         metrics.enqueued(line: line)
-        return try await enqueue(OrderRow(line: line, symbol: symbol, body: body), ticket: ticket)
+        return try await enqueue(OrderRow(line: line, symbol: symbol, body: body), ticket: ticket, orderID: orderID)
     }
 
     /// The events of a new order placed before (a retry of it): from the log when it was matched, else
@@ -132,16 +141,42 @@ final class OrderPath: Sendable {
             results.forget(ticket)
             return try await commandEvents(startingAt: seq)
         }
-        return try await enqueue(row, ticket: ticket)
+        return try await enqueue(row, ticket: ticket, orderID: nil)
     }
 
-    private func enqueue(_ row: OrderRow, ticket: MatchResults.Ticket) async throws(APIError) -> [String] {
+    private func enqueue(
+        _ row: OrderRow,
+        ticket: MatchResults.Ticket,
+        orderID: UInt64?
+    ) async throws(APIError) -> [String] {
+        let spanOrderID = orderID.map { Int64(bitPattern: $0) } ?? row.line
+        let enqueueSpan = startServerSpan(tracing, "order.enqueue")
+        enqueueSpan?.attributes["castle.order.id"] = spanOrderID
+        enqueueSpan?.attributes["castle.queue.line"] = row.line
         do {
-            try await committer.commit(row)
+            try await committer.commit(row, span: enqueueSpan?.context)
         } catch {
             results.forget(ticket)
+            enqueueSpan?.end(failing: error)
             throw APIError.notReady("the queue did not take the order: \(error)")
         }
+        enqueueSpan?.end()
+        let verdictSpan = startServerSpan(tracing, "order.verdict")
+        verdictSpan?.attributes["castle.order.id"] = spanOrderID
+        verdictSpan?.attributes["castle.queue.line"] = row.line
+        do throws(APIError) {
+            let verdict = try await awaitVerdict(ticket)
+            verdictSpan?.attributes["castle.order.verdict"] = verdict.first.flatMap { EventFields($0)?["event"] }
+            verdictSpan?.end()
+            return verdict
+        } catch {
+            verdictSpan?.end(failing: error)
+            throw error
+        }
+    }
+
+    /// The events of the ticket's line once the matcher has committed them.
+    private func awaitVerdict(_ ticket: MatchResults.Ticket) async throws(APIError) -> [String] {
         let results = results
         let verdict: [String]?
         do {
@@ -161,7 +196,7 @@ final class OrderPath: Sendable {
         }
         guard let verdict else {
             throw APIError.notReady(
-                "no verdict within \(verdictTimeout) (the matcher is behind or not running); command \(row.line) is durable in the queue and will be matched"
+                "no verdict within \(verdictTimeout) (the matcher is behind or not running); command \(ticket.line) is durable in the queue and will be matched"
             )
         }
         return verdict

@@ -9,6 +9,9 @@ import Storage
 enum Routes {
     static func build(_ state: ServerState) -> Router<ServerContext> {
         let router = Router(context: ServerContext.self)
+        // Outermost, so that its span covers the others and sees the status ErrorMiddleware gives: one span
+        // per request, named by its route, with `http.route` and `http.response.status_code`.
+        if state.path.tracing { router.middlewares.add(TracingMiddleware()) }
         router.middlewares.add(MetricsMiddleware(metrics: state.metrics))
         router.middlewares.add(ErrorMiddleware())
         router.get("health") { _, _ in

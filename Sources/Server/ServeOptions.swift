@@ -33,6 +33,11 @@ public struct ServeOptions: Sendable {
     public var verdictTimeout = Duration.seconds(10)
     /// `--rate-limit N`: trading requests a second per account (bursts of up to N); nil: no limit.
     public var rateLimit: Int?
+    /// `--otlp-endpoint URL`: the OpenTelemetry collector's OTLP/HTTP base URL; spans go to `URL/v1/traces`.
+    /// Without it serve starts no tracer, and no span is made.
+    public var otlpEndpoint: String?
+    /// `--otlp-service-name`: the `service.name` of the spans' resource.
+    public var otlpServiceName = "castle"
 
     public init(storeURL: String, queueURL: String) {
         self.storeURL = storeURL

@@ -84,6 +84,20 @@ public enum CastleServer {
                 successTerminationBehavior: .ignore
             )
         }
+        // First, so stopped last: the spans of the requests answered while stopping are exported too.
+        // It never stops serve: its failures are warnings on stderr.
+        if let endpoint = options.otlpEndpoint {
+            let exporter = try ServerTracing.bootstrap(
+                endpoint: endpoint,
+                serviceName: options.otlpServiceName,
+                logFormat: options.logFormat
+            )
+            services.insert(
+                .init(service: exporter, successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore),
+                at: 0
+            )
+            logger.info("tracing to \(ServerTracing.tracesURL(endpoint)) (OTLP/HTTP, protobuf)")
+        }
         if options.matcher == .inProcess {
             services.append(
                 .init(
