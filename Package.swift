@@ -270,12 +270,13 @@ let package = Package(
             ]
         ),
         // The snapshot format, its hostile-archive corpus (made with libarchive) and the row seam of every
-        // backend, against a real SQLite file and the throwaway PostgreSQL.
+        // backend, against a real SQLite file and the throwaway PostgreSQL; the ledger (Accounting) fills
+        // and verifies the stores it round-trips.
         .testTarget(
             name: "SnapshotTests",
             dependencies: [
                 "CastleCore", "CastleSupport", "Storage", "SQLiteBackend", "PostgresBackend", "Snapshot", "CArchive",
-                "CastleTesting", "Pipeline", "Codecs", "SyntheticData",
+                "CastleTesting", "Pipeline", "Codecs", "SyntheticData", "Ledger", "Accounting",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

@@ -317,62 +317,85 @@ final class SQLiteTableRestore: TableRestoreTransaction {
 
     func insert(_ rows: [[RowValue]], into table: TableInfo, columns: [String]) async throws(CastleError) {
         try await finish()
+        // Several rows a statement (VALUES (…), (…), …): one step and one reset for all of them. The rows a
+        // batch has beyond a multiple go one a statement.
+        let perStatement = Self.rowsPerStatement(columns: columns.count)
         let names = columns.map(quoted).joined(separator: ", ")
-        let marks = Array(repeating: "?", count: columns.count).joined(separator: ", ")
-        let sql = "INSERT INTO \(quoted(table.name)) (\(names)) VALUES (\(marks))"
+        let row = "(" + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")"
+        let insert = "INSERT INTO \(quoted(table.name)) (\(names)) VALUES "
+        let manySQL = insert + Array(repeating: row, count: perStatement).joined(separator: ", ")
+        let oneSQL = insert + row
+        let width = columns.count
         inFlight = connection.start { (connection) throws(CastleError) in
-            let statement = try connection.prepare(sql)
-            // Text and blobs are copied into one buffer per row and bound in place (SQLITE_STATIC): it lives
-            // through the step, and SQLite makes no copy of its own.
+            let many = try connection.prepare(manySQL)
+            let one = try connection.prepare(oneSQL)
+            // Text and blobs are copied into one buffer per statement and bound in place (SQLITE_STATIC): it
+            // lives through the step, and SQLite makes no copy of its own.
             let values = RowBuffer()
             defer {
-                sqlite3_clear_bindings(statement.handle)
+                sqlite3_clear_bindings(many.handle)
+                sqlite3_clear_bindings(one.handle)
                 values.deallocate()
             }
-            for row in rows {
+            var start = 0
+            while start < rows.count {
+                let count = rows.count - start >= perStatement ? perStatement : 1
+                let statement = count == perStatement ? many : one
+                let chunk = rows[start..<start + count]
                 var size = 0
-                for value in row {
-                    switch value {
-                    case .text(let text): size += text.utf8.count
-                    case .blob(let bytes): size += bytes.count
-                    case .null, .integer: break
+                for row in chunk {
+                    for value in row {
+                        switch value {
+                        case .text(let text): size += text.utf8.count
+                        case .blob(let bytes): size += bytes.count
+                        case .null, .integer: break
+                        }
                     }
                 }
                 values.reserve(size)
                 var offset = 0
-                for (index, value) in row.enumerated() {
-                    let position = Int32(index + 1)
-                    switch value {
-                    case .null: sqlite3_bind_null(statement.handle, position)
-                    case .integer(let number): statement.bind(position, number)
-                    case .text(var text):
-                        let count = text.withUTF8 { bytes in values.copy(bytes, at: offset) }
-                        _ = sqlite3_bind_text64(
-                            statement.handle,
-                            position,
-                            (values.base + offset).assumingMemoryBound(to: CChar.self),
-                            sqlite3_uint64(count),
-                            nil,  // SQLITE_STATIC
-                            UInt8(SQLITE_UTF8)
-                        )
-                        offset += count
-                    // An empty array has no address, which SQLite would bind as NULL.
-                    case .blob(let bytes) where bytes.isEmpty: sqlite3_bind_zeroblob(statement.handle, position, 0)
-                    case .blob(let bytes):
-                        let count = bytes.withUnsafeBufferPointer { bytes in values.copy(bytes, at: offset) }
-                        _ = sqlite3_bind_blob64(
-                            statement.handle,
-                            position,
-                            values.base + offset,
-                            sqlite3_uint64(count),
-                            nil  // SQLITE_STATIC
-                        )
-                        offset += count
+                for (rowIndex, row) in chunk.enumerated() {
+                    for (index, value) in row.enumerated() {
+                        let position = Int32(rowIndex * width + index + 1)
+                        switch value {
+                        case .null: sqlite3_bind_null(statement.handle, position)
+                        case .integer(let number): statement.bind(position, number)
+                        case .text(var text):
+                            let count = text.withUTF8 { bytes in values.copy(bytes, at: offset) }
+                            _ = sqlite3_bind_text64(
+                                statement.handle,
+                                position,
+                                (values.base + offset).assumingMemoryBound(to: CChar.self),
+                                sqlite3_uint64(count),
+                                nil,  // SQLITE_STATIC
+                                UInt8(SQLITE_UTF8)
+                            )
+                            offset += count
+                        // An empty array has no address, which SQLite would bind as NULL.
+                        case .blob(let bytes) where bytes.isEmpty: sqlite3_bind_zeroblob(statement.handle, position, 0)
+                        case .blob(let bytes):
+                            let count = bytes.withUnsafeBufferPointer { bytes in values.copy(bytes, at: offset) }
+                            _ = sqlite3_bind_blob64(
+                                statement.handle,
+                                position,
+                                values.base + offset,
+                                sqlite3_uint64(count),
+                                nil  // SQLITE_STATIC
+                            )
+                            offset += count
+                        }
                     }
                 }
                 try statement.run()
+                start += count
             }
         }
+    }
+
+    /// Rows a multi-row insert takes: 32, fewer for a table so wide that they would pass SQLite's limit of
+    /// 32,766 bound values.
+    static func rowsPerStatement(columns: Int) -> Int {
+        max(1, min(32, 32_766 / max(1, columns)))
     }
 
     /// Waits for the batch in flight; throws its error.

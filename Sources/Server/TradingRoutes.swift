@@ -34,8 +34,9 @@ final class Trading: Sendable {
         }
         var clientOrderID: String?
         if let given = members["client_order_id"]?.text {
-            guard (1...64).contains(given.utf8.count) else {
-                throw APIError.malformed("client_order_id must be 1 to 64 characters")
+            guard (1...64).contains(given.utf8.count), !given.unicodeScalars.contains(where: { $0.value < 0x20 })
+            else {
+                throw APIError.malformed("client_order_id must be 1 to 64 characters, none of them a control character")
             }
             clientOrderID = given
         }
@@ -266,10 +267,17 @@ final class Trading: Sendable {
         return Array(buffer.readableBytesView)
     }
 
-    /// The content of an order request, for telling an idempotent repeat from a conflicting reuse.
+    /// The content of an order request, for telling an idempotent repeat from a conflicting reuse: its
+    /// members as one JSON object, keys sorted, strings and numbers as given (text any store keeps).
     private static func fingerprint(_ members: [String: BodyValue]) -> String {
-        members.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.isString ? "s" : "n")\($0.value.text)" }
-            .joined(separator: "\u{0}")
+        var content = JSONText()
+        content.object { o in
+            for (name, value) in members.sorted(by: { $0.key < $1.key }) where name != "client_order_id" {
+                o.key(name)
+                if value.isString { o.string(value.text) } else { o.raw(value.text) }
+            }
+        }
+        return content.text
     }
 
     /// The decoder's checks before anything is enqueued: field values the contract refuses are `invalid`.

@@ -24,6 +24,21 @@ extension MemoryBackend: TableStore {
             ["id": .integer, "source": .text, "line": .integer, "body": .text, "attempts": .integer, "error": .text],
             ["id"]
         ),
+        table("ledger_assets", ["code": .text, "scale": .integer], ["code"]),
+        table(
+            "ledger_balances",
+            ["account": .text, "asset": .text, "balance": .text],
+            ["account", "asset"]
+        ),
+        table(
+            "ledger_entries",
+            [
+                "seq": .integer, "key": .text, "kind": .text, "ts": .integer, "ref": .text, "reverses": .text,
+                "memo": .text, "postings": .text, "content_hash": .blob, "posted_at": .integer,
+            ],
+            ["seq"]
+        ),
+        table("ledger_watermarks", ["consumer": .text, "through_seq": .integer], ["consumer"]),
         table(
             "match_events",
             ["consumer": .text, "first_seq": .integer, "last_seq": .integer, "body": .blob],
@@ -42,6 +57,26 @@ extension MemoryBackend: TableStore {
             ],
             ["id"]
         ),
+        table(
+            "reconcile_claims",
+            [
+                "window_from": .integer, "window_to": .integer, "side": .integer, "id": .text, "day": .integer,
+                "run": .text,
+            ],
+            ["window_from", "window_to", "side", "id"]
+        ),
+        table("reconcile_resolutions", ["record": .text, "run": .text, "note": .text], ["record"]),
+        table(
+            "reconcile_results",
+            ["run": .text, "seq": .integer, "class": .text, "record": .text, "ndjson": .text, "csv": .text],
+            ["run", "seq"]
+        ),
+        table(
+            "reconcile_runs",
+            ["run": .text, "window_from": .integer, "window_to": .integer, "breaks": .integer],
+            ["run"]
+        ),
+        table("reconcile_watermarks", ["source": .text, "through_day": .integer], ["source"]),
         table(
             "resting_orders",
             [
@@ -70,13 +105,34 @@ extension MemoryBackend: TableStore {
         TableInfo(name: name, columns: columns.map { TableColumn(name: $0.key, type: $0.value) }, primaryKey: key)
     }
 
+    /// Everything the row seam shows: the store's state, the ledger's and reconcile's.
+    struct Contents {
+        var state: State
+        var ledger: MemoryLedgerState
+        var reconcile: MemoryReconcileState.State
+    }
+
+    /// Runs `body` holding all three locks, in this order (reconcile, ledger, store): the only place that
+    /// holds more than one, so a copy or a swap of them all is one step that no writer sees half of.
+    private func withContents<T>(_ body: (inout Contents) -> T) -> T {
+        reconcile.state.withLock { reconcile in
+            ledger.withLock { ledger in
+                state.withLock { state in
+                    var contents = Contents(state: state, ledger: ledger, reconcile: reconcile)
+                    defer { (state, ledger, reconcile) = (contents.state, contents.ledger, contents.reconcile) }
+                    return body(&contents)
+                }
+            }
+        }
+    }
+
     public func withTableRead<T>(
         _ body: (any TableReadTransaction) async throws(CastleError) -> T
     ) async throws(CastleError) -> T {
-        // A copy of the state taken under the lock is the consistent read (copy on write: cheap until a
+        // A copy of the state taken under the locks is the consistent read (copy on write: cheap until a
         // writer changes something).
-        let copy = state.withLock { $0 }
-        return try await body(MemoryTableRead(state: copy))
+        let copy = withContents { $0 }
+        return try await body(MemoryTableRead(contents: copy))
     }
 
     public func restoreTables(
@@ -93,7 +149,7 @@ extension MemoryBackend: TableStore {
             store: displayURL
         )
         if !replace {
-            let current = MemoryTableRead(state: state.withLock { $0 })
+            let current = MemoryTableRead(contents: withContents { $0 })
             for table in Self.tables {
                 let rows = current.rows(of: table.name).count
                 if rows > 0 { throw Self.notEmpty(displayURL, table: table.name, rows: Int64(rows)) }
@@ -101,10 +157,16 @@ extension MemoryBackend: TableStore {
         }
         let restore = MemoryTableRestore()
         try await body(restore)
-        var fresh = try restore.state(store: displayURL)
-        fresh.region = region ?? state.withLock { $0.region }
-        // Swapped in whole: nothing of the restore is visible before this line, and all of it after.
-        state.withLock { $0 = fresh }
+        var fresh = try restore.contents(store: displayURL)
+        // Swapped in whole: nothing of the restore is visible before this line, and all of it after. The
+        // locks held now (partitions, settlers, reconcile) stay held.
+        withContents { contents in
+            fresh.state.region = region ?? contents.state.region
+            fresh.state.ownedPartitions = contents.state.ownedPartitions
+            fresh.ledger.settlers = contents.ledger.settlers
+            fresh.reconcile.locked = contents.reconcile.locked
+            contents = fresh
+        }
     }
 
     public func storedRegion() async throws(CastleError) -> String? {
@@ -133,8 +195,14 @@ func precedes(_ left: [RowValue], _ right: [RowValue], key: [Int]) -> Bool {
 
 final class MemoryTableRead: TableReadTransaction {
     private let state: MemoryBackend.State
+    private let ledger: MemoryLedgerState
+    private let reconcile: MemoryReconcileState.State
 
-    init(state: MemoryBackend.State) { self.state = state }
+    init(contents: MemoryBackend.Contents) {
+        state = contents.state
+        ledger = contents.ledger
+        reconcile = contents.reconcile
+    }
 
     var schemaVersion: Int { Migration.all(for: .sqlite).last?.version ?? 0 }
     var region: String? { state.region }
@@ -177,6 +245,24 @@ final class MemoryTableRead: TableReadTransaction {
                     .integer(Int64(letter.attempts)), .text(letter.error),
                 ]
             }
+        case "ledger_assets":
+            return ledger.scales.map { code, scale in [.text(code), .integer(Int64(scale))] }
+        case "ledger_balances":
+            // As the SQL backends write them: the Int128 as its decimal text.
+            return ledger.balances.map { key, balance in [.text(key.account), .text(key.asset), .text(String(balance))]
+            }
+        case "ledger_entries":
+            return ledger.entries.map { stored in
+                let entry = stored.entry
+                return [
+                    .integer(stored.seq), .text(entry.key), .text(entry.kind), .integer(entry.ts),
+                    entry.ref.map(RowValue.text) ?? .null, entry.reverses.map(RowValue.text) ?? .null,
+                    entry.memo.map(RowValue.text) ?? .null, .text(LedgerPostingsText.encode(entry.postings)),
+                    .blob(ledger.hashes[entry.key] ?? entry.contentHash), .integer(stored.postedAt),
+                ]
+            }
+        case "ledger_watermarks":
+            return ledger.watermarks.map { consumer, through in [.text(consumer), .integer(through)] }
         case "match_events":
             return state.events.flatMap { consumer, segments in
                 segments.map { [.text(consumer), .integer($0.firstSeq), .integer($0.lastSeq), .blob($0.body)] }
@@ -200,6 +286,39 @@ final class MemoryTableRead: TableReadTransaction {
                     entry.done ? errors[message.id].map(RowValue.text) ?? .null : .null,
                 ]
             }
+        case "reconcile_claims":
+            return reconcile.claims.flatMap { days, claims in
+                claims.map { claim in
+                    [
+                        .integer(Int64(days.lowerBound)), .integer(Int64(days.upperBound)),
+                        .integer(Int64(claim.side.rawValue)), .text(claim.id), .integer(Int64(claim.day)),
+                        .text(claim.run),
+                    ]
+                }
+            }
+        case "reconcile_resolutions":
+            return reconcile.resolutions.map { record, resolution in
+                [.text(record), .text(resolution.run), .text(resolution.note)]
+            }
+        case "reconcile_results":
+            // `seq` is the result's place in its run's report, from 0, as the SQL backends number them.
+            return reconcile.runs.values.flatMap { run in
+                run.results.enumerated().map { seq, result in
+                    [
+                        .text(run.run), .integer(Int64(seq)), .text(result.resultClass), .text(result.record),
+                        .text(result.ndjson), .text(result.csv),
+                    ]
+                }
+            }
+        case "reconcile_runs":
+            return reconcile.runs.values.map { run in
+                [
+                    .text(run.run), run.windowFrom.map { .integer(Int64($0)) } ?? .null,
+                    run.windowTo.map { .integer(Int64($0)) } ?? .null, .integer(Int64(run.breaks)),
+                ]
+            }
+        case "reconcile_watermarks":
+            return reconcile.watermarks.map { source, day in [.text(source), .integer(Int64(day))] }
         case "resting_orders":
             return state.consumers.flatMap { name, consumer in
                 consumer.orders.map { order in
@@ -239,16 +358,8 @@ final class MemoryTableRestore: TableRestoreTransaction {
         }
     }
 
-    func state(store: String) throws(CastleError) -> MemoryBackend.State {
+    func contents(store: String) throws(CastleError) -> MemoryBackend.Contents {
         var state = MemoryBackend.State()
-        func integer(_ row: [String: RowValue], _ name: String) -> Int64 {
-            if case .integer(let value) = row[name] { return value }
-            return 0
-        }
-        func text(_ row: [String: RowValue], _ name: String) -> String {
-            if case .text(let value) = row[name] { return value }
-            return ""
-        }
         for row in rows["client_order_ids"] ?? [] {
             let claim = ClientOrderClaim(
                 account: text(row, "account"),
@@ -326,9 +437,6 @@ final class MemoryTableRestore: TableRestoreTransaction {
             )
         }
         for row in (rows["trades"] ?? []).sorted(by: { integer($0, "seq") < integer($1, "seq") }) {
-            let ts: Int64? = if case .integer(let value) = row["ts"] { value } else { nil }
-            let makerAccount: String? = if case .text(let value) = row["maker_account"] { value } else { nil }
-            let takerAccount: String? = if case .text(let value) = row["taker_account"] { value } else { nil }
             state.trades[text(row, "consumer"), default: []].append(
                 TradeRow(
                     seq: integer(row, "seq"),
@@ -338,12 +446,172 @@ final class MemoryTableRestore: TableRestoreTransaction {
                     maker: UInt64(bitPattern: integer(row, "maker")),
                     taker: UInt64(bitPattern: integer(row, "taker")),
                     side: text(row, "side"),
-                    ts: ts,
-                    makerAccount: makerAccount,
-                    takerAccount: takerAccount
+                    ts: optionalInteger(row, "ts"),
+                    makerAccount: optionalText(row, "maker_account"),
+                    takerAccount: optionalText(row, "taker_account")
                 )
             )
         }
-        return state
+        return MemoryBackend.Contents(
+            state: state,
+            ledger: try ledger(store: store),
+            reconcile: try reconcile(store: store)
+        )
     }
+
+    /// The ledger's tables as memory keeps them: entries by posting order (seq 1, 2, 3, …, as every store
+    /// numbers them), the indexes beside them, the projection, the assets' scales and the watermarks.
+    private func ledger(store: String) throws(CastleError) -> MemoryLedgerState {
+        var ledger = MemoryLedgerState()
+        for row in rows["ledger_assets"] ?? [] {
+            ledger.scales[text(row, "code")] = try narrow(integer(row, "scale"), store, "ledger_assets.scale")
+        }
+        for row in rows["ledger_balances"] ?? [] {
+            let key = LedgerBalanceKey(account: text(row, "account"), asset: text(row, "asset"))
+            guard let balance = Int128(text(row, "balance")) else {
+                throw CastleError(.dataError, "\(store): ledger_balances has a balance that is not an integer")
+            }
+            guard ledger.scales[key.asset] != nil else {
+                throw CastleError(
+                    .dataError,
+                    "\(store): ledger_balances names asset \(key.asset), which ledger_assets lacks"
+                )
+            }
+            ledger.balances[key] = balance
+        }
+        for row in rows["ledger_watermarks"] ?? [] {
+            ledger.watermarks[text(row, "consumer")] = integer(row, "through_seq")
+        }
+        let entries = (rows["ledger_entries"] ?? []).sorted { integer($0, "seq") < integer($1, "seq") }
+        for (index, row) in entries.enumerated() {
+            let seq = integer(row, "seq")
+            guard seq == Int64(index + 1) else {
+                throw CastleError(.dataError, "\(store): ledger_entries seqs must be 1, 2, 3, …: memory keeps no gaps")
+            }
+            guard let postings = LedgerPostingsText.decode(text(row, "postings")) else {
+                throw CastleError(.dataError, "\(store): ledger_entries seq \(seq) has postings memory cannot read")
+            }
+            let entry = LedgerEntryRecord(
+                key: text(row, "key"),
+                kind: text(row, "kind"),
+                ts: integer(row, "ts"),
+                ref: optionalText(row, "ref"),
+                reverses: optionalText(row, "reverses"),
+                memo: optionalText(row, "memo"),
+                postings: postings
+            )
+            guard ledger.positions.updateValue(index, forKey: entry.key) == nil else {
+                throw CastleError(.dataError, "\(store): ledger_entries has key \(entry.key) twice")
+            }
+            if let target = entry.reverses {
+                guard ledger.reversals.updateValue(entry.key, forKey: target) == nil else {
+                    throw CastleError(.dataError, "\(store): ledger_entries reverses \(target) twice")
+                }
+            }
+            if case .blob(let hash) = row["content_hash"] { ledger.hashes[entry.key] = hash }
+            ledger.entries.append(StoredLedgerEntry(seq: seq, postedAt: integer(row, "posted_at"), entry: entry))
+        }
+        return ledger
+    }
+
+    /// Reconcile's tables as memory keeps them: each run with its results in report order (seq 0, 1, 2, …,
+    /// as every store numbers them), the watermarks, and each resolution with its run.
+    private func reconcile(store: String) throws(CastleError) -> MemoryReconcileState.State {
+        var reconcile = MemoryReconcileState.State()
+        for row in rows["reconcile_runs"] ?? [] {
+            let run = ReconcileRun(
+                run: text(row, "run"),
+                windowFrom: try optionalInteger(row, "window_from").map { (day) throws(CastleError) in
+                    try narrow(day, store, "reconcile_runs.window_from")
+                },
+                windowTo: try optionalInteger(row, "window_to").map { (day) throws(CastleError) in
+                    try narrow(day, store, "reconcile_runs.window_to")
+                },
+                breaks: try narrow(integer(row, "breaks"), store, "reconcile_runs.breaks"),
+                results: []
+            )
+            reconcile.runs[run.run] = run
+        }
+        var results: [String: [ReconcileResultRow]] = [:]
+        for row in (rows["reconcile_results"] ?? []).sorted(by: { integer($0, "seq") < integer($1, "seq") }) {
+            let run = text(row, "run")
+            guard integer(row, "seq") == Int64(results[run]?.count ?? 0) else {
+                throw CastleError(
+                    .dataError,
+                    "\(store): reconcile_results seqs of a run must be 0, 1, 2, …: memory keeps no gaps"
+                )
+            }
+            results[run, default: []].append(
+                ReconcileResultRow(
+                    resultClass: text(row, "class"),
+                    record: text(row, "record"),
+                    ndjson: text(row, "ndjson"),
+                    csv: text(row, "csv")
+                )
+            )
+        }
+        for (run, rows) in results {
+            guard reconcile.runs[run] != nil else {
+                throw CastleError(
+                    .dataError,
+                    "\(store): reconcile_results names run \(run), which reconcile_runs lacks"
+                )
+            }
+            reconcile.runs[run]?.results = rows
+        }
+        for row in rows["reconcile_watermarks"] ?? [] {
+            reconcile.watermarks[text(row, "source")] = try narrow(
+                integer(row, "through_day"),
+                store,
+                "reconcile_watermarks.through_day"
+            )
+        }
+        for row in rows["reconcile_resolutions"] ?? [] {
+            reconcile.resolutions[text(row, "record")] = (text(row, "run"), text(row, "note"))
+        }
+        for row in rows["reconcile_claims"] ?? [] {
+            let from: Int32 = try narrow(integer(row, "window_from"), store, "reconcile_claims.window_from")
+            let to: Int32 = try narrow(integer(row, "window_to"), store, "reconcile_claims.window_to")
+            guard from <= to, let side = ReconcileClaim.Side(rawValue: Int(integer(row, "side"))) else {
+                throw CastleError(.dataError, "\(store): reconcile_claims has a claim memory cannot hold")
+            }
+            reconcile.claims[from...to, default: []].append(
+                ReconcileClaim(
+                    side: side,
+                    id: text(row, "id"),
+                    day: try narrow(integer(row, "day"), store, "reconcile_claims.day"),
+                    run: text(row, "run"),
+                    days: from...to
+                )
+            )
+        }
+        return reconcile
+    }
+}
+
+/// A row's value by column name, as the restore collected it; a missing or NULL value is 0, "" or nil.
+private func integer(_ row: [String: RowValue], _ name: String) -> Int64 {
+    optionalInteger(row, name) ?? 0
+}
+
+private func text(_ row: [String: RowValue], _ name: String) -> String {
+    optionalText(row, name) ?? ""
+}
+
+private func optionalInteger(_ row: [String: RowValue], _ name: String) -> Int64? {
+    if case .integer(let value) = row[name] { return value }
+    return nil
+}
+
+private func optionalText(_ row: [String: RowValue], _ name: String) -> String? {
+    if case .text(let value) = row[name] { return value }
+    return nil
+}
+
+/// An integer column that memory keeps narrower than SQL's 64 bits; a value beyond it is refused.
+private func narrow<T: FixedWidthInteger>(_ value: Int64, _ store: String, _ column: String) throws(CastleError) -> T {
+    guard let narrowed = T(exactly: value) else {
+        throw CastleError(.dataError, "\(store): \(column) \(value) is out of range for the memory backend")
+    }
+    return narrowed
 }

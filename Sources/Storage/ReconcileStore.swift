@@ -113,7 +113,8 @@ final class MemoryReconcileState: Sendable {
         /// Per run's days, what it claimed.
         var claims: [ClosedRange<Int32>: [ReconcileClaim]] = [:]
         var watermarks: [String: Int32] = [:]
-        var resolutions: [String: String] = [:]
+        /// Record → the run it was resolved in and the note.
+        var resolutions: [String: (run: String, note: String)] = [:]
         var locked = false
     }
 
@@ -156,14 +157,14 @@ extension MemoryBackend: ReconcileStore {
     public func resolveReconcileRecord(run: String, record: String, note: String) async throws(CastleError) {
         let found = reconcile.state.withLock { state in
             guard state.runs[run]?.results.contains(where: { $0.record == record }) == true else { return false }
-            state.resolutions[record] = note
+            state.resolutions[record] = (run, note)
             return true
         }
         if !found { throw ReconcileStoreErrors.noRecord(run: run, record: record) }
     }
 
     public func reconcileResolutions() async throws(CastleError) -> [String: String] {
-        reconcile.state.withLock { $0.resolutions }
+        reconcile.state.withLock { $0.resolutions.mapValues(\.note) }
     }
 
     public func acquireReconcileLock() async throws(CastleError) -> (any PartitionLock)? {

@@ -219,6 +219,7 @@ import Testing
             (#"{"symbol":"BTC-USD","side":"buy","type":"market","price":"100","qty":"1"}"#, 400, "invalid"),
             (#"{"symbol":"BTC-USD","side":"buy","price":"0.000000001","qty":"1"}"#, 400, "invalid"),
             (#"{"symbol":"BTC-USD","side":"buy","price":"100","qty":"1","client_order_id":""}"#, 400, "malformed"),
+            (#"{"symbol":"BTC-USD","side":"buy","price":"1","qty":"1","client_order_id":"a\u0000"}"#, 400, "malformed"),
         ]
         for (body, status, code) in cases {
             let answer = try await http(.POST, orders, account: "a", body: body)
@@ -347,57 +348,10 @@ import Testing
 
     /// A client order id is claimed in the store before its order is enqueued: a retry after a 503, and
     /// after a restart, finds the order the first attempt placed (200, the same reply) and never places a
-    /// second one; other content under the same id is a 409.
+    /// second one; other content under the same id is a 409. (On PostgreSQL: ServeFailoverTests.)
     @Test func aRetryAfterA503OrARestartFindsTheFirstOrder() async throws {
         let dir = try TemporaryDirectory()
-        let order = #"{"symbol":"BTC-USD","side":"sell","price":"100","qty":"2","client_order_id":"r-1"}"#
-        let serve = try await ServeProcess.start(dir, extra: ["--matcher", "external", "--verdict-timeout", "0.5"])
-        for attempt in 1...2 {
-            let waited = try await http(.POST, serve.base + "/v1/orders", account: "m", body: order)
-            #expect(waited.status == 503, "attempt \(attempt): \(waited.body)")
-        }
-        let worker = try Background(["match", "--store", serve.storeURL, "-q"], stderrPath: dir.path("worker.err"))
-        // The worker matches the queued sell once its process runs (an event, not a time); the retry then
-        // finds its verdict in the log.
-        #expect(
-            try await eventually("the worker matches the queued sell") {
-                try await http(.GET, serve.base + "/v1/orders", account: "m").body.contains(#""status":"open""#)
-            }
-        )
-        let found = try await http(.POST, serve.base + "/v1/orders", account: "m", body: order)
-        #expect(found.status == 200, "\(found.body)")
-        #expect(found.json["status"] as? String == "open", "\(found.body)")
-        #expect(found.json["client_order_id"] as? String == "r-1")
-        #expect(found.eventLines.count == 1, "the accepted event of the first attempt: \(found.body)")
-        let id = try #require(found.json["id"] as? Int)
-        let other = try await http(
-            .POST,
-            serve.base + "/v1/orders",
-            account: "m",
-            body: #"{"symbol":"BTC-USD","side":"sell","price":"101","qty":"2","client_order_id":"r-1"}"#
-        )
-        #expect(other.status == 409, "\(other.body)")
-        #expect(other.errorCode == "duplicate_client_order_id")
-        // Another account's id of the same name is its own.
-        let otherAccount = try await http(.POST, serve.base + "/v1/orders", account: "n", body: order)
-        #expect(otherAccount.status == 201, "\(otherAccount.body)")
-        #expect(otherAccount.json["id"] as? Int != id)
-        #expect(await serve.stop() == 0)
-        worker.signal(SIGTERM)
-        #expect(await worker.wait() == 0)
-
-        // A restart, with the in-process matcher: the repeat reads the first reply back from the log.
-        let restarted = try await ServeProcess.start(dir, migrate: false, stderrName: "serve2.err")
-        let again = try await http(.POST, restarted.base + "/v1/orders", account: "m", body: order)
-        #expect(again.status == 200, "\(again.body)")
-        #expect(again.body == found.body)
-        let open = try await http(.GET, restarted.base + "/v1/orders?status=open", account: "m")
-        #expect(open.body.contains(#"{"id":\#(id),"client_order_id":"r-1","#), "\(open.body)")
-        #expect(await restarted.stop() == 0)
-        let events = try await CastleProcess.run(["events", "--store", serve.storeURL])
-        let accepted = events.lines.filter { $0.contains(#""event":"accepted""#) }
-        #expect(accepted.count == 2, "one order per account, however often retried: \(events.stdoutText)")
-        #expect(accepted.filter { $0.contains(#""id":\#(id),"#) }.count == 1)
+        try await retryFindsTheFirstOrder(dir, storeURL: "sqlite://" + dir.path("castle.db"))
     }
 
     /// `--rate-limit 1`: an account's requests past one a second get 429 `rate_limited` with

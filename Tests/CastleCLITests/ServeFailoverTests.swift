@@ -21,6 +21,13 @@ struct ServeFailoverTests {
             && (!drained || ready.json["matcher_lag"] as? Int == 0)
     }
 
+    /// Client order ids on PostgreSQL: ServeCLITests' retry check, against this store.
+    @Test func aRetryFindsTheFirstOrderOnPostgreSQL() async throws {
+        let dir = try TemporaryDirectory()
+        let store = try await TestStore.make("postgres", in: dir)
+        try await retryFindsTheFirstOrder(dir, storeURL: store.url)
+    }
+
     @Test func theStandbyTakesOverAndNoAcknowledgedOrderIsLost() async throws {
         let dir = try TemporaryDirectory()
         let store = try await TestStore.make("postgres", in: dir)

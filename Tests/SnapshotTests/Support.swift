@@ -1,6 +1,8 @@
+import Accounting
 import CastleSupport
 import Crypto
 import Foundation
+import Ledger
 import PostgresBackend
 import SQLiteBackend
 import Snapshot
@@ -19,6 +21,13 @@ final class TestDirectory: Sendable {
     deinit { try? FileManager.default.removeItem(atPath: path) }
 
     func file(_ name: String) -> String { "\(path)/\(name)" }
+
+    /// Writes `lines` (each ending in a newline) to a file here; its path.
+    func write(_ name: String, _ lines: [String]) throws -> String {
+        let path = file(name)
+        try Data(lines.map { $0 + "\n" }.joined().utf8).write(to: URL(fileURLWithPath: path))
+        return path
+    }
 }
 
 /// The throwaway PostgreSQL of bin/test (`CASTLE_TEST_POSTGRES_URL`); each use gets a database of its own.
@@ -153,6 +162,108 @@ func fill(_ backend: any Store & MessageQueue, orders: Int = 500) async throws {
         try await backend.commitMatch(commit, previousOffset: previous)
         previous = base + 10
     }
+}
+
+/// The instruments file of the repository (BTC-USD and the rest; USD at 6 decimals).
+let instrumentsPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().appendingPathComponent("datasets/instruments.ndjson").path
+
+/// The run `fillLedger` stores, and the record of it that it resolves.
+let storedRunID = "r-5e7a0c1d2b3f4a69"
+let resolvedRecord = "txn_2"
+
+/// Fills the ledger and reconcile's tables through the ordinary paths: deposits posted as `castle ledger
+/// post` posts them, a matcher consumer's trades settled as `castle ledger settle` settles them (fees
+/// too), a withdrawal with a ref and a memo and its reversal, and a reconcile run stored with a
+/// watermark and one of its breaks resolved. Deterministic: the same calls give the same rows anywhere.
+func fillLedger(_ backend: any Backend, directory: TestDirectory) async throws {
+    let instruments = try LedgerInstruments.load(path: instrumentsPath)
+    let postedAt: Int64 = 1_796_220_000_000_000_000
+    let deposits = try directory.write(
+        "deposits.ndjson",
+        [
+            #"{"key":"fund-1","kind":"deposit","ts":1,"postings":[{"account":"external:world","asset":"USD","amount":"-1000000"},{"account":"available:acct-1","asset":"USD","amount":"1000000"}]}"#,
+            #"{"key":"fund-2","kind":"deposit","ts":2,"postings":[{"account":"external:world","asset":"BTC","amount":"-100"},{"account":"available:acct-2","asset":"BTC","amount":"100"}]}"#,
+        ]
+    )
+    let posted = try await LedgerPost.run(
+        path: deposits,
+        assets: instruments.assets,
+        store: backend,
+        postedAt: postedAt
+    )
+    #expect(posted.posted == 2)
+    // Three trades of one BTC at 50,000.00 on a consumer of its own: acct-1 buys from acct-2.
+    let trades = (Int64(1)...3).map { seq in
+        TradeRow(
+            seq: seq,
+            symbol: "BTC-USD",
+            price: 5_000_000 + seq,
+            qty: 10_000,
+            maker: UInt64(100 + seq),
+            taker: UInt64(200 + seq),
+            side: "buy",
+            ts: 1_000 + seq,
+            makerAccount: "acct-2",
+            takerAccount: "acct-1"
+        )
+    }
+    try await backend.commitMatch(
+        MatchCommit(consumer: "match:1/2", offset: 3, lastSeq: 3, events: nil, trades: trades),
+        previousOffset: 0
+    )
+    let settled = try await LedgerSettle.run(
+        store: backend,
+        consumer: "match:1/2",
+        instruments: instruments,
+        fees: FeeTable(defaultSchedule: FeeSchedule(makerRate_ppm: 100, takerRate_ppm: 250)),
+        postedAt: postedAt + 1
+    )
+    #expect(settled.trades == 3 && settled.through == 3)
+    let withdrawal = try directory.write(
+        "withdrawal.ndjson",
+        [
+            #"{"key":"out-1","kind":"withdrawal","ts":5,"ref":"txn_2","memo":"wire \"é\" 🚀","postings":[{"account":"available:acct-1","asset":"USD","amount":"-250.5"},{"account":"external:world","asset":"USD","amount":"250.5"}]}"#
+        ]
+    )
+    _ = try await LedgerPost.run(path: withdrawal, assets: instruments.assets, store: backend, postedAt: postedAt + 2)
+    let reversal = try directory.write(
+        "reversal.ndjson",
+        [
+            #"{"key":"out-1-back","kind":"reversal","ts":6,"reverses":"out-1","postings":[{"account":"available:acct-1","asset":"USD","amount":"250.5"},{"account":"external:world","asset":"USD","amount":"-250.5"}]}"#
+        ]
+    )
+    _ = try await LedgerPost.run(path: reversal, assets: instruments.assets, store: backend, postedAt: postedAt + 3)
+
+    let reconcile = try #require(backend as? any ReconcileStore)
+    let results = [
+        ("matched", "txn_1", "fund-1"), ("unmatched_external", resolvedRecord, "out-1"),
+        ("unmatched_ledger", "fund-2", ""),
+    ].map { resultClass, record, key in
+        ReconcileResultRow(
+            resultClass: resultClass,
+            record: record,
+            ndjson: #"{"run":"\#(storedRunID)","class":"\#(resultClass)","record":"\#(record)","ledger":"\#(key)"}"#,
+            csv: "\(storedRunID),\(resultClass),\(record),\"\(key), \"\"q\"\"\""
+        )
+    }
+    let run = ReconcileRun(run: storedRunID, windowFrom: 20_424, windowTo: 20_425, breaks: 2, results: results)
+    let days: ClosedRange<Int32> = 20_424...20_425
+    let claims = [
+        ReconcileClaim(side: .external, id: "txn_1", day: 20_424, run: storedRunID, days: days),
+        ReconcileClaim(side: .ledger, id: "fund-1", day: 20_424, run: storedRunID, days: days),
+    ]
+    #expect(
+        try await reconcile.saveReconcileRun(
+            run,
+            days: days,
+            claims: claims,
+            watermarks: ["bank.csv": 20_425, "psp.csv": 20_424]
+        )
+    )
+    let open = ReconcileRun(run: "r-0000000000000001", windowFrom: nil, windowTo: nil, breaks: 0, results: [])
+    #expect(try await reconcile.saveReconcileRun(open, days: nil, claims: [], watermarks: [:]))
+    try await reconcile.resolveReconcileRecord(run: storedRunID, record: resolvedRecord, note: "refunded by hand")
 }
 
 /// Each table's rows and SHA-256 as the seam reads them: equal stores give equal sums.
