@@ -196,5 +196,7 @@ public struct PersonalField: Sendable, Hashable {
         PersonalField(table: "match_events", column: "body", members: ["account", "maker_account", "taker_account"]),
         PersonalField(table: "queue_messages", column: "body", members: ["account"]),
         PersonalField(table: "resting_orders", column: "account"),
+        PersonalField(table: "trades", column: "maker_account"),
+        PersonalField(table: "trades", column: "taker_account"),
     ]
 }

@@ -244,10 +244,14 @@ import Testing
         let source = "sqlite://\(directory.file("source.db"))"
         let summary = try await Backends.with(source) { store in
             try await fill(store as! any Backend, orders: 60)
+            _ = try await (store as! any Backend).claimClientOrderIDs([
+                ClientOrderClaim(account: "acct-1", clientOrderID: "c-1", orderID: 7, content: "{}")
+            ])
             return try await create(store, to: directory.file("p.tar.zst"), residency: policy)
         }
         #expect(summary.manifest.residency?.policy == "test")
         #expect(summary.manifest.residency?.pseudonymised.contains("match_events.body.maker_account") == true)
+        #expect(summary.manifest.residency?.pseudonymised.contains("trades.taker_account") == true)
         let members = try readArchive(directory.file("p.tar.zst"))
         let text = members.map { String(decoding: $0.bytes, as: UTF8.self) }.joined()
         #expect(!text.contains("acct-"), "no clear account is left in any member")

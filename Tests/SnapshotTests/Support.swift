@@ -128,7 +128,9 @@ func fill(_ backend: any Store & MessageQueue, orders: Int = 500) async throws {
                     maker: UInt64.max - UInt64(index),
                     taker: UInt64(index),
                     side: "buy",
-                    ts: index == 2 ? nil : Int64.min + index
+                    ts: index == 2 ? nil : Int64.min + index,
+                    makerAccount: index == 2 ? nil : "acct-\(index)",
+                    takerAccount: "acct-\(index + 4)"
                 )
             )
         }
