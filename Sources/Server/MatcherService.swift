@@ -72,6 +72,16 @@ struct LogFollowerService: Service {
         let path = state.path
         defer { path.results.failAll(CancellationError()) }
         if let line = try? await state.queue.lastLine(source: OrderPath.source) { path.ids.floor(at: line) }
+        // Starting until the view has read the log as stored once.
+        while !Task.isShuttingDownGracefully {
+            do throws(CastleError) {
+                for lines in try await state.catchUp() { path.followed(lines) }
+                path.matcher.withLock { $0 = .external }
+                break
+            } catch {
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
         while !Task.isShuttingDownGracefully {
             let segments = (try? await state.catchUp()) ?? []
             for lines in segments { path.followed(lines) }

@@ -136,6 +136,10 @@ final class OrderPath: Sendable {
     /// the first attempt may have claimed its id and stopped before enqueueing.
     func replay(order row: OrderRow) async throws(APIError) -> [String] {
         try refuseIfStandingBy()
+        // Whether the order was matched is read from the view, which has not read the stored log yet.
+        if matcher.withLock({ $0 }) == .starting {
+            throw APIError.notReady("starting: the log is being read; retry once /ready answers 200")
+        }
         let ticket = results.expect(row.line)
         if let seq = view.verdictSeq(of: UInt64(row.line)) {
             results.forget(ticket)
@@ -226,7 +230,8 @@ final class OrderPath: Sendable {
 
 /// Where serve's matcher stands, as `/ready` reports it (`matcher`).
 enum MatcherRole: String, Sendable {
-    /// In process, before it has taken the partition or found it taken.
+    /// In process, before it has taken the partition or found it taken; with `--matcher external`, before
+    /// the view has read the stored log once. New orders are taken; retries wait for the view (503).
     case starting
     /// In process, waiting while another matcher (another serve, a `castle match`) owns the partition.
     case standby

@@ -30,7 +30,7 @@ final class ServerState: Sendable {
             view: view,
             metrics: metrics,
             verdictTimeout: options.verdictTimeout,
-            matcher: options.matcher == .inProcess ? .starting : .external,
+            matcher: .starting,
             tracing: options.otlpEndpoint != nil
         )
         trading = Trading(path: path, symbols: symbols, clientOrders: store)
