@@ -50,20 +50,67 @@ final class ExchangeView: Sendable {
         var seq: Int64 = 0
     }
 
+    /// One symbol's resting quantity per price.
+    struct Levels {
+        var bids: [Amount: Amount] = [:]
+        var asks: [Amount: Amount] = [:]
+    }
+
     struct State {
         var lastSeq: Int64 = 0
-        var orders: [UInt64: Order] = [:]
-        /// Finished orders are kept for lookups (idempotent replies, status) up to this many, oldest out.
-        var finished: [UInt64] = []
+        /// Written only through ``put(_:)``, which keeps ``levels`` and ``openIDs`` in step with it.
+        private(set) var orders: [UInt64: Order] = [:]
+        /// The books, by symbol: the resting orders' remaining quantity summed per price.
+        private(set) var levels: [String: Levels] = [:]
+        /// Open orders' ids, by account.
+        private(set) var openIDs: [String: Set<UInt64>] = [:]
+        /// Finished orders are kept for lookups (idempotent replies, status), the oldest forgotten.
+        var finished = RecentIDs(kept: finishedKept)
         /// New orders the matcher rejected: the `seq` of the `rejected` event, as many kept as finished
         /// orders, oldest out (``rejectedOrder``).
         var rejected: [UInt64: Int64] = [:]
-        var rejectedOrder: [UInt64] = []
+        var rejectedOrder = RecentIDs(kept: finishedKept)
         var fills: [String: [Fill]] = [:]
         var trades: [String: [TapeEntry]] = [:]
         var tickers: [String: Ticker] = [:]
         var symbolSeq: [String: Int64] = [:]
         var arrivals: Int64 = 0
+
+        /// Stores `order` in place of the one with its id, moving its quantity between levels.
+        mutating func put(_ order: Order) {
+            if let old = orders[order.id] { account(old, sign: -1) }
+            orders[order.id] = order
+            account(order, sign: 1)
+        }
+
+        /// Forgets a finished order (it rests nowhere and is open for no one).
+        mutating func forget(_ id: UInt64) {
+            guard let order = orders[id], order.status != "open" else { return }
+            orders[id] = nil
+        }
+
+        /// Adds (`sign` 1) or takes away (-1) what `order` contributes to the levels and the open ids.
+        private mutating func account(_ order: Order, sign: Int) {
+            if order.status == "open" {
+                if sign > 0 {
+                    openIDs[order.account, default: []].insert(order.id)
+                } else {
+                    openIDs[order.account]?.remove(order.id)
+                    if openIDs[order.account]?.isEmpty == true { openIDs[order.account] = nil }
+                }
+            }
+            guard order.rests, let price = order.price else { return }
+            let delta = sign > 0 ? order.remaining : .zero - order.remaining
+            func add(_ side: inout [Amount: Amount]) {
+                let total = side[price, default: .zero] + delta
+                side[price] = total == .zero ? nil : total
+            }
+            if order.side == "buy" {
+                add(&levels[order.symbol, default: Levels()].bids)
+            } else {
+                add(&levels[order.symbol, default: Levels()].asks)
+            }
+        }
     }
 
     static let finishedKept = 100_000
@@ -102,7 +149,7 @@ final class ExchangeView: Sendable {
 
     func openOrders(account: String) -> [Order] {
         state.withLock { state in
-            state.orders.values.filter { $0.account == account && $0.status == "open" }.sorted { $0.id < $1.id }
+            (state.openIDs[account] ?? []).sorted().compactMap { state.orders[$0] }
         }
     }
 
@@ -119,19 +166,10 @@ final class ExchangeView: Sendable {
     /// Levels aggregated, best first: (bids, asks, seq of the last event of the symbol).
     func book(symbol: String, depth: Int) -> (bids: [(Amount, Amount)], asks: [(Amount, Amount)], seq: Int64) {
         state.withLock { state in
-            var bids: [Amount: Amount] = [:]
-            var asks: [Amount: Amount] = [:]
-            for order in state.orders.values where order.rests && order.symbol == symbol {
-                guard let price = order.price else { continue }
-                if order.side == "buy" {
-                    bids[price, default: .zero] = bids[price, default: .zero] + order.remaining
-                } else {
-                    asks[price, default: .zero] = asks[price, default: .zero] + order.remaining
-                }
-            }
-            let sortedBids = bids.sorted { $0.key > $1.key }.prefix(depth).map { ($0.key, $0.value) }
-            let sortedAsks = asks.sorted { $0.key < $1.key }.prefix(depth).map { ($0.key, $0.value) }
-            return (sortedBids, sortedAsks, state.symbolSeq[symbol] ?? 0)
+            let levels = state.levels[symbol] ?? Levels()
+            let bids = levels.bids.sorted { $0.key > $1.key }.prefix(depth).map { ($0.key, $0.value) }
+            let asks = levels.asks.sorted { $0.key < $1.key }.prefix(depth).map { ($0.key, $0.value) }
+            return (bids, asks, state.symbolSeq[symbol] ?? 0)
         }
     }
 
@@ -157,20 +195,22 @@ final class ExchangeView: Sendable {
             let type = event["type"] ?? "limit"
             let tif = event["tif"] ?? "gtc"
             state.arrivals += 1
-            state.orders[id] = Order(
-                id: id,
-                account: event["account"] ?? "",
-                symbol: symbol,
-                side: event["side"] ?? "",
-                type: type,
-                tif: tif,
-                price: event.amount("price"),
-                qty: qty,
-                remaining: qty,
-                status: "open",
-                rests: type == "limit" && (tif == "gtc" || tif == "post_only"),
-                arrival: state.arrivals,
-                verdictSeq: seq
+            state.put(
+                Order(
+                    id: id,
+                    account: event["account"] ?? "",
+                    symbol: symbol,
+                    side: event["side"] ?? "",
+                    type: type,
+                    tif: tif,
+                    price: event.amount("price"),
+                    qty: qty,
+                    remaining: qty,
+                    status: "open",
+                    rests: type == "limit" && (tif == "gtc" || tif == "post_only"),
+                    arrival: state.arrivals,
+                    verdictSeq: seq
+                )
             )
         case "trade":
             guard let symbol = event["symbol"], let price = event.amount("price"), let qty = event.amount("qty"),
@@ -182,7 +222,7 @@ final class ExchangeView: Sendable {
                 guard var order = state.orders[id] else { continue }
                 order.remaining = order.remaining - qty
                 if order.remaining <= .zero { finish(&order, status: "filled", state: &state) }
-                state.orders[id] = order
+                state.put(order)
                 let fill = Fill(
                     seq: seq,
                     orderID: id,
@@ -209,7 +249,7 @@ final class ExchangeView: Sendable {
             guard let id = event.uint("id"), var order = state.orders[id] else { return }
             if let qty = event.amount("qty") { order.remaining = qty }
             finish(&order, status: "canceled", state: &state)
-            state.orders[id] = order
+            state.put(order)
         case "amended":
             guard let id = event.uint("id"), var order = state.orders[id] else { return }
             if let price = event.amount("price") { order.price = price }
@@ -221,16 +261,12 @@ final class ExchangeView: Sendable {
                 state.arrivals += 1
                 order.arrival = state.arrivals
             }
-            state.orders[id] = order
+            state.put(order)
         case "rejected":
             // The order never existed; its retries read its event.
             guard event["op"] == "new", let id = event.uint("id"), state.rejected[id] == nil else { return }
             state.rejected[id] = seq
-            state.rejectedOrder.append(id)
-            if state.rejectedOrder.count > finishedKept * 2 {
-                for id in state.rejectedOrder.prefix(finishedKept) { state.rejected[id] = nil }
-                state.rejectedOrder.removeFirst(finishedKept)
-            }
+            for old in state.rejectedOrder.append(id) { state.rejected[old] = nil }
         default:
             break
         }
@@ -240,18 +276,30 @@ final class ExchangeView: Sendable {
         guard order.status == "open" else { return }
         order.status = status
         order.rests = false
-        state.finished.append(order.id)
-        if state.finished.count > finishedKept * 2 {
-            for id in state.finished.prefix(finishedKept) where state.orders[id]?.status != "open" {
-                state.orders[id] = nil
-            }
-            state.finished.removeFirst(finishedKept)
-        }
+        for old in state.finished.append(order.id) { state.forget(old) }
     }
 
     private static func append<T>(_ value: T, to list: inout [T], keep: Int) {
         list.append(value)
         if list.count > keep * 2 { list.removeFirst(list.count - keep) }
+    }
+}
+
+/// Ids in the order they came, at least the newest `kept` of them: once twice as many have come, an
+/// append drops the oldest `kept` and returns them (amortised O(1), no per-id bookkeeping).
+struct RecentIDs {
+    let kept: Int
+    private var ids: [UInt64] = []
+
+    init(kept: Int) { self.kept = kept }
+
+    /// Appends `id`; returns the ids dropped to make room (usually none).
+    mutating func append(_ id: UInt64) -> [UInt64] {
+        ids.append(id)
+        guard ids.count > kept * 2 else { return [] }
+        let dropped = Array(ids.prefix(kept))
+        ids.removeFirst(kept)
+        return dropped
     }
 }
 

@@ -2,6 +2,8 @@ import CastleCore
 import Foundation
 import Testing
 
+@testable import Server
+
 /// Contract 1.1's promise (spec/match.md): a consumer of the event stream alone keeps every book. The
 /// books rebuilt here from `castle match`'s events of random streams, and nothing else, must equal what
 /// `--book-out` writes from the engine.
@@ -37,6 +39,56 @@ import Testing
         #expect(difference == nil, "first difference (events, book-out): \(String(describing: difference))")
     }
 
+    /// serve's view (what `GET /v1/book`, `/v1/ticker` and `GET /v1/orders?status=open` read) keeps its
+    /// levels and open orders as events come, in batches of any size; after every batch they must equal
+    /// the books kept from the same events by the plain model above.
+    @Test(arguments: [UInt64(5), 17])
+    func servesViewKeepsTheSameBooks(seed: UInt64) async throws {
+        let dir = try TemporaryDirectory()
+        let generated = try await CastleProcess.run([
+            "generate", "orders", "--seed", "\(seed)", "--count", "6000", "--accounts", "4",
+            "-o", dir.path("day.ndjson"),
+        ])
+        #expect(generated.status == 0, "\(generated.stderr)")
+        let matched = try await CastleProcess.run([
+            "match", "-q", dir.path("day.ndjson"), "-o", dir.path("events.ndjson"),
+        ])
+        #expect(matched.status == 0, "\(matched.stderr)")
+
+        let view = ExchangeView()
+        var books = EventBooks()
+        let lines = try dir.read("events.ndjson").split(separator: "\n")
+        var start = 0
+        var batch = 1
+        var compared = 0
+        while start < lines.count {
+            // Batches of 1, 2, 4, … 512 lines, then again: some end in the middle of a command.
+            let end = min(start + batch, lines.count)
+            view.apply(lines[start..<end])
+            for line in lines[start..<end] {
+                try books.apply(#require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]))
+            }
+            start = end
+            batch = batch >= 512 ? 1 : batch * 2
+            guard batch == 1 || start == lines.count else { continue }
+            let symbols = Set(books.symbols).union(view.tickers().map(\.symbol))
+            for symbol in symbols.sorted() {
+                let book = view.book(symbol: symbol, depth: .max)
+                let bids = book.bids.map { [$0.0.text, $0.1.text] }
+                let asks = book.asks.map { [$0.0.text, $0.1.text] }
+                #expect(bids == books.levels(symbol, side: "buy"), "\(symbol) bids after line \(start)")
+                #expect(asks == books.levels(symbol, side: "sell"), "\(symbol) asks after line \(start)")
+            }
+            // Mid-command an incoming IOC or market order is open without resting; at the end they agree.
+            for account in books.accounts where start == lines.count {
+                let open = view.openOrders(account: account).map(\.id)
+                #expect(open == books.ids(account: account), "open orders of \(account) after line \(start)")
+            }
+            compared += 1
+        }
+        #expect(books.resting > 0 && compared > 3, "orders rest and the books were compared along the way")
+    }
+
     /// `--book-out` flattened to one line per resting order: symbol, side, price, id, qty, in book order.
     private func bookOutLines(_ data: Data) throws -> [String] {
         let root = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
@@ -67,17 +119,32 @@ struct EventBooks {
         var price: String
         var qty: Int64
         var arrival: Int
+        var account = ""
     }
 
     private var orders: [UInt64: Order] = [:]
     private var arrivals = 0
 
     var resting: Int { orders.count }
+    /// Every symbol and account seen, sorted.
+    private(set) var symbols: [String] = []
+    private(set) var accounts: [String] = []
+
+    /// The resting orders of `account`, by id.
+    func ids(account: String) -> [UInt64] {
+        orders.filter { $0.value.account == account }.map(\.key).sorted()
+    }
 
     mutating func apply(_ event: [String: Any]) throws {
         let kind = try #require(event["event"] as? String)
+        if let symbol = event["symbol"] as? String, !symbols.contains(symbol) {
+            symbols = (symbols + [symbol]).sorted()
+        }
         switch kind {
         case "accepted":
+            if let account = event["account"] as? String, !accounts.contains(account) {
+                accounts = (accounts + [account]).sorted()
+            }
             let tif = try #require(event["tif"] as? String)
             guard event["type"] as? String == "limit", tif == "gtc" || tif == "post_only" else { return }
             try add(
@@ -85,7 +152,8 @@ struct EventBooks {
                 symbol: #require(event["symbol"] as? String),
                 side: #require(event["side"] as? String),
                 price: #require(event["price"] as? String),
-                qty: units(#require(event["qty"] as? String))
+                qty: units(#require(event["qty"] as? String)),
+                account: event["account"] as? String ?? ""
             )
         case "trade":
             let qty = try units(#require(event["qty"] as? String))
@@ -112,9 +180,9 @@ struct EventBooks {
         }
     }
 
-    private mutating func add(id: UInt64, symbol: String, side: String, price: String, qty: Int64) {
+    private mutating func add(id: UInt64, symbol: String, side: String, price: String, qty: Int64, account: String) {
         arrivals += 1
-        orders[id] = Order(symbol: symbol, side: side, price: price, qty: qty, arrival: arrivals)
+        orders[id] = Order(symbol: symbol, side: side, price: price, qty: qty, arrival: arrivals, account: account)
     }
 
     private mutating func take(_ qty: Int64, from id: UInt64) {
@@ -127,7 +195,8 @@ struct EventBooks {
                 side: order.side,
                 price: order.price,
                 qty: order.qty - qty,
-                arrival: order.arrival
+                arrival: order.arrival,
+                account: order.account
             )
     }
 
