@@ -243,6 +243,15 @@ import Testing
     /// (`exchange_owners`) and the exchange's accounts stay in clear.
     @Test(arguments: ["sqlite", "memory"])
     func residencyPseudonymisesEveryPersonalField(_ kind: String) async throws {
+        try await Self.residencyPseudonymisesEveryPersonalField(into: kind)
+    }
+
+    @Test(.enabled(if: PostgresServer.enabled, PostgresServer.skipReason))
+    func residencyPseudonymisesEveryPersonalFieldIntoPostgres() async throws {
+        try await Self.residencyPseudonymisesEveryPersonalField(into: "postgres")
+    }
+
+    static func residencyPseudonymisesEveryPersonalField(into kind: String) async throws {
         let directory = try TestDirectory()
         let key = Array("sixteen byte key and more".utf8)
         let policy = ResidencyPolicy(name: "test", accounts: .pseudonymise, key: key, exchangeOwners: ["house"])
