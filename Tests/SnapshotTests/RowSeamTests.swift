@@ -380,6 +380,31 @@ import Testing
         }
     }
 
+    /// A policy file's `exchange_owners` is a list of account ids; anything else is refused (65), naming
+    /// the file.
+    @Test func residencyPolicyFileReadsExchangeOwners() throws {
+        let directory = try TestDirectory()
+        let good = try directory.write(
+            "good.json",
+            [#"{"policy": "p", "accounts": "drop", "exchange_owners": ["house", "mm-1"]}"#]
+        )
+        #expect(try ResidencyPolicy(file: good, environment: [:]).exchangeOwners == ["house", "mm-1"])
+        for (name, owners) in [("string.json", #""house""#), ("empty.json", #"[""]"#), ("number.json", "[1]")] {
+            let path = try directory.write(
+                name,
+                [#"{"policy": "p", "accounts": "drop", "exchange_owners": \#(owners)}"#]
+            )
+            do {
+                _ = try ResidencyPolicy(file: path, environment: [:])
+                Issue.record("\(name) was accepted")
+            } catch {
+                #expect(
+                    error.exitCode == 65 && error.message.contains(path) && error.message.contains("exchange_owners")
+                )
+            }
+        }
+    }
+
     /// `drop` cannot apply to a ledger (its users' accounts would lose their owners): refused with 65,
     /// saying to pseudonymise, and no archive is written. A store without a ledger drops its accounts,
     /// all but the exchange's own.
