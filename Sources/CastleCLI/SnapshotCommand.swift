@@ -32,7 +32,7 @@ struct SnapshotCommand: AsyncParsableCommand {
             abstract: "Snapshot every table of the store in one consistent read.",
             usage: "castle snapshot create [--store URL] [--region NAME] [--residency FILE] -o FILE|-",
             discussion: """
-                One read transaction (REPEATABLE READ on PostgreSQL): workers and ingest may keep writing meanwhile. With -o - the archive goes to stdout, for a pipe to `aws s3 cp - s3://…`; a file is written under a temporary name and renamed into place when complete. --residency applies a policy file to the personal fields (account ids): pseudonymise them with a keyed HMAC-SHA-256, or drop them.
+                One read transaction (REPEATABLE READ on PostgreSQL): workers and ingest may keep writing meanwhile. With -o - the archive goes to stdout, for a pipe to `aws s3 cp - s3://…`; a file is written under a temporary name and renamed into place when complete. --residency applies a policy file to the personal fields (account ids, in orders, trades and the owners of the users' ledger accounts): pseudonymise them with a keyed HMAC-SHA-256, or drop them (refused for a store with a ledger: 65).
 
                 Examples:
                   castle snapshot create -o castle.tar.zst

@@ -84,7 +84,7 @@ public struct SnapshotCreate: Sendable {
                         line.removeAll(keepingCapacity: true)
                         if let rewrite {
                             for var row in batch {
-                                rewrite(&row)
+                                try rewrite(&row)
                                 watcher?(row)
                                 encoder.encode(row, into: &line)
                             }

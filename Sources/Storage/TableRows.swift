@@ -169,34 +169,71 @@ public func isValidRegionName(_ name: String) -> Bool {
 /// A field of the schema that holds personal data: an account id today (users' profiles join when
 /// `serve` has users). A residency policy drops or pseudonymises these, and only these.
 public struct PersonalField: Sendable, Hashable {
+    /// How the column holds account ids.
+    public enum Shape: Sendable, Hashable {
+        /// The value is the account id.
+        case account
+        /// NDJSON lines (an order-stream command, a run of events); these members of each line are
+        /// account ids.
+        case ndjson(members: [String])
+        /// A ledger account name, `KIND:OWNER`: the owner is an account id when the kind is a user's
+        /// (``userLedgerKinds``).
+        case ledgerAccount
+        /// The ledger's postings (``LedgerPostingsText``): each line's account, as ``ledgerAccount``.
+        case ledgerPostings
+    }
+
     public var table: String
     public var column: String
-    /// Nil when the column's value is the account id itself; otherwise the column holds NDJSON lines
-    /// (an order-stream command, a run of events) and these members of each line are account ids.
-    public var members: [String]?
+    public var shape: Shape
 
-    public init(table: String, column: String, members: [String]? = nil) {
+    public init(table: String, column: String, shape: Shape = .account) {
         self.table = table
         self.column = column
-        self.members = members
+        self.shape = shape
     }
 
-    /// How the manifest names it: `table.column`, or `table.column.member` for each member.
+    /// How the manifest names it: `table.column`, `table.column.member` for each member of NDJSON, and
+    /// `ledger_entries.postings.account` for the postings' accounts.
     public var names: [String] {
-        guard let members else { return ["\(table).\(column)"] }
-        return members.map { "\(table).\(column).\($0)" }
+        switch shape {
+        case .account, .ledgerAccount: ["\(table).\(column)"]
+        case .ndjson(let members): members.map { "\(table).\(column).\($0)" }
+        case .ledgerPostings: ["\(table).\(column).account"]
+        }
     }
 
-    /// Account ids in orders (as ingested, queued, dead, resting, with a client order id) and in trades (the
-    /// matcher's events).
+    /// Account ids in orders (as ingested, queued, dead, resting, with a client order id), in trades (the
+    /// matcher's events), and as the owners of the users' ledger accounts, in the postings and in the
+    /// balances.
     public static let accounts: [PersonalField] = [
         PersonalField(table: "client_order_ids", column: "account"),
-        PersonalField(table: "dataset_orders", column: "body", members: ["account"]),
-        PersonalField(table: "dead_letters", column: "body", members: ["account"]),
-        PersonalField(table: "match_events", column: "body", members: ["account", "maker_account", "taker_account"]),
-        PersonalField(table: "queue_messages", column: "body", members: ["account"]),
+        PersonalField(table: "dataset_orders", column: "body", shape: .ndjson(members: ["account"])),
+        PersonalField(table: "dead_letters", column: "body", shape: .ndjson(members: ["account"])),
+        PersonalField(
+            table: "match_events",
+            column: "body",
+            shape: .ndjson(members: ["account", "maker_account", "taker_account"])
+        ),
+        PersonalField(table: "ledger_balances", column: "account", shape: .ledgerAccount),
+        PersonalField(table: "ledger_entries", column: "postings", shape: .ledgerPostings),
+        PersonalField(table: "queue_messages", column: "body", shape: .ndjson(members: ["account"])),
         PersonalField(table: "resting_orders", column: "account"),
         PersonalField(table: "trades", column: "maker_account"),
         PersonalField(table: "trades", column: "taker_account"),
     ]
+
+    /// The kinds of ledger account a user owns (the Ledger module's `AccountKind`s `available` and
+    /// `held`): their owner is the user's account id, the one orders and trades name, which settlement
+    /// books trades to. The other kinds (`fees`, `clearing`, `bank`, `external`) are the exchange's own
+    /// accounts and its processors' and banks': their owners are no one's personal data.
+    public static let userLedgerKinds = ["available", "held"]
+
+    /// The owner of a user's ledger account `KIND:OWNER` (its kind in ``userLedgerKinds``), else nil.
+    public static func userOwner(ofLedgerAccount name: Substring) -> Substring? {
+        guard let colon = name.firstIndex(of: ":"), userLedgerKinds.contains(where: { name[..<colon] == $0 })
+        else { return nil }
+        let owner = name[name.index(after: colon)...]
+        return owner.isEmpty ? nil : owner
+    }
 }

@@ -321,6 +321,172 @@ import Testing
         }
     }
 
+    /// The ledger under a pseudonymising policy: a region whose accounts were funded (`ledger post`), whose
+    /// trades the durable worker matched and `ledger settle` booked, is snapshotted and restored into a
+    /// fresh SQLite file. There the ledger verifies, every user's balance stands under its pseudonym with
+    /// the source's amount, no member of the archive names a user in clear (blobs decoded), and the rest
+    /// of the day, received with pseudonymised accounts, matches and settles to the balances the source
+    /// reaches, pseudonymised. The house account (`exchange_owners`) stays in clear, so that
+    /// `--unowned-account house` settles on both sides.
+    @Test func residencyPseudonymisesTheLedger() async throws {
+        let directory = try TemporaryDirectory()
+        let source = try await TestStore.make("sqlite", in: directory).url
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let instruments = root.appendingPathComponent("datasets/instruments.ndjson").path
+        let day = directory.path("day.ndjson")
+        for step in [
+            ["generate", "orders", "--seed", "31", "--count", "\(Self.dayCount)", "--accounts", "40", "-o", day],
+            ["migrate", "up", "--store", source],
+        ] {
+            let run = try await CastleProcess.run(step)
+            try #require(run.status == 0, "\(step): \(run.stderr)")
+        }
+        let region = Region(
+            directory: directory,
+            store: TestStore(url: source),
+            lines: try directory.read("day.ndjson").split(separator: "\n", omittingEmptySubsequences: false)
+        )
+        let accounts = (1...40).map { "a\($0)" }
+        var funds: [String] = []
+        for (index, owner) in (accounts + ["house"]).enumerated() {
+            for (asset, amount) in [
+                ("USD", "1000000000"), ("BTC", "100000"), ("ETH", "1000000"), ("SOL", "10000000"),
+                ("DOGE", "10000000000"),
+            ] {
+                // Keys without the owner in them: a key is kept as it is (docs/snapshots.md).
+                funds.append(
+                    #"{"key":"fund-\#(index)-\#(asset)","kind":"deposit","ts":1,"postings":[{"account":"external:world","asset":"\#(asset)","amount":"-\#(amount)"},{"account":"available:\#(owner)","asset":"\#(asset)","amount":"\#(amount)"}]}"#
+                )
+            }
+        }
+        let fundsFile = try directory.write("funds.ndjson", funds.joined(separator: "\n") + "\n")
+        let fees = try directory.write("fees.ndjson", #"{"maker_ppm":100,"taker_ppm":250}"# + "\n")
+        func matchAndSettle(_ store: String) async throws {
+            let match = try await CastleProcess.run([
+                "match", "--queue", store, "--store", store, "--drain", "--instruments", instruments, "-q",
+            ])
+            try #require(match.status == 0, "\(match.stderr)")
+            let settle = try await CastleProcess.run([
+                "ledger", "settle", "--store", store, "--instruments", instruments, "--fees", fees,
+                "--unowned-account", "house",
+            ])
+            try #require(settle.status == 0, "\(store): \(settle.stderr)")
+            #expect(!settle.stderr.contains(": 0 trades settled"), "trades were settled: \(settle.stderr)")
+            let verify = try await CastleProcess.run(["ledger", "verify", "--store", store])
+            #expect(verify.status == 0, "\(store): \(verify.stderr)")
+        }
+        func balances(_ store: String) async throws -> [String] {
+            let run = try await CastleProcess.run(["ledger", "balances", "--store", store, "--format", "ndjson"])
+            try #require(run.status == 0, "\(run.stderr)")
+            return run.lines.sorted()
+        }
+        let post = try await CastleProcess.run([
+            "ledger", "post", fundsFile, "--store", source, "--instruments", instruments,
+        ])
+        try #require(post.status == 0, "\(post.stderr)")
+        try await Self.enqueue(region, into: source, lines: Self.firstPart, name: "first")
+        try await matchAndSettle(source)
+
+        let key = "a residency key of enough bytes"
+        let policy = try directory.write(
+            "policy.json",
+            #"{"policy": "eu-pseudonymised", "accounts": "pseudonymise", "key_env": "SNAPSHOT_TEST_KEY", "exchange_owners": ["house"]}"#
+        )
+        let archive = directory.path("pseudo.tar.gz")
+        let create = try await CastleProcess.run(
+            [
+                "snapshot", "create", "--store", source, "--residency", policy, "--compression", "gzip", "-o",
+                archive,
+            ],
+            environment: ["SNAPSHOT_TEST_KEY": key]
+        )
+        try #require(create.status == 0, "\(create.stderr)")
+        let residency = try #require(try await Self.manifest(archive)["residency"] as? [String: Any])
+        for name in ["ledger_entries.postings.account", "ledger_balances.account"] {
+            #expect((residency["pseudonymised"] as? [String])?.contains(name) == true, "the manifest names \(name)")
+        }
+
+        // Every member decompressed, its text blobs decoded: no user's account id as a whole word anywhere.
+        let python = try #require(CastleProcess.which("python3"), "python3 reads the archive")
+        let scan = """
+            import base64, json, re, sys, tarfile
+            with tarfile.open(sys.argv[1], "r:*") as tar:
+                members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+            manifest = json.loads(members["manifest.json"])
+            texts = [members["manifest.json"].decode()]
+            for table in manifest["tables"]:
+                blobs = {c["name"] for c in table["columns"] if c["type"] == "blob"}
+                for line in members[table["file"]].decode().splitlines():
+                    for name, value in json.loads(line).items():
+                        if isinstance(value, str) and name not in blobs:
+                            texts.append(value)
+                        elif isinstance(value, str):
+                            try:  # the blobs that are text (the matcher's event runs), not the content hashes
+                                texts.append(base64.b64decode(value).decode("utf-8"))
+                            except UnicodeDecodeError:
+                                pass
+            text = "\\n".join(texts)
+            for owner in sys.argv[2:]:
+                words = re.findall("(?<![A-Za-z0-9._-])" + re.escape(owner) + "(?![A-Za-z0-9._-])", text)
+                print(owner, len(words))
+            """
+        let scanned = try await CastleProcess.shell([python, "-c", scan, archive] + accounts + ["house"])
+        try #require(scanned.status == 0, "\(scanned.stderr)")
+        let counts = Dictionary(
+            uniqueKeysWithValues: scanned.lines.map { line in
+                let parts = line.split(separator: " ")
+                return (String(parts[0]), Int(parts[1]) ?? -1)
+            }
+        )
+        #expect((counts["house"] ?? 0) > 0, "the scan finds a clear owner: the house's, kept")
+        for account in accounts {
+            #expect(counts[account] == 0, "\(account) is in clear \(counts[account] ?? -1) times")
+        }
+
+        let target = "sqlite://\(directory.path("pseudo.db"))"
+        try await Self.restore(archive, into: target)
+        let verify = try await CastleProcess.run(["ledger", "verify", "--store", target])
+        #expect(verify.status == 0, "\(verify.stderr)")
+        let pseudonyms = try await Self.hmac(accounts, key: key)
+        func pseudonymised(_ lines: [String]) -> [String] {
+            lines.map { line in
+                var text = line
+                for (account, pseudonym) in pseudonyms {
+                    text = text.replacingOccurrences(
+                        of: #""account":"available:\#(account)""#,
+                        with: #""account":"available:\#(pseudonym)""#
+                    )
+                }
+                return text
+            }.sorted()
+        }
+        let sourceBalances = try await balances(source)
+        #expect(sourceBalances.contains { $0.contains(#""account":"available:a1""#) })
+        #expect(try await balances(target) == pseudonymised(sourceBalances), "the same amounts, pseudonymised")
+
+        // Both regions finish the day and settle it; the target's part arrives with pseudonymised accounts.
+        try await Self.enqueue(region, into: source, lines: Self.secondPart, name: "second")
+        try await matchAndSettle(source)
+        let pseudoRegion = Region(
+            directory: directory,
+            store: TestStore(url: target),
+            lines: region.lines.map { line in
+                var text = String(line)
+                for (account, pseudonym) in pseudonyms {
+                    text = text.replacingOccurrences(
+                        of: #""account":"\#(account)""#,
+                        with: #""account":"\#(pseudonym)""#
+                    )
+                }
+                return Substring(text)
+            }
+        )
+        try await Self.enqueue(pseudoRegion, into: target, lines: Self.secondPart, name: "second-pseudo")
+        try await matchAndSettle(target)
+        #expect(try await balances(target) == pseudonymised(try await balances(source)), "settled as the source")
+    }
+
     /// HMAC-SHA-256 of each account under `key`, as hex, computed outside castle (Python's hmac).
     static func hmac(_ accounts: [String], key: String) async throws -> [String: String] {
         let python = try #require(CastleProcess.which("python3"), "python3 computes the expected pseudonyms")

@@ -236,25 +236,55 @@ import Testing
         #expect(try await Backends.with(target) { try await tableSums($0) } == before)
     }
 
-    /// Pseudonymised accounts are the HMAC-SHA-256 of the account under the key, the same in every table.
-    @Test func residencyPseudonymisesEveryPersonalField() async throws {
+    /// Pseudonymised accounts are the HMAC-SHA-256 of the account under the key, the same in every table:
+    /// the orders', the trades' and the owners of the users' ledger accounts, so that the restored ledger
+    /// verifies, holds the source's amounts under the pseudonyms, takes the source's entries again as
+    /// already posted, and settles new trades of the pseudonymised accounts. The exchange's own owner
+    /// (`exchange_owners`) and the exchange's accounts stay in clear.
+    @Test(arguments: ["sqlite", "memory"])
+    func residencyPseudonymisesEveryPersonalField(_ kind: String) async throws {
+        try await Self.residencyPseudonymisesEveryPersonalField(into: kind)
+    }
+
+    @Test(.enabled(if: PostgresServer.enabled, PostgresServer.skipReason))
+    func residencyPseudonymisesEveryPersonalFieldIntoPostgres() async throws {
+        try await Self.residencyPseudonymisesEveryPersonalField(into: "postgres")
+    }
+
+    static func residencyPseudonymisesEveryPersonalField(into kind: String) async throws {
         let directory = try TestDirectory()
         let key = Array("sixteen byte key and more".utf8)
-        let policy = ResidencyPolicy(name: "test", accounts: .pseudonymise, key: key)
+        let policy = ResidencyPolicy(name: "test", accounts: .pseudonymise, key: key, exchangeOwners: ["house"])
+        let instruments = try LedgerInstruments.load(path: instrumentsPath)
+        let house = try directory.write(
+            "house.ndjson",
+            [
+                #"{"key":"fund-house","kind":"deposit","ts":3,"postings":[{"account":"external:world","asset":"BTC","amount":"-10"},{"account":"available:house","asset":"BTC","amount":"10"}]}"#
+            ]
+        )
         let source = "sqlite://\(directory.file("source.db"))"
-        let summary = try await Backends.with(source) { store in
-            try await fill(store as! any Backend, orders: 60)
-            _ = try await (store as! any Backend).claimClientOrderIDs([
-                ClientOrderClaim(account: "acct-1", clientOrderID: "c-1", orderID: 7, content: "{}")
-            ])
-            return try await create(store, to: directory.file("p.tar.zst"), residency: policy)
+        let (summary, sourceBalances) = try await Backends.with(source) { store in
+            try await Self.fillAll(store, directory)
+            let backend = store as! any Backend
+            _ = try await LedgerPost.run(path: house, assets: instruments.assets, store: backend, postedAt: 7)
+            return (
+                try await create(store, to: directory.file("p.tar.zst"), residency: policy),
+                try await backend.ledgerBalances(account: nil, asset: nil)
+            )
         }
+        let pseudonymised = try #require(summary.manifest.residency?.pseudonymised)
         #expect(summary.manifest.residency?.policy == "test")
-        #expect(summary.manifest.residency?.pseudonymised.contains("match_events.body.maker_account") == true)
-        #expect(summary.manifest.residency?.pseudonymised.contains("trades.taker_account") == true)
+        for name in [
+            "match_events.body.maker_account", "trades.taker_account", "ledger_entries.postings.account",
+            "ledger_balances.account",
+        ] {
+            #expect(pseudonymised.contains(name), "the manifest names \(name)")
+        }
         let members = try readArchive(directory.file("p.tar.zst"))
-        let text = members.map { String(decoding: $0.bytes, as: UTF8.self) }.joined()
-        #expect(!text.contains("acct-"), "no clear account is left in any member")
+        let text = members.map { decodedText($0.bytes) }.joined()
+        #expect(!text.contains("acct-"), "no clear account is left in any member, blobs decoded")
+        #expect(text.contains("available:house"), "the exchange's own owner stays in clear")
+        #expect(text.contains("fees:exchange") && text.contains("external:world"), "the exchange's accounts too")
         func pseudonym(_ account: String) -> String {
             HMAC<SHA256>.authenticationCode(for: Array(account.utf8), using: SymmetricKey(data: key))
                 .map { String(format: "%02x", $0) }.joined()
@@ -270,7 +300,8 @@ import Testing
             as: UTF8.self
         )
         #expect(datasets.contains(pseudonym("acct-2")), "an account inside an order's NDJSON")
-        let target = "sqlite://\(directory.file("target.db"))"
+
+        let target = try await Self.url(kind, directory, "target")
         try await Backends.with(target, migrate: false) { store in
             _ = try await SnapshotRestore(
                 input: directory.file("p.tar.zst"),
@@ -279,9 +310,127 @@ import Testing
                 showProgress: false
             )
             .run(store: store)
+            let backend = try #require(store as? any Backend)
             let orders = try await store.loadMatcherState(consumer: "match:0/1").orders
             #expect(orders.contains { $0.account == pseudonym("acct-3") })
+            guard case .success = try await LedgerVerify.run(store: backend) else {
+                Issue.record("ledger verify failed on the restored \(kind) store")
+                return
+            }
+            // The source's balances, each user's under its pseudonym: the same amounts.
+            var expected = sourceBalances
+            for index in expected.indices where expected[index].account.hasPrefix("available:acct-") {
+                let owner = String(expected[index].account.dropFirst("available:".count))
+                expected[index].account = "available:" + pseudonym(owner)
+            }
+            expected.sort { ($0.account, $0.asset) < ($1.account, $1.asset) }
+            #expect(try await backend.ledgerBalances(account: nil, asset: nil) == expected)
+            // A source entry posted again, its owner pseudonymised: already posted (the content hash was
+            // computed again over the rewritten postings).
+            let again = try directory.write(
+                "again-\(kind).ndjson",
+                [
+                    #"{"key":"fund-1","kind":"deposit","ts":1,"postings":[{"account":"external:world","asset":"USD","amount":"-1000000"},{"account":"available:\#(pseudonym("acct-1"))","asset":"USD","amount":"1000000"}]}"#
+                ]
+            )
+            let reposted = try await LedgerPost.run(
+                path: again,
+                assets: instruments.assets,
+                store: backend,
+                postedAt: 8
+            )
+            #expect(reposted.alreadyPosted == 1 && reposted.posted == 0)
+            // New trades of the pseudonymised accounts, and one of an order without an account booked to
+            // the house, settle on the restored funds.
+            let trades = [
+                (Int64(4), Optional(pseudonym("acct-2")), pseudonym("acct-1")), (5, nil, pseudonym("acct-1")),
+            ].map { seq, maker, taker in
+                TradeRow(
+                    seq: seq,
+                    symbol: "BTC-USD",
+                    price: 5_000_000,
+                    qty: 10_000,
+                    maker: UInt64(100 + seq),
+                    taker: UInt64(200 + seq),
+                    side: "buy",
+                    ts: 1_000 + seq,
+                    makerAccount: maker,
+                    takerAccount: taker
+                )
+            }
+            try await backend.commitMatch(
+                MatchCommit(consumer: "match:1/2", offset: 5, lastSeq: 5, events: nil, trades: trades),
+                previousOffset: 3
+            )
+            let settled = try await LedgerSettle.run(
+                store: backend,
+                consumer: "match:1/2",
+                instruments: instruments,
+                fees: FeeTable(),
+                unownedAccount: "house",
+                postedAt: 9
+            )
+            #expect(settled.trades == 2 && settled.through == 5)
+            let houseBTC = try await backend.ledgerBalances(account: "available:house", asset: "BTC")
+            #expect(houseBTC.map(\.balance) == [1_000_000_000 - 100_000_000], "the house sold one BTC of its ten")
+            guard case .success = try await LedgerVerify.run(store: backend) else {
+                Issue.record("ledger verify failed after settling on the restored \(kind) store")
+                return
+            }
         }
+    }
+
+    /// A policy file's `exchange_owners` is a list of account ids; anything else is refused (65), naming
+    /// the file.
+    @Test func residencyPolicyFileReadsExchangeOwners() throws {
+        let directory = try TestDirectory()
+        let good = try directory.write(
+            "good.json",
+            [#"{"policy": "p", "accounts": "drop", "exchange_owners": ["house", "mm-1"]}"#]
+        )
+        #expect(try ResidencyPolicy(file: good, environment: [:]).exchangeOwners == ["house", "mm-1"])
+        for (name, owners) in [("string.json", #""house""#), ("empty.json", #"[""]"#), ("number.json", "[1]")] {
+            let path = try directory.write(
+                name,
+                [#"{"policy": "p", "accounts": "drop", "exchange_owners": \#(owners)}"#]
+            )
+            do {
+                _ = try ResidencyPolicy(file: path, environment: [:])
+                Issue.record("\(name) was accepted")
+            } catch {
+                #expect(
+                    error.exitCode == 65 && error.message.contains(path) && error.message.contains("exchange_owners")
+                )
+            }
+        }
+    }
+
+    /// `drop` cannot apply to a ledger (its users' accounts would lose their owners): refused with 65,
+    /// saying to pseudonymise, and no archive is written. A store without a ledger drops its accounts,
+    /// all but the exchange's own.
+    @Test func residencyDropIsRefusedForALedger() async throws {
+        let directory = try TestDirectory()
+        let policy = ResidencyPolicy(name: "gone", accounts: .drop, key: nil, exchangeOwners: ["acct-4"])
+        let error = await castleError {
+            try await Backends.with("sqlite://\(directory.file("ledger.db"))") { store in
+                try await Self.fillAll(store, directory)
+                _ = try await create(store, to: directory.file("d.tar.zst"), residency: policy)
+            }
+        }
+        #expect(error?.exitCode == 65, "\(error?.message ?? "accepted")")
+        #expect(error?.message.contains("ledger_balances") == true, "\(error?.message ?? "")")
+        #expect(error?.message.contains("pseudonymise") == true, "\(error?.message ?? "")")
+        #expect(!FileManager.default.fileExists(atPath: directory.file("d.tar.zst")))
+
+        let summary = try await Backends.with("sqlite://\(directory.file("orders.db"))") { store in
+            try await fill(store as! any Backend, orders: 60)
+            return try await create(store, to: directory.file("o.tar.zst"), residency: policy)
+        }
+        #expect(summary.manifest.residency?.dropped.contains("ledger_entries.postings.account") == true)
+        let text = try readArchive(directory.file("o.tar.zst")).map { decodedText($0.bytes) }.joined()
+        #expect(text.contains("acct-4"), "the exchange's own owner is kept")
+        let accounts = text.components(separatedBy: "acct-").count - 1
+        #expect(accounts > 0 && accounts == text.components(separatedBy: "acct-4").count - 1, "the others are dropped")
     }
 }
 

@@ -317,3 +317,18 @@ func castleError(_ body: () async throws -> Void) async -> CastleError? {
         return nil
     }
 }
+
+/// A member's text, and after it every string value of its rows that is base64 of UTF-8 text (a blob
+/// column: the matcher's event runs) decoded: what a reader of the archive can recover from it.
+func decodedText(_ bytes: [UInt8]) -> String {
+    var text = String(decoding: bytes, as: UTF8.self)
+    for line in text.split(separator: "\n") {
+        guard let row = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
+        for case let value as String in row.values {
+            if let data = Data(base64Encoded: value), let decoded = String(data: data, encoding: .utf8) {
+                text += "\n" + decoded
+            }
+        }
+    }
+    return text
+}
