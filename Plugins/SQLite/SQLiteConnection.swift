@@ -32,22 +32,8 @@ final class SQLiteConnection {
             throw CastleError(.cantCreate, "\(name): cannot open: \(reason)")
         }
         self.handle = handle
-        // Behind another writer, wait up to 10 s (by the clock) in steps of 1 ms: sqlite3_busy_timeout's
-        // steps grow to 100 ms, so a worker committing between a producer's transactions woke up long
-        // after the lock was free. This thread is the connection's own; the cooperative pool never waits.
         busyWaitStart.initialize(to: 0)
-        sqlite3_busy_handler(
-            handle,
-            { context, attempts in
-                let start = context!.assumingMemoryBound(to: UInt64.self)
-                let now = monotonicNanoseconds()
-                if attempts == 0 { start.pointee = now }
-                guard now - start.pointee < 10_000_000_000 else { return 0 }
-                usleep(1_000)
-                return 1
-            },
-            UnsafeMutableRawPointer(busyWaitStart)
-        )
+        waitWhenBusy()
         do {
             // WAL: readers never block the writer; FULL: a committed batch survives a power cut too.
             try execute("PRAGMA journal_mode = WAL")
@@ -137,6 +123,36 @@ final class SQLiteConnection {
             try? execute("ROLLBACK")
             throw error
         }
+    }
+
+    /// Asks for journal mode `mode` (`PRAGMA journal_mode`, lower case), without waiting: leaving WAL
+    /// needs the database to itself, and another connection that has it open makes this fail at once
+    /// rather than after the 10 s busy wait. Returns whether the mode is now `mode`.
+    func trySetJournalMode(_ mode: String) -> Bool {
+        sqlite3_busy_handler(handle, nil, nil)
+        defer { waitWhenBusy() }
+        guard let statement = try? prepare("PRAGMA journal_mode = \(mode)") else { return false }
+        defer { sqlite3_reset(statement.handle) }
+        guard (try? statement.step()) == true else { return false }
+        return statement.string(0) == mode
+    }
+
+    /// Behind another writer, wait up to 10 s (by the clock) in steps of 1 ms: sqlite3_busy_timeout's
+    /// steps grow to 100 ms, so a worker committing between a producer's transactions woke up long
+    /// after the lock was free. This thread is the connection's own; the cooperative pool never waits.
+    private func waitWhenBusy() {
+        sqlite3_busy_handler(
+            handle,
+            { context, attempts in
+                let start = context!.assumingMemoryBound(to: UInt64.self)
+                let now = monotonicNanoseconds()
+                if attempts == 0 { start.pointee = now }
+                guard now - start.pointee < 10_000_000_000 else { return 0 }
+                usleep(1_000)
+                return 1
+            },
+            UnsafeMutableRawPointer(busyWaitStart)
+        )
     }
 
     func tableExists(_ name: String) throws(CastleError) -> Bool {

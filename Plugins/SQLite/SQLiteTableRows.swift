@@ -48,6 +48,13 @@ extension SQLiteBackend: TableStore {
         let displayURL = displayURL
         do throws(CastleError) {
             let tables = try await connection.run { (connection) throws(CastleError) -> [TableInfo] in
+                // A rollback journal for the restore: under WAL every page is written twice (into the WAL,
+                // then by the checkpoint into the database), and a restore writes nearly every page of the
+                // store. With a rollback journal a page that did not exist before the transaction goes
+                // once into the database, and the journal keeps only the few pages that did (as atomic,
+                // under synchronous = FULL: a crash leaves a hot journal that the next open rolls back).
+                // Only possible with no other connection open; when one is, the restore stays in WAL.
+                _ = connection.trySetJournalMode("delete")
                 try connection.execute("BEGIN IMMEDIATE")
                 try connection.execute(SQLiteBackend.migrationsTable)
                 let pending = try Self.migrationsToApply(
@@ -95,9 +102,14 @@ extension SQLiteBackend: TableStore {
             try await restore.finish()
             try await connection.run { (connection) throws(CastleError) in
                 try connection.execute("COMMIT")
+                // Back to WAL; should another connection have come meanwhile, its open switches it.
+                _ = connection.trySetJournalMode("wal")
             }
         } catch {
-            _ = try? await connection.run { (connection) throws(CastleError) in try connection.execute("ROLLBACK") }
+            _ = try? await connection.run { (connection) throws(CastleError) in
+                try connection.execute("ROLLBACK")
+                _ = connection.trySetJournalMode("wal")
+            }
             await connection.close()
             throw error
         }
@@ -302,13 +314,18 @@ final class SQLiteTableRead: TableReadTransaction {
     }
 }
 
-/// The write transaction of ``SQLiteBackend/restoreTables(schemaVersion:replace:region:_:)``. A batch is
-/// inserted on the connection's thread while the caller decodes the next: ``insert(_:into:columns:)``
-/// waits for the batch before (and throws its error), ``finish()`` for the last, before the commit.
+/// The write transaction of ``SQLiteBackend/restoreTables(schemaVersion:replace:region:_:)``. Batches are
+/// inserted on the connection's thread, in order, while the caller decodes the next ones:
+/// ``insert(_:into:columns:)`` waits only when ``batchesAhead`` are queued (and throws the error of the
+/// one it waited for), ``finish()`` for all of them, before the commit. Two, not one: decoding and
+/// inserting a batch take about as long, and with one queued every batch waited for the slower of the
+/// two.
 final class SQLiteTableRestore: TableRestoreTransaction {
     let tables: [TableInfo]
     private let connection: SQLiteSerialConnection
-    private var inFlight: SQLitePending?
+    /// Queued batches, oldest first.
+    private var inFlight: [SQLitePending] = []
+    static let batchesAhead = 2
 
     init(connection: SQLiteSerialConnection, tables: [TableInfo]) {
         self.connection = connection
@@ -316,7 +333,7 @@ final class SQLiteTableRestore: TableRestoreTransaction {
     }
 
     func insert(_ rows: [[RowValue]], into table: TableInfo, columns: [String]) async throws(CastleError) {
-        try await finish()
+        if inFlight.count >= Self.batchesAhead { try await inFlight.removeFirst().value() }
         // Several rows a statement (VALUES (…), (…), …): one step and one reset for all of them. The rows a
         // batch has beyond a multiple go one a statement.
         let perStatement = Self.rowsPerStatement(columns: columns.count)
@@ -326,7 +343,7 @@ final class SQLiteTableRestore: TableRestoreTransaction {
         let manySQL = insert + Array(repeating: row, count: perStatement).joined(separator: ", ")
         let oneSQL = insert + row
         let width = columns.count
-        inFlight = connection.start { (connection) throws(CastleError) in
+        let pending = connection.start { (connection) throws(CastleError) in
             let many = try connection.prepare(manySQL)
             let one = try connection.prepare(oneSQL)
             // Text and blobs are copied into one buffer per statement and bound in place (SQLITE_STATIC): it
@@ -390,6 +407,7 @@ final class SQLiteTableRestore: TableRestoreTransaction {
                 start += count
             }
         }
+        inFlight.append(pending)
     }
 
     /// Rows a multi-row insert takes: 32, fewer for a table so wide that they would pass SQLite's limit of
@@ -398,11 +416,9 @@ final class SQLiteTableRestore: TableRestoreTransaction {
         max(1, min(32, 32_766 / max(1, columns)))
     }
 
-    /// Waits for the batch in flight; throws its error.
+    /// Waits for every queued batch; throws the first error.
     func finish() async throws(CastleError) {
-        guard let pending = inFlight else { return }
-        inFlight = nil
-        try await pending.value()
+        while !inFlight.isEmpty { try await inFlight.removeFirst().value() }
     }
 }
 

@@ -41,6 +41,9 @@ final class ArchiveWriter {
             archive_write_free(archive)
             throw CastleError(.software, "libarchive cannot write \(compression.rawValue): \(reason)")
         }
+        // zstd at level 1, not libarchive's 3: compression is a third of a create's CPU, and on castle's
+        // tables level 1 was both faster and smaller (a 1M-order store: 20.4 MB against 21.5 MB).
+        if compression == .zstd { archive_write_set_filter_option(archive, "zstd", "compression-level", "1") }
         // gzip records no name or time: the same snapshot gives the same bytes.
         if compression == .gzip { archive_write_set_filter_option(archive, "gzip", "timestamp", nil) }
         // No padding of the last block past what tar needs: a pipe gets the stream and nothing more.

@@ -165,7 +165,6 @@ struct RowDecoder {
         var row: [RowValue] = []
         row.reserveCapacity(columns.count)
         var position = 0
-        var scratch: [UInt8] = []
         for index in 0..<columns.count {
             let key = keys[index]
             guard count - position >= key.count,
@@ -222,29 +221,42 @@ struct RowDecoder {
                     row.append(.text(String(decoding: content, as: UTF8.self)))
                     continue
                 }
-                scratch.removeAll(keepingCapacity: true)
-                var at = 0
-                while at < content.count {
-                    let byte = content[at]
-                    at += 1
-                    guard byte == UInt8(ascii: "\\") else {
-                        scratch.append(byte)
-                        continue
+                // Unescaped straight into the string's own storage: never longer than the escaped form.
+                var valid = true
+                let text = String(unsafeUninitializedCapacity: content.count) { out in
+                    var written = 0
+                    var at = 0
+                    while at < content.count {
+                        let byte = content[at]
+                        at += 1
+                        guard byte == UInt8(ascii: "\\") else {
+                            out[written] = byte
+                            written += 1
+                            continue
+                        }
+                        guard at < content.count else {
+                            valid = false
+                            return 0
+                        }
+                        let escape = content[at]
+                        at += 1
+                        switch escape {
+                        case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out[written] = escape
+                        case UInt8(ascii: "b"): out[written] = 0x08
+                        case UInt8(ascii: "f"): out[written] = 0x0C
+                        case UInt8(ascii: "n"): out[written] = 0x0A
+                        case UInt8(ascii: "r"): out[written] = 0x0D
+                        case UInt8(ascii: "t"): out[written] = 0x09
+                        default:
+                            valid = false
+                            return 0
+                        }
+                        written += 1
                     }
-                    guard at < content.count else { return nil }
-                    let escape = content[at]
-                    at += 1
-                    switch escape {
-                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): scratch.append(escape)
-                    case UInt8(ascii: "b"): scratch.append(0x08)
-                    case UInt8(ascii: "f"): scratch.append(0x0C)
-                    case UInt8(ascii: "n"): scratch.append(0x0A)
-                    case UInt8(ascii: "r"): scratch.append(0x0D)
-                    case UInt8(ascii: "t"): scratch.append(0x09)
-                    default: return nil
-                    }
+                    return written
                 }
-                row.append(.text(String(decoding: scratch, as: UTF8.self)))
+                guard valid else { return nil }
+                row.append(.text(text))
             case .blob:
                 return nil
             }
