@@ -10,17 +10,7 @@ import Testing
 @Suite struct EventsRebuildBookTests {
     @Test(arguments: [UInt64(3), 11, 29])
     func booksFromEventsAloneMatchBookOut(seed: UInt64) async throws {
-        let dir = try TemporaryDirectory()
-        let generated = try await CastleProcess.run([
-            "generate", "orders", "--seed", "\(seed)", "--count", "20000", "--accounts", "5",
-            "-o", dir.path("day.ndjson"),
-        ])
-        #expect(generated.status == 0, "\(generated.stderr)")
-        let matched = try await CastleProcess.run([
-            "match", "-q", dir.path("day.ndjson"), "-o", dir.path("events.ndjson"),
-            "--book-out", dir.path("book.json"),
-        ])
-        #expect(matched.status == 0, "\(matched.stderr)")
+        let dir = try await matchedDay(seed: seed, count: 20000, accounts: 5, bookOut: true)
 
         var books = EventBooks()
         let events = try dir.read("events.ndjson").split(separator: "\n")
@@ -44,16 +34,7 @@ import Testing
     /// the books kept from the same events by the plain model above.
     @Test(arguments: [UInt64(5), 17])
     func servesViewKeepsTheSameBooks(seed: UInt64) async throws {
-        let dir = try TemporaryDirectory()
-        let generated = try await CastleProcess.run([
-            "generate", "orders", "--seed", "\(seed)", "--count", "6000", "--accounts", "4",
-            "-o", dir.path("day.ndjson"),
-        ])
-        #expect(generated.status == 0, "\(generated.stderr)")
-        let matched = try await CastleProcess.run([
-            "match", "-q", dir.path("day.ndjson"), "-o", dir.path("events.ndjson"),
-        ])
-        #expect(matched.status == 0, "\(matched.stderr)")
+        let dir = try await matchedDay(seed: seed, count: 6000, accounts: 4, bookOut: false)
 
         let view = ExchangeView()
         var books = EventBooks()
@@ -87,6 +68,23 @@ import Testing
             compared += 1
         }
         #expect(books.resting > 0 && compared > 3, "orders rest and the books were compared along the way")
+    }
+
+    /// A generated day matched by `castle match`: `events.ndjson` (and `book.json` with `bookOut`) in a new
+    /// directory.
+    private func matchedDay(seed: UInt64, count: Int, accounts: Int, bookOut: Bool) async throws -> TemporaryDirectory {
+        let dir = try TemporaryDirectory()
+        let generated = try await CastleProcess.run([
+            "generate", "orders", "--seed", "\(seed)", "--count", "\(count)", "--accounts", "\(accounts)",
+            "-o", dir.path("day.ndjson"),
+        ])
+        #expect(generated.status == 0, "\(generated.stderr)")
+        let book = bookOut ? ["--book-out", dir.path("book.json")] : []
+        let matched = try await CastleProcess.run(
+            ["match", "-q", dir.path("day.ndjson"), "-o", dir.path("events.ndjson")] + book
+        )
+        #expect(matched.status == 0, "\(matched.stderr)")
+        return dir
     }
 
     /// `--book-out` flattened to one line per resting order: symbol, side, price, id, qty, in book order.
