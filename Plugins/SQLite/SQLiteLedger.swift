@@ -29,78 +29,110 @@ extension SQLiteBackend: LedgerStore {
                         )
                     }
                 }
+                // Optimistic first: a settlement's keys are new, so the batch is planned without reading
+                // them and written with `ON CONFLICT (key) DO NOTHING`; a key already there (no row
+                // changed) or a refusal rolls back to the savepoint and plans again with the keys read
+                // (LedgerBatchContext.keysRead). Batches with reversals take the full way at once.
+                if !entries.contains(where: { $0.reverses != nil }) {
+                    try connection.execute("SAVEPOINT optimistic")
+                    var context = try Self.context(connection, entries, keys: false, store: displayURL)
+                    context.keysRead = false
+                    if case .success(let plan) = LedgerBatch.plan(entries, context: context),
+                        try Self.write(connection, plan, postedAt: postedAt, watermark: watermark, optimistic: true)
+                    {
+                        try connection.execute("RELEASE optimistic")
+                        return .committed(posted: plan.newEntries.count, alreadyPosted: plan.alreadyPosted)
+                    }
+                    try connection.execute("ROLLBACK TO optimistic")
+                    try connection.execute("RELEASE optimistic")
+                }
                 let plan: LedgerBatchPlan
-                switch LedgerBatch.plan(entries, context: try Self.context(connection, entries, store: displayURL)) {
+                switch LedgerBatch.plan(
+                    entries,
+                    context: try Self.context(connection, entries, keys: true, store: displayURL)
+                ) {
                 case .success(let accepted): plan = accepted
                 case .failure(let refusal): return .refused(refusal)
                 }
-                let last = try connection.prepare("SELECT coalesce(max(seq), 0) FROM ledger_entries")
-                try last.step()
-                var seq = last.int64(0)
-                last.reset()
-                let insert = try connection.prepare(
-                    """
-                    INSERT INTO ledger_entries
-                    (seq, key, kind, ts, ref, reverses, memo, postings, content_hash, posted_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """
-                )
-                var postings: [UInt8] = []
-                postings.reserveCapacity(512)
-                for (entry, hash) in plan.newEntries {
-                    seq += 1
-                    postings.removeAll(keepingCapacity: true)
-                    LedgerPostingsText.encode(entry.postings, into: &postings)
-                    insert.bind(1, seq)
-                    insert.bind(2, entry.key)
-                    insert.bind(3, entry.kind)
-                    insert.bind(4, entry.ts)
-                    insert.bind(5, optional: entry.ref)
-                    insert.bind(6, optional: entry.reverses)
-                    insert.bind(7, optional: entry.memo)
-                    insert.bind(8, utf8: postings)
-                    insert.bind(9, hash)
-                    insert.bind(10, postedAt)
-                    try insert.run()
-                }
-                let asset = try connection.prepare("INSERT INTO ledger_assets (code, scale) VALUES (?, ?)")
-                for (code, scale) in plan.newAssets {
-                    asset.bind(1, code)
-                    asset.bind(2, Int(scale))
-                    try asset.run()
-                }
-                let balance = try connection.prepare(
-                    """
-                    INSERT INTO ledger_balances (account, asset, balance) VALUES (?, ?, ?)
-                    ON CONFLICT (account, asset) DO UPDATE SET balance = excluded.balance
-                    """
-                )
-                for row in plan.balances {
-                    balance.bind(1, row.account)
-                    balance.bind(2, row.asset)
-                    balance.bind(3, String(row.balance))
-                    try balance.run()
-                }
-                if let watermark {
-                    let move = try connection.prepare(
-                        "INSERT OR REPLACE INTO ledger_watermarks (consumer, through_seq) VALUES (?, ?)"
-                    )
-                    move.bind(1, watermark.consumer)
-                    move.bind(2, watermark.next)
-                    try move.run()
-                }
+                _ = try Self.write(connection, plan, postedAt: postedAt, watermark: watermark, optimistic: false)
                 return .committed(posted: plan.newEntries.count, alreadyPosted: plan.alreadyPosted)
             }
         }
     }
 
-    /// The stored rows the batch names (``LedgerBatch/lookups(_:)``).
+    /// Writes an accepted plan: the new entries, assets, balances and the watermark. With `optimistic`, an
+    /// entry whose key is there already is not written, and the call returns false at once (the caller
+    /// rolls back); else true.
+    static func write(
+        _ connection: SQLiteConnection,
+        _ plan: LedgerBatchPlan,
+        postedAt: Int64,
+        watermark: LedgerWatermarkAdvance?,
+        optimistic: Bool
+    ) throws(CastleError) -> Bool {
+        let last = try connection.prepare("SELECT coalesce(max(seq), 0) FROM ledger_entries")
+        try last.step()
+        var seq = last.int64(0)
+        last.reset()
+        let insert = try connection.prepare(
+            """
+            INSERT INTO ledger_entries
+            (seq, key, kind, ts, ref, reverses, memo, postings, content_hash, posted_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """ + (optimistic ? " ON CONFLICT (key) DO NOTHING" : "")
+        )
+        for (entry, hash) in plan.newEntries {
+            seq += 1
+            insert.bind(1, seq)
+            insert.bind(2, entry.key)
+            insert.bind(3, entry.kind)
+            insert.bind(4, entry.ts)
+            insert.bind(5, optional: entry.ref)
+            insert.bind(6, optional: entry.reverses)
+            insert.bind(7, optional: entry.memo)
+            insert.bind(8, utf8: entry.postingsText)
+            insert.bind(9, hash)
+            insert.bind(10, postedAt)
+            try insert.run()
+            if optimistic && connection.changes == 0 { return false }
+        }
+        let asset = try connection.prepare("INSERT INTO ledger_assets (code, scale) VALUES (?, ?)")
+        for (code, scale) in plan.newAssets {
+            asset.bind(1, code)
+            asset.bind(2, Int(scale))
+            try asset.run()
+        }
+        let balance = try connection.prepare(
+            """
+            INSERT INTO ledger_balances (account, asset, balance) VALUES (?, ?, ?)
+            ON CONFLICT (account, asset) DO UPDATE SET balance = excluded.balance
+            """
+        )
+        for row in plan.balances {
+            balance.bind(1, row.account)
+            balance.bind(2, row.asset)
+            balance.bind(3, String(row.balance))
+            try balance.run()
+        }
+        if let watermark {
+            let move = try connection.prepare(
+                "INSERT OR REPLACE INTO ledger_watermarks (consumer, through_seq) VALUES (?, ?)"
+            )
+            move.bind(1, watermark.consumer)
+            move.bind(2, watermark.next)
+            try move.run()
+        }
+        return true
+    }
+
+    /// The stored rows the batch names (``LedgerBatch/lookups(_:keys:)``), its keys' only when `keys`.
     static func context(
         _ connection: SQLiteConnection,
         _ entries: [LedgerEntryRecord],
+        keys: Bool,
         store: String
     ) throws(CastleError) -> LedgerBatchContext {
-        let lookups = LedgerBatch.lookups(entries)
+        let lookups = LedgerBatch.lookups(entries, keys: keys)
         var context = LedgerBatchContext()
         let hash = try connection.prepare("SELECT content_hash FROM ledger_entries WHERE key = ?")
         for key in lookups.keys {

@@ -86,8 +86,7 @@ public enum LedgerSettle {
             alreadyPosted: 0,
             through: try await store.settlementWatermark(consumer: consumer)
         )
-        @Sendable func fetch(after seq: Int64) async throws(CastleError) -> Batch {
-            let trades = try await store.readTrades(consumer: consumer, afterSeq: seq, limit: batchTrades)
+        @Sendable func convert(_ trades: [TradeRow]) -> Batch {
             var batch = Batch(trades: trades, records: [], failure: nil)
             batch.records.reserveCapacity(trades.count)
             for trade in trades {
@@ -105,21 +104,21 @@ public enum LedgerSettle {
             }
             return batch
         }
-        var batch = try await fetch(after: summary.through)
+        var batch = convert(
+            try await store.readTrades(consumer: consumer, afterSeq: summary.through, limit: batchTrades)
+        )
         while !batch.trades.isEmpty {
-            // The next batch is read and turned into entries while this one commits: the store works on
-            // its own thread (SQLite) or server (PostgreSQL), the conversion on this process's cores.
-            let after = batch.trades.last!.seq
-            async let upcoming: Result<Batch, CastleError> = {
-                do throws(CastleError) {
-                    return .success(try await fetch(after: after))
-                } catch {
-                    return .failure(error)
-                }
-            }()
+            // The next batch is read first (the store reads on the thread it writes with), then turned into
+            // records on this process's cores while the store commits this one.
+            let upcomingTrades = try await store.readTrades(
+                consumer: consumer,
+                afterSeq: batch.trades.last!.seq,
+                limit: batchTrades
+            )
+            async let upcoming = convert(upcomingTrades)
             try await commit(&batch, store: store, consumer: consumer, postedAt: postedAt, summary: &summary)
             progress(summary.through)
-            batch = try (await upcoming).get()
+            batch = await upcoming
         }
         return summary
     }
@@ -204,13 +203,44 @@ public enum LedgerSettle {
             buyerIsTaker: buyerIsTaker,
             fees: fees.schedule(for: trade.symbol)
         )
-        switch Settlement.entry(for: settlement) {
-        case .success(let entry):
-            // The content hash on this side of the pipeline, while the store writes the previous batch.
-            var record = LedgerRecords.record(entry)
-            record.sealContentHash()
+        switch Settlement.legs(for: settlement) {
+        case .success(let legs):
+            // Written straight into the store's record, without an `Entry` in between (the legs are the
+            // entry's checked postings), and sealed (its content hash and postings text) on this side of
+            // the pipeline, while the store writes the previous batch.
+            let buyer = legs.buyer.description
+            let seller = legs.seller.description
+            var postings: [LedgerPostingRecord] = []
+            postings.reserveCapacity(6)
+            legs.forEachPosting { party, inQuote, amount in
+                let asset = inQuote ? market.quote : market.base
+                let account =
+                    switch party {
+                    case .buyer: (buyer, legs.buyer.kind.mayGoNegative)
+                    case .seller: (seller, legs.seller.kind.mayGoNegative)
+                    case .exchange: (exchangeFees, Account.exchangeFees.kind.mayGoNegative)
+                    }
+                postings.append(
+                    LedgerPostingRecord(
+                        account: account.0,
+                        asset: asset.code,
+                        scale: asset.scale,
+                        amount: amount,
+                        mayGoNegative: account.1
+                    )
+                )
+            }
+            var record = LedgerEntryRecord(key: legs.key, kind: tradeKind, ts: settlement.ts, postings: postings)
+            assert(
+                (try? Settlement.entry(for: settlement).get()).map(LedgerRecords.record) == record,
+                "the settlement record is the settlement entry's"
+            )
+            record.seal()
             return .success(record)
         case .failure(let error): return .failure(CastleError(.dataError, error.reason))
         }
     }
+
+    private static let exchangeFees = Account.exchangeFees.description
+    private static let tradeKind = EntryKind.trade.rawValue
 }

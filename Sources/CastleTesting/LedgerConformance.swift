@@ -140,6 +140,12 @@ public enum LedgerConformance {
         try expect(twiceInOneBatch == .committed(posted: 1, alreadyPosted: 1), "\(twiceInOneBatch)")
         try expect(try await allEntries(backend).count == 4, "four entries, each once")
         try expect(try await balance(backend, "available:alice") == 500, "alice credited once")
+        // A posted withdrawal in a batch again, where counting it twice would overdraw: a no-op still.
+        _ = try await post(backend, [withdrawal("w1", "alice", 300)])
+        let repeated = try await post(backend, [deposit("d5", "eve", 1), withdrawal("w1", "alice", 300)])
+        try expect(repeated == .committed(posted: 1, alreadyPosted: 1), "\(repeated)")
+        try expect(try await balance(backend, "available:alice") == 200, "alice debited once")
+        try expect(try await allEntries(backend).count == 6, "six entries, each once")
     }
 
     static func otherContentIsRefused(_ backend: any Backend) async throws {

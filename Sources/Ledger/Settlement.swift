@@ -79,6 +79,40 @@ public struct TradeSettlement: Sendable, Hashable {
     public var key: String { "trade:\(consumer):\(seq)" }
 }
 
+/// Who a settlement posting goes to: the buyer's or the seller's `available` account, or `fees:exchange`.
+public enum SettlementParty: Sendable, Hashable {
+    case buyer, seller, exchange
+}
+
+/// A trade's settlement as checked amounts (``Settlement/legs(for:)``): everything ``Settlement/entry(for:)``
+/// posts, without building the entry, so that a settler can write it straight into its own records.
+public struct SettlementLegs: Sendable, Hashable {
+    /// `trade:CONSUMER:SEQ`, checked as an entry's key.
+    public var key: String
+    /// The buyer's and the seller's `available` accounts.
+    public var buyer: Account
+    public var seller: Account
+    /// price × qty in quote minor units: what the buyer pays.
+    public var quoteAmount: Int64
+    /// qty in base minor units: what the seller delivers.
+    public var baseAmount: Int64
+    /// The buyer's fee, in base minor units (taken from what the buyer receives).
+    public var buyerFee: Int64
+    /// The seller's fee, in quote minor units (taken from what the seller receives).
+    public var sellerFee: Int64
+
+    /// The entry's postings in order, as (who, whether in the quote asset (else the base), amount); a fee
+    /// of zero is not posted. Four to six postings, none zero, each asset summing to zero.
+    public func forEachPosting(_ body: (SettlementParty, _ inQuote: Bool, Int64) -> Void) {
+        body(.buyer, true, -quoteAmount)
+        body(.seller, true, quoteAmount - sellerFee)
+        if sellerFee > 0 { body(.exchange, true, sellerFee) }
+        body(.seller, false, -baseAmount)
+        body(.buyer, false, baseAmount - buyerFee)
+        if buyerFee > 0 { body(.exchange, false, buyerFee) }
+    }
+}
+
 /// Trade settlement as a pure function.
 public enum Settlement {
     /// The entry that settles `trade`: the buyer pays the quote amount (price × qty) and receives the
@@ -92,14 +126,38 @@ public enum Settlement {
     /// net received are both whole minor units, so the postings sum to zero exactly. A zero fee is not
     /// posted.
     public static func entry(for trade: TradeSettlement) -> Result<Entry, LedgerInputError> {
-        do throws(LedgerInputError) {
-            return .success(try makeEntry(trade))
-        } catch {
-            return .failure(LedgerInputError("trade \(trade.key): \(error.reason)"))
+        legs(for: trade).map { legs in
+            var postings: [Posting] = []
+            postings.reserveCapacity(6)
+            legs.forEachPosting { party, inQuote, amount in
+                let account =
+                    switch party {
+                    case .buyer: legs.buyer
+                    case .seller: legs.seller
+                    case .exchange: Account.exchangeFees
+                    }
+                postings.append(Posting(account: account, asset: inQuote ? trade.quote : trade.base, amount: amount))
+            }
+            let entry = Entry(key: legs.key, kind: .trade, ts: trade.ts, postings: postings)
+            assert((try? entry.validate()) != nil, "a settlement entry is valid by construction")
+            assert(entry.unbalancedAsset == nil, "a settlement entry balances by construction")
+            return entry
         }
     }
 
-    static func makeEntry(_ t: TradeSettlement) throws(LedgerInputError) -> Entry {
+    /// The checked amounts of ``entry(for:)``'s entry, refused for the same reasons with the same
+    /// messages: the postings ``SettlementLegs/forEachPosting(_:)`` gives make a valid, balanced entry
+    /// (its key and `ts` checked as ``Entry/validate()`` does).
+    public static func legs(for trade: TradeSettlement) -> Result<SettlementLegs, LedgerInputError> {
+        let key = trade.key
+        do throws(LedgerInputError) {
+            return .success(try makeLegs(trade, key: key))
+        } catch {
+            return .failure(LedgerInputError("trade \(key): \(error.reason)"))
+        }
+    }
+
+    static func makeLegs(_ t: TradeSettlement, key: String) throws(LedgerInputError) -> SettlementLegs {
         guard t.price > 0 else { throw LedgerInputError("the price is not positive") }
         guard t.qty > 0 else { throw LedgerInputError("the quantity is not positive") }
         guard t.base.code != t.quote.code else { throw LedgerInputError("base and quote are both \(t.base)") }
@@ -128,24 +186,20 @@ public enum Settlement {
             )
         case .failure(.tooLarge): throw LedgerInputError("price × qty is too large in \(t.quote) minor units")
         }
+        // The entry's own rules that its fields could break (Entry.validate, in its order): the key, `ts`.
+        try Entry.validateKey(key, field: "key")
+        if t.ts < 0 { throw LedgerInputError("ts \(t.ts) is negative") }
         let buyerRate = t.buyerIsTaker ? t.fees.takerRate_ppm : t.fees.makerRate_ppm
         let sellerRate = t.buyerIsTaker ? t.fees.makerRate_ppm : t.fees.takerRate_ppm
-        let buyerFee = fee(baseAmount, rate_ppm: buyerRate)
-        let sellerFee = fee(quoteAmount, rate_ppm: sellerRate)
-        var postings = [
-            Posting(account: buyer, asset: t.quote, amount: -quoteAmount),
-            Posting(account: seller, asset: t.quote, amount: quoteAmount - sellerFee),
-        ]
-        if sellerFee > 0 { postings.append(Posting(account: .exchangeFees, asset: t.quote, amount: sellerFee)) }
-        postings += [
-            Posting(account: seller, asset: t.base, amount: -baseAmount),
-            Posting(account: buyer, asset: t.base, amount: baseAmount - buyerFee),
-        ]
-        if buyerFee > 0 { postings.append(Posting(account: .exchangeFees, asset: t.base, amount: buyerFee)) }
-        let entry = Entry(key: t.key, kind: .trade, ts: t.ts, postings: postings)
-        try entry.validate()
-        precondition(entry.unbalancedAsset == nil, "a settlement entry balances by construction")
-        return entry
+        return SettlementLegs(
+            key: key,
+            buyer: buyer,
+            seller: seller,
+            quoteAmount: quoteAmount,
+            baseAmount: baseAmount,
+            buyerFee: fee(baseAmount, rate_ppm: buyerRate),
+            sellerFee: fee(quoteAmount, rate_ppm: sellerRate)
+        )
     }
 
     enum RescaleFailure: Error {

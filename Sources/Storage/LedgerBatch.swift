@@ -27,6 +27,13 @@ public struct LedgerBatchContext: Sendable {
     public var scales: [String: UInt8] = [:]
     /// Stored balances of the (account, asset) pairs the batch posts to.
     public var balances: [LedgerBalanceKey: Int128] = [:]
+    /// False when the backend did not read the batch's keys (``LedgerBatch/lookups(_:keys:)`` without
+    /// them): ``LedgerBatch/plan(_:context:)`` then takes every key for new, neither stored nor twice in
+    /// the batch. A backend planning so must write the entries so that a key already there stops it (on
+    /// SQLite, `ON CONFLICT (key) DO NOTHING` changing no row), and then plan the batch again with its
+    /// keys read, as it must when such a plan refuses an entry (a posted entry counted twice may look
+    /// like an overdraft): what the plan accepts is then exactly what the full one would.
+    public var keysRead = true
 
     public init() {}
 }
@@ -54,8 +61,9 @@ public struct LedgerBatchPlan: Sendable {
 /// The store's checks of a batch, one implementation for every backend: a pure function of the batch and
 /// what the backend read (``LedgerBatchContext``).
 public enum LedgerBatch {
-    /// The stored rows `entries` need.
-    public static func lookups(_ entries: [LedgerEntryRecord]) -> LedgerBatchLookups {
+    /// The stored rows `entries` need; without their keys when `keys` is false (see
+    /// ``LedgerBatchContext/keysRead``).
+    public static func lookups(_ entries: [LedgerEntryRecord], keys readsKeys: Bool = true) -> LedgerBatchLookups {
         var keys: [String] = []
         keys.reserveCapacity(entries.count)
         var seenKeys: Set<String> = []
@@ -63,7 +71,7 @@ public enum LedgerBatch {
         var targets: [String] = []
         var pairs = LedgerSlotTable()
         for entry in entries {
-            if seenKeys.insert(entry.key).inserted { keys.append(entry.key) }
+            if readsKeys && seenKeys.insert(entry.key).inserted { keys.append(entry.key) }
             if let target = entry.reverses { targets.append(target) }
             for posting in entry.postings { _ = pairs.slot(account: posting.account, asset: posting.asset) }
         }
@@ -90,7 +98,7 @@ public enum LedgerBatch {
         var slots = PlanSlots(context: context)
         // Content hashes of the batch's accepted entries by key (an index into newEntries).
         var batchKeys: [String: Int] = [:]
-        batchKeys.reserveCapacity(entries.count)
+        if context.keysRead { batchKeys.reserveCapacity(entries.count) }
         var batchEntries: [String: LedgerEntryRecord] = [:]
         var reversals = context.storedReversals
         var newAssets: [(code: String, scale: UInt8)] = []
@@ -111,7 +119,7 @@ public enum LedgerBatch {
             let hash = entry.contentHash
             let posted =
                 context.storedHashes.isEmpty ? nil : context.storedHashes[entry.key]
-            if let stored = posted ?? batchKeys[entry.key].map({ newEntries[$0].hash }) {
+            if context.keysRead, let stored = posted ?? batchKeys[entry.key].map({ newEntries[$0].hash }) {
                 if stored == hash {
                     alreadyPosted += 1
                     continue
@@ -171,7 +179,7 @@ public enum LedgerBatch {
                 slots.assetScales[slots.asset[slot]] = posting.scale
                 newAssets.append((posting.asset, posting.scale))
             }
-            batchKeys[entry.key] = newEntries.count
+            if context.keysRead { batchKeys[entry.key] = newEntries.count }
             if keepsEntries { batchEntries[entry.key] = entry }
             if let target = entry.reverses { reversals[target] = entry.key }
             newEntries.append((entry, hash))

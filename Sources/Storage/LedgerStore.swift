@@ -72,8 +72,8 @@ public struct LedgerPostingRecord: Sendable, Hashable {
 /// An entry as it crosses the seam: the fields of the ledger contract (`shared/spec/ledger.md`), kind as
 /// its name. Two records are the same content exactly when their ``contentHash`` is equal.
 ///
-/// A producer may compute the hash ahead (``sealContentHash()``, on its own thread) so that the store's
-/// write transaction does not; changing any field drops the computed hash again.
+/// A producer may compute the hash and the stored postings text ahead (``seal()``, on its own thread) so
+/// that the store's write transaction does not; changing a field drops what was computed from it.
 public struct LedgerEntryRecord: Sendable, Hashable {
     public var key: String { didSet { sealedHash = nil } }
     public var kind: String { didSet { sealedHash = nil } }
@@ -82,9 +82,16 @@ public struct LedgerEntryRecord: Sendable, Hashable {
     public var ref: String? { didSet { sealedHash = nil } }
     public var reverses: String? { didSet { sealedHash = nil } }
     public var memo: String? { didSet { sealedHash = nil } }
-    public var postings: [LedgerPostingRecord] { didSet { sealedHash = nil } }
+    public var postings: [LedgerPostingRecord] {
+        didSet {
+            sealedHash = nil
+            sealedPostingsText = nil
+        }
+    }
     /// ``contentHash`` computed ahead, or nil.
     private var sealedHash: [UInt8]?
+    /// ``postingsText`` computed ahead, or nil.
+    private var sealedPostingsText: [UInt8]?
 
     public init(
         key: String,
@@ -110,8 +117,20 @@ public struct LedgerEntryRecord: Sendable, Hashable {
     /// compared as bytes here: a key or memo in another Unicode normalisation is other content.
     public var contentHash: [UInt8] { sealedHash ?? computedContentHash }
 
-    /// Computes ``contentHash`` now and keeps it with the record (until a field changes).
-    public mutating func sealContentHash() { sealedHash = computedContentHash }
+    /// The postings as the SQL backends store them (``LedgerPostingsText``), UTF-8.
+    public var postingsText: [UInt8] {
+        if let sealedPostingsText { return sealedPostingsText }
+        var bytes: [UInt8] = []
+        LedgerPostingsText.encode(postings, into: &bytes)
+        return bytes
+    }
+
+    /// Computes ``contentHash`` and ``postingsText`` now and keeps them with the record (until a field
+    /// they depend on changes).
+    public mutating func seal() {
+        sealedHash = computedContentHash
+        sealedPostingsText = postingsText
+    }
 
     /// Equal content: every field, not whether the hash was computed ahead.
     public static func == (a: LedgerEntryRecord, b: LedgerEntryRecord) -> Bool {
