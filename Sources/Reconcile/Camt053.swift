@@ -63,18 +63,16 @@ public enum Camt053 {
     ) throws(CastleError)
         -> Camt053Statements
     {
-        func fail(_ element: XMLElement, _ reason: String) -> CastleError {
-            CastleError(.dataError, "\(name): \(element.path): \(reason)")
+        // Set to each detached element's tree as it is handed over, and to the whole tree after.
+        var tree = XMLTree(document: [])
+        func fail(_ element: Int, _ reason: String) -> CastleError {
+            CastleError(.dataError, "\(name): \(tree.path(element)): \(reason)")
         }
-        func text(_ element: XMLElement?) -> String? {
-            guard let element else { return nil }
-            let trimmed = element.text.trimmingSpaces
-            return trimmed.isEmpty ? nil : trimmed
-        }
+        func text(_ element: Int?) -> String? { element.flatMap { tree.trimmedText($0) } }
 
-        func amount(_ parent: XMLElement) throws(CastleError) -> (Int64, Asset) {
-            guard let element = parent.child("Amt") else { throw fail(parent, "no <Amt>") }
-            guard let code = element.attribute("Ccy") else { throw fail(element, "no Ccy attribute") }
+        func amount(_ parent: Int) throws(CastleError) -> (Int64, Asset) {
+            guard let element = tree.child(parent, "Amt") else { throw fail(parent, "no <Amt>") }
+            guard let code = tree.attribute(element, "Ccy") else { throw fail(element, "no Ccy attribute") }
             let asset: Asset
             switch currencyAsset(Substring(code), assets: assets) {
             case .success(let found): asset = found
@@ -87,7 +85,7 @@ public enum Camt053 {
             case .failure(let error): throw fail(element, error.reason)
             }
             if units < 0 { throw fail(element, "a negative amount (the sign is CdtDbtInd's)") }
-            guard let indicator = parent.child("CdtDbtInd") else { throw fail(parent, "no <CdtDbtInd>") }
+            guard let indicator = tree.child(parent, "CdtDbtInd") else { throw fail(parent, "no <CdtDbtInd>") }
             switch text(indicator) {
             case "CRDT": break
             case "DBIT": units = -units
@@ -96,9 +94,10 @@ public enum Camt053 {
             return (units, asset)
         }
 
-        func date(_ parent: XMLElement?) throws(CastleError) -> Int32? {
+        func date(_ parent: Int?) throws(CastleError) -> Int32? {
             guard let parent else { return nil }
-            guard let element = parent.child("Dt") ?? parent.child("DtTm"), let value = text(element) else {
+            guard let element = tree.child(parent, "Dt") ?? tree.child(parent, "DtTm"), let value = text(element)
+            else {
                 throw fail(parent, "no <Dt> or <DtTm>")
             }
             guard let day = CivilDate.parseISO(Substring(value)) else {
@@ -108,67 +107,69 @@ public enum Camt053 {
         }
 
         /// What a statement's entries add up to, gathered as they pass.
-        final class StatementState {
+        struct StatementState {
             let id: String
             let isCopy: Bool
             var entriesNet: Int128 = 0
             var entryCurrencies: [Asset] = []
-
-            init(id: String, isCopy: Bool) {
-                self.id = id
-                self.isCopy = isCopy
-            }
         }
         var result = Camt053Statements()
-        var states: [ObjectIdentifier: StatementState] = [:]
-        func state(of statement: XMLElement) -> StatementState {
-            if let known = states[ObjectIdentifier(statement)] { return known }
+        /// By the statement's index in the tree (while it is open).
+        var states: [Int: StatementState] = [:]
+        func state(of statement: Int) -> StatementState {
+            if let known = states[statement] { return known }
             let made = StatementState(
-                id: text(statement.child("Id")) ?? statement.path,
-                isCopy: text(statement.child("CpyDplctInd")) == "DUPL"
+                id: text(tree.child(statement, "Id")) ?? tree.path(statement),
+                isCopy: text(tree.child(statement, "CpyDplctInd")) == "DUPL"
             )
-            states[ObjectIdentifier(statement)] = made
+            states[statement] = made
             return made
         }
 
-        func entryEnded(_ entry: XMLElement, in statement: XMLElement) throws(CastleError) {
-            let state = state(of: statement)
+        func entryEnded(_ entry: Int, in statement: Int) throws(CastleError) {
+            var state = state(of: statement)
             let (units, asset) = try amount(entry)
             state.entriesNet += Int128(units)
             if !state.entryCurrencies.contains(asset) { state.entryCurrencies.append(asset) }
+            states[statement] = state
             let reversal: Bool
-            switch text(entry.child("RvslInd")) {
+            switch text(tree.child(entry, "RvslInd")) {
             case nil, "false", "0": reversal = false
             case "true", "1": reversal = true
-            case let other?: throw fail(entry.child("RvslInd")!, "RvslInd \"\(other.prefix(20))\" is not a boolean")
+            case let other?:
+                throw fail(tree.child(entry, "RvslInd")!, "RvslInd \"\(other.prefix(20))\" is not a boolean")
             }
-            let statusElement = entry.child("Sts")
+            let statusElement = tree.child(entry, "Sts")
             let status =
-                text(statusElement?.child("Cd")) ?? text(statusElement?.child("Prtry")) ?? text(statusElement)
-            let booked = try date(entry.child("BookgDt"))
-            let valued = try date(entry.child("ValDt"))
+                text(statusElement.flatMap { tree.child($0, "Cd") })
+                ?? text(statusElement.flatMap { tree.child($0, "Prtry") }) ?? text(statusElement)
+            let booked = try date(tree.child(entry, "BookgDt"))
+            let valued = try date(tree.child(entry, "ValDt"))
             guard let day = booked ?? valued else {
                 throw fail(entry, "no <BookgDt> or <ValDt>")
             }
-            let serviceRef = text(entry.child("AcctSvcrRef"))
-            let entryRef = text(entry.child("NtryRef"))
+            let serviceRef = text(tree.child(entry, "AcctSvcrRef"))
+            let entryRef = text(tree.child(entry, "NtryRef"))
             var refs: [String] = []
-            for details in entry.children("NtryDtls") {
-                if let batchRef = text(details.find("Btch", "PmtInfId")) { refs.append(batchRef) }
-                for transaction in details.children("TxDtls") {
-                    guard let transactionRefs = transaction.child("Refs") else { continue }
-                    for field in ["EndToEndId", "AcctSvcrRef", "InstrId", "PmtInfId", "MsgId", "TxId"] {
-                        if let value = text(transactionRefs.child(field)), value != "NOTPROVIDED" {
+            for details in tree.children(entry, "NtryDtls") {
+                if let batchRef = text(tree.find(details, "Btch", "PmtInfId")) { refs.append(batchRef) }
+                for transaction in tree.children(details, "TxDtls") {
+                    guard let transactionRefs = tree.child(transaction, "Refs") else { continue }
+                    for field: StaticString in ["EndToEndId", "AcctSvcrRef", "InstrId", "PmtInfId", "MsgId", "TxId"] {
+                        if let value = text(tree.child(transactionRefs, field)), value != "NOTPROVIDED" {
                             refs.append(value)
                         }
                     }
                 }
             }
-            let id = serviceRef ?? entryRef ?? "\(state.id)#\(entry.path.split(separator: "/").last ?? "")"
+            let location = tree.path(entry)
+            let id = serviceRef ?? entryRef ?? "\(state.id)#\(location.split(separator: "/").last ?? "")"
             if let serviceRef { refs.append(serviceRef) }
             if let entryRef { refs.append(entryRef) }
-            var seen: Set<String> = []
-            refs = refs.filter { seen.insert($0).inserted }
+            if refs.count > 1 {
+                var seen: Set<String> = []
+                refs = refs.filter { seen.insert($0).inserted }
+            }
             let externalStatus: ExternalStatus =
                 switch status {
                 case "RJCT", "CANC": .failed
@@ -177,7 +178,7 @@ public enum Camt053 {
             result.records.append(
                 ExternalRecord(
                     source: name,
-                    location: entry.path,
+                    location: location,
                     ordinal: result.records.count,
                     id: id,
                     refs: refs,
@@ -190,12 +191,12 @@ public enum Camt053 {
             )
         }
 
-        func statementEnded(_ statement: XMLElement) throws(CastleError) {
+        func statementEnded(_ statement: Int) throws(CastleError) {
             let state = state(of: statement)
-            states[ObjectIdentifier(statement)] = nil
+            states[statement] = nil
             var balances: [String: (Int64, Asset)] = [:]
-            for balance in statement.children("Bal") {
-                guard let code = text(balance.find("Tp", "CdOrPrtry", "Cd")) else { continue }
+            for balance in tree.children(statement, "Bal") {
+                guard let code = text(tree.find(balance, "Tp", "CdOrPrtry", "Cd")) else { continue }
                 if balances[code] == nil { balances[code] = try amount(balance) }
             }
             var notes: [String] = []
@@ -224,34 +225,26 @@ public enum Camt053 {
         }
 
         var statementCount = 0
-        let root = try XMLReader.parse(bytes, name: name, detaching: ["Ntry", "Stmt"]) {
-            (element, parent) throws(CastleError) in
-            switch (element.name, parent.name) {
-            case ("Ntry", "Stmt"): try entryEnded(element, in: parent)
-            case ("Stmt", "BkToCstmrStmt"):
+        tree = try XMLReader.parse(bytes, name: name, detaching: ["Ntry", "Stmt"]) {
+            (handed, element, parent) throws(CastleError) in
+            tree = handed
+            defer { tree = XMLTree(document: []) }
+            if handed.isNamed(element, "Ntry") && handed.isNamed(parent, "Stmt") {
+                try entryEnded(element, in: parent)
+            } else if handed.isNamed(element, "Stmt") && handed.isNamed(parent, "BkToCstmrStmt") {
                 statementCount += 1
                 try statementEnded(element)
-            default: throw fail(element, "<\(element.name)> inside <\(parent.name)>")
+            } else {
+                throw fail(element, "<\(handed.name(element))> inside <\(handed.name(parent))>")
             }
         }
-        guard root.name == "Document" else { throw fail(root, "the root element is not <Document>") }
-        guard root.attributes.contains(where: { $0.value.contains("camt.053.001.") }) else {
+        let root = tree.root
+        guard tree.isNamed(root, "Document") else { throw fail(root, "the root element is not <Document>") }
+        guard tree.attributeValues(root).contains(where: { $0.contains("camt.053.001.") }) else {
             throw fail(root, "not a camt.053 document (no camt.053.001 namespace)")
         }
-        guard let body = root.child("BkToCstmrStmt") else { throw fail(root, "no <BkToCstmrStmt>") }
+        guard let body = tree.child(root, "BkToCstmrStmt") else { throw fail(root, "no <BkToCstmrStmt>") }
         if statementCount == 0 { throw fail(body, "no <Stmt>") }
         return result
-    }
-}
-
-extension String {
-    /// Without leading and trailing spaces, tabs and line ends (no Foundation).
-    var trimmingSpaces: String {
-        let bytes = utf8
-        guard let first = bytes.firstIndex(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }) else {
-            return ""
-        }
-        let last = bytes.lastIndex(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D })!
-        return String(self[first...last])
     }
 }
