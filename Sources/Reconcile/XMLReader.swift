@@ -102,8 +102,13 @@ public struct XMLTree {
 
     /// The element's first child named `name`.
     public func child(_ element: Int, _ name: StaticString) -> Int? {
-        var children = children(element, name)
-        return children.next()
+        var position = element + 1
+        let end = min(nodes[element].end, nodes.count)
+        while position < end {
+            if isNamed(position, name) { return position }
+            position = nodes[position].end
+        }
+        return nil
     }
 
     /// The descendant along `names` (the first of each name at each step).
