@@ -63,112 +63,70 @@ public enum Camt053 {
     ) throws(CastleError)
         -> Camt053Statements
     {
-        func fail(_ element: XMLElement, _ reason: String) -> CastleError {
-            CastleError(.dataError, "\(name): \(element.path): \(reason)")
-        }
-        func text(_ element: XMLElement?) -> String? {
-            guard let element else { return nil }
-            let trimmed = element.text.trimmingSpaces
-            return trimmed.isEmpty ? nil : trimmed
-        }
-
-        func amount(_ parent: XMLElement) throws(CastleError) -> (Int64, Asset) {
-            guard let element = parent.child("Amt") else { throw fail(parent, "no <Amt>") }
-            guard let code = element.attribute("Ccy") else { throw fail(element, "no Ccy attribute") }
-            let asset: Asset
-            switch currencyAsset(Substring(code), assets: assets) {
-            case .success(let found): asset = found
-            case .failure(let error): throw fail(element, error.reason)
-            }
-            let value = text(element) ?? ""
-            var units: Int64
-            switch asset.parseAmount(value) {
-            case .success(let parsed): units = parsed
-            case .failure(let error): throw fail(element, error.reason)
-            }
-            if units < 0 { throw fail(element, "a negative amount (the sign is CdtDbtInd's)") }
-            guard let indicator = parent.child("CdtDbtInd") else { throw fail(parent, "no <CdtDbtInd>") }
-            switch text(indicator) {
-            case "CRDT": break
-            case "DBIT": units = -units
-            default: throw fail(indicator, "CdtDbtInd is neither CRDT nor DBIT")
-            }
-            return (units, asset)
-        }
-
-        func date(_ parent: XMLElement?) throws(CastleError) -> Int32? {
-            guard let parent else { return nil }
-            guard let element = parent.child("Dt") ?? parent.child("DtTm"), let value = text(element) else {
-                throw fail(parent, "no <Dt> or <DtTm>")
-            }
-            guard let day = CivilDate.parseISO(Substring(value)) else {
-                throw fail(element, "\"\(value.prefix(30))\" is not a date (YYYY-MM-DD)")
-            }
-            return day
-        }
-
         /// What a statement's entries add up to, gathered as they pass.
-        final class StatementState {
+        struct StatementState {
             let id: String
             let isCopy: Bool
             var entriesNet: Int128 = 0
             var entryCurrencies: [Asset] = []
-
-            init(id: String, isCopy: Bool) {
-                self.id = id
-                self.isCopy = isCopy
-            }
         }
         var result = Camt053Statements()
-        var states: [ObjectIdentifier: StatementState] = [:]
-        func state(of statement: XMLElement) -> StatementState {
-            if let known = states[ObjectIdentifier(statement)] { return known }
+        /// By the statement's index in the tree (while it is open).
+        var states: [Int: StatementState] = [:]
+        func state(of statement: Int, in tree: XMLTree) -> StatementState {
+            if let known = states[statement] { return known }
             let made = StatementState(
-                id: text(statement.child("Id")) ?? statement.path,
-                isCopy: text(statement.child("CpyDplctInd")) == "DUPL"
+                id: tree.trimmed(tree.child(statement, "Id")) ?? tree.path(statement),
+                isCopy: tree.trimmed(tree.child(statement, "CpyDplctInd")) == "DUPL"
             )
-            states[ObjectIdentifier(statement)] = made
+            states[statement] = made
             return made
         }
 
-        func entryEnded(_ entry: XMLElement, in statement: XMLElement) throws(CastleError) {
-            let state = state(of: statement)
-            let (units, asset) = try amount(entry)
+        func entryEnded(_ entry: Int, in statement: Int, of tree: XMLTree) throws(CastleError) {
+            var state = state(of: statement, in: tree)
+            let (units, asset) = try tree.amount(name, assets, entry)
             state.entriesNet += Int128(units)
             if !state.entryCurrencies.contains(asset) { state.entryCurrencies.append(asset) }
+            states[statement] = state
             let reversal: Bool
-            switch text(entry.child("RvslInd")) {
+            switch tree.trimmed(tree.child(entry, "RvslInd")) {
             case nil, "false", "0": reversal = false
             case "true", "1": reversal = true
-            case let other?: throw fail(entry.child("RvslInd")!, "RvslInd \"\(other.prefix(20))\" is not a boolean")
+            case let other?:
+                throw tree.fail(name, tree.child(entry, "RvslInd")!, "RvslInd \"\(other.prefix(20))\" is not a boolean")
             }
-            let statusElement = entry.child("Sts")
+            let statusElement = tree.child(entry, "Sts")
             let status =
-                text(statusElement?.child("Cd")) ?? text(statusElement?.child("Prtry")) ?? text(statusElement)
-            let booked = try date(entry.child("BookgDt"))
-            let valued = try date(entry.child("ValDt"))
+                tree.trimmed(statusElement.flatMap { tree.child($0, "Cd") })
+                ?? tree.trimmed(statusElement.flatMap { tree.child($0, "Prtry") }) ?? tree.trimmed(statusElement)
+            let booked = try tree.date(name, tree.child(entry, "BookgDt"))
+            let valued = try tree.date(name, tree.child(entry, "ValDt"))
             guard let day = booked ?? valued else {
-                throw fail(entry, "no <BookgDt> or <ValDt>")
+                throw tree.fail(name, entry, "no <BookgDt> or <ValDt>")
             }
-            let serviceRef = text(entry.child("AcctSvcrRef"))
-            let entryRef = text(entry.child("NtryRef"))
+            let serviceRef = tree.trimmed(tree.child(entry, "AcctSvcrRef"))
+            let entryRef = tree.trimmed(tree.child(entry, "NtryRef"))
             var refs: [String] = []
-            for details in entry.children("NtryDtls") {
-                if let batchRef = text(details.find("Btch", "PmtInfId")) { refs.append(batchRef) }
-                for transaction in details.children("TxDtls") {
-                    guard let transactionRefs = transaction.child("Refs") else { continue }
-                    for field in ["EndToEndId", "AcctSvcrRef", "InstrId", "PmtInfId", "MsgId", "TxId"] {
-                        if let value = text(transactionRefs.child(field)), value != "NOTPROVIDED" {
+            for details in tree.children(entry, "NtryDtls") {
+                if let batchRef = tree.trimmed(tree.find(details, "Btch", "PmtInfId")) { refs.append(batchRef) }
+                for transaction in tree.children(details, "TxDtls") {
+                    guard let transactionRefs = tree.child(transaction, "Refs") else { continue }
+                    for field: StaticString in ["EndToEndId", "AcctSvcrRef", "InstrId", "PmtInfId", "MsgId", "TxId"] {
+                        if let value = tree.trimmed(tree.child(transactionRefs, field)), value != "NOTPROVIDED" {
                             refs.append(value)
                         }
                     }
                 }
             }
-            let id = serviceRef ?? entryRef ?? "\(state.id)#\(entry.path.split(separator: "/").last ?? "")"
+            let location = tree.path(entry)
+            let id = serviceRef ?? entryRef ?? "\(state.id)#\(location.split(separator: "/").last ?? "")"
             if let serviceRef { refs.append(serviceRef) }
             if let entryRef { refs.append(entryRef) }
-            var seen: Set<String> = []
-            refs = refs.filter { seen.insert($0).inserted }
+            if refs.count > 1 {
+                var seen: Set<String> = []
+                refs = refs.filter { seen.insert($0).inserted }
+            }
             let externalStatus: ExternalStatus =
                 switch status {
                 case "RJCT", "CANC": .failed
@@ -177,7 +135,7 @@ public enum Camt053 {
             result.records.append(
                 ExternalRecord(
                     source: name,
-                    location: entry.path,
+                    location: location,
                     ordinal: result.records.count,
                     id: id,
                     refs: refs,
@@ -190,13 +148,13 @@ public enum Camt053 {
             )
         }
 
-        func statementEnded(_ statement: XMLElement) throws(CastleError) {
-            let state = state(of: statement)
-            states[ObjectIdentifier(statement)] = nil
+        func statementEnded(_ statement: Int, of tree: XMLTree) throws(CastleError) {
+            let state = state(of: statement, in: tree)
+            states[statement] = nil
             var balances: [String: (Int64, Asset)] = [:]
-            for balance in statement.children("Bal") {
-                guard let code = text(balance.find("Tp", "CdOrPrtry", "Cd")) else { continue }
-                if balances[code] == nil { balances[code] = try amount(balance) }
+            for balance in tree.children(statement, "Bal") {
+                guard let code = tree.trimmed(tree.find(balance, "Tp", "CdOrPrtry", "Cd")) else { continue }
+                if balances[code] == nil { balances[code] = try tree.amount(name, assets, balance) }
             }
             var notes: [String] = []
             let opening = balances["OPBD"] ?? balances["PRCD"]
@@ -224,34 +182,71 @@ public enum Camt053 {
         }
 
         var statementCount = 0
-        let root = try XMLReader.parse(bytes, name: name, detaching: ["Ntry", "Stmt"]) {
-            (element, parent) throws(CastleError) in
-            switch (element.name, parent.name) {
-            case ("Ntry", "Stmt"): try entryEnded(element, in: parent)
-            case ("Stmt", "BkToCstmrStmt"):
+        let tree = try XMLReader.parse(bytes, name: name, detaching: ["Ntry", "Stmt"]) {
+            (tree, element, parent) throws(CastleError) in
+            if tree.isNamed(element, "Ntry") && tree.isNamed(parent, "Stmt") {
+                try entryEnded(element, in: parent, of: tree)
+            } else if tree.isNamed(element, "Stmt") && tree.isNamed(parent, "BkToCstmrStmt") {
                 statementCount += 1
-                try statementEnded(element)
-            default: throw fail(element, "<\(element.name)> inside <\(parent.name)>")
+                try statementEnded(element, of: tree)
+            } else {
+                throw tree.fail(name, element, "<\(tree.name(element))> inside <\(tree.name(parent))>")
             }
         }
-        guard root.name == "Document" else { throw fail(root, "the root element is not <Document>") }
-        guard root.attributes.contains(where: { $0.value.contains("camt.053.001.") }) else {
-            throw fail(root, "not a camt.053 document (no camt.053.001 namespace)")
+        let root = tree.root
+        guard tree.isNamed(root, "Document") else { throw tree.fail(name, root, "the root element is not <Document>") }
+        guard tree.attributeValues(root).contains(where: { $0.contains("camt.053.001.") }) else {
+            throw tree.fail(name, root, "not a camt.053 document (no camt.053.001 namespace)")
         }
-        guard let body = root.child("BkToCstmrStmt") else { throw fail(root, "no <BkToCstmrStmt>") }
-        if statementCount == 0 { throw fail(body, "no <Stmt>") }
+        guard let body = tree.child(root, "BkToCstmrStmt") else { throw tree.fail(name, root, "no <BkToCstmrStmt>") }
+        if statementCount == 0 { throw tree.fail(name, body, "no <Stmt>") }
         return result
     }
 }
 
-extension String {
-    /// Without leading and trailing spaces, tabs and line ends (no Foundation).
-    var trimmingSpaces: String {
-        let bytes = utf8
-        guard let first = bytes.firstIndex(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }) else {
-            return ""
+/// What the statement reader asks of an element.
+extension XMLTree {
+    fileprivate func fail(_ file: String, _ element: Int, _ reason: String) -> CastleError {
+        CastleError(.dataError, "\(file): \(path(element)): \(reason)")
+    }
+
+    /// The element's trimmed text; nil without the element or without text.
+    fileprivate func trimmed(_ element: Int?) -> String? { element.flatMap { trimmedText($0) } }
+
+    /// The `Amt` (with its `Ccy`) signed by the `CdtDbtInd` of `parent` (an entry or a balance).
+    fileprivate func amount(_ file: String, _ assets: AssetTable, _ parent: Int) throws(CastleError) -> (Int64, Asset) {
+        guard let element = child(parent, "Amt") else { throw fail(file, parent, "no <Amt>") }
+        guard let code = attribute(element, "Ccy") else { throw fail(file, element, "no Ccy attribute") }
+        let asset: Asset
+        switch currencyAsset(Substring(code), assets: assets) {
+        case .success(let found): asset = found
+        case .failure(let error): throw fail(file, element, error.reason)
         }
-        let last = bytes.lastIndex(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D })!
-        return String(self[first...last])
+        let value = trimmed(element) ?? ""
+        var units: Int64
+        switch asset.parseAmount(value) {
+        case .success(let parsed): units = parsed
+        case .failure(let error): throw fail(file, element, error.reason)
+        }
+        if units < 0 { throw fail(file, element, "a negative amount (the sign is CdtDbtInd's)") }
+        guard let indicator = child(parent, "CdtDbtInd") else { throw fail(file, parent, "no <CdtDbtInd>") }
+        switch trimmed(indicator) {
+        case "CRDT": break
+        case "DBIT": units = -units
+        default: throw fail(file, indicator, "CdtDbtInd is neither CRDT nor DBIT")
+        }
+        return (units, asset)
+    }
+
+    /// The day of the `Dt` (else `DtTm`) inside `parent`; nil without `parent`.
+    fileprivate func date(_ file: String, _ parent: Int?) throws(CastleError) -> Int32? {
+        guard let parent else { return nil }
+        guard let element = child(parent, "Dt") ?? child(parent, "DtTm"), let value = trimmed(element) else {
+            throw fail(file, parent, "no <Dt> or <DtTm>")
+        }
+        guard let day = CivilDate.parseISO(Substring(value)) else {
+            throw fail(file, element, "\"\(value.prefix(30))\" is not a date (YYYY-MM-DD)")
+        }
+        return day
     }
 }

@@ -90,15 +90,18 @@ public struct ResultRecord: Sendable, Hashable {
     static func sortInReportOrder(_ records: inout [ResultRecord]) {
         let order = reportOrder(records)
         var placed = [Bool](repeating: false, count: records.count)
-        for start in 0..<records.count where !placed[start] {
-            // Position i takes the record at order[i]: walk the cycle through start.
-            var position = start
-            placed[start] = true
-            while order[position] != start {
-                records.swapAt(position, order[position])
-                let next = order[position]
-                placed[next] = true
-                position = next
+        // Swapped in the buffer: moved, not copied (no reference counting of their fields).
+        records.withUnsafeMutableBufferPointer { records in
+            for start in 0..<records.count where !placed[start] {
+                // Position i takes the record at order[i]: walk the cycle through start.
+                var position = start
+                placed[start] = true
+                while order[position] != start {
+                    records.swapAt(position, order[position])
+                    let next = order[position]
+                    placed[next] = true
+                    position = next
+                }
             }
         }
     }
@@ -204,8 +207,8 @@ public struct Matcher {
         var ledgerClaimed: [Bool]
         /// External indices in the stable order every rule walks.
         let order: [Int]
-        /// Ledger indices by `ref`, each list in key order.
-        let byRef: [String: [Int]]
+        /// The references, as numbers.
+        let refs: References
         var results: [ResultRecord] = []
 
         init(external: [ExternalRecord], ledger: [LedgerItem]) {
@@ -223,20 +226,17 @@ public struct Matcher {
                 if x.ordinal != y.ordinal { return x.ordinal < y.ordinal }
                 return a < b
             }
-            var byRef: [String: [Int]] = [:]
-            byRef.reserveCapacity(ledger.count)
-            for index in ledger.indices.sorted(by: { ledger[$0].key < ledger[$1].key }) {
-                if let ref = ledger[index].ref { byRef[ref, default: []].append(index) }
-            }
-            self.byRef = byRef
+            refs = References(external: external, ledger: ledger)
         }
 
         mutating func markDuplicates(earlier: [String: ReconcileClaim]) {
-            var seen: Set<SourceID> = []
-            seen.reserveCapacity(external.count)
-            for index in order {
+            // `order` puts the records of one source and id next to each other: the first of them is the first
+            // time.
+            for (position, index) in order.enumerated() {
                 let record = external[index]
-                let firstTime = seen.insert(SourceID(source: record.source, id: record.id)).inserted
+                let before = position > 0 ? order[position - 1] : nil
+                let firstTime =
+                    before.map { external[$0].source != record.source || external[$0].id != record.id } ?? true
                 let claim = earlier.isEmpty ? nil : earlier[record.id]
                 guard !firstTime || record.markedDuplicate || claim != nil else { continue }
                 externalClaimed[index] = true
@@ -262,18 +262,13 @@ public struct Matcher {
             }
         }
 
-        func tolerance(_ rule: MatchRule, _ record: ExternalRecord) -> Int64 {
-            let absolute = record.currency.minorUnits(ofTolerance: rule.tolerance)
-            let relative = Int64(clamping: Int128(record.amount.magnitude) * Int128(rule.tolerancePPM) / 1_000_000)
-            return max(absolute, relative)
-        }
-
         /// Unclaimed ledger items carrying one of the record's references, each once, in key order.
-        func referenceCandidates(_ record: ExternalRecord) -> [Int] {
+        func referenceCandidates(_ record: Int) -> [Int] {
             var found: [Int] = []
-            for ref in record.refs {
-                guard let indices = byRef[ref] else { continue }
-                for index in indices where !ledgerClaimed[index] && !found.contains(index) { found.append(index) }
+            for ref in refs.ofRecord(record) {
+                for index in refs.items(ref) where !ledgerClaimed[index] && !found.contains(index) {
+                    found.append(index)
+                }
             }
             return found
         }
@@ -353,15 +348,15 @@ public struct Matcher {
         }
 
         mutating func matchByReference(_ rule: MatchRule) {
+            let tolerance = Tolerance(rule)
             for index in order where !externalClaimed[index] {
                 let record = external[index]
-                let limit = tolerance(rule, record)
+                let limit = tolerance.of(record)
                 // The closest unclaimed entry of the record's references (the first of equals, in the order
                 // of ``referenceCandidates(_:)``), without collecting them.
                 var best: Int?
-                for ref in record.refs {
-                    guard let indices = byRef[ref] else { continue }
-                    for candidate in indices where !ledgerClaimed[candidate] {
+                for ref in refs.ofRecord(index) {
+                    for candidate in refs.items(ref) where !ledgerClaimed[candidate] {
                         let item = ledger[candidate]
                         guard item.currency == record.currency, (record.amount &- item.amount).magnitude <= limit
                         else { continue }
@@ -376,18 +371,20 @@ public struct Matcher {
         }
 
         mutating func matchSplits(_ rule: MatchRule) {
+            let tolerance = Tolerance(rule)
             for index in order where !externalClaimed[index] {
                 let record = external[index]
-                let candidates = referenceCandidates(record).filter { ledger[$0].currency == record.currency }
+                let candidates = referenceCandidates(index).filter { ledger[$0].currency == record.currency }
                 guard candidates.count >= 2 else { continue }
                 let sum = candidates.reduce(Int128(0)) { $0 + Int128(ledger[$1].amount) }
-                guard (Int128(record.amount) - sum).magnitude <= UInt128(tolerance(rule, record)) else { continue }
+                guard (Int128(record.amount) - sum).magnitude <= UInt128(tolerance.of(record)) else { continue }
                 let (resultClass, detail) = matchedClass(record, candidates.map { ledger[$0] }, window: rule.windowDays)
                 claim([index], candidates, rule: rule.name, resultClass: resultClass, detail: detail)
             }
         }
 
         mutating func matchBatches(_ rule: MatchRule) {
+            let tolerance = Tolerance(rule)
             var batches: [String: [Int]] = [:]
             for index in order where !externalClaimed[index] {
                 if let batch = external[index].batch { batches[batch, default: []].append(index) }
@@ -395,13 +392,13 @@ public struct Matcher {
             for batch in batches.keys.sorted() {
                 let members = batches[batch]!
                 let first = external[members[0]]
-                guard members.allSatisfy({ external[$0].currency == first.currency }),
-                    let items = byRef[batch]?.filter({ !ledgerClaimed[$0] && ledger[$0].currency == first.currency })
+                guard members.allSatisfy({ external[$0].currency == first.currency }), let ref = refs.numbers[batch]
                 else { continue }
+                let items = refs.items(ref).filter { !ledgerClaimed[$0] && ledger[$0].currency == first.currency }
                 let sum = members.reduce(Int128(0)) { $0 + Int128(external[$1].amount) }
                 var total = first
                 total.amount = Int64(clamping: sum)
-                let limit = UInt128(tolerance(rule, total))
+                let limit = UInt128(tolerance.of(total))
                 let fitting = items.filter { (Int128(ledger[$0].amount) - sum).magnitude <= limit }
                 guard let best = closest(total, among: fitting) else { continue }
                 let late = members.contains {
@@ -418,15 +415,16 @@ public struct Matcher {
         }
 
         mutating func matchByAmount(_ rule: MatchRule) {
+            let tolerance = Tolerance(rule)
             // Only records no ledger entry references and entries no record references: a reference, where
             // there is one, says more than an equal amount.
-            var referenced: Set<String> = []
+            var referenced = [Bool](repeating: false, count: refs.numbers.count)
             for index in order where !externalClaimed[index] {
-                for ref in external[index].refs where byRef[ref] != nil { referenced.insert(ref) }
+                for ref in refs.ofRecord(index) { referenced[Int(ref)] = true }
             }
             var byCurrency: [Asset: [Int]] = [:]
             for index in ledger.indices where !ledgerClaimed[index] {
-                if let ref = ledger[index].ref, referenced.contains(ref) { continue }
+                if let ref = refs.ofItem[index], referenced[Int(ref)] { continue }
                 byCurrency[ledger[index].currency, default: []].append(index)
             }
             for key in byCurrency.keys {
@@ -434,9 +432,9 @@ public struct Matcher {
             }
             for index in order where !externalClaimed[index] {
                 let record = external[index]
-                guard !record.refs.contains(where: { byRef[$0] != nil }), let sorted = byCurrency[record.currency]
+                guard refs.ofRecord(index).isEmpty, let sorted = byCurrency[record.currency]
                 else { continue }
-                let limit = tolerance(rule, record)
+                let limit = tolerance.of(record)
                 let low = record.amount.subtractingReportingOverflow(limit).partialValue
                 var position = lowerBound(sorted, low)
                 var candidates: [Int] = []
@@ -472,7 +470,7 @@ public struct Matcher {
         mutating func classifyLeftovers(referenceRule: String) {
             for index in order where !externalClaimed[index] {
                 let record = external[index]
-                if let best = closest(record, among: referenceCandidates(record)) {
+                if let best = closest(record, among: referenceCandidates(index)) {
                     let item = ledger[best]
                     let resultClass: ResultClass =
                         item.currency == record.currency ? .amountMismatch : .currencyMismatch
@@ -514,8 +512,100 @@ public struct Matcher {
         }
     }
 
-    struct SourceID: Hashable {
-        var source: String
-        var id: String
+    /// A rule's tolerance for a record: the larger of its absolute one (the decimal read once per currency
+    /// scale) and its relative one.
+    struct Tolerance {
+        let ppm: Int64
+        let text: String
+        /// By scale, 0 to 18.
+        let absolute: [Int64]
+
+        init(_ rule: MatchRule) {
+            ppm = rule.tolerancePPM
+            text = rule.tolerance
+            absolute = (0...UInt8(18)).map { Asset.minorUnits(ofTolerance: rule.tolerance, scale: $0) }
+        }
+
+        func of(_ record: ExternalRecord) -> Int64 {
+            let scale = record.currency.scale
+            let absolute =
+                Int(scale) < absolute.count
+                ? absolute[Int(scale)] : Asset.minorUnits(ofTolerance: text, scale: scale)
+            let relative = Int64(clamping: Int128(record.amount.magnitude) * Int128(ppm) / 1_000_000)
+            return max(absolute, relative)
+        }
+    }
+
+    /// The ledger's references as numbers, each distinct `ref` once, with the items carrying it in key
+    /// order; and each record's references that an item carries, as those numbers (a reference no item
+    /// carries can match nothing). Each reference is hashed once, here.
+    struct References {
+        /// Per ledger `ref`, its number.
+        let numbers: [String: Int32]
+        /// Per ledger item, its ref's number.
+        let ofItem: [Int32?]
+        /// The items of ref n are `itemsByRef[itemStarts[n]..<itemStarts[n + 1]]`.
+        private let itemStarts: [Int]
+        private let itemsByRef: [Int]
+        /// The refs of record i are `recordRefs[recordStarts[i]..<recordStarts[i + 1]]`, in its order.
+        private let recordStarts: [Int]
+        private let recordRefs: [Int32]
+
+        init(external: [ExternalRecord], ledger: [LedgerItem]) {
+            var numbers: [String: Int32] = [:]
+            numbers.reserveCapacity(ledger.count)
+            var ofItem = [Int32?](repeating: nil, count: ledger.count)
+            var counts: [Int] = []
+            /// The value at an entry of `numbers`, inserting the default when it is new (one hash).
+            func value(_ entry: inout Int32) -> Int32 { entry }
+            for (index, item) in ledger.enumerated() {
+                guard let ref = item.ref else { continue }
+                let fresh = Int32(counts.count)
+                let number = value(&numbers[ref, default: fresh])
+                if number == fresh { counts.append(0) }
+                counts[Int(number)] += 1
+                ofItem[index] = number
+            }
+            // Each ref's items: counted, placed in input order, then each ref's few put in key order.
+            var itemStarts = [0]
+            itemStarts.reserveCapacity(counts.count + 1)
+            for count in counts { itemStarts.append(itemStarts[itemStarts.count - 1] + count) }
+            var itemsByRef = [Int](repeating: 0, count: itemStarts[itemStarts.count - 1])
+            var next = itemStarts
+            for index in ledger.indices {
+                guard let number = ofItem[index] else { continue }
+                itemsByRef[next[Int(number)]] = index
+                next[Int(number)] += 1
+            }
+            for number in counts.indices where counts[number] > 1 {
+                itemsByRef[itemStarts[number]..<itemStarts[number + 1]].sort { ledger[$0].key < ledger[$1].key }
+            }
+            var recordStarts = [0]
+            recordStarts.reserveCapacity(external.count + 1)
+            var recordRefs: [Int32] = []
+            recordRefs.reserveCapacity(external.count)
+            for record in external {
+                for ref in record.refs {
+                    if let number = numbers[ref] { recordRefs.append(number) }
+                }
+                recordStarts.append(recordRefs.count)
+            }
+            self.numbers = numbers
+            self.ofItem = ofItem
+            self.itemStarts = itemStarts
+            self.itemsByRef = itemsByRef
+            self.recordStarts = recordStarts
+            self.recordRefs = recordRefs
+        }
+
+        /// The items carrying ref `number`, in key order.
+        func items(_ number: Int32) -> ArraySlice<Int> {
+            itemsByRef[itemStarts[Int(number)]..<itemStarts[Int(number) + 1]]
+        }
+
+        /// Record `index`'s references that an item carries.
+        func ofRecord(_ index: Int) -> ArraySlice<Int32> {
+            recordRefs[recordStarts[index]..<recordStarts[index + 1]]
+        }
     }
 }

@@ -97,9 +97,9 @@ extension Asset {
             && parts.allSatisfy { !$0.isEmpty && $0.utf8.allSatisfy { $0 &- 48 < 10 } }
     }
 
-    /// A plain non-negative decimal in this asset's minor units, decimals beyond the scale dropped (a
+    /// A plain non-negative decimal in minor units of `scale`, decimals beyond the scale dropped (a
     /// tolerance of 0.005 USD is 0 cents).
-    func minorUnits(ofTolerance text: String) -> Int64 {
+    static func minorUnits(ofTolerance text: String, scale: UInt8) -> Int64 {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)
         var digits = String(parts[0])
         let fraction = parts.count > 1 ? parts[1] : ""
