@@ -180,6 +180,7 @@ let package = Package(
             dependencies: [
                 "CastleCore", "CastleSupport", "Streams", "Ledger", "Storage",
                 .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // `castle snapshot`: a store's tables, through the storage seam's rows, into a verified tar archive

@@ -163,7 +163,8 @@ struct ReconcileCommand: AsyncParsableCommand {
                     return try ReconcileJob.read(request, ledger: LedgerEntriesFile(path: ledger))
                 }
                 let write = { @Sendable (report: ReconcileReport) throws(CastleError) in
-                    let sink = try OutputSink(path: settings.output)
+                    // A report of a million records is hundreds of MB: the kernel's copy on a thread of its own.
+                    let sink = try OutputSink(path: settings.output, writeBehind: true)
                     try ReportWriter.write(report.records, run: report.run, format: settings.format, to: sink)
                     try sink.commit()
                 }

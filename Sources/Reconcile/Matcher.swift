@@ -180,9 +180,10 @@ public struct Matcher {
     public func run(
         external: [ExternalRecord],
         ledger: [LedgerItem],
-        earlier: [String: ReconcileClaim] = [:]
+        earlier: [String: ReconcileClaim] = [:],
+        ledgerReferences: LedgerReferences? = nil
     ) -> [ResultRecord] {
-        var state = State(external: external, ledger: ledger)
+        var state = State(external: external, ledger: ledger, ledgerReferences: ledgerReferences)
         state.markDuplicates(earlier: earlier)
         for rule in rules.rules {
             switch rule.kind {
@@ -195,7 +196,7 @@ public struct Matcher {
         let closestRule = rules.rules.first { $0.kind == .reference }?.name ?? ""
         state.classifyLeftovers(referenceRule: closestRule)
         var results = state.results
-        state = State(external: [], ledger: [])
+        state = State(external: [], ledger: [], ledgerReferences: nil)
         ResultRecord.sortInReportOrder(&results)
         return results
     }
@@ -211,7 +212,7 @@ public struct Matcher {
         let refs: References
         var results: [ResultRecord] = []
 
-        init(external: [ExternalRecord], ledger: [LedgerItem]) {
+        init(external: [ExternalRecord], ledger: [LedgerItem], ledgerReferences: LedgerReferences?) {
             self.external = external
             self.ledger = ledger
             externalClaimed = Array(repeating: false, count: external.count)
@@ -226,7 +227,9 @@ public struct Matcher {
                 if x.ordinal != y.ordinal { return x.ordinal < y.ordinal }
                 return a < b
             }
-            refs = References(external: external, ledger: ledger)
+            let ledgerSide = ledgerReferences ?? LedgerReferences(ledger: ledger)
+            precondition(ledgerSide.itemCount == ledger.count, "the ledger's references index another ledger")
+            refs = References(external: external, ledger: ledgerSide)
         }
 
         mutating func markDuplicates(earlier: [String: ReconcileClaim]) {
@@ -540,72 +543,93 @@ public struct Matcher {
     /// order; and each record's references that an item carries, as those numbers (a reference no item
     /// carries can match nothing). Each reference is hashed once, here.
     struct References {
+        let ledgerSide: LedgerReferences
         /// Per ledger `ref`, its number.
-        let numbers: [String: Int32]
+        var numbers: [String: Int32] { ledgerSide.numbers }
         /// Per ledger item, its ref's number.
-        let ofItem: [Int32?]
-        /// The items of ref n are `itemsByRef[itemStarts[n]..<itemStarts[n + 1]]`.
-        private let itemStarts: [Int]
-        private let itemsByRef: [Int]
+        var ofItem: [Int32?] { ledgerSide.ofItem }
         /// The refs of record i are `recordRefs[recordStarts[i]..<recordStarts[i + 1]]`, in its order.
         private let recordStarts: [Int]
         private let recordRefs: [Int32]
 
-        init(external: [ExternalRecord], ledger: [LedgerItem]) {
-            var numbers: [String: Int32] = [:]
-            numbers.reserveCapacity(ledger.count)
-            var ofItem = [Int32?](repeating: nil, count: ledger.count)
-            var counts: [Int] = []
-            /// The value at an entry of `numbers`, inserting the default when it is new (one hash).
-            func value(_ entry: inout Int32) -> Int32 { entry }
-            for (index, item) in ledger.enumerated() {
-                guard let ref = item.ref else { continue }
-                let fresh = Int32(counts.count)
-                let number = value(&numbers[ref, default: fresh])
-                if number == fresh { counts.append(0) }
-                counts[Int(number)] += 1
-                ofItem[index] = number
-            }
-            // Each ref's items: counted, placed in input order, then each ref's few put in key order.
-            var itemStarts = [0]
-            itemStarts.reserveCapacity(counts.count + 1)
-            for count in counts { itemStarts.append(itemStarts[itemStarts.count - 1] + count) }
-            var itemsByRef = [Int](repeating: 0, count: itemStarts[itemStarts.count - 1])
-            var next = itemStarts
-            for index in ledger.indices {
-                guard let number = ofItem[index] else { continue }
-                itemsByRef[next[Int(number)]] = index
-                next[Int(number)] += 1
-            }
-            for number in counts.indices where counts[number] > 1 {
-                itemsByRef[itemStarts[number]..<itemStarts[number + 1]].sort { ledger[$0].key < ledger[$1].key }
-            }
+        init(external: [ExternalRecord], ledger: LedgerReferences) {
+            ledgerSide = ledger
             var recordStarts = [0]
             recordStarts.reserveCapacity(external.count + 1)
             var recordRefs: [Int32] = []
             recordRefs.reserveCapacity(external.count)
             for record in external {
                 for ref in record.refs {
-                    if let number = numbers[ref] { recordRefs.append(number) }
+                    if let number = ledger.numbers[ref] { recordRefs.append(number) }
                 }
                 recordStarts.append(recordRefs.count)
             }
-            self.numbers = numbers
-            self.ofItem = ofItem
-            self.itemStarts = itemStarts
-            self.itemsByRef = itemsByRef
             self.recordStarts = recordStarts
             self.recordRefs = recordRefs
         }
 
         /// The items carrying ref `number`, in key order.
-        func items(_ number: Int32) -> ArraySlice<Int> {
-            itemsByRef[itemStarts[Int(number)]..<itemStarts[Int(number) + 1]]
-        }
+        func items(_ number: Int32) -> ArraySlice<Int> { ledgerSide.items(number) }
 
         /// Record `index`'s references that an item carries.
         func ofRecord(_ index: Int) -> ArraySlice<Int32> {
             recordRefs[recordStarts[index]..<recordStarts[index + 1]]
         }
+    }
+}
+
+/// The ledger's half of the matcher's reference index: each distinct `ref` numbered once, and the items of
+/// each. It depends on the ledger alone, so ``ReconcileJob/read(_:ledger:)`` builds it on the thread that
+/// read the ledger, beside the sources still being read.
+public struct LedgerReferences: Sendable {
+    /// The ledger it numbers, by count: an index is only used with the items it was built from.
+    let itemCount: Int
+    /// Per ledger `ref`, its number.
+    let numbers: [String: Int32]
+    /// Per ledger item, its ref's number.
+    let ofItem: [Int32?]
+    /// The items of ref n are `itemsByRef[itemStarts[n]..<itemStarts[n + 1]]`.
+    private let itemStarts: [Int]
+    private let itemsByRef: [Int]
+
+    public init(ledger: [LedgerItem]) {
+        itemCount = ledger.count
+        var numbers: [String: Int32] = [:]
+        numbers.reserveCapacity(ledger.count)
+        var ofItem = [Int32?](repeating: nil, count: ledger.count)
+        var counts: [Int] = []
+        /// The value at an entry of `numbers`, inserting the default when it is new (one hash).
+        func value(_ entry: inout Int32) -> Int32 { entry }
+        for (index, item) in ledger.enumerated() {
+            guard let ref = item.ref else { continue }
+            let fresh = Int32(counts.count)
+            let number = value(&numbers[ref, default: fresh])
+            if number == fresh { counts.append(0) }
+            counts[Int(number)] += 1
+            ofItem[index] = number
+        }
+        // Each ref's items: counted, placed in input order, then each ref's few put in key order.
+        var itemStarts = [0]
+        itemStarts.reserveCapacity(counts.count + 1)
+        for count in counts { itemStarts.append(itemStarts[itemStarts.count - 1] + count) }
+        var itemsByRef = [Int](repeating: 0, count: itemStarts[itemStarts.count - 1])
+        var next = itemStarts
+        for index in ledger.indices {
+            guard let number = ofItem[index] else { continue }
+            itemsByRef[next[Int(number)]] = index
+            next[Int(number)] += 1
+        }
+        for number in counts.indices where counts[number] > 1 {
+            itemsByRef[itemStarts[number]..<itemStarts[number + 1]].sort { ledger[$0].key < ledger[$1].key }
+        }
+        self.numbers = numbers
+        self.ofItem = ofItem
+        self.itemStarts = itemStarts
+        self.itemsByRef = itemsByRef
+    }
+
+    /// The items carrying ref `number`, in key order.
+    func items(_ number: Int32) -> ArraySlice<Int> {
+        itemsByRef[itemStarts[Int(number)]..<itemStarts[Int(number) + 1]]
     }
 }

@@ -1,4 +1,5 @@
 public import CastleSupport
+internal import Crypto
 public import Ledger
 public import Storage
 internal import Streams
@@ -153,6 +154,8 @@ public struct ReconcileInputs: Sendable {
     public var ledger: [LedgerItem]
     /// Per source, the last day of its records.
     public var watermarks: [String: Int32]
+    /// The ledger's references numbered, when the ledger's thread had the time (built beside the sources).
+    public var ledgerReferences: LedgerReferences? = nil
 }
 
 public enum ReconcileJob {
@@ -206,10 +209,12 @@ public enum ReconcileJob {
         _ request: ReconcileRequest,
         ledger: some LedgerEntrySource
     ) throws(CastleError) -> ReconcileInputs {
-        let ledgerRead = BackgroundWork { () throws(CastleError) -> [LedgerItem] in
+        let ledgerRead = BackgroundWork { () throws(CastleError) -> ([LedgerItem], LedgerReferences) in
             var items: [LedgerItem] = []
             try ledger.forEachItem { (item) throws(CastleError) in items.append(item) }
-            return items
+            // The matcher's numbering of the refs needs the ledger alone: done here, while the sources
+            // (usually the longer read) are still being read.
+            return (items, LedgerReferences(ledger: items))
         }
         let sources: SourcesRead
         do throws(CastleError) {
@@ -219,12 +224,13 @@ public enum ReconcileJob {
             _ = try ledgerRead.join()
             throw error
         }
-        let items = try ledgerRead.join()
+        let (items, references) = try ledgerRead.join()
         return ReconcileInputs(
             external: sources.external,
             proofs: sources.proofs,
             ledger: items,
-            watermarks: sources.watermarks
+            watermarks: sources.watermarks,
+            ledgerReferences: references
         )
     }
 
@@ -267,6 +273,7 @@ public enum ReconcileJob {
             external: inputs.external,
             proofs: inputs.proofs,
             ledger: inputs.ledger,
+            ledgerReferences: inputs.ledgerReferences,
             request: request
         )
         report.watermarks = inputs.watermarks
@@ -349,6 +356,7 @@ public enum ReconcileJob {
         external allExternal: [ExternalRecord],
         proofs: [BalanceProof],
         ledger allItems: [LedgerItem],
+        ledgerReferences: LedgerReferences? = nil,
         request: ReconcileRequest
     ) -> ReconcileReport {
         let slack = request.rules.rules.map(\.windowDays).max() ?? 0
@@ -383,7 +391,8 @@ public enum ReconcileJob {
             return request.window == nil && item.ref != nil
         }
         // Usually every entry is one: then no copy of them all.
-        let candidates = allItems.allSatisfy(isCandidate) ? allItems : allItems.filter(isCandidate)
+        let everyItem = allItems.allSatisfy(isCandidate)
+        let candidates = everyItem ? allItems : allItems.filter(isCandidate)
         // With --since-last, the entries up to the sources' oldest watermark were reported before: they
         // may still be claimed (a late record), but are not reported unmatched again.
         var floor: Int32?
@@ -396,7 +405,12 @@ public enum ReconcileJob {
             if let floor { return item.day > floor }
             return true
         }
-        var records = Matcher(rules: request.rules).run(external: external, ledger: candidates, earlier: earlierRecords)
+        var records = Matcher(rules: request.rules).run(
+            external: external,
+            ledger: candidates,
+            earlier: earlierRecords,
+            ledgerReferences: everyItem ? ledgerReferences : nil
+        )
         if request.window != nil || floor != nil {
             // The unmatched entries' days, looked up by key (only those entries').
             var dayByKey: [String: LedgerItem] = [:]
@@ -436,17 +450,93 @@ public enum ReconcileJob {
     }
 
     /// The run's id: a hash of everything it reports, so the same inputs and ledger give the same id
-    /// (and the same bytes) on every rerun.
+    /// (and the same bytes) on every rerun. It hashes each record's fields (``RunIDHasher``), not its
+    /// report line: the line starts with the id, so hashing lines would make every line twice.
     static func runID(_ records: [ResultRecord]) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        var line: [UInt8] = []
-        line.reserveCapacity(1024)
-        for record in records {
-            line.removeAll(keepingCapacity: true)
-            ReportWriter.appendNDJSON(record, run: "", to: &line)
-            for byte in line { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        // Each half hashed on a core of its own; the id is the hash of the two halves' digests.
+        let middle = records.count / 2
+        let firstHalf = BackgroundWork { () -> [UInt8] in
+            var hasher = RunIDHasher()
+            for record in records[..<middle] { hasher.add(record) }
+            return hasher.finalize()
         }
-        let hex = String(hash, radix: 16)
-        return "r-" + String(repeating: "0", count: 16 - hex.count) + hex
+        var secondHalf = RunIDHasher()
+        for record in records[middle...] { secondHalf.add(record) }
+        let second = secondHalf.finalize()
+        let first = try! firstHalf.join()  // the work does not throw
+        var hex = "r-"
+        for byte in SHA256.hash(data: first + second).prefix(8) {
+            hex += byte < 16 ? "0" + String(byte, radix: 16) : String(byte, radix: 16)
+        }
+        return hex
+    }
+}
+
+/// SHA-256 of a canonical binary form of records: each field in report order, texts with a length
+/// prefix, amounts as their 16 bytes and their currency's scale, absent fields as a tag byte, so no two
+/// different reports share an input. The run id is `r-` and 16 hex digits of a hash of such digests.
+struct RunIDHasher {
+    private var sha = SHA256()
+    private var buffer: [UInt8] = []
+
+    init() { buffer.reserveCapacity(Self.bufferSize + 4096) }
+
+    private static let bufferSize = 1 << 16
+
+    mutating func add(_ record: ResultRecord) {
+        text(record.resultClass.rawValue)
+        text(record.source)
+        if let proof = record.proof {
+            text(proof.statement)
+            asset(proof.currency)
+            integer(proof.opening.map { Int128($0) })
+            integer(proof.entriesNet)
+            integer(proof.closing.map { Int128($0) })
+            text(proof.detail)
+        } else {
+            text(record.rule)
+            integer(Int128(record.external.count))
+            for id in record.external { text(id) }
+            integer(Int128(record.ledger.count))
+            for id in record.ledger { text(id) }
+            asset(record.currency)
+            integer(record.externalAmount)
+            integer(record.ledgerAmount)
+            text(record.detail)
+            text(record.earlierRun)
+        }
+        text(record.resolution)
+        if buffer.count >= Self.bufferSize { flush() }
+    }
+
+    /// The SHA-256 digest of what was added.
+    mutating func finalize() -> [UInt8] {
+        flush()
+        return Array(sha.finalize())
+    }
+
+    private mutating func flush() {
+        buffer.withUnsafeBytes { sha.update(bufferPointer: $0) }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    private mutating func text(_ value: String?) {
+        guard var value else { return buffer.append(0) }
+        buffer.append(1)
+        value.withUTF8 { bytes in
+            withUnsafeBytes(of: UInt32(bytes.count).littleEndian) { buffer.append(contentsOf: $0) }
+            buffer.append(contentsOf: bytes)
+        }
+    }
+
+    private mutating func integer(_ value: Int128?) {
+        guard let value else { return buffer.append(0) }
+        buffer.append(1)
+        withUnsafeBytes(of: value.littleEndian) { buffer.append(contentsOf: $0) }
+    }
+
+    private mutating func asset(_ value: Asset?) {
+        text(value?.code)
+        buffer.append(value?.scale ?? 0)
     }
 }

@@ -23,18 +23,26 @@ public enum ReportWriter {
     ) throws(CastleError) {
         switch format {
         case .ndjson:
-            var line: [UInt8] = []
-            line.reserveCapacity(1024)
-            for record in records {
-                line.removeAll(keepingCapacity: true)
-                appendNDJSON(record, run: run, to: &line)
-                line.append(UInt8(ascii: "\n"))
-                if line.count <= 1 << 15 {
-                    try sink.reserve(line.count)
-                    line.withUnsafeBufferPointer { sink.append($0) }
-                } else {
-                    try sink.write(line)
+            // Two chunks at a time: the second made on a thread of its own while this one makes and
+            // writes the first, then written after it, so the lines keep their order.
+            var start = records.startIndex
+            while start < records.endIndex {
+                let middle = min(start + ndjsonChunk, records.endIndex)
+                let end = min(middle + ndjsonChunk, records.endIndex)
+                let second = BackgroundWork { () -> [UInt8] in
+                    var bytes: [UInt8] = []
+                    for record in records[middle..<end] { appendNDJSONLine(record, run: run, to: &bytes) }
+                    return bytes
                 }
+                var line: [UInt8] = []
+                line.reserveCapacity(1024)
+                for record in records[start..<middle] {
+                    line.removeAll(keepingCapacity: true)
+                    appendNDJSONLine(record, run: run, to: &line)
+                    try line.withUnsafeBufferPointer { (bytes) throws(CastleError) in try sink.write(bytes) }
+                }
+                try second.join().withUnsafeBufferPointer { (bytes) throws(CastleError) in try sink.write(bytes) }
+                start = end
             }
         case .csv:
             try sink.write(csvColumns.joined(separator: ",") + "\n")
@@ -44,6 +52,14 @@ public enum ReportWriter {
         case .table:
             try writeTable(records.map { csvRow($0, run: run) }, to: sink)
         }
+    }
+
+    /// Records a chunk of the NDJSON report (a few MB of lines).
+    static let ndjsonChunk = 8192
+
+    static func appendNDJSONLine(_ record: ResultRecord, run: String, to out: inout [UInt8]) {
+        appendNDJSON(record, run: run, to: &out)
+        out.append(UInt8(ascii: "\n"))
     }
 
     /// A table for people, from rows in ``csvColumns`` order (a stored run's rows too).

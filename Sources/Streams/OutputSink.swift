@@ -163,6 +163,18 @@ public final class OutputSink {
 
     public func write(_ text: String) throws(CastleError) { try write(text.utf8) }
 
+    /// Appends bytes of any length, as much of the buffer at a time as is free.
+    public func write(_ bytes: UnsafeBufferPointer<UInt8>) throws(CastleError) {
+        var rest = bytes
+        while let base = rest.baseAddress, !rest.isEmpty {
+            if count == capacity { try flush() }
+            let n = min(capacity - count, rest.count)
+            (buffer + count).update(from: base, count: n)
+            count += n
+            rest = UnsafeBufferPointer(rebasing: rest[n...])
+        }
+    }
+
     @inlinable @inline(__always)
     public func appendUnsigned(_ value: UInt64) {
         count += writeUnsigned(value, to: buffer + count)
