@@ -121,6 +121,36 @@ extension PostgresBackend {
         return rows.first ?? nil
     }
 
+    public func reserveLines(
+        source: String,
+        count: Int64,
+        above floor: Int64
+    ) async throws(CastleError) -> ClosedRange<Int64> {
+        let store = displayURL
+        // The source's row is locked first (made when new), so that concurrent reservations take turns.
+        return try await transaction("reserving lines of \(source)") { connection -> ClosedRange<Int64> in
+            try await connection.rows(
+                "INSERT INTO castle_order_ids (source, next_line) VALUES (\(source), 0) ON CONFLICT (source) DO NOTHING"
+            )
+            let stored = try await connection.scalar(
+                "SELECT next_line FROM castle_order_ids WHERE source = \(source) FOR UPDATE"
+            )
+            let last = try await connection.rows("SELECT max(line) FROM queue_messages WHERE source = \(source)")
+                .first?.decode(Int64?.self)
+            let range = try LineReservation.range(
+                next: stored == 0 ? nil : stored,
+                lastLine: last ?? nil,
+                floor: floor,
+                count: count,
+                store: store
+            )
+            try await connection.rows(
+                "UPDATE castle_order_ids SET next_line = \(range.upperBound + 1) WHERE source = \(source)"
+            )
+            return range
+        }
+    }
+
     public func depth(partition: Partition?) async throws(CastleError) -> Int {
         let query: PostgresQuery
         if let partition {

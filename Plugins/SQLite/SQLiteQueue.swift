@@ -82,6 +82,39 @@ extension SQLiteBackend {
         }
     }
 
+    public func reserveLines(
+        source: String,
+        count: Int64,
+        above floor: Int64
+    ) async throws(CastleError) -> ClosedRange<Int64> {
+        let store = displayURL
+        return try await withConnection { (connection) throws(CastleError) -> ClosedRange<Int64> in
+            defer { connection.resetAll() }
+            return try connection.writeTransaction { () throws(CastleError) -> ClosedRange<Int64> in
+                let next = try connection.prepare("SELECT next_line FROM castle_order_ids WHERE source = ?")
+                next.bind(1, source)
+                let stored = try next.step() ? next.int64(0) : nil
+                let last = try connection.prepare("SELECT max(line) FROM queue_messages WHERE source = ?")
+                last.bind(1, source)
+                try last.step()
+                let range = try LineReservation.range(
+                    next: stored,
+                    lastLine: last.isNull(0) ? nil : last.int64(0),
+                    floor: floor,
+                    count: count,
+                    store: store
+                )
+                let move = try connection.prepare(
+                    "INSERT OR REPLACE INTO castle_order_ids (source, next_line) VALUES (?, ?)"
+                )
+                move.bind(1, source)
+                move.bind(2, range.upperBound + 1)
+                try move.run()
+                return range
+            }
+        }
+    }
+
     public func deadLetters() async throws(CastleError) -> [DeadLetter] {
         try await withConnection { (connection) throws(CastleError) in
             let statement = try connection.prepare(

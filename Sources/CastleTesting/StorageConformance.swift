@@ -19,6 +19,7 @@ public enum StorageConformance {
         ("messages in flight when an owner dies are counted", inFlightMessagesAreCounted),
         ("a store without its tables is a configuration error", missingTablesAreAConfigurationError),
         ("a client order id is claimed once", clientOrderIDIsClaimedOnce),
+        ("reserved lines are given once", reservedLinesAreGivenOnce),
     ]
 
     public static var checkNames: [String] { checks.map(\.name) }
@@ -80,6 +81,40 @@ public enum StorageConformance {
         try expect(try await later.commit() == 0, "consumed lines are still known: nothing re-enqueued")
         try expect(try await backend.lastLine(source: "day") == 5, "the last line enqueued, consumed or not")
         try expect(try await backend.lastLine(source: "night") == nil, "no line of a source never enqueued")
+    }
+
+    static func reservedLinesAreGivenOnce(_ backend: any Backend) async throws {
+        let first = try await backend.reserveLines(source: "serve", count: 10, above: 0)
+        try expect(first == 1...10, "a new source's first range starts at 1: \(first)")
+        let second = try await backend.reserveLines(source: "serve", count: 10, above: 0)
+        try expect(second == 11...20, "the next range follows the last: \(second)")
+        let floored = try await backend.reserveLines(source: "serve", count: 5, above: 1000)
+        try expect(floored == 1001...1005, "a range starts above the floor: \(floored)")
+        let back = try await backend.reserveLines(source: "serve", count: 5, above: 0)
+        try expect(back == 1006...1010, "a lower floor never goes back: \(back)")
+        let session = try await backend.beginEnqueue(source: "day")
+        try await session.append(rows(1...50))
+        _ = try await session.commit()
+        let afterQueue = try await backend.reserveLines(source: "day", count: 3, above: 0)
+        try expect(afterQueue == 51...53, "a range starts above the source's lines in the queue: \(afterQueue)")
+        let other = try await backend.reserveLines(source: "other", count: 1, above: 0)
+        try expect(other == 1...1, "each source counts on its own: \(other)")
+        // Reservations at once, as from several servers: every line given once.
+        let ranges = try await withThrowingTaskGroup(of: ClosedRange<Int64>.self) { group in
+            for _ in 0..<8 {
+                group.addTask { try await backend.reserveLines(source: "serve", count: 100, above: 0) }
+            }
+            return try await group.reduce(into: [ClosedRange<Int64>]()) { $0.append($1) }
+        }
+        let lines = ranges.flatMap { Array($0) }
+        try expect(Set(lines).count == 800, "8 ranges at once overlap nowhere: \(ranges)")
+        try expect(lines.allSatisfy { $0 > 1010 }, "nor any range given before: \(ranges)")
+        do {
+            _ = try await backend.reserveLines(source: "serve", count: 0, above: 0)
+            throw ConformanceFailure("a range of 0 lines was given")
+        } catch let error as CastleError {
+            try expect(error.kind == .dataError, "a range of 0 lines is bad input: \(error)")
+        }
     }
 
     static func partitionsSplitSymbols(_ backend: any Backend) async throws {

@@ -235,24 +235,54 @@ final class MatchResults: Sendable {
     }
 }
 
-/// Order ids (and queue lines) serve hands out: increasing, and increasing across restarts too, as they
-/// start from the wall clock in microseconds (a restart takes longer than a microsecond) and from above
-/// the last one in the queue (``floor(at:)``).
+/// Order ids (and queue lines) serve hands out: taken from ranges the queue reserves for this server
+/// (``MessageQueue/reserveLines(source:count:above:)``), so that no two servers on one store ever give
+/// the same id, whatever their clocks say, and each range above the wall clock in microseconds, so that
+/// serve's ids stay far from the small ids of ingested order files and increase across restarts.
 final class IDGenerator: Sendable {
-    private let last = Mutex<Int64>(0)
+    /// Ids a reservation takes: a store write every few thousand orders.
+    static let rangeSize: Int64 = 4096
 
-    /// Ids given from here on are above `line`: the highest this server's source has in the queue, so
-    /// that a server whose clock is behind the one before it (a failover to another host, a clock set
-    /// back) never reuses one.
-    func floor(at line: Int64) {
-        last.withLock { $0 = max($0, line) }
+    private struct State {
+        var available: ClosedRange<Int64>.SubSequence = (0...0).dropFirst()
+        /// The reservation under way, that every request which found no id left waits for.
+        var refill: Task<ClosedRange<Int64>, any Error>?
     }
 
-    func next() -> Int64 {
-        let now = wallClockMilliseconds() * 1000
-        return last.withLock { last in
-            last = max(last + 1, now)
-            return last
+    private let state = Mutex(State())
+    private let reserve: @Sendable () async throws(CastleError) -> ClosedRange<Int64>
+
+    init(queue: any MessageQueue, source: String, rangeSize: Int64 = rangeSize) {
+        reserve = { () throws(CastleError) in
+            try await queue.reserveLines(source: source, count: rangeSize, above: wallClockMilliseconds() * 1000)
+        }
+    }
+
+    func next() async throws(APIError) -> Int64 {
+        while true {
+            let (id, refill) = state.withLock { state -> (Int64?, Task<ClosedRange<Int64>, any Error>?) in
+                if let id = state.available.popFirst() { return (id, nil) }
+                if state.refill == nil {
+                    state.refill = Task { [reserve] () async throws -> ClosedRange<Int64> in try await reserve() }
+                }
+                return (nil, state.refill)
+            }
+            if let id { return id }
+            guard let refill else { continue }
+            let range: ClosedRange<Int64>
+            do {
+                range = try await refill.value
+            } catch {
+                state.withLock { if $0.refill == refill { $0.refill = nil } }
+                throw APIError.notReady("no order id: the store did not reserve any: \(error)")
+            }
+            // The first waiter back puts the range in place; the others take ids from it.
+            state.withLock { state in
+                if state.refill == refill {
+                    state.refill = nil
+                    state.available = range[...]
+                }
+            }
         }
     }
 }

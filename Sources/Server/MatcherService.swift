@@ -33,7 +33,6 @@ struct MatcherService: Service {
         // then carries it on.
         options.onOwned = { () async throws(CastleError) in
             try await state.catchUp()
-            if let line = try await state.queue.lastLine(source: OrderPath.source) { path.ids.floor(at: line) }
             path.matcher.withLock { $0 = .active }
         }
         options.onCommitted = { messages in path.committed(messages) }
@@ -71,7 +70,6 @@ struct LogFollowerService: Service {
     func run() async throws {
         let path = state.path
         defer { path.results.failAll(CancellationError()) }
-        if let line = try? await state.queue.lastLine(source: OrderPath.source) { path.ids.floor(at: line) }
         // Starting until the view has read the log as stored once.
         while !Task.isShuttingDownGracefully {
             do throws(CastleError) {

@@ -15,7 +15,7 @@ final class OrderPath: Sendable {
     let view: ExchangeView
     let results = MatchResults()
     let doorbell = Doorbell()
-    let ids = IDGenerator()
+    let ids: IDGenerator
     let committer: GroupCommitter<OrderRow, Void>
     /// Client order ids, claimed in batches like the queue's rows.
     let claims: GroupCommitter<ClientOrderClaim, ClientOrderClaim>
@@ -43,6 +43,7 @@ final class OrderPath: Sendable {
         self.verdictTimeout = verdictTimeout
         self.matcher = Mutex(matcher)
         self.tracing = tracing
+        ids = IDGenerator(queue: queue, source: Self.source)
         let doorbell = self.doorbell
         committer = GroupCommitter(queue: queue, source: Self.source, tracing: tracing) { doorbell.ring() }
         claims = GroupCommitter(span: tracing ? ("client_order_ids.claim", "castle.claims") : nil) {

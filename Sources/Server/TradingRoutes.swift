@@ -49,7 +49,7 @@ final class Trading: Sendable {
             )
         }
         try path.refuseIfStandingBy()
-        var id = path.ids.next()
+        var id = try await path.ids.next()
         var isRepeat = false
         if let clientOrderID {
             let claim = ClientOrderClaim(
@@ -132,7 +132,7 @@ final class Trading: Sendable {
             o.member("ts", Self.now())
         }
         let events = try await path.submit(
-            line: path.ids.next(),
+            line: try await path.ids.next(),
             symbol: order.symbol,
             body: command.text,
             orderID: order.id
@@ -166,7 +166,7 @@ final class Trading: Sendable {
         }
         try Self.validate(command.text)
         let events = try await path.submit(
-            line: path.ids.next(),
+            line: try await path.ids.next(),
             symbol: order.symbol,
             body: command.text,
             orderID: order.id

@@ -23,6 +23,8 @@ public final class MemoryBackend: Store, MessageQueue {
         var cursors: [Partition: (through: Int64, inFlight: Int64)] = [:]
         /// The region recorded by `castle migrate up` or a restore.
         var region: String?
+        /// Per source, the next line ``reserveLines(source:count:above:)`` may give.
+        var reservedLines: [String: Int64] = [:]
         /// `castle serve`'s client order ids (ClientOrderStore.swift).
         var clientOrders: [ClientOrderClaim.Key: ClientOrderClaim] = [:]
 
@@ -180,6 +182,25 @@ public final class MemoryBackend: Store, MessageQueue {
 
     public func lastLine(source: String) async throws(CastleError) -> Int64? {
         state.withLock { state in state.messages.lazy.filter { $0.message.source == source }.map(\.message.line).max() }
+    }
+
+    public func reserveLines(
+        source: String,
+        count: Int64,
+        above floor: Int64
+    ) async throws(CastleError) -> ClosedRange<Int64> {
+        try state.withLock { (state) throws(CastleError) -> ClosedRange<Int64> in
+            let last = state.messages.lazy.filter { $0.message.source == source }.map(\.message.line).max()
+            let range = try LineReservation.range(
+                next: state.reservedLines[source],
+                lastLine: last,
+                floor: floor,
+                count: count,
+                store: displayURL
+            )
+            state.reservedLines[source] = range.upperBound + 1
+            return range
+        }
     }
 
     public func deadLetters() async throws(CastleError) -> [DeadLetter] {

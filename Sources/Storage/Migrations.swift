@@ -208,6 +208,14 @@ extension Migration {
             ],
             down: ["DROP TABLE reconcile_claims"]
         ),
+        Migration(
+            version: 10,
+            name: "0010_order_ids.sqlite.sql",
+            // The next line each producer source may reserve (``MessageQueue/reserveLines``): serve's order ids,
+            // unique across every server on the store. Bookkeeping of the store (`castle_*`): not in snapshots.
+            up: ["CREATE TABLE castle_order_ids (source TEXT PRIMARY KEY, next_line INTEGER NOT NULL) WITHOUT ROWID"],
+            down: ["DROP TABLE castle_order_ids"]
+        ),
     ]
 
     static let postgres: [Migration] = [
@@ -382,6 +390,14 @@ extension Migration {
                 "CREATE INDEX reconcile_claims_day ON reconcile_claims (day)",
             ],
             down: ["DROP TABLE reconcile_claims"]
+        ),
+        Migration(
+            version: 10,
+            name: "0010_order_ids.postgres.sql",
+            // The next line each producer source may reserve (``MessageQueue/reserveLines``): serve's order ids,
+            // unique across every server on the store. Bookkeeping of the store (`castle_*`): not in snapshots.
+            up: ["CREATE TABLE castle_order_ids (source TEXT PRIMARY KEY, next_line BIGINT NOT NULL)"],
+            down: ["DROP TABLE castle_order_ids"]
         ),
     ]
 }

@@ -104,6 +104,12 @@ public protocol MessageQueue: AnyObject, Sendable {
     /// The highest line ever enqueued from `source` (consumed, dead or not); nil when none was.
     func lastLine(source: String) async throws(CastleError) -> Int64?
 
+    /// Reserves `count` (≥ 1) consecutive lines of `source` for one producer, atomically: above `floor`,
+    /// above every line enqueued from `source`, and above every range reserved before on this store, by
+    /// any process. Producers that take their lines from here never enqueue the same line: serve's order
+    /// ids, with several servers taking orders on one store.
+    func reserveLines(source: String, count: Int64, above floor: Int64) async throws(CastleError) -> ClosedRange<Int64>
+
     func deadLetters() async throws(CastleError) -> [DeadLetter]
 
     /// Returns when messages may have arrived, or after `timeoutSeconds`: a notification where the
@@ -168,5 +174,24 @@ public struct AppliedMigration: Sendable, Hashable {
         self.version = version
         self.name = name
         self.checksum = checksum
+    }
+}
+
+/// The arithmetic of ``MessageQueue/reserveLines(source:count:above:)``, the same on every backend.
+public enum LineReservation {
+    /// The lines to give: from the first above `floor`, `lastLine` and the stored `next` (all that apply),
+    /// `count` of them. Refused (65) when `count` is not positive or the range would pass `Int64.max`.
+    public static func range(
+        next: Int64?,
+        lastLine: Int64?,
+        floor: Int64,
+        count: Int64,
+        store: String
+    ) throws(CastleError) -> ClosedRange<Int64> {
+        let start = max(next ?? 1, (lastLine ?? 0) &+ 1, floor &+ 1, 1)
+        guard count >= 1, start > 0, start <= Int64.max - count else {
+            throw CastleError(.dataError, "\(store): cannot reserve \(count) lines from \(start)")
+        }
+        return start...(start + count - 1)
     }
 }
