@@ -157,12 +157,26 @@ struct SnapshotCommand: AsyncParsableCommand {
         @OptionGroup var regionOption: RegionOption
         @OptionGroup var quietOption: QuietOption
 
+        /// Fault injection for the kill -9 tests, in debug builds only (a release build refuses it): pause
+        /// inside the transaction once this many rows are written, until killed.
+        @Option(name: .customLong("debug-fault-pause-after-rows"), help: .hidden)
+        var debugFaultPauseAfterRows: Int64?
+
+        func validate() throws {
+            #if !DEBUG
+            if debugFaultPauseAfterRows != nil {
+                throw ValidationError("--debug-fault-pause-after-rows is fault injection for tests: debug builds only")
+            }
+            #endif
+        }
+
         func run() async throws {
             let job = SnapshotRestore(
                 input: inputOptions.path,
                 replace: force,
                 region: regionOption.name,
-                showProgress: !quietOption.quiet
+                showProgress: !quietOption.quiet,
+                debugPauseAfterRows: debugFaultPauseAfterRows
             )
             let into = into
             let summary = try await runAsyncJob("snapshot restore") { () async throws(CastleError) in

@@ -257,19 +257,24 @@ public struct SnapshotRestore: Sendable {
     public var region: String
     public var limits: SnapshotLimits
     public var showProgress: Bool
+    /// Fault injection for the kill -9 tests, set only by a debug build's hidden flag: once this many rows
+    /// are handed to the store, say so on stderr and wait, inside the open transaction, to be killed.
+    public var debugPauseAfterRows: Int64?
 
     public init(
         input: String?,
         replace: Bool,
         region: String,
         limits: SnapshotLimits = SnapshotLimits(),
-        showProgress: Bool
+        showProgress: Bool,
+        debugPauseAfterRows: Int64? = nil
     ) {
         self.input = input
         self.replace = replace
         self.region = region
         self.limits = limits
         self.showProgress = showProgress
+        self.debugPauseAfterRows = debugPauseAfterRows
     }
 
     public struct Summary: Sendable {
@@ -317,6 +322,10 @@ public struct SnapshotRestore: Sendable {
                         total: Int(total),
                         status: "\(table.name): \(rows) rows"
                     )
+                    if let pause = debugPauseAfterRows, rows >= pause {
+                        writeStandardError("castle snapshot restore: paused after \(rows) rows (debug fault)\n")
+                        while true { try? await Task.sleep(for: .seconds(3600)) }
+                    }
                 }
                 try matcher.finish(reader.name)
             }

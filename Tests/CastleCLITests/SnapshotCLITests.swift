@@ -223,12 +223,22 @@ import Testing
         let target = try await Self.makeRegion(kind, directory: directory)
         let before = directory.path("before.tar.zst")
         try await Self.snapshot(target.store.url, to: before)
+        // The restore pauses, inside its transaction, once it has handed 120,000 of the archive's rows to
+        // the store (a debug build's fault injection), so that the kill comes while it writes however
+        // loaded the machine is.
         let restore = try Background(
-            ["snapshot", "restore", archive, "--into", target.store.url, "--force", "-q"],
+            [
+                "snapshot", "restore", archive, "--into", target.store.url, "--force", "-q",
+                "--debug-fault-pause-after-rows", "120000",
+            ],
             stderrPath: directory.path("restore.err")
         )
-        // A restore that has written some rows and not all: on SQLite the transaction's pages reach the
-        // WAL as it grows; on PostgreSQL its session has sent a COPY.
+        let paused = try await eventually("the restore pauses after 120,000 rows") {
+            restore.hasExited || restore.stderr.contains("paused after")
+        }
+        #expect(paused && !restore.hasExited, "\(restore.stderr)")
+        // It has written some rows and not all: on SQLite the transaction's pages reach the WAL as it
+        // grows; on PostgreSQL its session has sent a COPY.
         let writing = try await eventually("the restore writes into the target") {
             if restore.hasExited { return true }
             if kind == "sqlite" {
