@@ -464,11 +464,7 @@ public enum ReconcileJob {
         for record in records[middle...] { secondHalf.add(record) }
         let second = secondHalf.finalize()
         let first = try! firstHalf.join()  // the work does not throw
-        var hex = "r-"
-        for byte in SHA256.hash(data: first + second).prefix(8) {
-            hex += byte < 16 ? "0" + String(byte, radix: 16) : String(byte, radix: 16)
-        }
-        return hex
+        return "r-" + hexString(SHA256.hash(data: first + second).prefix(8))
     }
 }
 

@@ -283,17 +283,6 @@ extension Array where Element == UInt8 {
     }
 }
 
-func hexString(_ bytes: [UInt8]) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var out: [UInt8] = []
-    out.reserveCapacity(bytes.count * 2)
-    for byte in bytes {
-        out.append(digits[Int(byte >> 4)])
-        out.append(digits[Int(byte & 15)])
-    }
-    return String(decoding: out, as: UTF8.self)
-}
-
 /// The bytes of a small file (a policy), refusing one larger than `limit`.
 func readSmallFile(_ path: String, limit: Int) throws(CastleError) -> [UInt8] {
     let input = try InputSource(path: path)

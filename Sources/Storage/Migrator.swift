@@ -145,11 +145,5 @@ public struct Migrator: Sendable {
 }
 
 func sha256Hex(_ text: String) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var hex: [UInt8] = []
-    for byte in SHA256.hash(data: Array(text.utf8)) {
-        hex.append(digits[Int(byte >> 4)])
-        hex.append(digits[Int(byte & 15)])
-    }
-    return String(decoding: hex, as: UTF8.self)
+    hexString(SHA256.hash(data: Array(text.utf8)))
 }

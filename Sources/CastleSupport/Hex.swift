@@ -1,0 +1,12 @@
+/// `bytes` as lowercase hexadecimal, two digits a byte: how castle prints digests (snapshot members,
+/// migration checksums, reconcile run ids).
+public func hexString(_ bytes: some Sequence<UInt8>) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var out: [UInt8] = []
+    out.reserveCapacity(bytes.underestimatedCount * 2)
+    for byte in bytes {
+        out.append(digits[Int(byte >> 4)])
+        out.append(digits[Int(byte & 15)])
+    }
+    return String(decoding: out, as: UTF8.self)
+}
