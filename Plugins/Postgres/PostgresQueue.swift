@@ -152,24 +152,30 @@ extension PostgresBackend {
     }
 
     public func depth(partition: Partition?) async throws(CastleError) -> Int {
-        let query: PostgresQuery
-        if let partition {
-            let count = Int64(partition.count)
-            let index = Int64(partition.index)
-            query = """
-                SELECT count(*) FROM queue_messages q WHERE state = 0 AND shard % \(count) = \(index)
-                    AND NOT EXISTS (SELECT 1 FROM queue_cursors c
-                        WHERE q.id <= c.through AND q.shard % c.part_count = c.part_index)
+        let partition = partition ?? .whole
+        let count = Int64(partition.count)
+        let index = Int64(partition.index)
+        return try await transaction("queue depth") { connection in
+            // From the highest cursor that covers the whole partition on, along the primary key: what is
+            // below it is done, and the count does not grow with the queue's history.
+            try await connection.rows("SET LOCAL enable_seqscan = off")
+            let floor = try await connection.scalar(
                 """
-        } else {
-            query = """
-                SELECT count(*) FROM queue_messages q WHERE state = 0
-                    AND NOT EXISTS (SELECT 1 FROM queue_cursors c
-                        WHERE q.id <= c.through AND q.shard % c.part_count = c.part_index)
+                SELECT coalesce(max(through), 0) FROM queue_cursors c
+                WHERE \(count) % c.part_count = 0 AND \(index) % c.part_count = c.part_index
                 """
+            )
+            return Int(
+                try await connection.scalar(
+                    """
+                    SELECT count(*) FROM queue_messages q
+                    WHERE id > \(floor) AND state = 0 AND shard % \(count) = \(index)
+                        AND NOT EXISTS (SELECT 1 FROM queue_cursors c
+                            WHERE q.id <= c.through AND q.shard % c.part_count = c.part_index)
+                    """
+                )
+            )
         }
-        let rows = try await select("queue depth", query) { try $0.decode(Int64.self) }
-        return Int(rows.first ?? 0)
     }
 
     public func deadLetters() async throws(CastleError) -> [DeadLetter] {

@@ -62,10 +62,19 @@ extension SQLiteBackend {
     public func depth(partition: Partition?) async throws(CastleError) -> Int {
         let partition = partition ?? .whole
         return try await withConnection { (connection) throws(CastleError) in
+            // From the highest cursor that covers the whole partition on: what is below it is done, and the
+            // walk along the rowid does not grow with the queue's history.
             let statement = try connection.prepare(
-                "SELECT count(*) FROM queue_messages WHERE state = 0 AND \(Self.partitionFilter) AND NOT \(Self.consumedByAnOwner)"
+                """
+                SELECT count(*) FROM queue_messages WHERE state = 0 AND \(Self.partitionFilter)
+                    AND id > (SELECT coalesce(max(through), 0) FROM queue_cursors c
+                        WHERE ? % c.part_count = 0 AND ? % c.part_count = c.part_index)
+                    AND NOT \(Self.consumedByAnOwner)
+                """
             )
             statement.bind(1, partition: partition)
+            statement.bind(4, partition.count)
+            statement.bind(5, partition.index)
             try statement.step()
             return statement.int(0)
         }

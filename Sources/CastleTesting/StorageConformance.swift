@@ -11,7 +11,9 @@ public enum StorageConformance {
         ("ingest is idempotent", ingestIsIdempotent),
         ("ingest rollback leaves nothing", ingestRollbackLeavesNothing),
         ("enqueue is idempotent and ordered", enqueueIsIdempotentAndOrdered),
+        ("an enqueue of new and known lines keeps append order", enqueueMixedLinesKeepsAppendOrder),
         ("partitions split the symbols", partitionsSplitSymbols),
+        ("depth counts what no cursor covers", depthCountsWhatNoCursorCovers),
         ("matcher commits read back", matcherCommitsReadBack),
         ("a stale offset is refused", staleOffsetIsRefused),
         ("a partition has one owner", partitionHasOneOwner),
@@ -83,6 +85,28 @@ public enum StorageConformance {
         try expect(try await backend.lastLine(source: "night") == nil, "no line of a source never enqueued")
     }
 
+    /// Lines above the source's highest, in order, and then lines below it or known already (PostgreSQL
+    /// copies the first straight into the queue and stages the rest): ids follow the order of the
+    /// appends, and a known line is skipped.
+    static func enqueueMixedLinesKeepsAppendOrder(_ backend: any Backend) async throws {
+        func rows(_ lines: [Int64]) -> [OrderRow] {
+            lines.map { OrderRow(line: $0, symbol: "AAPL", body: #"{"op":"cancel","id":\#($0)}"#) }
+        }
+        let first = try await backend.beginEnqueue(source: "day")
+        try await first.append(rows([1, 2, 3]))
+        try expect(try await first.commit() == 3, "3 enqueued")
+        let mixed = try await backend.beginEnqueue(source: "day")
+        try await mixed.append(rows([10, 11]))
+        try await mixed.append(rows([5, 2, 13, 13]))
+        try await mixed.append(rows([14]))
+        try expect(try await mixed.commit() == 5, "10, 11, 5, 13 and 14 are new; 2 and the second 13 are not")
+        let lines = try await backend.read(partition: .whole, after: 0, limit: 100).map(\.line)
+        try expect(lines == [1, 2, 3, 10, 11, 5, 13, 14], "messages in append order: \(lines)")
+        let empty = try await backend.beginEnqueue(source: "day")
+        try expect(try await empty.commit() == 0, "an empty session commits nothing")
+        try expect(try await backend.lastLine(source: "day") == 14, "the highest line")
+    }
+
     static func reservedLinesAreGivenOnce(_ backend: any Backend) async throws {
         let first = try await backend.reserveLines(source: "serve", count: 10, above: 0)
         try expect(first == 1...10, "a new source's first range starts at 1: \(first)")
@@ -133,6 +157,38 @@ public enum StorageConformance {
             seen += batch.map(\.line)
         }
         try expect(seen.sorted() == Array(1...60), "the partitions cover every message once")
+    }
+
+    /// A message is done when a cursor whose partition holds its symbol reads past it: the whole queue's
+    /// cursor, its own partition's, or a cursor of a coarser partitioning (0/2 holds 0/4 and 2/4).
+    static func depthCountsWhatNoCursorCovers(_ backend: any Backend) async throws {
+        let symbols = (0..<16).map { "SYM\($0)" }
+        let session = try await backend.beginEnqueue(source: "s")
+        try await session.append(rows(1...80) { symbols[Int($0) % 16] })
+        _ = try await session.commit()
+        let all = try await backend.read(partition: .whole, after: 0, limit: 100)
+        var cursors: [(Partition, Int64)] = []
+        func check(_ what: String) async throws {
+            for partition in [Partition.whole, Partition(index: 0, count: 2), Partition(index: 1, count: 2)]
+                + (0..<4).map({ Partition(index: $0, count: 4) })
+            {
+                let expected = all.filter { message in
+                    partition.contains(symbol: message.symbol)
+                        && !cursors.contains { $0.0.contains(symbol: message.symbol) && message.id <= $0.1 }
+                }.count
+                let depth = try await backend.depth(partition: partition)
+                try expect(depth == expected, "\(what): depth of \(partition) is \(depth), not \(expected)")
+            }
+        }
+        try await check("no cursor")
+        for (partition, through) in [
+            (Partition(index: 0, count: 4), all[40].id), (Partition(index: 0, count: 2), all[20].id),
+            (Partition.whole, all[10].id), (Partition(index: 1, count: 2), all[70].id),
+        ] {
+            try await backend.markConsumed(partition: partition, through: through, inFlight: through)
+            cursors.append((partition, through))
+            try await check("with \(partition) through \(through)")
+        }
     }
 
     static func order(_ id: UInt64, qty: Int64, priority: Int64) -> RestingOrderRow {
