@@ -6,8 +6,9 @@ import Synchronization
 
 /// An ingest or enqueue session: one transaction on a connection of its own. Rows are copied (`COPY …
 /// FROM STDIN`, text format) into a temporary table as they come; `commit()` moves the new ones into
-/// their table with one `INSERT … SELECT … ON CONFLICT DO NOTHING` and commits. Dataset rows that are
-/// certainly new (lines above the dataset's highest) skip the temporary table.
+/// their table with one `INSERT … SELECT … ON CONFLICT DO NOTHING` and commits. Rows that are certainly
+/// new (lines increasing and above the dataset's or the source's highest) skip the temporary table: a
+/// file loaded once, or a live intake (serve's groups, `ingest --commit-every`), never makes one.
 final class PostgresIngest: IngestSession {
     enum Kind: Sendable {
         case dataset(String)
@@ -26,6 +27,9 @@ final class PostgresIngest: IngestSession {
         var direct = 0
         /// Whether rows wait in the temporary table.
         var staged = false
+        /// Queue only: the id the next row copied straight into `queue_messages` gets (nil before the
+        /// first append takes the queue lock).
+        var nextID: Int64?
     }
 
     private let progress = Mutex(Progress())
@@ -41,20 +45,6 @@ final class PostgresIngest: IngestSession {
         let session = PostgresIngest(connection: connection, kind: kind, displayURL: backend.displayURL)
         do {
             try await connection.rows("BEGIN")
-            switch kind {
-            case .dataset:
-                try await connection.rows(
-                    "CREATE TEMP TABLE castle_ingest (line BIGINT, symbol TEXT, body TEXT) ON COMMIT DROP"
-                )
-            case .queue:
-                try await connection.rows(
-                    """
-                    CREATE TEMP TABLE castle_ingest (
-                        n BIGINT GENERATED ALWAYS AS IDENTITY, line BIGINT, symbol TEXT, shard BIGINT, body TEXT)
-                    ON COMMIT DROP
-                    """
-                )
-            }
         } catch {
             await session.rollback()
             throw storageError(error, "\(backend.displayURL): \(session.what)")
@@ -76,14 +66,77 @@ final class PostgresIngest: IngestSession {
         }
         do {
             switch kind {
-            case .queue:
-                try await copy(rows, into: "castle_ingest", columns: ["line", "symbol", "shard", "body"], shard: true)
+            case .queue(let source):
+                try await appendToQueue(source, rows)
             case .dataset(let name):
                 try await appendToDataset(name, rows)
             }
         } catch {
             await rollback()
             throw storageError(error, "\(displayURL): \(what)")
+        }
+    }
+
+    /// The temporary table that rows wait in when they may be there already, made on first use.
+    private func stage(_ rows: [OrderRow], queue: Bool) async throws {
+        if !progress.withLock({ $0.staged }) {
+            try await connection.rows(
+                queue
+                    ? """
+                    CREATE TEMP TABLE castle_ingest (
+                        n BIGINT GENERATED ALWAYS AS IDENTITY, line BIGINT, symbol TEXT, shard BIGINT, body TEXT)
+                    ON COMMIT DROP
+                    """
+                    : "CREATE TEMP TABLE castle_ingest (line BIGINT, symbol TEXT, body TEXT) ON COMMIT DROP"
+            )
+            progress.withLock { $0.staged = true }
+        }
+        try await copy(
+            rows,
+            into: "castle_ingest",
+            columns: queue ? ["line", "symbol", "shard", "body"] : ["line", "symbol", "body"],
+            shard: queue
+        )
+    }
+
+    /// Rows above every line of the source in the queue, in increasing order, are copied straight into
+    /// `queue_messages` with the next ids: they cannot be there yet. The queue lock is taken at the first
+    /// append and held to the end of the transaction, so ids become visible in id order (a consumer
+    /// that saw id n never finds an id below n committed later) and are max + 1, 2, … in append order.
+    /// Once a row is staged, the rest are too, so that commit gives them ids after the direct ones.
+    private func appendToQueue(_ source: String, _ rows: [OrderRow]) async throws {
+        var (floor, nextID, staged) = progress.withLock { ($0.lastLine, $0.nextID, $0.staged) }
+        if nextID == nil {
+            try await connection.rows("SELECT pg_advisory_xact_lock(\(LockKey.queue))")
+            nextID = try await connection.scalar("SELECT coalesce(max(id), 0) + 1 FROM queue_messages")
+            let top = try await connection.rows(
+                "SELECT max(line) FROM queue_messages WHERE source = \(source)"
+            ).first?.decode(Int64?.self)
+            floor = (top ?? nil) ?? Int64.min
+        }
+        var increasing = !staged
+        var highest = floor ?? Int64.min
+        for row in rows {
+            if row.line <= highest { increasing = false }
+            highest = max(highest, row.line)
+        }
+        if increasing, let first = nextID {
+            try await copy(
+                rows,
+                into: "queue_messages",
+                columns: ["id", "source", "line", "symbol", "shard", "body"],
+                prefix: source,
+                shard: true,
+                firstID: first
+            )
+            progress.withLock {
+                $0.direct += rows.count
+                $0.nextID = first + Int64(rows.count)
+                $0.lastLine = highest
+            }
+        } else {
+            try await stage(rows, queue: true)
+            progress.withLock { $0.nextID = nextID }
         }
     }
 
@@ -112,8 +165,7 @@ final class PostgresIngest: IngestSession {
             try await copy(rows, into: "dataset_orders", columns: ["dataset", "line", "symbol", "body"], prefix: name)
             progress.withLock { $0.direct += rows.count }
         } else {
-            try await copy(rows, into: "castle_ingest", columns: ["line", "symbol", "body"])
-            progress.withLock { $0.staged = true }
+            try await stage(rows, queue: false)
         }
         // Later direct rows stay above the staged ones too, so the first row of a line always wins.
         floor = highest
@@ -126,11 +178,18 @@ final class PostgresIngest: IngestSession {
         into table: String,
         columns: [String],
         prefix: String? = nil,
-        shard: Bool = false
+        shard: Bool = false,
+        firstID: Int64? = nil
     ) async throws {
         try await connection.copyFrom(table: table, columns: columns, logger: silentLogger) { writer in
             var buffer = ByteBufferAllocator().buffer(capacity: 1 << 20)
+            var id = firstID ?? 0
             for row in rows {
+                if firstID != nil {
+                    buffer.writeCopyField(id)
+                    buffer.writeInteger(UInt8(ascii: "\t"))
+                    id += 1
+                }
                 if let prefix {
                     buffer.writeCopyField(prefix)
                     buffer.writeInteger(UInt8(ascii: "\t"))
@@ -178,26 +237,30 @@ final class PostgresIngest: IngestSession {
                     )
                 }
             case .queue(let source):
-                // Under the queue lock, so ids become visible in id order: a consumer that saw id n never
-                // finds an id below n committed later. Ids are max + 1, 2, … in append order, with no gaps.
-                try await connection.rows("SELECT pg_advisory_xact_lock(\(LockKey.queue))")
-                added = try await connection.scalar(
-                    """
-                    WITH fresh AS (
-                        SELECT DISTINCT ON (line) n, line, symbol, shard, body FROM castle_ingest t
-                        WHERE NOT EXISTS (
-                            SELECT 1 FROM queue_messages q WHERE q.source = \(source) AND q.line = t.line)
-                        ORDER BY line, n),
-                    top AS (SELECT coalesce(max(id), 0) AS id FROM queue_messages),
-                    added AS (
-                        INSERT INTO queue_messages (id, source, line, symbol, shard, body)
-                        SELECT top.id + row_number() OVER (ORDER BY fresh.n), \(source), fresh.line, fresh.symbol,
-                            fresh.shard, fresh.body
-                        FROM fresh CROSS JOIN top ORDER BY fresh.n
-                        ON CONFLICT DO NOTHING RETURNING 1)
-                    SELECT count(*) FROM added
-                    """
-                )
+                let (direct, staged, locked) = progress.withLock { ($0.direct, $0.staged, $0.nextID != nil) }
+                added = Int64(direct)
+                guard locked else { break }  // nothing appended
+                // Under the queue lock (taken at the first append), so ids become visible in id order.
+                // Ids are max + 1, 2, … in append order, with no gaps, after the rows copied directly.
+                if staged {
+                    added += try await connection.scalar(
+                        """
+                        WITH fresh AS (
+                            SELECT DISTINCT ON (line) n, line, symbol, shard, body FROM castle_ingest t
+                            WHERE NOT EXISTS (
+                                SELECT 1 FROM queue_messages q WHERE q.source = \(source) AND q.line = t.line)
+                            ORDER BY line, n),
+                        top AS (SELECT coalesce(max(id), 0) AS id FROM queue_messages),
+                        added AS (
+                            INSERT INTO queue_messages (id, source, line, symbol, shard, body)
+                            SELECT top.id + row_number() OVER (ORDER BY fresh.n), \(source), fresh.line,
+                                fresh.symbol, fresh.shard, fresh.body
+                            FROM fresh CROSS JOIN top ORDER BY fresh.n
+                            ON CONFLICT DO NOTHING RETURNING 1)
+                        SELECT count(*) FROM added
+                        """
+                    )
+                }
                 if added > 0 {
                     // Keeps the BIGSERIAL's sequence past the ids given here, for anyone inserting by default.
                     try await connection.rows(
