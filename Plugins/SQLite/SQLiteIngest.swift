@@ -1,7 +1,9 @@
 import CastleSupport
 import Storage
 
-/// Rows inserted on a connection of its own (and its thread) inside BEGIN IMMEDIATE ... COMMIT.
+/// Rows inserted on a connection of its own (and its thread) inside BEGIN IMMEDIATE ... COMMIT. The write
+/// lock is taken with the first rows, not at begin: a session reading its first batch (or an ingest that
+/// commits every N rows, between two transactions) leaves the lock to a worker meanwhile.
 final class SQLiteIngest: IngestSession, @unchecked Sendable {
     typealias Bind = @Sendable (Statement, OrderRow) -> Void
 
@@ -11,6 +13,8 @@ final class SQLiteIngest: IngestSession, @unchecked Sendable {
     /// Touched only on the connection's thread.
     private let counter = Counter()
     private var open = true
+    /// BEGIN IMMEDIATE was sent (with the first rows).
+    private var begun = false
     private var inFlight: SQLitePending?
 
     private final class Counter: @unchecked Sendable {
@@ -23,7 +27,7 @@ final class SQLiteIngest: IngestSession, @unchecked Sendable {
         self.bind = bind
     }
 
-    /// Opens a connection to `path` and takes the write lock (BEGIN IMMEDIATE).
+    /// Opens a connection to `path`.
     static func begin(
         path: String,
         name: String,
@@ -31,12 +35,6 @@ final class SQLiteIngest: IngestSession, @unchecked Sendable {
         bind: @escaping Bind
     ) async throws(CastleError) -> SQLiteIngest {
         let connection = try await SQLiteSerialConnection.open(path: path, name: name)
-        do throws(CastleError) {
-            try await connection.run { (connection) throws(CastleError) in try connection.execute("BEGIN IMMEDIATE") }
-        } catch {
-            await connection.close()
-            throw error
-        }
         return SQLiteIngest(connection: connection, sql: sql, bind: bind)
     }
 
@@ -47,8 +45,10 @@ final class SQLiteIngest: IngestSession, @unchecked Sendable {
     /// bounded. An insert's error surfaces at the next append or at commit.
     func append(_ rows: [OrderRow]) async throws(CastleError) {
         try await settle()
-        let (sql, bind, counter) = (sql, bind, counter)
+        let (sql, bind, counter, begin) = (sql, bind, counter, !begun)
+        begun = true
         inFlight = connection.start { (connection) throws(CastleError) in
+            if begin { try connection.execute("BEGIN IMMEDIATE") }
             let statement = try connection.prepare(sql)
             for row in rows {
                 bind(statement, row)
@@ -73,20 +73,28 @@ final class SQLiteIngest: IngestSession, @unchecked Sendable {
             throw error
         }
         open = false
-        let counter = counter
-        let added = try await connection.run { (connection) throws(CastleError) -> Int in
-            try connection.execute("COMMIT")
-            return counter.added
+        let (counter, begun) = (counter, begun)
+        // Closed either way: a failed COMMIT (the disk full, say) is rolled back as the connection closes.
+        do throws(CastleError) {
+            let added = try await connection.run { (connection) throws(CastleError) -> Int in
+                if begun { try connection.execute("COMMIT") }
+                return counter.added
+            }
+            await connection.close()
+            return added
+        } catch {
+            await connection.close()
+            throw error
         }
-        await connection.close()
-        return added
     }
 
     func rollback() async {
         guard open else { return }
         open = false
         _ = try? await settle()
-        _ = try? await connection.run { (connection) throws(CastleError) in try connection.execute("ROLLBACK") }
+        if begun {
+            _ = try? await connection.run { (connection) throws(CastleError) in try connection.execute("ROLLBACK") }
+        }
         await connection.close()
     }
 }
