@@ -10,6 +10,8 @@ struct IngestCommand: AsyncParsableCommand {
         discussion: """
             Reads the order-stream contract's NDJSON, CSV with a header naming the contract's fields (op,id,symbol,side,type,price,qty,tif,account,stp,ts), or a LOBSTER message file (with --symbol and --date), plain or compressed (gzip, zstd, xz, bzip2), from FILE or stdin. Each row is validated per the contract; bad rows go to --rejects with their line and reason. Over --max-errors bad rows the run stops with exit 65 and nothing is committed: the whole file goes in one transaction. Rows are keyed by their line, so ingesting the same file twice adds nothing.
 
+            With --commit-every N, a transaction commits after every N rows instead: a live intake piped into stdin feeds the worker as it goes. A failure then keeps what was committed before it (the error says through which line), and running the same input again adds only the rest.
+
             The rows become a dataset of the store (for castle replay --dataset), or, with --into queue or --queue URL, messages of the queue for the durable worker (castle match --queue). The queue lives in the store's backend: --queue and --store, when both are given, must be the same URL. See docs/storage.md.
 
             Examples:
@@ -18,6 +20,7 @@ struct IngestCommand: AsyncParsableCommand {
               castle ingest day.ndjson.gz --queue sqlite://day.db
               castle ingest orders.csv --dataset 2026-11-24 --rejects bad.ndjson
               castle ingest AAPL_message_10.csv --symbol AAPL --date 2012-06-21
+              feed | castle ingest - --dataset live --into queue --commit-every 5000
             """
     )
 
@@ -63,6 +66,9 @@ struct IngestCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Bad rows tolerated before the run fails and commits nothing.", valueName: "n"))
     var maxErrors = 0
 
+    @Option(help: ArgumentHelp("Commit after every N rows, not once at the end.", valueName: "n"))
+    var commitEvery: Int?
+
     @Option(help: ArgumentHelp("Instruments file: rows of other symbols are rejected.", valueName: "file"))
     var instruments: String?
 
@@ -84,6 +90,7 @@ struct IngestCommand: AsyncParsableCommand {
     func validate() throws {
         if inputOptions.path == nil && dataset == nil { throw ValidationError("reading stdin needs --dataset NAME") }
         if maxErrors < 0 { throw ValidationError("--max-errors must be 0 or more") }
+        if let commitEvery, commitEvery < 1 { throw ValidationError("--commit-every must be 1 or more") }
         if into != nil && legacyTo != nil { throw ValidationError("give --into once (--to is its old name)") }
         if inputFormat != nil && legacyFormat != nil {
             throw ValidationError("give --input-format once (--format is its old name)")
@@ -116,6 +123,7 @@ struct IngestCommand: AsyncParsableCommand {
             options.target = destination == .queue ? .queue(source: name) : .dataset(name)
             options.rejectsPath = rejects
             options.maxErrors = maxErrors
+            options.commitEvery = commitEvery
             options.instrumentsPath = instruments
             options.lobsterSymbol = symbol
             options.lobsterDate = date
@@ -130,7 +138,9 @@ struct IngestCommand: AsyncParsableCommand {
             "castle ingest: \(name): \(summary.rows) rows, \(summary.added) new, \(summary.duplicates) already there, "
         line += "\(summary.rejected) rejected"
         if summary.skipped > 0 { line += ", \(summary.skipped) skipped (not orders)" }
-        line += " into the \(destination == .queue ? "queue" : "store"); \(format2(seconds)) s, "
+        line += " into the \(destination == .queue ? "queue" : "store")"
+        if summary.commits > 1 { line += " in \(summary.commits) transactions" }
+        line += "; \(format2(seconds)) s, "
         line += "\(formatCount(Double(summary.rows) / max(seconds, 1e-9))) rows/s\n"
         if let first = summary.firstError { line += "castle ingest: first bad row: \(first)\n" }
         writeStandardError(line)

@@ -9,6 +9,10 @@ import Streams
 /// validates each row per the contract, and writes the rows into a dataset of the store or into the
 /// queue, all in one transaction: over `maxErrors` bad rows, or on any failure, nothing is committed.
 /// Rows are keyed by their line in the source, so ingesting the same file twice adds nothing.
+///
+/// With `commitEvery`, a transaction commits after every that many rows instead, as a live intake
+/// (a pipe into stdin) needs for the worker to see its rows before the end: a failure then keeps the
+/// transactions committed before it, and a rerun adds only the rows after them.
 public enum Ingest {
     public enum Format: String, Sendable, CaseIterable {
         case ndjson, csv, lobster
@@ -43,6 +47,8 @@ public enum Ingest {
         public var lobsterDate: String?
         public var showProgress = true
         public var batchRows = 20_000
+        /// Commit after every this many rows (counting rows already stored); nil: one transaction.
+        public var commitEvery: Int?
 
         public init() {}
     }
@@ -55,6 +61,9 @@ public enum Ingest {
         /// orders resting before the file began.
         public var skipped = 0
         public var firstError: String?
+        /// Transactions committed (1 without `commitEvery`), and the last line they hold.
+        public var commits = 0
+        public var committedThroughLine = 0
         public var duplicates: Int { rows - added }
     }
 
@@ -72,16 +81,39 @@ public enum Ingest {
             validator.instruments = try InstrumentsFile.load(path: path, symbols: &validator.decoder.symbols)
         }
         let rejects = try options.rejectsPath.map { path throws(CastleError) in try OutputSink(path: path) }
-        let session: any IngestSession =
+        @Sendable func begin() async throws(CastleError) -> any IngestSession {
             switch options.target {
             case .dataset(let name): try await backend.beginIngest(dataset: name)
             case .queue(let source): try await backend.beginEnqueue(source: source)
             }
+        }
+        // Nil between a commit and the next begin, so that a failure there rolls back nothing.
+        var session: (any IngestSession)? = try await begin()
         var summary = Summary()
         let progress = ProgressBar(label: "ingest", forceDisabled: !options.showProgress)
+        let batchRows = min(options.batchRows, options.commitEvery ?? .max)
         do throws(CastleError) {
             var batch: [OrderRow] = []
-            batch.reserveCapacity(options.batchRows)
+            batch.reserveCapacity(batchRows)
+            var uncommittedRows = 0
+            var lastAppendedLine = 0
+            func flush(commit: Bool) async throws(CastleError) {
+                guard let open = session else { return }
+                if !batch.isEmpty {
+                    try await open.append(batch)
+                    uncommittedRows += batch.count
+                    lastAppendedLine = Int(batch.last!.line)
+                    batch.removeAll(keepingCapacity: true)
+                }
+                guard commit else { return }
+                session = nil
+                // A session left empty by the last commit (the input ended there) has nothing to commit.
+                guard uncommittedRows > 0 || summary.commits == 0 else { return await open.rollback() }
+                summary.added += try await open.commit()
+                summary.commits += 1
+                summary.committedThroughLine = lastAppendedLine
+                uncommittedRows = 0
+            }
             while let item = try reader.next() {
                 switch item {
                 case .skipped:
@@ -98,9 +130,10 @@ public enum Ingest {
                 case .bad(let line, let reason, let text):
                     try reject(reason, line: line, text: text, reader: reader, rejects: rejects, &summary, options)
                 }
-                if batch.count >= options.batchRows {
-                    try await session.append(batch)
-                    batch.removeAll(keepingCapacity: true)
+                if batch.count >= batchRows {
+                    let commit = options.commitEvery.map { uncommittedRows + batch.count >= $0 } ?? false
+                    try await flush(commit: commit)
+                    if commit { session = try await begin() }
                     progress.update(
                         done: reader.source.consumedBytes,
                         total: reader.source.sizeBytes,
@@ -108,16 +141,20 @@ public enum Ingest {
                     )
                 }
             }
-            if !batch.isEmpty { try await session.append(batch) }
-            summary.added = try await session.commit()
+            try await flush(commit: true)
             progress.finish()
             try rejects?.commit()
         } catch {
-            await session.rollback()
+            await session?.rollback()
             progress.finish()
             // The rejects file explains a run stopped by --max-errors; it is kept, complete up to there.
             if error.kind == .dataError { try? rejects?.commit() } else { rejects?.abort() }
-            throw error
+            guard summary.commits > 0 else { throw error }
+            let committed = summary.commits == 1 ? "the transaction" : "the \(summary.commits) transactions"
+            throw CastleError(
+                error.kind,
+                "\(error.message); \(committed) before it stay committed, through line \(summary.committedThroughLine): fix the cause and run again, the lines already stored are skipped"
+            )
         }
         return summary
     }
@@ -144,7 +181,7 @@ public enum Ingest {
         if summary.rejected > options.maxErrors {
             throw CastleError(
                 .dataError,
-                "\(message); \(summary.rejected) bad \(summary.rejected == 1 ? "row" : "rows"), more than --max-errors \(options.maxErrors): nothing was ingested"
+                "\(message); \(summary.rejected) bad \(summary.rejected == 1 ? "row" : "rows"), more than --max-errors \(options.maxErrors): \(options.commitEvery == nil ? "nothing was ingested" : "the open transaction was rolled back")"
             )
         }
     }

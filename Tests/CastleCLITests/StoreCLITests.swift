@@ -125,6 +125,45 @@ import Testing
         #expect(replay.stdoutText.contains("AAPL"), "the dataset replays: \(replay.stdoutText)")
     }
 
+    @Test func commitEveryKeepsWhatWasCommittedBeforeABadRow() async throws {
+        let directory = try TemporaryDirectory()
+        let url = try await migrated(directory)
+        var lines = (1...31).map {
+            #"{"op":"new","id":\#($0),"symbol":"AAPL","side":"buy","price":"\#($0)","qty":"1"}"#
+        }
+        lines[25] = "not json"
+        let file = try directory.write("live.ndjson", lines.joined(separator: "\n") + "\n")
+        let failed = try await CastleProcess.run(
+            ["ingest", "-", "--dataset", "live", "--into", "queue", "--store", url, "--commit-every", "10"],
+            stdin: Data((lines.joined(separator: "\n") + "\n").utf8)
+        )
+        #expect(failed.status == 65, "\(failed.stderr)")
+        #expect(failed.stderr.contains("<stdin>:26:"), "names the line: \(failed.stderr)")
+        #expect(
+            failed.stderr.contains(
+                "the open transaction was rolled back; the 2 transactions before it stay committed, through line 20"
+            ),
+            "\(failed.stderr)"
+        )
+        var queue = try await CastleProcess.run(["queue", "--store", url])
+        #expect(queue.stderr.contains("depth 20,"), "lines 1-20 are in the queue: \(queue.stderr)")
+        let rerun = try await CastleProcess.run(
+            [
+                "ingest", file, "--dataset", "live", "--into", "queue", "--store", url, "--commit-every", "10",
+                "--max-errors", "1",
+            ]
+        )
+        #expect(rerun.status == 0, "\(rerun.stderr)")
+        #expect(
+            rerun.stderr.contains("30 rows, 10 new, 20 already there, 1 rejected into the queue in 3 transactions"),
+            "\(rerun.stderr)"
+        )
+        queue = try await CastleProcess.run(["queue", "--store", url])
+        #expect(queue.stderr.contains("depth 30,"), "\(queue.stderr)")
+        let bad = try await CastleProcess.run(["ingest", file, "--store", url, "--commit-every", "0"])
+        #expect(bad.status == 64 && bad.stderr.contains("--commit-every must be 1 or more"), "\(bad.stderr)")
+    }
+
     @Test func csvRowsBecomeTheContract() async throws {
         let directory = try TemporaryDirectory()
         let url = try await migrated(directory)
