@@ -133,13 +133,38 @@ public final class MatchWorker {
 
         // The partition is read as a log after the offset: no lease and no ack per message; the cursor
         // (markConsumed) says which messages are done and which are in flight.
+        //
+        // Two batches overlap: batch k commits on the store's thread while batch k+1, read and marked in
+        // flight first, is matched on this one. The commits stay in order, each checked against the offset
+        // the one before it wrote, and nothing of batch k+1 is committed or answered before batch k is. A
+        // crash meanwhile counts a delivery for the messages of both.
+        var pending: Matched? = nil
+        func settle(_ matched: Matched?, _ outcome: Result<Void, CastleError>) throws(CastleError) {
+            guard let matched else { return }
+            try outcome.get()
+            if let onCommitted = options.onCommitted {
+                onCommitted(Self.committed(matched.messages, eventCounts: matched.eventCounts, body: matched.body))
+            }
+            offset = matched.through
+            summary.messages += matched.messages.count
+            summary.trades += matched.commit.trades.count
+            summary.batches += 1
+            progress.update(
+                done: summary.messages,
+                total: nil,
+                status: "\(summary.messages) messages, offset \(offset)"
+            )
+        }
         while !shouldStop() {
-            let messages = try await nextBatch(after: offset)
+            let after = pending?.through ?? offset
+            let messages = try await nextBatch(after: after)
             if !ready {
                 ready = true
                 summary.secondsToReady = Double(monotonicNanoseconds() - started) / 1e9
             }
             guard let last = messages.last else {
+                try settle(pending, await Self.commit(pending, to: store))
+                pending = nil
                 try await markConsumed(through: offset, inFlight: offset, &cursor)
                 if options.drain, try await queue.depth(partition: options.partition) == 0 { break }
                 if let wait = options.waitForMessages {
@@ -149,38 +174,86 @@ public final class MatchWorker {
                 }
                 continue
             }
+            // A batch with a message delivered before (its worker died with it in flight) waits for the
+            // batch before it to commit: if it kills this worker too, only its own messages count one
+            // more delivery, and a poison message never takes an innocent one to the dead letters.
+            if pending != nil, messages.contains(where: { $0.attempts > 0 }) {
+                try settle(pending, await Self.commit(pending, to: store))
+                pending = nil
+            }
             try await markConsumed(through: offset, inFlight: last.id, &cursor)
-            var batch = MatchCommit(consumer: consumer, offset: offset, lastSeq: Int64(writer.seq), events: nil)
-            var eventCounts: [Int] = []
-            let touched = try apply(
-                messages,
-                to: &books,
-                writer: writer,
-                commit: &batch,
-                summary: &summary,
-                eventCounts: &eventCounts
-            )
-            let body = sink.takeBytes()
-            if !body.isEmpty {
-                batch.events = EventSegment(firstSeq: batch.lastSeq + 1, lastSeq: Int64(writer.seq), body: body)
+            let previous = pending
+            let store = store
+            async let committed = Self.commit(previous, to: store)
+            let matched: Matched
+            do throws(CastleError) {
+                matched = try match(
+                    messages,
+                    after: after,
+                    books: &books,
+                    writer: writer,
+                    sink: sink,
+                    summary: &summary
+                )
+            } catch {
+                _ = await committed
+                throw error
             }
-            diff(touched, books: &books, into: &batch)
-            try await commit(&batch, through: last.id, lastSeq: Int64(writer.seq))
-            if let onCommitted = options.onCommitted {
-                onCommitted(Self.committed(messages, eventCounts: eventCounts, body: body))
-            }
-            offset = last.id
-            summary.messages += messages.count
-            summary.trades += batch.trades.count
-            summary.batches += 1
-            progress.update(
-                done: summary.messages,
-                total: nil,
-                status: "\(summary.messages) messages, offset \(offset)"
-            )
+            try settle(previous, await committed)
+            pending = matched
         }
+        try settle(pending, await Self.commit(pending, to: store))
         try await markConsumed(through: offset, inFlight: offset, &cursor)
         if let path = options.bookOutPath { try writeBook(books, to: path) }
+    }
+
+    /// A batch matched and ready to commit.
+    struct Matched: Sendable {
+        var messages: [QueueMessage]
+        /// Moves the consumer's offset from `after` (where the batch was read from) to `through` (its last
+        /// message).
+        var commit: MatchCommit
+        var after: Int64
+        var through: Int64
+        var eventCounts: [Int]
+        var body: [UInt8]
+    }
+
+    /// Applies the batch to the books and gathers what its commit writes.
+    private func match(
+        _ messages: [QueueMessage],
+        after: Int64,
+        books: inout Books,
+        writer: EventWriter,
+        sink: OutputSink,
+        summary: inout Summary
+    ) throws(CastleError) -> Matched {
+        let firstSeq = Int64(writer.seq) + 1
+        let through = messages.last!.id
+        var batch = MatchCommit(consumer: consumer, offset: through, lastSeq: 0, events: nil)
+        var eventCounts: [Int] = []
+        let touched = try apply(
+            messages,
+            to: &books,
+            writer: writer,
+            commit: &batch,
+            summary: &summary,
+            eventCounts: &eventCounts
+        )
+        let body = sink.takeBytes()
+        batch.lastSeq = Int64(writer.seq)
+        if !body.isEmpty {
+            batch.events = EventSegment(firstSeq: firstSeq, lastSeq: batch.lastSeq, body: body)
+        }
+        diff(touched, books: &books, into: &batch)
+        return Matched(
+            messages: messages,
+            commit: batch,
+            after: after,
+            through: through,
+            eventCounts: eventCounts,
+            body: body
+        )
     }
 
     /// Splits a batch's NDJSON body among its messages, `eventCounts[k]` lines for message `k`.
@@ -330,12 +403,15 @@ public final class MatchWorker {
     }
 
     /// Writes the batch and the consumer's new offset in one store transaction; refused when the stored
-    /// offset is not the one the batch started from (another worker).
-    private func commit(_ batch: inout MatchCommit, through offset: Int64, lastSeq: Int64) async throws(CastleError) {
-        let previous = batch.offset
-        batch.offset = offset
-        batch.lastSeq = lastSeq
-        try await store.commitMatch(batch, previousOffset: previous)
+    /// offset is not the one the batch started from (another worker). Nothing to write: success.
+    private static func commit(_ matched: Matched?, to store: any Backend) async -> Result<Void, CastleError> {
+        guard let matched else { return .success(()) }
+        do throws(CastleError) {
+            try await store.commitMatch(matched.commit, previousOffset: matched.after)
+            return .success(())
+        } catch {
+            return .failure(error)
+        }
     }
 
     /// The final resting book, as `castle match --book-out` writes it.
