@@ -16,7 +16,8 @@ final class Background: @unchecked Sendable {
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         }
-        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        // A file that cannot be made fails just below, when it is opened.
+        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
         let pipe = Pipe()
         process.executableURL = URL(fileURLWithPath: CastleProcess.binary)
