@@ -134,8 +134,8 @@ public final class MatchWorker {
         // The partition is read as a log after the offset: no lease and no ack per message; the cursor
         // (markConsumed) says which messages are done and which are in flight.
         //
-        // Two batches overlap: batch k commits on the store's thread while batch k+1, read and marked in
-        // flight first, is matched on this one. The commits stay in order, each checked against the offset
+        // Two batches overlap: batch k commits on the store's side while batch k+1, read and marked in
+        // flight first, is matched on this one, and batch k+2 is read. The commits stay in order, each checked against the offset
         // the one before it wrote, and nothing of batch k+1 is committed or answered before batch k is. A
         // crash meanwhile counts a delivery for the messages of both.
         var pending: Matched? = nil
@@ -155,9 +155,18 @@ public final class MatchWorker {
                 status: "\(summary.messages) messages, offset \(offset)"
             )
         }
+        // The batch after the one being matched, read meanwhile (nil: read it now).
+        var readAhead: [QueueMessage]? = nil
+        let (queue, partition, batchSize) = (queue, options.partition, options.batchSize)
         while !shouldStop() {
             let after = pending?.through ?? offset
-            let messages = try await nextBatch(after: after)
+            let messages: [QueueMessage]
+            if let ahead = readAhead {
+                messages = ahead
+            } else {
+                messages = try await Self.nextBatch(queue, partition, after: after, limit: batchSize).get()
+            }
+            readAhead = nil
             if !ready {
                 ready = true
                 summary.secondsToReady = Double(monotonicNanoseconds() - started) / 1e9
@@ -185,6 +194,7 @@ public final class MatchWorker {
             let previous = pending
             let store = store
             async let committed = Self.commit(previous, to: store)
+            async let upcoming = Self.nextBatch(queue, partition, after: last.id, limit: batchSize)
             let matched: Matched
             do throws(CastleError) {
                 matched = try match(
@@ -196,10 +206,12 @@ public final class MatchWorker {
                     summary: &summary
                 )
             } catch {
-                _ = await committed
+                _ = await (committed, upcoming)
                 throw error
             }
-            try settle(previous, await committed)
+            let outcome = await committed
+            readAhead = try await upcoming.get()
+            try settle(previous, outcome)
             pending = matched
         }
         try settle(pending, await Self.commit(pending, to: store))
@@ -305,10 +317,19 @@ public final class MatchWorker {
     /// The next messages of the partition after `offset`, suspects isolated: a message that was in flight
     /// when the worker died twice is taken alone, so that one that kills the worker every time uses up
     /// its own attempts and goes to the dead letters without its batch.
-    private func nextBatch(after offset: Int64) async throws(CastleError) -> [QueueMessage] {
-        let messages = try await queue.read(partition: options.partition, after: offset, limit: options.batchSize)
-        guard let suspect = messages.firstIndex(where: { $0.attempts >= 2 }) else { return messages }
-        return suspect == 0 ? [messages[0]] : Array(messages[..<suspect])
+    private static func nextBatch(
+        _ queue: any Backend,
+        _ partition: Partition,
+        after offset: Int64,
+        limit: Int
+    ) async -> Result<[QueueMessage], CastleError> {
+        do throws(CastleError) {
+            let messages = try await queue.read(partition: partition, after: offset, limit: limit)
+            guard let suspect = messages.firstIndex(where: { $0.attempts >= 2 }) else { return .success(messages) }
+            return .success(suspect == 0 ? [messages[0]] : Array(messages[..<suspect]))
+        } catch {
+            return .failure(error)
+        }
     }
 
     /// Decodes and applies each message in offset order, writing its events and collecting its trades;
