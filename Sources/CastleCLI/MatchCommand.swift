@@ -73,7 +73,7 @@ struct MatchCommand: AsyncParsableCommand {
     var drain = false
 
     @Option(help: ArgumentHelp("Worker: messages per transaction.", valueName: "n"))
-    var batch = 5_000
+    var batch = MatchWorker.Options().batchSize
 
     @Option(help: ArgumentHelp("Worker: deliveries before a message goes to the dead letters.", valueName: "n"))
     var maxAttempts = 5

@@ -18,7 +18,10 @@ import Glibc
 public final class MatchWorker {
     public struct Options: Sendable {
         public var partition = Partition.whole
-        public var batchSize = 5_000
+        /// Messages per transaction, at most. 20,000 rather than 5,000 takes a third off a drain on
+        /// PostgreSQL and a fifth on SQLite (fewer resting-order rows written and deleted again), for about
+        /// 50 MB more memory at the peak. Under serve's load a batch is what arrived since the last one.
+        public var batchSize = 20_000
         public var maxAttempts = 5
         /// Exit once the partition's queue is empty.
         public var drain = false
