@@ -69,7 +69,7 @@ public enum Ingest {
 
     public static func run(_ options: Options, into backend: any Backend) async throws(CastleError) -> Summary {
         let format = options.format ?? Format.infer(path: options.inputPath)
-        var reader: any RowReader =
+        let reader: any RowReader =
             switch format {
             case .ndjson: try NDJSONRows(path: options.inputPath)
             case .csv: try CSVRows(path: options.inputPath)
@@ -81,6 +81,7 @@ public enum Ingest {
             validator.instruments = try InstrumentsFile.load(path: path, symbols: &validator.decoder.symbols)
         }
         let rejects = try options.rejectsPath.map { path throws(CastleError) in try OutputSink(path: path) }
+        let feed = RowFeed(reader: reader, validator: validator, rejects: rejects, options: options)
         @Sendable func begin() async throws(CastleError) -> any IngestSession {
             switch options.target {
             case .dataset(let name): try await backend.beginIngest(dataset: name)
@@ -89,59 +90,43 @@ public enum Ingest {
         }
         // Nil between a commit and the next begin, so that a failure there rolls back nothing.
         var session: (any IngestSession)? = try await begin()
-        var summary = Summary()
         let progress = ProgressBar(label: "ingest", forceDisabled: !options.showProgress)
         let batchRows = min(options.batchRows, options.commitEvery ?? .max)
         do throws(CastleError) {
-            var batch: [OrderRow] = []
-            batch.reserveCapacity(batchRows)
             var uncommittedRows = 0
             var lastAppendedLine = 0
-            func flush(commit: Bool) async throws(CastleError) {
+            func flush(_ batch: [OrderRow], commit: Bool) async throws(CastleError) {
                 guard let open = session else { return }
                 if !batch.isEmpty {
                     try await open.append(batch)
                     uncommittedRows += batch.count
                     lastAppendedLine = Int(batch.last!.line)
-                    batch.removeAll(keepingCapacity: true)
                 }
                 guard commit else { return }
                 session = nil
                 // A session left empty by the last commit (the input ended there) has nothing to commit.
-                guard uncommittedRows > 0 || summary.commits == 0 else { return await open.rollback() }
-                summary.added += try await open.commit()
-                summary.commits += 1
-                summary.committedThroughLine = lastAppendedLine
+                guard uncommittedRows > 0 || feed.summary.commits == 0 else { return await open.rollback() }
+                feed.summary.added += try await open.commit()
+                feed.summary.commits += 1
+                feed.summary.committedThroughLine = lastAppendedLine
                 uncommittedRows = 0
             }
-            while let item = try reader.next() {
-                switch item {
-                case .skipped:
-                    summary.skipped += 1
-                    continue
-                case .row(let line, let body):
-                    switch validator.check(body, line: line) {
-                    case .valid(let symbol):
-                        summary.rows += 1
-                        batch.append(OrderRow(line: Int64(line), symbol: symbol, body: body))
-                    case .invalid(let problem):
-                        try reject(problem, line: line, text: body, reader: reader, rejects: rejects, &summary, options)
-                    }
-                case .bad(let line, let reason, let text):
-                    try reject(reason, line: line, text: text, reader: reader, rejects: rejects, &summary, options)
+            while !feed.ended {
+                // Read on a thread of its own while the store inserts the batch before (one in flight).
+                let batch = try await onOwnThread { () throws(CastleError) in try feed.next(upTo: batchRows) }
+                if feed.ended {
+                    try await flush(batch, commit: true)
+                    break
                 }
-                if batch.count >= batchRows {
-                    let commit = options.commitEvery.map { uncommittedRows + batch.count >= $0 } ?? false
-                    try await flush(commit: commit)
-                    if commit { session = try await begin() }
-                    progress.update(
-                        done: reader.source.consumedBytes,
-                        total: reader.source.sizeBytes,
-                        status: "\(summary.rows) rows"
-                    )
-                }
+                let commit = options.commitEvery.map { uncommittedRows + batch.count >= $0 } ?? false
+                try await flush(batch, commit: commit)
+                if commit { session = try await begin() }
+                progress.update(
+                    done: feed.consumedBytes,
+                    total: feed.sizeBytes,
+                    status: "\(feed.summary.rows) rows"
+                )
             }
-            try await flush(commit: true)
             progress.finish()
             try rejects?.commit()
         } catch {
@@ -149,6 +134,7 @@ public enum Ingest {
             progress.finish()
             // The rejects file explains a run stopped by --max-errors; it is kept, complete up to there.
             if error.kind == .dataError { try? rejects?.commit() } else { rejects?.abort() }
+            let summary = feed.summary
             guard summary.commits > 0 else { throw error }
             let committed = summary.commits == 1 ? "the transaction" : "the \(summary.commits) transactions"
             throw CastleError(
@@ -156,20 +142,77 @@ public enum Ingest {
                 "\(error.message); \(committed) before it stay committed, through line \(summary.committedThroughLine): fix the cause and run again, the lines already stored are skipped"
             )
         }
-        return summary
+        return feed.summary
+    }
+}
+
+/// The reading side of an ingest: rows read, validated, and rejected to the rejects file, a batch at a
+/// time on a thread of its own (a pipe into stdin may keep `read(2)` waiting as long as its writer
+/// likes, which must not hold a thread of the cooperative pool). One thread at a time uses it: the run
+/// awaits each batch before it touches the summary.
+final class RowFeed: @unchecked Sendable {
+    /// Taken out for the length of a batch, so that the loop works on unique locals (a class's stored
+    /// `var` costs an exclusivity check per access, and a copy would copy its buffers on write).
+    private var parked: (reader: any RowReader, validator: Validator)?
+    private let rejects: OutputSink?
+    private let options: Ingest.Options
+    var summary = Ingest.Summary()
+    /// The input is read to its end.
+    private(set) var ended = false
+    /// Where the reader stands, for the progress bar.
+    private(set) var consumedBytes = 0
+    let sizeBytes: Int?
+
+    init(reader: any RowReader, validator: Validator, rejects: OutputSink?, options: Ingest.Options) {
+        parked = (reader, validator)
+        self.rejects = rejects
+        self.options = options
+        sizeBytes = reader.source.sizeBytes
     }
 
-    private static func reject(
+    /// The next valid rows, `count` of them unless the input ends first.
+    func next(upTo count: Int) throws(CastleError) -> [OrderRow] {
+        guard var (reader, validator) = parked.take() else { return [] }
+        var summary = self.summary
+        defer {
+            parked = (reader, validator)
+            self.summary = summary
+            consumedBytes = reader.source.consumedBytes
+        }
+        var batch: [OrderRow] = []
+        batch.reserveCapacity(count)
+        while batch.count < count {
+            guard let item = try reader.next() else {
+                ended = true
+                break
+            }
+            switch item {
+            case .skipped:
+                summary.skipped += 1
+            case .row(let line, let body):
+                switch validator.check(body, line: line) {
+                case .valid(let symbol):
+                    summary.rows += 1
+                    batch.append(OrderRow(line: Int64(line), symbol: symbol, body: body))
+                case .invalid(let problem):
+                    try reject(problem, line: line, text: body, source: reader.source.name, &summary)
+                }
+            case .bad(let line, let reason, let text):
+                try reject(reason, line: line, text: text, source: reader.source.name, &summary)
+            }
+        }
+        return batch
+    }
+
+    private func reject(
         _ reason: String,
         line: Int,
         text: String,
-        reader: any RowReader,
-        rejects: OutputSink?,
-        _ summary: inout Summary,
-        _ options: Options
+        source: String,
+        _ summary: inout Ingest.Summary
     ) throws(CastleError) {
         summary.rejected += 1
-        let message = "\(reader.source.name):\(line): \(reason)"
+        let message = "\(source):\(line): \(reason)"
         if summary.firstError == nil { summary.firstError = message }
         if let rejects {
             try rejects.write("{\"line\":\(line),\"reason\":")
@@ -179,9 +222,11 @@ public enum Ingest {
             try rejects.write("}\n")
         }
         if summary.rejected > options.maxErrors {
+            let rows = summary.rejected == 1 ? "row" : "rows"
+            let lost = options.commitEvery == nil ? "nothing was ingested" : "the open transaction was rolled back"
             throw CastleError(
                 .dataError,
-                "\(message); \(summary.rejected) bad \(summary.rejected == 1 ? "row" : "rows"), more than --max-errors \(options.maxErrors): \(options.commitEvery == nil ? "nothing was ingested" : "the open transaction was rolled back")"
+                "\(message); \(summary.rejected) bad \(rows), more than --max-errors \(options.maxErrors): \(lost)"
             )
         }
     }
