@@ -1,4 +1,4 @@
-public import CastleCore
+import CastleCore
 public import CastleSupport
 import Codecs
 public import Ledger

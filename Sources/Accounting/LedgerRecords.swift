@@ -1,4 +1,4 @@
-public import CastleSupport
+import CastleSupport
 public import Ledger
 public import Storage
 

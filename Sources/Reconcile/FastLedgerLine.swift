@@ -1,4 +1,4 @@
-public import Ledger
+import Ledger
 
 /// A fast reading of one entries NDJSON line in the canonical form `castle` writes
 /// (``EntryCodec/encode(_:)``: members in order, no spaces, no escapes), straight into the

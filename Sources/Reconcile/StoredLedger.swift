@@ -1,5 +1,5 @@
 public import CastleSupport
-public import Ledger
+import Ledger
 public import Storage
 
 /// The ledger side read from the store (``LedgerStore``, migration 0005): every entry, in pages, as the

@@ -1,5 +1,5 @@
 internal import CArchive
-public import CastleSupport
+import CastleSupport
 import Streams
 
 #if canImport(Glibc)

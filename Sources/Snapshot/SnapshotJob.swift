@@ -1,7 +1,7 @@
 public import CastleSupport
 import Crypto
 public import Storage
-public import Streams
+import Streams
 
 #if canImport(Glibc)
 import Glibc
