@@ -56,7 +56,7 @@ extension PostgresBackend: LedgerStore {
                         \(new.map { $0.reverses ?? "" })::text[], \(new.map { $0.reverses != nil })::boolean[],
                         \(new.map { $0.memo ?? "" })::text[], \(new.map { $0.memo != nil })::boolean[],
                         \(new.map { LedgerPostingsText.encode($0.postings) })::text[],
-                        \(plan.newEntries.map { hex($0.hash) })::text[])
+                        \(plan.newEntries.map { hexString($0.hash) })::text[])
                         WITH ORDINALITY
                         AS e(key, kind, ts, ref, has_ref, reverses, has_reverses, memo, has_memo, postings, hash, n)
                     """
@@ -264,17 +264,6 @@ extension PostgresBackend: LedgerStore {
         }
         return PostgresPartitionLock(connection: connection, key: key)
     }
-}
-
-private func hex(_ bytes: [UInt8]) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var text: [UInt8] = []
-    text.reserveCapacity(bytes.count * 2)
-    for byte in bytes {
-        text.append(digits[Int(byte >> 4)])
-        text.append(digits[Int(byte & 15)])
-    }
-    return String(decoding: text, as: UTF8.self)
 }
 
 private func unhex(_ text: String) -> [UInt8] {
