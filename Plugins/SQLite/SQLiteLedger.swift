@@ -18,46 +18,227 @@ extension SQLiteBackend: LedgerStore {
         let displayURL = displayURL
         return try await withConnection { (connection) throws(CastleError) in
             try connection.writeTransaction { () throws(CastleError) -> LedgerPostOutcome in
-                if let watermark {
-                    let stored = try Self.watermark(connection, consumer: watermark.consumer)
-                    guard stored == watermark.previous else {
-                        throw LedgerStoreErrors.watermarkMoved(
-                            store: displayURL,
-                            consumer: watermark.consumer,
-                            stored: stored,
-                            expected: watermark.previous
-                        )
-                    }
+                try Self.checkWatermark(connection, watermark, store: displayURL)
+                return try Self.post(connection, entries, postedAt: postedAt, watermark: watermark, store: displayURL)
+            }
+        }
+    }
+
+    public func postSettlementBlock(
+        _ block: SettlementBlock,
+        postedAt: Int64,
+        watermark: LedgerWatermarkAdvance
+    ) async throws(CastleError) -> LedgerPostOutcome {
+        let displayURL = displayURL
+        // Encoded and hashed on the caller's thread, not the writer's.
+        let body = block.encoded()
+        let hash = SettlementBlock.contentHash(body)
+        return try await withConnection { (connection) throws(CastleError) in
+            try connection.writeTransaction { () throws(CastleError) -> LedgerPostOutcome in
+                try Self.checkWatermark(connection, watermark, store: displayURL)
+                var oneByOne = block.isEmpty
+                if !oneByOne { oneByOne = try Self.anyKeyStored(connection, block) }
+                if oneByOne {
+                    return try Self.post(
+                        connection,
+                        block.records(),
+                        postedAt: postedAt,
+                        watermark: watermark,
+                        store: displayURL
+                    )
                 }
-                // Optimistic first: a settlement's keys are new, so the batch is planned without reading
-                // them and written with `ON CONFLICT (key) DO NOTHING`; a key already there (no row
-                // changed) or a refusal rolls back to the savepoint and plans again with the keys read
-                // (LedgerBatchContext.keysRead). Batches with reversals take the full way at once.
-                if !entries.contains(where: { $0.reverses != nil }) {
-                    try connection.execute("SAVEPOINT optimistic")
-                    var context = try Self.context(connection, entries, keys: false, store: displayURL)
-                    context.keysRead = false
-                    if case .success(let plan) = LedgerBatch.plan(entries, context: context),
-                        try Self.write(connection, plan, postedAt: postedAt, watermark: watermark, optimistic: true)
-                    {
-                        try connection.execute("RELEASE optimistic")
-                        return .committed(posted: plan.newEntries.count, alreadyPosted: plan.alreadyPosted)
+                var balances: [LedgerBalanceKey: Int128] = [:]
+                let balance = try connection.prepare(
+                    "SELECT balance FROM ledger_balances WHERE account = ? AND asset = ?"
+                )
+                for key in block.balanceKeys {
+                    balance.bind(1, key.account)
+                    balance.bind(2, key.asset)
+                    if try balance.step() {
+                        balances[key] = try Self.balanceValue(balance.string(0), store: displayURL)
                     }
-                    try connection.execute("ROLLBACK TO optimistic")
-                    try connection.execute("RELEASE optimistic")
+                    balance.reset()
                 }
-                let plan: LedgerBatchPlan
-                switch LedgerBatch.plan(
-                    entries,
-                    context: try Self.context(connection, entries, keys: true, store: displayURL)
-                ) {
+                var scales: [String: UInt8] = [:]
+                let scale = try connection.prepare("SELECT scale FROM ledger_assets WHERE code = ?")
+                for asset in block.assets {
+                    scale.bind(1, asset.code)
+                    if try scale.step() { scales[asset.code] = UInt8(truncatingIfNeeded: scale.int(0)) }
+                    scale.reset()
+                }
+                let plan: SettlementBlockPlan
+                switch block.plan(balances: balances, scales: scales) {
                 case .success(let accepted): plan = accepted
                 case .failure(let refusal): return .refused(refusal)
                 }
-                _ = try Self.write(connection, plan, postedAt: postedAt, watermark: watermark, optimistic: false)
-                return .committed(posted: plan.newEntries.count, alreadyPosted: plan.alreadyPosted)
+                let tsRange = block.tsRange
+                let insert = try connection.prepare(
+                    """
+                    INSERT INTO ledger_trade_blocks (first_seq, consumer, first_trade_seq, last_trade_seq, entry_count,
+                        min_ts, max_ts, posted_at, content_hash, body)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """
+                )
+                insert.bind(1, try Self.lastSeq(connection) + 1)
+                insert.bind(2, block.consumer)
+                insert.bind(3, block.firstTradeSeq)
+                insert.bind(4, block.lastTradeSeq)
+                insert.bind(5, block.count)
+                insert.bind(6, tsRange.lowerBound)
+                insert.bind(7, tsRange.upperBound)
+                insert.bind(8, postedAt)
+                insert.bind(9, hash)
+                insert.bind(10, body)
+                try insert.run()
+                try Self.write(connection, newAssets: plan.newAssets, balances: plan.balances, watermark: watermark)
+                return .committed(posted: block.count, alreadyPosted: 0)
             }
         }
+    }
+
+    /// Refuses (75) when the consumer's stored watermark is not where the settler read it.
+    static func checkWatermark(
+        _ connection: SQLiteConnection,
+        _ watermark: LedgerWatermarkAdvance?,
+        store: String
+    ) throws(CastleError) {
+        guard let watermark else { return }
+        let stored = try Self.watermark(connection, consumer: watermark.consumer)
+        guard stored == watermark.previous else {
+            throw LedgerStoreErrors.watermarkMoved(
+                store: store,
+                consumer: watermark.consumer,
+                stored: stored,
+                expected: watermark.previous
+            )
+        }
+    }
+
+    /// Posts entries one by one inside the caller's transaction (``postLedgerEntries(_:postedAt:watermark:)``).
+    static func post(
+        _ connection: SQLiteConnection,
+        _ entries: [LedgerEntryRecord],
+        postedAt: Int64,
+        watermark: LedgerWatermarkAdvance?,
+        store: String
+    ) throws(CastleError) -> LedgerPostOutcome {
+        // Optimistic first: new keys are the rule, so the batch is planned without reading them and
+        // written with `ON CONFLICT (key) DO NOTHING`; a key already there (no row changed) or a refusal
+        // rolls back to the savepoint and plans again with the keys read (LedgerBatchContext.keysRead).
+        // Batches with reversals, or with keys a settlement block may hold (not in `ledger_entries`, so
+        // no conflict would tell), take the full way at once.
+        if !entries.contains(where: { $0.reverses != nil || SettlementBlock.parseTradeKey($0.key) != nil }) {
+            try connection.execute("SAVEPOINT optimistic")
+            var context = try Self.context(connection, entries, keys: false, store: store)
+            context.keysRead = false
+            if case .success(let plan) = LedgerBatch.plan(entries, context: context),
+                try Self.write(connection, plan, postedAt: postedAt, watermark: watermark, optimistic: true)
+            {
+                try connection.execute("RELEASE optimistic")
+                return .committed(posted: plan.newEntries.count, alreadyPosted: plan.alreadyPosted)
+            }
+            try connection.execute("ROLLBACK TO optimistic")
+            try connection.execute("RELEASE optimistic")
+        }
+        let plan: LedgerBatchPlan
+        switch LedgerBatch.plan(entries, context: try Self.context(connection, entries, keys: true, store: store)) {
+        case .success(let accepted): plan = accepted
+        case .failure(let refusal): return .refused(refusal)
+        }
+        _ = try Self.write(connection, plan, postedAt: postedAt, watermark: watermark, optimistic: false)
+        return .committed(posted: plan.newEntries.count, alreadyPosted: plan.alreadyPosted)
+    }
+
+    /// The last posting sequence number given, to an entry row or a block's entry (0 for none).
+    static func lastSeq(_ connection: SQLiteConnection) throws(CastleError) -> Int64 {
+        let last = try connection.prepare(
+            """
+            SELECT max(coalesce((SELECT max(seq) FROM ledger_entries), 0),
+                coalesce((SELECT first_seq + entry_count - 1 FROM ledger_trade_blocks ORDER BY first_seq DESC LIMIT 1), 0))
+            """
+        )
+        defer { last.reset() }
+        try last.step()
+        return last.int64(0)
+    }
+
+    /// Whether any of the block's keys is stored: in an earlier block of the consumer, or as an entry row.
+    /// Entry keys are text, so the rows are found by the ranges of keys of each length of `seq` digits
+    /// (within one length, text order is numeric order); a range also holds the shorter keys that are
+    /// prefixes of its numbers (at most a tenth of the block, and only where such rows exist).
+    static func anyKeyStored(_ connection: SQLiteConnection, _ block: SettlementBlock) throws(CastleError) -> Bool {
+        let previous = try connection.prepare(
+            """
+            SELECT last_trade_seq FROM ledger_trade_blocks WHERE consumer = ? AND first_trade_seq <= ?
+            ORDER BY first_trade_seq DESC LIMIT 1
+            """
+        )
+        previous.bind(1, block.consumer)
+        previous.bind(2, block.lastTradeSeq)
+        let overlaps = try previous.step() && previous.int64(0) >= block.firstTradeSeq
+        previous.reset()
+        if overlaps { return true }
+        let rows = try connection.prepare("SELECT key FROM ledger_entries WHERE key BETWEEN ? AND ?")
+        defer { rows.reset() }
+        var low = block.firstTradeSeq
+        while low <= block.lastTradeSeq {
+            let digits = String(low).utf8.count
+            let high = digits >= 19 ? block.lastTradeSeq : min(block.lastTradeSeq, Self.power(of: 10, digits) - 1)
+            rows.bind(1, SettlementBlock.tradeKey(consumer: block.consumer, seq: low))
+            rows.bind(2, SettlementBlock.tradeKey(consumer: block.consumer, seq: high))
+            while try rows.step() {
+                if let parsed = SettlementBlock.parseTradeKey(rows.string(0)), parsed.consumer == block.consumer,
+                    block.index(ofTradeSeq: parsed.seq) != nil
+                {
+                    return true
+                }
+            }
+            rows.reset()
+            if high == .max { break }
+            low = high + 1
+        }
+        return false
+    }
+
+    private static func power(of base: Int64, _ exponent: Int) -> Int64 {
+        var result: Int64 = 1
+        for _ in 0..<exponent { result *= base }
+        return result
+    }
+
+    /// The block holding trade `seq` of `consumer`, if any.
+    static func block(
+        _ connection: SQLiteConnection,
+        consumer: String,
+        tradeSeq: Int64,
+        store: String
+    ) throws(CastleError) -> StoredSettlementBlock? {
+        let statement = try connection.prepare(
+            """
+            \(blockColumns) WHERE consumer = ? AND first_trade_seq <= ? ORDER BY first_trade_seq DESC LIMIT 1
+            """
+        )
+        defer { statement.reset() }
+        statement.bind(1, consumer)
+        statement.bind(2, tradeSeq)
+        guard try statement.step() else { return nil }
+        let stored = try storedBlock(statement, store: store)
+        return stored.block.index(ofTradeSeq: tradeSeq) == nil ? nil : stored
+    }
+
+    static let blockColumns =
+        "SELECT first_seq, consumer, entry_count, posted_at, content_hash, body FROM ledger_trade_blocks"
+
+    static func storedBlock(_ row: Statement, store: String) throws(CastleError) -> StoredSettlementBlock {
+        try StoredSettlementBlock.decode(
+            firstSeq: row.int64(0),
+            consumer: row.string(1),
+            entryCount: row.int64(2),
+            postedAt: row.int64(3),
+            contentHash: row.bytes(4),
+            body: row.bytes(5),
+            store: store
+        )
     }
 
     /// Writes an accepted plan: the new entries, assets, balances and the watermark. With `optimistic`, an
@@ -70,10 +251,7 @@ extension SQLiteBackend: LedgerStore {
         watermark: LedgerWatermarkAdvance?,
         optimistic: Bool
     ) throws(CastleError) -> Bool {
-        let last = try connection.prepare("SELECT coalesce(max(seq), 0) FROM ledger_entries")
-        try last.step()
-        var seq = last.int64(0)
-        last.reset()
+        var seq = try lastSeq(connection)
         let insert = try connection.prepare(
             """
             INSERT INTO ledger_entries
@@ -96,8 +274,19 @@ extension SQLiteBackend: LedgerStore {
             try insert.run()
             if optimistic && connection.changes == 0 { return false }
         }
+        try write(connection, newAssets: plan.newAssets, balances: plan.balances, watermark: watermark)
+        return true
+    }
+
+    /// Writes what every accepted post writes besides its entries: new assets, balances, the watermark.
+    static func write(
+        _ connection: SQLiteConnection,
+        newAssets: [(code: String, scale: UInt8)],
+        balances: [LedgerBalanceRecord],
+        watermark: LedgerWatermarkAdvance?
+    ) throws(CastleError) {
         let asset = try connection.prepare("INSERT INTO ledger_assets (code, scale) VALUES (?, ?)")
-        for (code, scale) in plan.newAssets {
+        for (code, scale) in newAssets {
             asset.bind(1, code)
             asset.bind(2, Int(scale))
             try asset.run()
@@ -108,7 +297,7 @@ extension SQLiteBackend: LedgerStore {
             ON CONFLICT (account, asset) DO UPDATE SET balance = excluded.balance
             """
         )
-        for row in plan.balances {
+        for row in balances {
             balance.bind(1, row.account)
             balance.bind(2, row.asset)
             balance.bind(3, String(row.balance))
@@ -122,7 +311,6 @@ extension SQLiteBackend: LedgerStore {
             move.bind(2, watermark.next)
             try move.run()
         }
-        return true
     }
 
     /// The stored rows the batch names (``LedgerBatch/lookups(_:keys:)``), its keys' only when `keys`.
@@ -134,17 +322,40 @@ extension SQLiteBackend: LedgerStore {
     ) throws(CastleError) -> LedgerBatchContext {
         let lookups = LedgerBatch.lookups(entries, keys: keys)
         var context = LedgerBatchContext()
+        // A key shaped like a settlement's may be in a block rather than a row.
+        var blocks: [Int64: StoredSettlementBlock] = [:]
+        func blockEntry(_ key: String) throws(CastleError) -> LedgerEntryRecord? {
+            guard let (consumer, tradeSeq) = SettlementBlock.parseTradeKey(key) else { return nil }
+            if let cached = blocks.values.first(where: {
+                $0.block.consumer == consumer && $0.block.index(ofTradeSeq: tradeSeq) != nil
+            }) {
+                return cached.block.record(at: cached.block.index(ofTradeSeq: tradeSeq)!)
+            }
+            guard let stored = try block(connection, consumer: consumer, tradeSeq: tradeSeq, store: store) else {
+                return nil
+            }
+            blocks[stored.firstSeq] = stored
+            return stored.block.record(at: stored.block.index(ofTradeSeq: tradeSeq)!)
+        }
         let hash = try connection.prepare("SELECT content_hash FROM ledger_entries WHERE key = ?")
         for key in lookups.keys {
             hash.bind(1, key)
-            if try hash.step() { context.storedHashes[key] = hash.bytes(0) }
+            if try hash.step() {
+                context.storedHashes[key] = hash.bytes(0)
+            } else if let entry = try blockEntry(key) {
+                context.storedHashes[key] = entry.contentHash
+            }
             hash.reset()
         }
         let target = try connection.prepare("\(entryColumns) WHERE key = ?")
         let reversal = try connection.prepare("SELECT key FROM ledger_entries WHERE reverses = ?")
         for key in lookups.reversalTargets {
             target.bind(1, key)
-            if try target.step() { context.reversalTargets[key] = try storedEntry(target, store: store).entry }
+            if try target.step() {
+                context.reversalTargets[key] = try storedEntry(target, store: store).entry
+            } else {
+                context.reversalTargets[key] = try blockEntry(key)
+            }
             target.reset()
             reversal.bind(1, key)
             if try reversal.step() { context.storedReversals[key] = reversal.string(0) }
@@ -225,9 +436,21 @@ extension SQLiteBackend: LedgerStore {
                 statement.bind(index, ref)
             }
             statement.bind(index + 1, query.limit)
-            var result: [StoredLedgerEntry] = []
-            while try statement.step() { result.append(try Self.storedEntry(statement, store: displayURL)) }
-            return result
+            var rows: [StoredLedgerEntry] = []
+            while try statement.step() { rows.append(try Self.storedEntry(statement, store: displayURL)) }
+            var merge = LedgerEntryMerge(query: query, rows: rows)
+            guard merge.wantsBlocks else { return merge.finish() }
+            var blockSQL = "\(Self.blockColumns) WHERE first_seq + entry_count - 1 > ?"
+            if query.ts != nil { blockSQL += " AND max_ts >= ? AND min_ts <= ?" }
+            let blocks = try connection.prepare(blockSQL + " ORDER BY first_seq")
+            defer { blocks.reset() }
+            blocks.bind(1, query.afterSeq)
+            if let ts = query.ts {
+                blocks.bind(2, ts.lowerBound)
+                blocks.bind(3, ts.upperBound)
+            }
+            while try blocks.step(), merge.add(try Self.storedBlock(blocks, store: displayURL)) {}
+            return merge.finish()
         }
     }
 
@@ -280,6 +503,17 @@ extension SQLiteBackend: LedgerStore {
                 for posting in postings {
                     sums[LedgerBalanceKey(account: posting.account, asset: posting.asset), default: (posting.scale, 0)]
                         .balance += Int128(posting.amount)
+                }
+            }
+            let blocks = try connection.prepare("\(Self.blockColumns) ORDER BY first_seq")
+            defer { blocks.reset() }
+            while try blocks.step() {
+                let block = try Self.storedBlock(blocks, store: displayURL).block
+                for posting in block.postings {
+                    let pair = block.pairs[Int(posting.pair)]
+                    let asset = block.assets[Int(pair.asset)]
+                    let key = LedgerBalanceKey(account: block.accounts[Int(pair.account)].name, asset: asset.code)
+                    sums[key, default: (asset.scale, 0)].balance += Int128(posting.amount)
                 }
             }
             return sums.sorted { $0.key < $1.key }.map {

@@ -128,6 +128,11 @@ struct LedgerCommand: AsyncParsableCommand {
         @Option(help: .hidden)
         var batch: Int = LedgerSettle.defaultBatchTrades
 
+        /// Fault injection for the kill -9 tests, in debug builds only (a release build refuses it): pause
+        /// once this many batches are committed, until killed.
+        @Option(name: .customLong("debug-fault-pause-after-batches"), help: .hidden)
+        var debugFaultPauseAfterBatches: Int?
+
         @OptionGroup var quietOption: QuietOption
 
         func validate() throws {
@@ -135,6 +140,13 @@ struct LedgerCommand: AsyncParsableCommand {
                 throw ValidationError("settle needs --instruments: the base and quote assets of each symbol")
             }
             if !(1...1_000_000).contains(batch) { throw ValidationError("--batch must be 1 to 1000000") }
+            #if !DEBUG
+            if debugFaultPauseAfterBatches != nil {
+                throw ValidationError(
+                    "--debug-fault-pause-after-batches is fault injection for tests: debug builds only"
+                )
+            }
+            #endif
         }
 
         func run() async throws {
@@ -154,7 +166,8 @@ struct LedgerCommand: AsyncParsableCommand {
                         fees: fees,
                         unownedAccount: unownedAccount,
                         batchTrades: batch,
-                        postedAt: LedgerCommand.now()
+                        postedAt: LedgerCommand.now(),
+                        debugPauseAfterBatches: debugFaultPauseAfterBatches
                     ) { through in bar.update(done: 0, total: nil, status: "through seq \(through)") }
                     bar.finish()
                     if !quiet {

@@ -1,4 +1,4 @@
-public import CastleSupport
+import CastleSupport
 public import Storage
 
 /// The ledger behaviour every backend must have (``LedgerStore``), as checks that run unchanged against
@@ -18,6 +18,9 @@ public enum LedgerConformance {
         ("a settlement has one holder", settlementHasOneHolder),
         ("recomputed balances equal the projection", recomputedEqualsProjection),
         ("trades keep their accounts", tradesKeepTheirAccounts),
+        ("a settlement block reads back as its entries", blockReadsBackAsEntries),
+        ("a settlement block's keys are posted keys", blockKeysArePosted),
+        ("a settlement block is refused as its entries would be", blockIsRefusedAsItsEntries),
     ]
 
     public static var checkNames: [String] { checks.map(\.name) }
@@ -354,6 +357,193 @@ public enum LedgerConformance {
         )
         let read = try await backend.readTrades(consumer: "main", afterSeq: 0, limit: 10)
         try expect(read == trades, "trades read back with their accounts, or none: \(read)")
+    }
+
+    /// Trade `seq`'s settlement entry of consumer `c:1` (a consumer name with a colon, as `match:0/1`):
+    /// `buyer` pays `cents` USD for `sats` BTC from `seller`, who pays a fee of 1 cent.
+    static func tradeEntry(_ seq: Int64, buyer: String, seller: String, cents: Int64, sats: Int64) -> LedgerEntryRecord
+    {
+        LedgerEntryRecord(
+            key: "trade:c:1:\(seq)",
+            kind: "trade",
+            ts: 1_000 + seq,
+            postings: [
+                posting("available:\(buyer)", -cents), posting("available:\(seller)", cents - 1),
+                posting("fees:exchange", 1), posting("available:\(seller)", -sats, "BTC", scale: 8),
+                posting("available:\(buyer)", sats, "BTC", scale: 8),
+            ]
+        )
+    }
+
+    static func block(_ entries: [LedgerEntryRecord]) -> SettlementBlock {
+        var builder = SettlementBlock.Builder(consumer: "c:1")
+        for entry in entries { builder.append(entry) }
+        return builder.build()
+    }
+
+    /// Alice holds USD, bob BTC.
+    static func fundTraders(_ backend: any Backend) async throws {
+        let funds = [
+            deposit("fund-alice", "alice", 100_000, ts: 5, ref: "ch_a"),
+            LedgerEntryRecord(
+                key: "fund-bob",
+                kind: "deposit",
+                ts: 6,
+                postings: [
+                    posting("external:world", -1_000, "BTC", scale: 8),
+                    posting("available:bob", 1_000, "BTC", scale: 8),
+                ]
+            ),
+        ]
+        try expect(try await post(backend, funds) == .committed(posted: 2, alreadyPosted: 0), "funded")
+    }
+
+    static func postBlock(
+        _ backend: any Backend,
+        _ block: SettlementBlock,
+        from previous: Int64
+    ) async throws -> LedgerPostOutcome {
+        try await backend.postSettlementBlock(
+            block,
+            postedAt: now + 1,
+            watermark: LedgerWatermarkAdvance(consumer: "c:1", previous: previous, next: block.lastTradeSeq)
+        )
+    }
+
+    static func blockReadsBackAsEntries(_ backend: any Backend) async throws {
+        try await fundTraders(backend)
+        let trades = [
+            tradeEntry(3, buyer: "alice", seller: "bob", cents: 500, sats: 10),
+            tradeEntry(7, buyer: "bob", seller: "alice", cents: 200, sats: 4),
+            tradeEntry(8, buyer: "alice", seller: "bob", cents: 300, sats: 6),
+        ]
+        let outcome = try await postBlock(backend, block(trades), from: 0)
+        try expect(outcome == .committed(posted: 3, alreadyPosted: 0), "a block of three: \(outcome)")
+        try expect(try await backend.settlementWatermark(consumer: "c:1") == 8, "the watermark moves with it")
+        let after = deposit("d-after", "carol", 50, ts: 1_004)
+        try expect(try await post(backend, [after]) == .committed(posted: 1, alreadyPosted: 0), "an entry after it")
+        let all = try await allEntries(backend)
+        try expect(all.map(\.seq) == [1, 2, 3, 4, 5, 6], "one posting order for rows and blocks: \(all.map(\.seq))")
+        try expect(
+            all.map(\.entry) == [all[0].entry, all[1].entry] + trades + [after],
+            "the block's entries as posted"
+        )
+        try expect(all[2...4].allSatisfy { $0.postedAt == now + 1 }, "posted when the block was")
+        // Paging through the block, and reading from inside it.
+        var paged: [StoredLedgerEntry] = []
+        var last: Int64 = 0
+        while true {
+            let page = try await backend.readLedgerEntries(LedgerEntryQuery(afterSeq: last, limit: 2))
+            guard let end = page.last else { break }
+            try expect(page.count <= 2, "a page holds at most its limit: \(page.count)")
+            paged += page
+            last = end.seq
+        }
+        try expect(paged == all, "pages of two give the same entries")
+        let byTS = try await backend.readLedgerEntries(LedgerEntryQuery(limit: 10, ts: 1_005...1_008))
+        try expect(byTS.map(\.entry.key) == ["trade:c:1:7", "trade:c:1:8"], "a ts range inside the block: \(byTS)")
+        let byRef = try await backend.readLedgerEntries(LedgerEntryQuery(limit: 10, ref: "ch_a"))
+        try expect(byRef.map(\.entry.key) == ["fund-alice"], "a ref names no block entry: \(byRef)")
+        try expect(try await balance(backend, "available:alice") == 100_000 - 500 + 199 - 300, "alice's USD")
+        try expect(try await balance(backend, "available:bob", "BTC") == 1_000 - 10 + 4 - 6, "bob's BTC")
+        try expect(try await balance(backend, "fees:exchange") == 3, "a fee a trade")
+        let projection = try await backend.ledgerBalances(account: nil, asset: nil)
+        try expect(projection == (try await backend.recomputedLedgerBalances()), "recomputed from rows and blocks")
+    }
+
+    static func blockKeysArePosted(_ backend: any Backend) async throws {
+        try await fundTraders(backend)
+        let first = tradeEntry(1, buyer: "alice", seller: "bob", cents: 500, sats: 10)
+        let second = tradeEntry(2, buyer: "alice", seller: "bob", cents: 400, sats: 8)
+        // A trade's entry posted by hand first: the block's post of it is a no-op, the rest is posted.
+        try expect(try await post(backend, [first]) == .committed(posted: 1, alreadyPosted: 0), "posted by hand")
+        let mixed = try await postBlock(backend, block([first, second]), from: 0)
+        try expect(mixed == .committed(posted: 1, alreadyPosted: 1), "the hand-posted key is a no-op: \(mixed)")
+        let third = tradeEntry(4, buyer: "alice", seller: "bob", cents: 300, sats: 6)
+        let fourth = tradeEntry(5, buyer: "bob", seller: "alice", cents: 100, sats: 2)
+        let posted = try await postBlock(backend, block([third, fourth]), from: 2)
+        try expect(posted == .committed(posted: 2, alreadyPosted: 0), "a block: \(posted)")
+        // Its keys are posted: the same content is a no-op, other content is refused.
+        let again = try await post(backend, [fourth, third])
+        try expect(again == .committed(posted: 0, alreadyPosted: 2), "a block's entries posted again: \(again)")
+        var changed = fourth
+        changed.ts += 1
+        guard case .refused(let refusal) = try await post(backend, [changed]) else {
+            throw ConformanceFailure("a block's key with other content was posted")
+        }
+        try expect(
+            refusal.code == .existsWithDifferentContent && refusal.key == "trade:c:1:5",
+            "refused naming the key: \(refusal)"
+        )
+        // The same block again (its watermark set back by hand): every key a no-op.
+        let replay = try await backend.postSettlementBlock(
+            block([third, fourth]),
+            postedAt: now,
+            watermark: LedgerWatermarkAdvance(consumer: "c:1", previous: 5, next: 5)
+        )
+        try expect(replay == .committed(posted: 0, alreadyPosted: 2), "a block posted twice: \(replay)")
+        // A block's entry is reversed like any other, once.
+        let reversal = LedgerEntryRecord(
+            key: "rev-5",
+            kind: "reversal",
+            ts: 9,
+            reverses: "trade:c:1:5",
+            postings: fourth.postings.map {
+                var negated = $0
+                negated.amount = -negated.amount
+                return negated
+            }
+        )
+        let reversed = try await post(backend, [reversal])
+        try expect(reversed == .committed(posted: 1, alreadyPosted: 0), "a block's entry reversed: \(reversed)")
+        var twice = reversal
+        twice.key = "rev-5b"
+        guard case .refused(let secondReversal) = try await post(backend, [twice]) else {
+            throw ConformanceFailure("a block's entry was reversed twice")
+        }
+        try expect(secondReversal.code == .alreadyReversed, "reversed once: \(secondReversal)")
+        let keys = try await allEntries(backend).map(\.entry.key)
+        try expect(
+            keys == [
+                "fund-alice", "fund-bob", "trade:c:1:1", "trade:c:1:2", "trade:c:1:4", "trade:c:1:5", "rev-5",
+            ],
+            "each key once, in posting order: \(keys)"
+        )
+        let projection = try await backend.ledgerBalances(account: nil, asset: nil)
+        try expect(projection == (try await backend.recomputedLedgerBalances()), "recomputed equals the projection")
+    }
+
+    static func blockIsRefusedAsItsEntries(_ backend: any Backend) async throws {
+        try await fundTraders(backend)
+        let trades = [
+            tradeEntry(1, buyer: "alice", seller: "bob", cents: 500, sats: 10),
+            tradeEntry(2, buyer: "alice", seller: "bob", cents: 100_000, sats: 8),
+        ]
+        guard case .refused(let refusal) = try await postBlock(backend, block(trades), from: 0) else {
+            throw ConformanceFailure("a block overdrawing alice was posted")
+        }
+        try expect(
+            refusal.index == 1 && refusal.key == "trade:c:1:2" && refusal.code == .wouldGoNegative
+                && refusal.reason == "available:alice would go below zero in USD",
+            "refused at the entry that overdraws, as the entries would be: \(refusal)"
+        )
+        try expect(try await allEntries(backend).count == 2, "nothing of the block is stored")
+        try expect(try await balance(backend, "available:alice") == 100_000, "no balance moved")
+        try expect(try await backend.settlementWatermark(consumer: "c:1") == 0, "nor the watermark")
+        let asEntries = try await post(backend, trades, watermark: nil)
+        try expect(asEntries == .refused(refusal), "the entries one by one get the same refusal: \(asEntries)")
+        var otherScale = trades[0]
+        otherScale.postings[3].scale = 6
+        otherScale.postings[4].scale = 6
+        guard case .refused(let scale) = try await postBlock(backend, block([otherScale]), from: 0) else {
+            throw ConformanceFailure("a block with BTC at another scale was posted")
+        }
+        try expect(
+            scale.code == .invalid && scale.reason == "asset BTC has scale 8 in the ledger, not 6",
+            "one scale per asset: \(scale)"
+        )
+        let accepted = try await postBlock(backend, block([trades[0]]), from: 0)
+        try expect(accepted == .committed(posted: 1, alreadyPosted: 0), "what precedes the refusal posts: \(accepted)")
     }
 
     static func expect(_ condition: Bool, _ message: @autoclosure () -> String) throws {

@@ -115,6 +115,9 @@ public struct Entry: Sendable, Hashable {
         postings.count == entry.postings.count && postings.sorted() == entry.negatedPostings.sorted()
     }
 
+    /// Whether `key` passes ``validate()``'s rules for a key: 1–128 bytes, no control character.
+    public static func isValidKey(_ key: String) -> Bool { (try? validateKey(key, field: "key")) != nil }
+
     static func validateKey(_ key: String, field: String) throws(LedgerInputError) {
         guard (1...keyLength_max).contains(key.utf8.count) else {
             throw LedgerInputError("\(field) is \(key.utf8.count) bytes: 1 to \(keyLength_max)")

@@ -21,6 +21,13 @@ public struct FeeSchedule: Sendable, Hashable {
     }
 
     public static let free = FeeSchedule(makerRate_ppm: 0, takerRate_ppm: 0)
+
+    /// The first rate outside 0 to ``rate_ppm_max`` (maker's, then taker's), or nil.
+    public var invalidRate: Int64? {
+        if !(0...Self.rate_ppm_max).contains(makerRate_ppm) { return makerRate_ppm }
+        if !(0...Self.rate_ppm_max).contains(takerRate_ppm) { return takerRate_ppm }
+        return nil
+    }
 }
 
 /// One trade to settle, in the instrument's units: `price` is a count of `10^-priceDecimals` quote units
@@ -79,6 +86,30 @@ public struct TradeSettlement: Sendable, Hashable {
     public var key: String { "trade:\(consumer):\(seq)" }
 }
 
+/// What a trade's settlement moves, in minor units (``Settlement/amounts(price:priceDecimals:qty:qtyDecimals:base:quote:buyerRate_ppm:sellerRate_ppm:)``).
+public struct SettlementAmounts: Sendable, Hashable {
+    /// price × qty in quote minor units: what the buyer pays.
+    public var quoteAmount: Int64
+    /// qty in base minor units: what the seller delivers.
+    public var baseAmount: Int64
+    /// The buyer's fee, in base minor units.
+    public var buyerFee: Int64
+    /// The seller's fee, in quote minor units.
+    public var sellerFee: Int64
+
+    /// ``SettlementLegs/forEachPosting(_:)``. Inlinable: a settler calls it for every trade, and the
+    /// closure inlined costs nothing.
+    @inlinable
+    public func forEachPosting(_ body: (SettlementParty, _ inQuote: Bool, Int64) -> Void) {
+        body(.buyer, true, -quoteAmount)
+        body(.seller, true, quoteAmount - sellerFee)
+        if sellerFee > 0 { body(.exchange, true, sellerFee) }
+        body(.seller, false, -baseAmount)
+        body(.buyer, false, baseAmount - buyerFee)
+        if buyerFee > 0 { body(.exchange, false, buyerFee) }
+    }
+}
+
 /// Who a settlement posting goes to: the buyer's or the seller's `available` account, or `fees:exchange`.
 public enum SettlementParty: Sendable, Hashable {
     case buyer, seller, exchange
@@ -104,12 +135,11 @@ public struct SettlementLegs: Sendable, Hashable {
     /// The entry's postings in order, as (who, whether in the quote asset (else the base), amount); a fee
     /// of zero is not posted. Four to six postings, none zero, each asset summing to zero.
     public func forEachPosting(_ body: (SettlementParty, _ inQuote: Bool, Int64) -> Void) {
-        body(.buyer, true, -quoteAmount)
-        body(.seller, true, quoteAmount - sellerFee)
-        if sellerFee > 0 { body(.exchange, true, sellerFee) }
-        body(.seller, false, -baseAmount)
-        body(.buyer, false, baseAmount - buyerFee)
-        if buyerFee > 0 { body(.exchange, false, buyerFee) }
+        amounts.forEachPosting(body)
+    }
+
+    public var amounts: SettlementAmounts {
+        SettlementAmounts(quoteAmount: quoteAmount, baseAmount: baseAmount, buyerFee: buyerFee, sellerFee: sellerFee)
     }
 }
 
@@ -162,43 +192,78 @@ public enum Settlement {
         guard t.qty > 0 else { throw LedgerInputError("the quantity is not positive") }
         guard t.base.code != t.quote.code else { throw LedgerInputError("base and quote are both \(t.base)") }
         guard t.priceDecimals <= 18, t.qtyDecimals <= 18 else { throw LedgerInputError("more than 18 decimals") }
-        for rate in [t.fees.makerRate_ppm, t.fees.takerRate_ppm] where !(0...FeeSchedule.rate_ppm_max).contains(rate) {
+        if let rate = t.fees.invalidRate {
             throw LedgerInputError("fee rate \(rate) ppm is not 0 to \(FeeSchedule.rate_ppm_max)")
         }
         let buyer = try Account(kind: .available, owner: t.buyer)
         let seller = try Account(kind: .available, owner: t.seller)
-        let baseAmount: Int64
-        switch rescale(Int128(t.qty), from: t.qtyDecimals, to: t.base.scale) {
-        case .success(let amount): baseAmount = amount
-        case .failure(.inexact):
-            throw LedgerInputError(
-                "qty \(t.qty)e-\(t.qtyDecimals) is not a whole number of \(t.base) minor units (scale \(t.base.scale))"
-            )
-        case .failure(.tooLarge):
-            throw LedgerInputError("qty \(t.qty)e-\(t.qtyDecimals) is too large in \(t.base) minor units")
-        }
-        let quoteAmount: Int64
-        switch rescale(Int128(t.price) * Int128(t.qty), from: t.priceDecimals + t.qtyDecimals, to: t.quote.scale) {
-        case .success(let amount): quoteAmount = amount
-        case .failure(.inexact):
-            throw LedgerInputError(
-                "price × qty is not a whole number of \(t.quote) minor units (scale \(t.quote.scale))"
-            )
-        case .failure(.tooLarge): throw LedgerInputError("price × qty is too large in \(t.quote) minor units")
-        }
+        let amounts = try amounts(
+            price: t.price,
+            priceDecimals: t.priceDecimals,
+            qty: t.qty,
+            qtyDecimals: t.qtyDecimals,
+            base: t.base,
+            quote: t.quote,
+            buyerRate_ppm: t.buyerIsTaker ? t.fees.takerRate_ppm : t.fees.makerRate_ppm,
+            sellerRate_ppm: t.buyerIsTaker ? t.fees.makerRate_ppm : t.fees.takerRate_ppm
+        ).get()
         // The entry's own rules that its fields could break (Entry.validate, in its order): the key, `ts`.
         try Entry.validateKey(key, field: "key")
         if t.ts < 0 { throw LedgerInputError("ts \(t.ts) is negative") }
-        let buyerRate = t.buyerIsTaker ? t.fees.takerRate_ppm : t.fees.makerRate_ppm
-        let sellerRate = t.buyerIsTaker ? t.fees.makerRate_ppm : t.fees.takerRate_ppm
         return SettlementLegs(
             key: key,
             buyer: buyer,
             seller: seller,
-            quoteAmount: quoteAmount,
-            baseAmount: baseAmount,
-            buyerFee: fee(baseAmount, rate_ppm: buyerRate),
-            sellerFee: fee(quoteAmount, rate_ppm: sellerRate)
+            quoteAmount: amounts.quoteAmount,
+            baseAmount: amounts.baseAmount,
+            buyerFee: amounts.buyerFee,
+            sellerFee: amounts.sellerFee
+        )
+    }
+
+    /// The arithmetic of ``legs(for:)``, for a settler that has checked the rest (positive price and qty,
+    /// the market, the rates, the owners, the key) once rather than per trade: the base amount (qty in the
+    /// base's minor units), the quote amount (price × qty in the quote's), and each side's fee, exact or
+    /// refused with ``legs(for:)``'s reason (without its `trade KEY: ` prefix).
+    public static func amounts(
+        price: Int64,
+        priceDecimals: UInt8,
+        qty: Int64,
+        qtyDecimals: UInt8,
+        base: Asset,
+        quote: Asset,
+        buyerRate_ppm: Int64,
+        sellerRate_ppm: Int64
+    ) -> Result<SettlementAmounts, LedgerInputError> {
+        let baseAmount: Int64
+        switch rescale(Int128(qty), from: qtyDecimals, to: base.scale) {
+        case .success(let amount): baseAmount = amount
+        case .failure(.inexact):
+            return .failure(
+                LedgerInputError(
+                    "qty \(qty)e-\(qtyDecimals) is not a whole number of \(base) minor units (scale \(base.scale))"
+                )
+            )
+        case .failure(.tooLarge):
+            return .failure(LedgerInputError("qty \(qty)e-\(qtyDecimals) is too large in \(base) minor units"))
+        }
+        let quoteAmount: Int64
+        switch rescale(Int128(price) * Int128(qty), from: priceDecimals + qtyDecimals, to: quote.scale) {
+        case .success(let amount): quoteAmount = amount
+        case .failure(.inexact):
+            return .failure(
+                LedgerInputError("price × qty is not a whole number of \(quote) minor units (scale \(quote.scale))")
+            )
+        case .failure(.tooLarge):
+            return .failure(LedgerInputError("price × qty is too large in \(quote) minor units"))
+        }
+        return .success(
+            SettlementAmounts(
+                quoteAmount: quoteAmount,
+                baseAmount: baseAmount,
+                buyerFee: fee(baseAmount, rate_ppm: buyerRate_ppm),
+                sellerFee: fee(quoteAmount, rate_ppm: sellerRate_ppm)
+            )
         )
     }
 

@@ -157,10 +157,38 @@ public struct ResidencyPolicy: Sendable {
                 case (.ledgerPostings, .text(let text)):
                     try self.refuseDroppingTheLedger(table)
                     try entryColumns.rewritePostings(text, at: index, in: &row, policy: self)
+                case (.settlementBlock, .blob(let body)):
+                    try self.refuseDroppingTheLedger(table)
+                    try self.rewriteBlock(body, at: index, in: &row, table: table)
                 default:
                     continue
                 }
             }
+        }
+    }
+
+    /// Replaces a settlement block's body with its accounts rewritten, and its content hash with the new
+    /// body's; a block that names no user's account is left byte for byte.
+    private func rewriteBlock(
+        _ body: [UInt8],
+        at index: Int,
+        in row: inout [RowValue],
+        table: TableInfo
+    ) throws(CastleError) {
+        guard let block = SettlementBlock.decode(body) else {
+            let first = table.columns.firstIndex { $0.name == "first_seq" }.map { row[$0] }
+            let number = if case .integer(let n)? = first { String(n) } else { "?" }
+            throw CastleError(
+                .dataError,
+                "\(table.name) first_seq \(number): a body that cannot be read, so its accounts cannot be rewritten"
+            )
+        }
+        let rewritten = block.renamingAccounts { self.ledgerAccount($0[...]) }
+        guard rewritten != block else { return }
+        let newBody = rewritten.encoded()
+        row[index] = .blob(newBody)
+        if let hash = table.columns.firstIndex(where: { $0.name == "content_hash" }) {
+            row[hash] = .blob(SettlementBlock.contentHash(newBody))
         }
     }
 

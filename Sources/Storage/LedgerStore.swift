@@ -27,6 +27,17 @@ public protocol LedgerStore: AnyObject, Sendable {
         watermark: LedgerWatermarkAdvance?
     ) async throws(CastleError) -> LedgerPostOutcome
 
+    /// Posts a settlement's entries as ``postLedgerEntries(_:postedAt:watermark:)`` posts
+    /// `block.records()`, with the same checks, outcome and watermark move, stored as one row
+    /// (``SettlementBlock``). When any of the block's keys is stored already (an entry posted by hand, an
+    /// earlier block), the store posts the records one by one instead, in the same transaction, so that
+    /// those keys are no-ops or refusals exactly as there.
+    func postSettlementBlock(
+        _ block: SettlementBlock,
+        postedAt: Int64,
+        watermark: LedgerWatermarkAdvance
+    ) async throws(CastleError) -> LedgerPostOutcome
+
     /// Stored entries in posting order (`seq`), with `seq > query.afterSeq`, at most `query.limit`, and
     /// only those with `ts` in `query.ts` and `ref == query.ref` when these are given. Page by passing the
     /// last `seq` read as the next `afterSeq`.

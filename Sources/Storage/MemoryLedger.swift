@@ -4,7 +4,12 @@ import Synchronization
 /// The memory backend's ledger: the same checks as SQLite and PostgreSQL (``LedgerBatch``), applied
 /// under one lock, so a batch is all or nothing here too.
 struct MemoryLedgerState {
+    /// Every entry, a block's included (memory expands blocks: one way to find a key).
     var entries: [StoredLedgerEntry] = []
+    /// Per entry: whether a settlement block holds it (it is then not a `ledger_entries` row).
+    var inBlock: [Bool] = []
+    /// The settlement blocks, by the `seq` of their first entry (the `ledger_trade_blocks` rows).
+    var blocks: [Int64: StoredSettlementBlock] = [:]
     var hashes: [String: [UInt8]] = [:]
     var positions: [String: Int] = [:]
     /// Reversed key → the reversal's key.
@@ -26,6 +31,33 @@ struct MemoryLedgerState {
         for key in lookups.balances { context.balances[key] = balances[key] }
         return context
     }
+
+    /// ``LedgerStore/postLedgerEntries(_:postedAt:watermark:)`` once the watermark is checked.
+    mutating func post(
+        _ batch: [LedgerEntryRecord],
+        postedAt: Int64,
+        watermark: LedgerWatermarkAdvance?
+    ) -> LedgerPostOutcome {
+        let plan: LedgerBatchPlan
+        switch LedgerBatch.plan(batch, context: context(for: batch)) {
+        case .success(let accepted): plan = accepted
+        case .failure(let refusal): return .refused(refusal)
+        }
+        for (entry, hash) in plan.newEntries { append(entry, hash: hash, postedAt: postedAt, inBlock: false) }
+        for asset in plan.newAssets { scales[asset.code] = asset.scale }
+        for row in plan.balances { balances[LedgerBalanceKey(account: row.account, asset: row.asset)] = row.balance }
+        if let watermark { watermarks[watermark.consumer] = watermark.next }
+        return .committed(posted: plan.newEntries.count, alreadyPosted: plan.alreadyPosted)
+    }
+
+    /// Records an entry with the next `seq`.
+    mutating func append(_ entry: LedgerEntryRecord, hash: [UInt8], postedAt: Int64, inBlock: Bool) {
+        positions[entry.key] = entries.count
+        hashes[entry.key] = hash
+        if let target = entry.reverses { reversals[target] = entry.key }
+        entries.append(StoredLedgerEntry(seq: Int64(entries.count + 1), postedAt: postedAt, entry: entry))
+        self.inBlock.append(inBlock)
+    }
 }
 
 extension MemoryBackend: LedgerStore {
@@ -46,25 +78,43 @@ extension MemoryBackend: LedgerStore {
                     )
                 }
             }
-            let plan: LedgerBatchPlan
-            switch LedgerBatch.plan(entries, context: state.context(for: entries)) {
+            return state.post(entries, postedAt: postedAt, watermark: watermark)
+        }
+    }
+
+    public func postSettlementBlock(
+        _ block: SettlementBlock,
+        postedAt: Int64,
+        watermark: LedgerWatermarkAdvance
+    ) async throws(CastleError) -> LedgerPostOutcome {
+        let records = block.records()
+        return try ledger.withLock { (state) throws(CastleError) -> LedgerPostOutcome in
+            let stored = state.watermarks[watermark.consumer] ?? 0
+            guard stored == watermark.previous else {
+                throw LedgerStoreErrors.watermarkMoved(
+                    store: displayURL,
+                    consumer: watermark.consumer,
+                    stored: stored,
+                    expected: watermark.previous
+                )
+            }
+            if records.isEmpty || records.contains(where: { state.hashes[$0.key] != nil }) {
+                return state.post(records, postedAt: postedAt, watermark: watermark)
+            }
+            let plan: SettlementBlockPlan
+            switch block.plan(balances: state.balances, scales: state.scales) {
             case .success(let accepted): plan = accepted
             case .failure(let refusal): return .refused(refusal)
             }
-            for (entry, hash) in plan.newEntries {
-                state.positions[entry.key] = state.entries.count
-                state.hashes[entry.key] = hash
-                if let target = entry.reverses { state.reversals[target] = entry.key }
-                state.entries.append(
-                    StoredLedgerEntry(seq: Int64(state.entries.count + 1), postedAt: postedAt, entry: entry)
-                )
-            }
+            let firstSeq = Int64(state.entries.count + 1)
+            state.blocks[firstSeq] = StoredSettlementBlock(firstSeq: firstSeq, postedAt: postedAt, block: block)
+            for entry in records { state.append(entry, hash: entry.contentHash, postedAt: postedAt, inBlock: true) }
             for asset in plan.newAssets { state.scales[asset.code] = asset.scale }
             for row in plan.balances {
                 state.balances[LedgerBalanceKey(account: row.account, asset: row.asset)] = row.balance
             }
-            if let watermark { state.watermarks[watermark.consumer] = watermark.next }
-            return .committed(posted: plan.newEntries.count, alreadyPosted: plan.alreadyPosted)
+            state.watermarks[watermark.consumer] = watermark.next
+            return .committed(posted: records.count, alreadyPosted: 0)
         }
     }
 

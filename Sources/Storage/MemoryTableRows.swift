@@ -38,6 +38,15 @@ extension MemoryBackend: TableStore {
             ],
             ["seq"]
         ),
+        table(
+            "ledger_trade_blocks",
+            [
+                "first_seq": .integer, "consumer": .text, "first_trade_seq": .integer, "last_trade_seq": .integer,
+                "entry_count": .integer, "min_ts": .integer, "max_ts": .integer, "posted_at": .integer,
+                "content_hash": .blob, "body": .blob,
+            ],
+            ["first_seq"]
+        ),
         table("ledger_watermarks", ["consumer": .text, "through_seq": .integer], ["consumer"]),
         table(
             "match_events",
@@ -252,13 +261,24 @@ final class MemoryTableRead: TableReadTransaction {
             return ledger.balances.map { key, balance in [.text(key.account), .text(key.asset), .text(String(balance))]
             }
         case "ledger_entries":
-            return ledger.entries.map { stored in
+            return zip(ledger.entries, ledger.inBlock).filter { !$0.1 }.map { stored, _ in
                 let entry = stored.entry
                 return [
                     .integer(stored.seq), .text(entry.key), .text(entry.kind), .integer(entry.ts),
                     entry.ref.map(RowValue.text) ?? .null, entry.reverses.map(RowValue.text) ?? .null,
                     entry.memo.map(RowValue.text) ?? .null, .text(LedgerPostingsText.encode(entry.postings)),
                     .blob(ledger.hashes[entry.key] ?? entry.contentHash), .integer(stored.postedAt),
+                ]
+            }
+        case "ledger_trade_blocks":
+            return ledger.blocks.values.map { stored in
+                let block = stored.block
+                let body = block.encoded()
+                return [
+                    .integer(stored.firstSeq), .text(block.consumer), .integer(block.firstTradeSeq),
+                    .integer(block.lastTradeSeq), .integer(Int64(block.count)), .integer(block.tsRange.lowerBound),
+                    .integer(block.tsRange.upperBound), .integer(stored.postedAt),
+                    .blob(SettlementBlock.contentHash(body)), .blob(body),
                 ]
             }
         case "ledger_watermarks":
@@ -482,12 +502,26 @@ final class MemoryTableRestore: TableRestoreTransaction {
         for row in rows["ledger_watermarks"] ?? [] {
             ledger.watermarks[text(row, "consumer")] = integer(row, "through_seq")
         }
-        let entries = (rows["ledger_entries"] ?? []).sorted { integer($0, "seq") < integer($1, "seq") }
-        for (index, row) in entries.enumerated() {
-            let seq = integer(row, "seq")
-            guard seq == Int64(index + 1) else {
-                throw CastleError(.dataError, "\(store): ledger_entries seqs must be 1, 2, 3, …: memory keeps no gaps")
+        // Entry rows and the blocks' entries, by seq: memory keeps them in one array, without gaps.
+        var all: [(stored: StoredLedgerEntry, hash: [UInt8]?, inBlock: Bool)] = []
+        for row in rows["ledger_trade_blocks"] ?? [] {
+            guard case .blob(let hash) = row["content_hash"], case .blob(let body) = row["body"] else {
+                throw CastleError(.dataError, "\(store): ledger_trade_blocks has a row without its body or hash")
             }
+            let stored = try StoredSettlementBlock.decode(
+                firstSeq: integer(row, "first_seq"),
+                consumer: text(row, "consumer"),
+                entryCount: integer(row, "entry_count"),
+                postedAt: integer(row, "posted_at"),
+                contentHash: hash,
+                body: body,
+                store: store
+            )
+            ledger.blocks[stored.firstSeq] = stored
+            for index in 0..<stored.block.count { all.append((stored.entry(at: index), nil, true)) }
+        }
+        for row in rows["ledger_entries"] ?? [] {
+            let seq = integer(row, "seq")
             guard let postings = LedgerPostingsText.decode(text(row, "postings")) else {
                 throw CastleError(.dataError, "\(store): ledger_entries seq \(seq) has postings memory cannot read")
             }
@@ -500,16 +534,30 @@ final class MemoryTableRestore: TableRestoreTransaction {
                 memo: optionalText(row, "memo"),
                 postings: postings
             )
-            guard ledger.positions.updateValue(index, forKey: entry.key) == nil else {
-                throw CastleError(.dataError, "\(store): ledger_entries has key \(entry.key) twice")
+            let hash: [UInt8]? = if case .blob(let bytes) = row["content_hash"] { bytes } else { nil }
+            all.append((StoredLedgerEntry(seq: seq, postedAt: integer(row, "posted_at"), entry: entry), hash, false))
+        }
+        all.sort { $0.stored.seq < $1.stored.seq }
+        for (index, item) in all.enumerated() {
+            let entry = item.stored.entry
+            guard item.stored.seq == Int64(index + 1) else {
+                throw CastleError(
+                    .dataError,
+                    "\(store): ledger_entries and ledger_trade_blocks seqs must be 1, 2, 3, …: memory keeps no gaps"
+                )
             }
-            if let target = entry.reverses {
-                guard ledger.reversals.updateValue(entry.key, forKey: target) == nil else {
-                    throw CastleError(.dataError, "\(store): ledger_entries reverses \(target) twice")
-                }
+            guard ledger.positions[entry.key] == nil else {
+                throw CastleError(.dataError, "\(store): the ledger has key \(entry.key) twice")
             }
-            if case .blob(let hash) = row["content_hash"] { ledger.hashes[entry.key] = hash }
-            ledger.entries.append(StoredLedgerEntry(seq: seq, postedAt: integer(row, "posted_at"), entry: entry))
+            if let target = entry.reverses, ledger.reversals[target] != nil {
+                throw CastleError(.dataError, "\(store): ledger_entries reverses \(target) twice")
+            }
+            ledger.append(
+                entry,
+                hash: item.hash ?? entry.contentHash,
+                postedAt: item.stored.postedAt,
+                inBlock: item.inBlock
+            )
         }
         return ledger
     }

@@ -216,6 +216,25 @@ extension Migration {
             up: ["CREATE TABLE castle_order_ids (source TEXT PRIMARY KEY, next_line INTEGER NOT NULL) WITHOUT ROWID"],
             down: ["DROP TABLE castle_order_ids"]
         ),
+        Migration(
+            version: 11,
+            name: "0011_trade_blocks.sqlite.sql",
+            // Settled trades a block to a row (SettlementBlock): `castle ledger settle` writes one row per
+            // batch of trades instead of one entry row each. The block's entries take the posting sequence
+            // numbers first_seq to first_seq + entry_count - 1, between those of `ledger_entries`; the
+            // body is last, so that reading the other columns leaves its pages alone.
+            up: [
+                """
+                CREATE TABLE ledger_trade_blocks (
+                    first_seq INTEGER PRIMARY KEY, consumer TEXT NOT NULL, first_trade_seq INTEGER NOT NULL,
+                    last_trade_seq INTEGER NOT NULL, entry_count INTEGER NOT NULL, min_ts INTEGER NOT NULL,
+                    max_ts INTEGER NOT NULL, posted_at INTEGER NOT NULL, content_hash BLOB NOT NULL,
+                    body BLOB NOT NULL)
+                """,
+                "CREATE UNIQUE INDEX ledger_trade_blocks_trades ON ledger_trade_blocks (consumer, first_trade_seq)",
+            ],
+            down: ["DROP TABLE ledger_trade_blocks"]
+        ),
     ]
 
     static let postgres: [Migration] = [
@@ -398,6 +417,25 @@ extension Migration {
             // unique across every server on the store. Bookkeeping of the store (`castle_*`): not in snapshots.
             up: ["CREATE TABLE castle_order_ids (source TEXT PRIMARY KEY, next_line BIGINT NOT NULL)"],
             down: ["DROP TABLE castle_order_ids"]
+        ),
+        Migration(
+            version: 11,
+            name: "0011_trade_blocks.postgres.sql",
+            // Settled trades a block to a row (SettlementBlock): `castle ledger settle` writes one row per
+            // batch of trades instead of one entry row each. The block's entries take the posting sequence
+            // numbers first_seq to first_seq + entry_count - 1, between those of `ledger_entries`; the
+            // body is last, so that reading the other columns leaves its pages alone.
+            up: [
+                """
+                CREATE TABLE ledger_trade_blocks (
+                    first_seq BIGINT PRIMARY KEY, consumer TEXT NOT NULL, first_trade_seq BIGINT NOT NULL,
+                    last_trade_seq BIGINT NOT NULL, entry_count BIGINT NOT NULL, min_ts BIGINT NOT NULL,
+                    max_ts BIGINT NOT NULL, posted_at BIGINT NOT NULL, content_hash BYTEA NOT NULL,
+                    body BYTEA NOT NULL)
+                """,
+                "CREATE UNIQUE INDEX ledger_trade_blocks_trades ON ledger_trade_blocks (consumer, first_trade_seq)",
+            ],
+            down: ["DROP TABLE ledger_trade_blocks"]
         ),
     ]
 }

@@ -181,6 +181,8 @@ public struct PersonalField: Sendable, Hashable {
         case ledgerAccount
         /// The ledger's postings (``LedgerPostingsText``): each line's account, as ``ledgerAccount``.
         case ledgerPostings
+        /// A settlement block's body (``SettlementBlock``): its accounts, as ``ledgerAccount``.
+        case settlementBlock
     }
 
     public var table: String
@@ -199,7 +201,7 @@ public struct PersonalField: Sendable, Hashable {
         switch shape {
         case .account, .ledgerAccount: ["\(table).\(column)"]
         case .ndjson(let members): members.map { "\(table).\(column).\($0)" }
-        case .ledgerPostings: ["\(table).\(column).account"]
+        case .ledgerPostings, .settlementBlock: ["\(table).\(column).account"]
         }
     }
 
@@ -217,6 +219,7 @@ public struct PersonalField: Sendable, Hashable {
         ),
         PersonalField(table: "ledger_balances", column: "account", shape: .ledgerAccount),
         PersonalField(table: "ledger_entries", column: "postings", shape: .ledgerPostings),
+        PersonalField(table: "ledger_trade_blocks", column: "body", shape: .settlementBlock),
         PersonalField(table: "queue_messages", column: "body", shape: .ndjson(members: ["account"])),
         PersonalField(table: "resting_orders", column: "account"),
         PersonalField(table: "trades", column: "maker_account"),

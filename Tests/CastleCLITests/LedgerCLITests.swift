@@ -341,29 +341,24 @@ import Testing
         )
 
         let day = try await matchedDay(kind, orders: 6_000)
-        var random = SystemRandomNumberGenerator()
         var kills = 0
         var runs = 0
-        while runs < 60 {
+        while kills < 4 && runs < 20 {
             runs += 1
-            // Small batches, each its own transaction: the kill lands between and inside commits.
+            // Small batches, each its own transaction; the run pauses once a few are committed (a debug
+            // build's fault injection) and is killed there, however loaded the machine is.
             let settler = try Background(
-                settle(day, ["--batch", "40", "-q"]),
+                settle(day, ["--batch", "40", "-q", "--debug-fault-pause-after-batches", "\(Int.random(in: 1...3))"]),
                 stderrPath: day.directory.path("settle-\(runs).log")
             )
-            try await Task.sleep(for: .milliseconds(Int.random(in: 20...150, using: &random)))
-            if await settler.killHard() {
+            if await settler.waitFor("paused after"), await settler.killHard() {
                 kills += 1
                 continue
             }
             let status = await settler.wait()
-            if status == 0 {
-                break
-            } else if status == 75 {
-                // PostgreSQL had not yet ended the killed run's session, which held the settlement lock.
-                continue
-            } else {
-                Issue.record("settle failed: \(settler.stderr)")
+            // 75: PostgreSQL had not yet ended the killed run's session, which held the settlement lock.
+            guard status == 75 else {
+                Issue.record("settle exited \(status) before its pause: \(settler.stderr)")
                 return
             }
         }
