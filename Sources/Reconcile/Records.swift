@@ -112,14 +112,27 @@ public struct LedgerItem: Sendable, Hashable {
             sum += Int128(posting.amount)
         }
         guard let asset, sum != 0, let amount = Int64(exactly: -sum) else { return nil }
+        let (money, currency) = Self.inCurrencyScale(amount, asset)
         self.init(
             key: entry.key,
             ref: entry.ref,
             reverses: entry.reverses,
-            amount: amount,
-            currency: asset,
+            amount: money,
+            currency: currency,
             day: Int32(clamping: entry.ts / Self.nanosecondsPerDay)
         )
+    }
+
+    /// An amount of a ledger kept at more decimals than its currency's (a ledger that settles trades keeps
+    /// USD at 6, as the instruments say, while processors and banks speak cents) in the currency's ISO
+    /// 4217 scale, which external records use, when that is exact; else as it is (a sub-cent amount then
+    /// meets its record as a currency mismatch rather than being rounded).
+    public static func inCurrencyScale(_ amount: Int64, _ asset: Asset) -> (Int64, Asset) {
+        guard let iso = AssetTable.iso4217.byCode[asset.code], iso.scale < asset.scale else { return (amount, asset) }
+        var divisor: Int64 = 1
+        for _ in 0..<(asset.scale - iso.scale) { divisor *= 10 }
+        guard amount % divisor == 0 else { return (amount, asset) }
+        return (amount / divisor, iso)
     }
 }
 

@@ -39,12 +39,13 @@ public enum StoredLedger {
             sum += Int128(posting.amount)
         }
         guard let asset, sum != 0, let amount = Int64(exactly: -sum) else { return nil }
+        let (money, currency) = LedgerItem.inCurrencyScale(amount, asset)
         return LedgerItem(
             key: record.key,
             ref: record.ref,
             reverses: record.reverses,
-            amount: amount,
-            currency: asset,
+            amount: money,
+            currency: currency,
             day: Int32(clamping: record.ts / LedgerItem.nanosecondsPerDay)
         )
     }

@@ -173,17 +173,22 @@ import Testing
         )
     }
 
-    /// Issue 9's "done when": a generated day posted to the ledger with `castle ledger post`, reconciled
+    /// Issue 9's "done when": a generated payments day posted with `castle ledger post` into a store whose
+    /// matched trades are then settled (with the sample instruments, so USD is kept at 6 decimals there, as
+    /// a ledger that settles trades keeps it, while the processor and the bank speak cents), reconciled
     /// against the store's ledger (no --ledger), gives exactly the injected breaks, and the same report as
     /// the entries file does; on SQLite and on PostgreSQL with only the URL changed.
     @Test(arguments: TestStore.kinds)
     func theStoresLedgerGivesExactlyTheInjectedBreaks(_ kind: String) async throws {
-        let directory = try TemporaryDirectory()
-        let store = try await TestStore.make(kind, in: directory)
-        try #require(try await CastleProcess.run(["migrate", "up", "-q", "--store", store.url]).status == 0)
+        let matched = try await LedgerCLITests.matchedDay(kind, orders: 3_000)
+        let (directory, store) = (matched.directory, matched.store)
         let day = try await day(directory, seed: 21, count: 1500)
-        let posted = try await CastleProcess.run(["ledger", "post", "\(day)/ledger.ndjson", "--store", store.url])
+        let posted = try await CastleProcess.run(
+            ["ledger", "post", "\(day)/ledger.ndjson", "--store", store.url, "--instruments", matched.instruments]
+        )
         try #require(posted.status == 0, "\(posted.stderr)")
+        let settled = try await CastleProcess.run(LedgerCLITests.settle(matched))
+        try #require(settled.status == 0, "\(settled.stderr)")
         let sources = ["--source", "\(day)/stripe.csv", "--source", "\(day)/bank.camt053.xml"]
         let fromStore = try await CastleProcess.run(
             ["reconcile"] + sources + ["--store", store.url, "--format", "ndjson", "--dry-run"]
