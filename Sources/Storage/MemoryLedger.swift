@@ -32,6 +32,20 @@ struct MemoryLedgerState {
         return context
     }
 
+    /// Refuses (75) when the consumer's stored watermark is not where the settler read it.
+    func checkWatermark(_ watermark: LedgerWatermarkAdvance?, store: String) throws(CastleError) {
+        guard let watermark else { return }
+        let stored = watermarks[watermark.consumer] ?? 0
+        guard stored == watermark.previous else {
+            throw LedgerStoreErrors.watermarkMoved(
+                store: store,
+                consumer: watermark.consumer,
+                stored: stored,
+                expected: watermark.previous
+            )
+        }
+    }
+
     /// ``LedgerStore/postLedgerEntries(_:postedAt:watermark:)`` once the watermark is checked.
     mutating func post(
         _ batch: [LedgerEntryRecord],
@@ -67,17 +81,7 @@ extension MemoryBackend: LedgerStore {
         watermark: LedgerWatermarkAdvance?
     ) async throws(CastleError) -> LedgerPostOutcome {
         try ledger.withLock { (state) throws(CastleError) -> LedgerPostOutcome in
-            if let watermark {
-                let stored = state.watermarks[watermark.consumer] ?? 0
-                guard stored == watermark.previous else {
-                    throw LedgerStoreErrors.watermarkMoved(
-                        store: displayURL,
-                        consumer: watermark.consumer,
-                        stored: stored,
-                        expected: watermark.previous
-                    )
-                }
-            }
+            try state.checkWatermark(watermark, store: displayURL)
             return state.post(entries, postedAt: postedAt, watermark: watermark)
         }
     }
@@ -89,15 +93,7 @@ extension MemoryBackend: LedgerStore {
     ) async throws(CastleError) -> LedgerPostOutcome {
         let records = block.records()
         return try ledger.withLock { (state) throws(CastleError) -> LedgerPostOutcome in
-            let stored = state.watermarks[watermark.consumer] ?? 0
-            guard stored == watermark.previous else {
-                throw LedgerStoreErrors.watermarkMoved(
-                    store: displayURL,
-                    consumer: watermark.consumer,
-                    stored: stored,
-                    expected: watermark.previous
-                )
-            }
+            try state.checkWatermark(watermark, store: displayURL)
             if records.isEmpty || records.contains(where: { state.hashes[$0.key] != nil }) {
                 return state.post(records, postedAt: postedAt, watermark: watermark)
             }
