@@ -88,11 +88,12 @@ struct LedgerCommand: AsyncParsableCommand {
             abstract: "Settle the durable matcher's trades into the ledger, exactly once.",
             usage: "castle ledger settle --instruments <file> [<options>]",
             discussion: """
-                Reads the trades the durable worker (castle match --queue) stored after the consumer's settlement watermark, and posts for each the entry trade:CONSUMER:SEQ: the buyer pays quote and receives base, the maker and taker fees of --fees go to fees:exchange. Each batch and the watermark commit together, so a run killed at any point and run again settles every trade once. A trade that cannot be settled (a buyer without the funds, say) stops the run after the trades before it, exit 65 naming it. Another settle of the same consumer running: exit 75.
+                Reads the trades the durable worker (castle match --queue) stored after the consumer's settlement watermark, and posts for each the entry trade:CONSUMER:SEQ: the buyer pays quote and receives base, the maker and taker fees of --fees go to fees:exchange. Each batch of 20,000 is stored as one row (a settlement block; its entries read back one by one) and commits with the watermark, so a run killed at any point and run again settles every trade once. A trade that cannot be settled (a buyer without the funds, say) stops the run after the trades before it, exit 65 naming it. Another settle of the same consumer running: exit 75.
 
                 Examples:
                   castle ledger settle --instruments datasets/instruments.ndjson
-                  castle ledger settle --instruments instruments.ndjson --fees fees.ndjson --consumer match:0/2
+                  castle ledger settle --instruments instruments.ndjson --fees fees.ndjson
+                  castle ledger settle --instruments instruments.ndjson --consumer match:0/2
                 """
         )
 
