@@ -112,18 +112,18 @@ public struct LedgerItem: Sendable, Hashable {
             sum += Int128(posting.amount)
         }
         guard let asset, sum != 0, let amount = Int64(exactly: -sum) else { return nil }
-        let (money, currency) = Self.inCurrencyScale(amount, asset)
         self.init(
             key: entry.key,
             ref: entry.ref,
             reverses: entry.reverses,
-            amount: money,
-            currency: currency,
+            amount: amount,
+            currency: asset,
             day: Int32(clamping: entry.ts / Self.nanosecondsPerDay)
         )
     }
 
-    /// An amount of a ledger kept at more decimals than its currency's (a ledger that settles trades keeps
+    /// For a ledger read from the store (an entries file is read at the currency's scale already): an
+    /// amount of a ledger kept at more decimals than its currency's (a ledger that settles trades keeps
     /// USD at 6, as the instruments say, while processors and banks speak cents) in the currency's ISO
     /// 4217 scale, which external records use, when that is exact; else as it is (a sub-cent amount then
     /// meets its record as a currency mismatch rather than being rounded).
