@@ -112,14 +112,7 @@ extension PostgresBackend: LedgerStore {
         let stored = try await connection.scalar(
             "SELECT through_seq FROM ledger_watermarks WHERE consumer = \(watermark.consumer)"
         )
-        guard stored == watermark.previous else {
-            throw LedgerStoreErrors.watermarkMoved(
-                store: store,
-                consumer: watermark.consumer,
-                stored: stored,
-                expected: watermark.previous
-            )
-        }
+        try watermark.check(stored: stored, store: store)
     }
 
     /// The last posting sequence number given, to an entry row or a block's entry (0 for none).

@@ -103,15 +103,7 @@ extension SQLiteBackend: LedgerStore {
         store: String
     ) throws(CastleError) {
         guard let watermark else { return }
-        let stored = try Self.watermark(connection, consumer: watermark.consumer)
-        guard stored == watermark.previous else {
-            throw LedgerStoreErrors.watermarkMoved(
-                store: store,
-                consumer: watermark.consumer,
-                stored: stored,
-                expected: watermark.previous
-            )
-        }
+        try watermark.check(stored: try Self.watermark(connection, consumer: watermark.consumer), store: store)
     }
 
     /// Posts entries one by one inside the caller's transaction (``postLedgerEntries(_:postedAt:watermark:)``).

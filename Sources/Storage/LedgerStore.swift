@@ -279,6 +279,13 @@ public struct LedgerWatermarkAdvance: Sendable, Hashable {
         self.previous = previous
         self.next = next
     }
+
+    /// Refuses (75) when the consumer's stored watermark is not where the settler read it.
+    public func check(stored: Int64, store: String) throws(CastleError) {
+        guard stored == previous else {
+            throw LedgerStoreErrors.watermarkMoved(store: store, consumer: consumer, stored: stored, expected: previous)
+        }
+    }
 }
 
 /// What ``LedgerStore/postLedgerEntries(_:postedAt:watermark:)`` did with a batch.

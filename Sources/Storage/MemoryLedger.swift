@@ -35,15 +35,7 @@ struct MemoryLedgerState {
     /// Refuses (75) when the consumer's stored watermark is not where the settler read it.
     func checkWatermark(_ watermark: LedgerWatermarkAdvance?, store: String) throws(CastleError) {
         guard let watermark else { return }
-        let stored = watermarks[watermark.consumer] ?? 0
-        guard stored == watermark.previous else {
-            throw LedgerStoreErrors.watermarkMoved(
-                store: store,
-                consumer: watermark.consumer,
-                stored: stored,
-                expected: watermark.previous
-            )
-        }
+        try watermark.check(stored: watermarks[watermark.consumer] ?? 0, store: store)
     }
 
     /// ``LedgerStore/postLedgerEntries(_:postedAt:watermark:)`` once the watermark is checked.
