@@ -79,6 +79,15 @@ struct ServeCommand: AsyncParsableCommand {
     var rateLimit: Int?
 
     @Option(
+        name: .customLong("stream-interval"),
+        help: ArgumentHelp(
+            "Milliseconds between two writes to one /v1/stream client; what comes meanwhile goes in one write (0: each at once).",
+            valueName: "ms"
+        )
+    )
+    var streamInterval = 100
+
+    @Option(
         name: .customLong("otlp-endpoint"),
         help: ArgumentHelp("Export traces over OTLP/HTTP to this collector (off by default).", valueName: "url")
     )
@@ -98,6 +107,9 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError(
                 "--verdict-timeout must be more than 0 and at most 3600 seconds, not \(verdictTimeout)"
             )
+        }
+        guard (0...10_000).contains(streamInterval) else {
+            throw ValidationError("--stream-interval must be 0 to 10000 milliseconds, not \(streamInterval)")
         }
         if let rateLimit, !(1...1_000_000).contains(rateLimit) {
             throw ValidationError("--rate-limit must be 1 to 1000000 requests a second, not \(rateLimit)")
@@ -128,6 +140,7 @@ struct ServeCommand: AsyncParsableCommand {
         options.feedPath = feed
         options.feedSpeed = speed
         options.rateLimit = rateLimit
+        options.streamInterval = .milliseconds(streamInterval)
         options.verdictTimeout = .milliseconds(Int64((verdictTimeout * 1000).rounded(.up)))
         options.otlpEndpoint = otlpEndpoint
         if let otlpServiceName { options.otlpServiceName = otlpServiceName }

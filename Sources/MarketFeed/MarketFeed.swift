@@ -12,7 +12,8 @@ public enum FeedChannel: String, Sendable, Hashable, CaseIterable {
 
 /// Bounds: every buffer and table of the fan-out has one.
 public struct FeedLimits: Sendable, Hashable {
-    /// Messages waiting for one connection; past it the connection is dropped as a slow consumer.
+    /// Messages waiting for one connection (delivered to its ``FeedSink`` and not yet taken by the
+    /// client's socket); past it the connection is dropped as a slow consumer. Sinks keep it.
     public var bufferMessagesMax: Int
     /// Open connections; one more is refused.
     public var connectionsMax: Int
@@ -63,6 +64,19 @@ public enum FeedError: Error, Sendable, Hashable {
         case .closed: ("closed", "the stream is closed")
         }
     }
+}
+
+/// Where one connection's messages go: the socket of a WebSocket client, or a queue in tests.
+///
+/// The feed calls both methods under its lock, in the order of its messages: they must return at once,
+/// without waiting and without calling back into the feed.
+public protocol FeedSink: AnyObject, Sendable {
+    /// Takes the connection's next message, already JSON text. False when the connection's buffer
+    /// (``FeedLimits/bufferMessagesMax``) is full: the feed then drops the connection as a slow consumer.
+    func deliver(_ message: String) -> Bool
+    /// The feed is done with the connection (closed, or dropped: ``FeedConnection/dropReason`` says
+    /// why); nothing more is delivered.
+    func finish()
 }
 
 /// Why a connection's stream ended.
@@ -186,21 +200,18 @@ public final class MarketFeed: Sendable {
         }
     }
 
-    /// Opens a connection; `account` (already validated by the caller) enables the `orders` channel.
-    public func connect(account: String? = nil) throws(FeedError) -> FeedConnection {
-        let (stream, continuation) = AsyncStream.makeStream(
-            of: String.self,
-            bufferingPolicy: .bufferingOldest(limits.bufferMessagesMax)
-        )
+    /// Opens a connection whose messages go to `sink`; `account` (already validated by the caller)
+    /// enables the `orders` channel.
+    public func connect(account: String? = nil, sink: some FeedSink) throws(FeedError) -> FeedConnection {
         let id = try state.withLock { state throws(FeedError) -> Int in
             guard state.connections.count < limits.connectionsMax else {
                 throw .tooManyConnections(max: limits.connectionsMax)
             }
             state.nextConnectionID += 1
-            state.connections[state.nextConnectionID] = Connection(continuation: continuation, account: account)
+            state.connections[state.nextConnectionID] = Connection(sink: sink, account: account)
             return state.nextConnectionID
         }
-        return FeedConnection(feed: self, id: id, messages: stream)
+        return FeedConnection(feed: self, id: id)
     }
 
     /// Open connections, and connections dropped as slow consumers since the start.
@@ -246,7 +257,7 @@ public final class MarketFeed: Sendable {
     }
 
     fileprivate func send(_ connection: Int, _ message: String) {
-        state.withLock { state in state.send(message, to: [connection]) }
+        state.withLock { state in state.send(message, toConnection: connection) }
     }
 
     fileprivate func unsubscribe(_ connection: Int, _ channel: FeedChannel, symbol: String?) -> Bool {
@@ -262,17 +273,15 @@ public final class MarketFeed: Sendable {
     }
 }
 
-/// One client's end of the fan-out: the messages of its subscriptions, in order, as JSON text.
-/// The stream ends when the connection is closed or dropped (see ``dropReason``).
+/// One client's handle on the fan-out: its subscriptions. Their messages, in order, go to the
+/// connection's ``FeedSink`` until the connection is closed or dropped (see ``dropReason``).
 public final class FeedConnection: Sendable {
     public let id: Int
-    public let messages: AsyncStream<String>
     private let feed: MarketFeed
 
-    fileprivate init(feed: MarketFeed, id: Int, messages: AsyncStream<String>) {
+    fileprivate init(feed: MarketFeed, id: Int) {
         self.feed = feed
         self.id = id
-        self.messages = messages
     }
 
     /// Subscribes; for `book`, the snapshot is the next message of this symbol's book. Subscribing again
@@ -299,7 +308,7 @@ public final class FeedConnection: Sendable {
     /// Why the stream ended, when the feed ended it; nil while open or after ``close()``.
     public var dropReason: FeedDropReason? { feed.dropReason(id) }
 
-    /// Leaves the feed; the stream ends. Safe to call more than once.
+    /// Leaves the feed; the sink is finished. Safe to call more than once.
     public func close() { feed.close(id) }
 
     deinit { feed.close(id) }
@@ -312,7 +321,7 @@ private struct Subscription: Hashable {
 }
 
 private struct Connection {
-    var continuation: AsyncStream<String>.Continuation
+    var sink: any FeedSink
     var account: String?
     var subscriptions: Set<Subscription> = []
 }
@@ -331,7 +340,8 @@ private struct State {
     var connections: [Int: Connection] = [:]
     var nextConnectionID = 0
     /// Receivers by subscription; a symbol not seen yet may be subscribed to by name.
-    var receivers: [Subscription: Set<Int>] = [:]
+    /// (Their sinks, so that a message goes out without a lookup per receiver.)
+    var receivers: [Subscription: [Int: any FeedSink]] = [:]
     /// Why the feed ended a connection's stream; kept until the connection closes.
     var dropReasons: [Int: FeedDropReason] = [:]
     var droppedSlowConsumers = 0
@@ -375,30 +385,30 @@ private struct State {
         if !connection.subscriptions.contains(subscription) {
             guard connection.subscriptions.count < limit else { throw .tooManySubscriptions(max: limit) }
             connections[id]!.subscriptions.insert(subscription)
-            receivers[subscription, default: []].insert(id)
+            receivers[subscription, default: [:]][id] = connection.sink
         }
-        if let acknowledgement { send(acknowledgement, to: [id]) }
-        if channel == .book { send(snapshot(of: key), to: [id]) }
+        if let acknowledgement { send(acknowledgement, toConnection: id) }
+        if channel == .book { send(snapshot(of: key), toConnection: id) }
     }
 
     mutating func unsubscribe(_ id: Int, _ subscription: Subscription) -> Bool {
         var subscription = subscription
         if subscription.channel == .orders { subscription.key = connections[id]?.account ?? "" }
         guard connections[id]?.subscriptions.remove(subscription) != nil else { return false }
-        receivers[subscription]?.remove(id)
+        receivers[subscription]?[id] = nil
         if receivers[subscription]?.isEmpty == true { receivers[subscription] = nil }
         return true
     }
 
-    /// Forgets a connection and ends its stream.
+    /// Forgets a connection and finishes its sink.
     mutating func remove(_ id: Int) {
         dropReasons[id] = nil
         guard let connection = connections.removeValue(forKey: id) else { return }
         for subscription in connection.subscriptions {
-            receivers[subscription]?.remove(id)
+            receivers[subscription]?[id] = nil
             if receivers[subscription]?.isEmpty == true { receivers[subscription] = nil }
         }
-        connection.continuation.finish()
+        connection.sink.finish()
     }
 
     mutating func drop(_ id: Int, reason: FeedDropReason) {
@@ -409,13 +419,15 @@ private struct State {
     }
 
     /// Sends to each receiver without waiting; a full buffer drops its connection.
-    mutating func send(_ message: String, to receivers: Set<Int>) {
+    mutating func send(_ message: String, to receivers: [Int: any FeedSink]) {
         var full: [Int] = []
-        for id in receivers {
-            guard let connection = connections[id] else { continue }
-            if case .dropped = connection.continuation.yield(message) { full.append(id) }
-        }
+        for (id, sink) in receivers where !sink.deliver(message) { full.append(id) }
         for id in full { drop(id, reason: .slowConsumer) }
+    }
+
+    mutating func send(_ message: String, toConnection id: Int) {
+        guard let sink = connections[id]?.sink else { return }
+        if !sink.deliver(message) { drop(id, reason: .slowConsumer) }
     }
 
     mutating func publish(_ events: some Collection<FeedEvent>) {

@@ -10,7 +10,8 @@ import NIOWebSocket
 /// `GET /v1/stream`: the market-data WebSocket of spec/serve.md, on ``MarketFeed``. JSON text frames:
 /// the client subscribes and unsubscribes (`{"op","channel","symbol"}`), the server answers
 /// `{"op":"subscribed"|"unsubscribed",…}` or `{"error":{…}}` and sends the channels' messages. One task
-/// reads the client's frames, one writes the feed's messages; the feed never waits for either.
+/// reads the client's frames; the feed's messages go straight to the channel (``ChannelFeedSink``), and
+/// the feed never waits for either.
 public enum StreamRoute {
     /// The largest frame a client may send: a subscribe is a few dozen bytes.
     static let inboundBytesMax = 4096
@@ -33,12 +34,17 @@ public enum StreamRoute {
     }
 
     /// The router of WebSocket upgrades (hummingbird-websocket consults it only for upgrade requests).
+    /// `writeInterval`: the least time between two writes to one client. What the feed sends it
+    /// meanwhile waits and goes out in one write: with a thousand clients, a write per client per
+    /// fan-out batch costs the machine more than the matching does (docs/serve.md, "Performance").
+    /// The first message after a quiet spell goes at once; zero writes every batch at once.
     public static func router(
         feed: MarketFeed,
         metrics: Metrics = Metrics(),
-        closeTimeout: Duration = closeTimeoutDefault
-    ) -> Router<BasicWebSocketRequestContext> {
-        let router = Router(context: BasicWebSocketRequestContext.self)
+        closeTimeout: Duration = closeTimeoutDefault,
+        writeInterval: Duration
+    ) -> Router<StreamRequestContext> {
+        let router = Router(context: StreamRequestContext.self)
         router.ws(
             "v1/stream",
             onUpgrade: { inbound, outbound, context in
@@ -52,9 +58,14 @@ public enum StreamRoute {
                     try await outbound.close(.policyViolation, reason: "bad account")
                     return
                 }
+                let sink = ChannelFeedSink(
+                    channel: context.requestContext.channel,
+                    bufferMessagesMax: feed.limits.bufferMessagesMax,
+                    writeInterval: TimeAmount(writeInterval)
+                )
                 let connection: FeedConnection
                 do {
-                    connection = try feed.connect(account: account)
+                    connection = try feed.connect(account: account, sink: sink)
                 } catch {
                     try await outbound.write(.text(errorText(error)))
                     try await outbound.close(.unknown(1013), reason: "too many streams")
@@ -67,7 +78,8 @@ public enum StreamRoute {
                 }
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
-                        try await writeMessages(connection, to: outbound, metrics: metrics, closeTimeout: closeTimeout)
+                        await sink.finished()
+                        try await closeIfDropped(connection, outbound, metrics: metrics, closeTimeout: closeTimeout)
                     }
                     group.addTask {
                         for try await message in inbound.messages(maxSize: inboundBytesMax) {
@@ -108,15 +120,13 @@ public enum StreamRoute {
             }
     }
 
-    private static func writeMessages(
+    /// Once the feed has finished the connection: a close frame, if the feed dropped it.
+    private static func closeIfDropped(
         _ connection: FeedConnection,
-        to outbound: WebSocketOutboundWriter,
+        _ outbound: WebSocketOutboundWriter,
         metrics: Metrics,
         closeTimeout: Duration
     ) async throws {
-        for await message in connection.messages {
-            try await outbound.write(.text(message))
-        }
         let code: WebSocketErrorCode
         let reason: String
         switch connection.dropReason {
@@ -130,12 +140,12 @@ public enum StreamRoute {
         case nil:
             return  // the client left
         }
-        // The close frame waits behind what the client has not read; a client that never reads is cut
-        // off after closeTimeout (the handler returns and the library closes the channel).
+        // The close frame waits behind what the client has not read. A client answers it once it has
+        // read everything, and its answer ends the reading task, which ends this one; a client that
+        // never reads is cut off after closeTimeout (the handler returns, the library closes the channel).
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await outbound.close(code, reason: reason) }
-            group.addTask { try await Task.sleep(for: closeTimeout) }
-            try await group.next()
+            try await Task.sleep(for: closeTimeout)
             group.cancelAll()
         }
     }
@@ -200,5 +210,19 @@ public enum StreamRoute {
     private static func jsonText(_ object: Any) -> String {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// The request context of the stream's router: hummingbird-websocket's basic one, plus the connection's
+/// NIO channel, which ``ChannelFeedSink`` writes the feed's messages to.
+public struct StreamRequestContext: RequestContext, WebSocketRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let webSocket: WebSocketHandlerReference<Self>
+    let channel: any Channel
+
+    public init(source: Source) {
+        coreContext = CoreRequestContextStorage(source: source)
+        webSocket = WebSocketHandlerReference()
+        channel = source.channel
     }
 }

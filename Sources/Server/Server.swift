@@ -66,7 +66,11 @@ public enum CastleServer {
         let application = Application(
             router: router,
             server: .http1WebSocketUpgrade(
-                webSocketRouter: StreamRoute.router(feed: state.market.feed, metrics: state.metrics.stream)
+                webSocketRouter: StreamRoute.router(
+                    feed: state.market.feed,
+                    metrics: state.metrics.stream,
+                    writeInterval: options.streamInterval
+                )
             ),
             configuration: ApplicationConfiguration(address: .hostname(host, port: options.port)),
             onServerRunning: { channel in

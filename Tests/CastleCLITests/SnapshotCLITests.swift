@@ -604,7 +604,7 @@ final class MotoServer: @unchecked Sendable {
         server.process.arguments = ["-H", "127.0.0.1", "-p", port]
         server.process.standardInput = FileHandle.nullDevice
         server.process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-        FileManager.default.createFile(atPath: directory.path("moto.log"), contents: nil)
+        _ = FileManager.default.createFile(atPath: directory.path("moto.log"), contents: nil)
         server.process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: directory.path("moto.log")))
         try server.process.run()
         // Ready when it answers HTTP.

@@ -20,7 +20,7 @@ import Testing
         var earlyMessages = early.messages.makeAsyncIterator()
         var mirrors: [String: MirrorBook] = [:]
         let commands = randomCommands(seed: seed, count: 300)
-        var late: FeedConnection?
+        var late: QueuedConnection?
         for (index, command) in commands.enumerated() {
             if index == commands.count / 2 {
                 late = try feed.connect()

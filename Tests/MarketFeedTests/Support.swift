@@ -229,10 +229,52 @@ let quietLogger: Logger = {
     return logger
 }()
 
+/// A feed connection whose messages queue up for the test to read, bounded by the feed's
+/// `bufferMessagesMax` as a socket's are: a full queue refuses the message and the feed drops the
+/// connection. The in-process counterpart of the stream route's sink.
+final class QueuedConnection: FeedSink {
+    let messages: AsyncStream<String>
+    private let continuation: AsyncStream<String>.Continuation
+    private let connection = Mutex<FeedConnection?>(nil)
+
+    init(_ feed: MarketFeed, account: String? = nil) throws(FeedError) {
+        (messages, continuation) = AsyncStream.makeStream(
+            bufferingPolicy: .bufferingOldest(feed.limits.bufferMessagesMax)
+        )
+        let opened = try feed.connect(account: account, sink: self)
+        connection.withLock { $0 = opened }
+    }
+
+    func deliver(_ message: String) -> Bool {
+        if case .dropped = continuation.yield(message) { return false }
+        return true
+    }
+
+    func finish() { continuation.finish() }
+
+    private var opened: FeedConnection { connection.withLock { $0! } }
+
+    func subscribe(_ channel: FeedChannel, symbol: String? = nil) throws(FeedError) {
+        try opened.subscribe(channel, symbol: symbol)
+    }
+
+    var dropReason: FeedDropReason? { opened.dropReason }
+
+    func close() { opened.close() }
+}
+
+extension MarketFeed {
+    func connect(account: String? = nil) throws(FeedError) -> QueuedConnection {
+        try QueuedConnection(self, account: account)
+    }
+}
+
 /// A server with the stream and the page's files on 127.0.0.1, any free port, for the time of `body`.
+/// Its writes to a client wait 50 ms after the one before, unless `writeInterval` says otherwise.
 func withStreamServer<Value: Sendable>(
     _ feed: MarketFeed,
     closeTimeout: Duration = StreamRoute.closeTimeoutDefault,
+    writeInterval: Duration = .milliseconds(50),
     autoPing: AutoPingSetup = .enabled(timePeriod: .seconds(30)),
     _ body: @escaping @Sendable (_ port: Int) async throws -> Value
 ) async throws -> Value {
@@ -241,8 +283,10 @@ func withStreamServer<Value: Sendable>(
     let application = Application(
         router: router,
         server: .http1WebSocketUpgrade(
-            webSocketRouter: StreamRoute.router(feed: feed, closeTimeout: closeTimeout),
-            configuration: WebSocketServerConfiguration(autoPing: autoPing)
+            webSocketRouter: StreamRoute.router(feed: feed, closeTimeout: closeTimeout, writeInterval: writeInterval),
+            configuration: HTTP1WebSocketUpgradeChannel.Configuration(
+                ws: WebSocketServerConfiguration(autoPing: autoPing)
+            )
         ),
         configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
         logger: quietLogger
