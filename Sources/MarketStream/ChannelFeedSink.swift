@@ -6,11 +6,11 @@ import Synchronization
 /// One WebSocket connection's end of the fan-out: the feed's messages go straight to the connection's
 /// NIO channel as text frames.
 ///
-/// Every message the feed hands over between two turns of the channel's event loop is framed into one
-/// buffer and written with one flush: one `write` system call per connection per fan-out batch, where
-/// a frame at a time through hummingbird-websocket's writer cost a `writev`, a flush and a task hop
-/// per message (docs/serve.md, "Performance"). The feed calls ``deliver(_:)`` under its lock, so it
-/// only appends and, for the first message of a batch, schedules the write on the event loop.
+/// What the feed hands over goes out at most once per `writeInterval` (at once after a quiet spell):
+/// every message pending is framed into one buffer and written with one flush, one `write` system
+/// call, where a frame at a time through hummingbird-websocket's writer cost a `writev`, a flush and a
+/// task hop per message (docs/serve.md, "Performance"). The feed calls ``deliver(_:)`` under its lock,
+/// so it only appends and, for the first message pending, schedules the write on the event loop.
 ///
 /// Messages are counted as waiting from ``deliver(_:)`` until the kernel has taken their bytes; past
 /// `bufferMessagesMax` the connection is full and the feed drops it as a slow consumer.
@@ -27,8 +27,8 @@ final class ChannelFeedSink: FeedSink {
         /// Handed to the channel, not yet taken by the kernel.
         var writing = 0
         var writeScheduled = false
-        /// When the last write was handed to the channel.
-        var lastWrite = NIODeadline.distantPast
+        /// When the last write was handed to the channel; nil before the first.
+        var lastWrite: NIODeadline?
         var finished = false
         var finishWaiter: CheckedContinuation<Void, Never>?
     }
@@ -40,19 +40,20 @@ final class ChannelFeedSink: FeedSink {
     }
 
     func deliver(_ message: String) -> Bool {
-        let (accepted, schedule) = state.withLock { state -> (Bool, NIODeadline?) in
-            guard state.pending.count + state.writing < bufferMessagesMax else { return (false, nil) }
+        let (accepted, scheduleWrite, lastWrite) = state.withLock { state -> (Bool, Bool, NIODeadline?) in
+            guard state.pending.count + state.writing < bufferMessagesMax else { return (false, false, nil) }
             state.pending.append(message)
             state.pendingBytes += message.utf8.count
-            if state.writeScheduled { return (true, nil) }
+            if state.writeScheduled { return (true, false, nil) }
             state.writeScheduled = true
-            return (true, state.lastWrite + writeInterval)
+            return (true, true, state.lastWrite)
         }
-        if let schedule {
-            if schedule <= .now() {
-                channel.eventLoop.execute { self.writePending() }
+        if scheduleWrite {
+            // At once after a quiet spell, else one interval after the last write.
+            if let lastWrite, lastWrite + writeInterval > channel.eventLoop.now {
+                channel.eventLoop.scheduleTask(deadline: lastWrite + writeInterval) { self.writePending() }
             } else {
-                channel.eventLoop.scheduleTask(deadline: schedule) { self.writePending() }
+                channel.eventLoop.execute { self.writePending() }
             }
         }
         return accepted
@@ -93,7 +94,7 @@ final class ChannelFeedSink: FeedSink {
                 state.pending = []
                 state.pendingBytes = 0
                 state.writeScheduled = false
-                state.lastWrite = .now()
+                state.lastWrite = channel.eventLoop.now
             }
             return (state.pending, state.pendingBytes)
         }
