@@ -81,7 +81,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(
         name: .customLong("stream-interval"),
         help: ArgumentHelp(
-            "Milliseconds between two writes to one /v1/stream client; what comes meanwhile goes in one write (0: each at once).",
+            "Milliseconds between two fan-outs of the market data; what comes meanwhile goes in one (0: at once).",
             valueName: "ms"
         )
     )

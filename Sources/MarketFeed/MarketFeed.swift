@@ -170,7 +170,15 @@ public final class MarketFeed: Sendable {
 
     /// Fans out what ``enqueue(_:)`` hands over, until the task is cancelled (graceful stop), then ends
     /// every connection's stream with ``FeedDropReason/shutdown``.
-    public func run() async {
+    ///
+    /// `pace`: the least time between two fan-outs. What is handed over meanwhile waits and goes in the
+    /// next one: a book changed many times gets one delta, and each connection one batch of messages
+    /// (a thousand connections each written once per matcher commit cost the machine more than the
+    /// matching: docs/serve.md, "Performance"). After a quiet spell the first events go at once; a
+    /// message waits at most `pace`. Zero: every hand-over as soon as this loop gets to it.
+    public func run(pace: Duration = .zero) async {
+        let clock = ContinuousClock()
+        var nextFanOut = clock.now
         while !Task.isCancelled {
             await withTaskCancellationHandler {
                 await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
@@ -187,9 +195,14 @@ public final class MarketFeed: Sendable {
                     return inbox.waiter
                 }?.resume()
             }
+            // Cancelled (graceful stop): what waits goes out at once.
+            if pace > .zero { try? await Task.sleep(until: nextFanOut, clock: clock) }
             // Taken under the state lock, so that an overflowing enqueue cannot publish newer events first.
             state.withLock { state in state.publish(takeInbox()) }
+            nextFanOut = clock.now + pace
         }
+        // What was handed over since the last fan-out still reaches the clients before their streams end.
+        state.withLock { state in state.publish(takeInbox()) }
         shutdown()
     }
 

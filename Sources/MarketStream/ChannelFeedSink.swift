@@ -6,8 +6,8 @@ import Synchronization
 /// One WebSocket connection's end of the fan-out: the feed's messages go straight to the connection's
 /// NIO channel as text frames.
 ///
-/// What the feed hands over goes out at most once per `writeInterval` (at once after a quiet spell):
-/// every message pending is framed into one buffer and written with one flush, one `write` system
+/// Everything the feed hands over before the channel's event loop gets to it (a whole fan-out, see
+/// ``MarketFeed/run(pace:)``) is framed into one buffer and written with one flush, one `write` system
 /// call, where a frame at a time through hummingbird-websocket's writer cost a `writev`, a flush and a
 /// task hop per message (docs/serve.md, "Performance"). The feed calls ``deliver(_:)`` under its lock,
 /// so it only appends and, for the first message pending, schedules the write on the event loop.
@@ -17,7 +17,6 @@ import Synchronization
 final class ChannelFeedSink: FeedSink {
     private let channel: any Channel
     private let bufferMessagesMax: Int
-    private let writeInterval: TimeAmount
     private let state = Mutex(State())
 
     private struct State {
@@ -27,35 +26,24 @@ final class ChannelFeedSink: FeedSink {
         /// Handed to the channel, not yet taken by the kernel.
         var writing = 0
         var writeScheduled = false
-        /// When the last write was handed to the channel; nil before the first.
-        var lastWrite: NIODeadline?
         var finished = false
         var finishWaiter: CheckedContinuation<Void, Never>?
     }
 
-    init(channel: any Channel, bufferMessagesMax: Int, writeInterval: TimeAmount) {
+    init(channel: any Channel, bufferMessagesMax: Int) {
         self.channel = channel
         self.bufferMessagesMax = bufferMessagesMax
-        self.writeInterval = writeInterval
     }
 
     func deliver(_ message: String) -> Bool {
-        let (accepted, scheduleWrite, lastWrite) = state.withLock { state -> (Bool, Bool, NIODeadline?) in
-            guard state.pending.count + state.writing < bufferMessagesMax else { return (false, false, nil) }
+        let (accepted, scheduleWrite) = state.withLock { state -> (Bool, Bool) in
+            guard state.pending.count + state.writing < bufferMessagesMax else { return (false, false) }
             state.pending.append(message)
             state.pendingBytes += message.utf8.count
-            if state.writeScheduled { return (true, false, nil) }
-            state.writeScheduled = true
-            return (true, true, state.lastWrite)
+            defer { state.writeScheduled = true }
+            return (true, !state.writeScheduled)
         }
-        if scheduleWrite {
-            // At once after a quiet spell, else one interval after the last write.
-            if let lastWrite, lastWrite + writeInterval > channel.eventLoop.now {
-                channel.eventLoop.scheduleTask(deadline: lastWrite + writeInterval) { self.writePending() }
-            } else {
-                channel.eventLoop.execute { self.writePending() }
-            }
-        }
+        if scheduleWrite { channel.eventLoop.execute { self.writePending() } }
         return accepted
     }
 
@@ -94,7 +82,6 @@ final class ChannelFeedSink: FeedSink {
                 state.pending = []
                 state.pendingBytes = 0
                 state.writeScheduled = false
-                state.lastWrite = channel.eventLoop.now
             }
             return (state.pending, state.pendingBytes)
         }

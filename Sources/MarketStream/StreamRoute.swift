@@ -34,15 +34,10 @@ public enum StreamRoute {
     }
 
     /// The router of WebSocket upgrades (hummingbird-websocket consults it only for upgrade requests).
-    /// `writeInterval`: the least time between two writes to one client. What the feed sends it
-    /// meanwhile waits and goes out in one write: with a thousand clients, a write per client per
-    /// fan-out batch costs the machine more than the matching does (docs/serve.md, "Performance").
-    /// The first message after a quiet spell goes at once; zero writes every batch at once.
     public static func router(
         feed: MarketFeed,
         metrics: Metrics = Metrics(),
-        closeTimeout: Duration = closeTimeoutDefault,
-        writeInterval: Duration
+        closeTimeout: Duration = closeTimeoutDefault
     ) -> Router<StreamRequestContext> {
         let router = Router(context: StreamRequestContext.self)
         router.ws(
@@ -60,8 +55,7 @@ public enum StreamRoute {
                 }
                 let sink = ChannelFeedSink(
                     channel: context.requestContext.channel,
-                    bufferMessagesMax: feed.limits.bufferMessagesMax,
-                    writeInterval: TimeAmount(writeInterval)
+                    bufferMessagesMax: feed.limits.bufferMessagesMax
                 )
                 let connection: FeedConnection
                 do {

@@ -141,8 +141,10 @@ final class MarketBridge: Sendable {
 /// The fan-out's own thread of work in serve's group: ends on graceful stop, closing every stream.
 struct MarketFeedService: Service {
     let feed: MarketFeed
+    /// `--stream-interval`: the least time between two fan-outs (``MarketFeed/run(pace:)``).
+    let pace: Duration
 
     func run() async throws {
-        await cancelWhenGracefulShutdown { await feed.run() }
+        await cancelWhenGracefulShutdown { await feed.run(pace: pace) }
     }
 }

@@ -31,8 +31,8 @@ public struct ServeOptions: Sendable {
     /// How long an order request waits for the matcher's verdict: past it, 503 `not_ready` (the order is
     /// durable in the queue and is matched when the matcher gets to it).
     public var verdictTimeout = Duration.seconds(10)
-    /// `--stream-interval MS`: the least time between two writes to one `/v1/stream` client (see
-    /// ``StreamRoute``); zero writes every fan-out batch at once.
+    /// `--stream-interval MS`: the least time between two fan-outs of the market data (see
+    /// ``MarketFeed/run(pace:)``); zero fans out every matcher commit at once.
     public var streamInterval = Duration.milliseconds(100)
     /// `--rate-limit N`: trading requests a second per account (bursts of up to N); nil: no limit.
     public var rateLimit: Int?

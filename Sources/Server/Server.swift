@@ -66,11 +66,7 @@ public enum CastleServer {
         let application = Application(
             router: router,
             server: .http1WebSocketUpgrade(
-                webSocketRouter: StreamRoute.router(
-                    feed: state.market.feed,
-                    metrics: state.metrics.stream,
-                    writeInterval: options.streamInterval
-                )
+                webSocketRouter: StreamRoute.router(feed: state.market.feed, metrics: state.metrics.stream)
             ),
             configuration: ApplicationConfiguration(address: .hostname(host, port: options.port)),
             onServerRunning: { channel in
@@ -115,7 +111,8 @@ public enum CastleServer {
         }
         // Before the application: the group stops services in reverse order, so the streams get their
         // close frames from the stopping server, and the fan-out stops after it.
-        services.append(.init(service: MarketFeedService(feed: state.market.feed), successTerminationBehavior: .ignore))
+        let feed = MarketFeedService(feed: state.market.feed, pace: options.streamInterval)
+        services.append(.init(service: feed, successTerminationBehavior: .ignore))
         services.append(.init(service: application, successTerminationBehavior: .gracefullyShutdownGroup))
         if let replay {
             services.append(

@@ -5,8 +5,8 @@ import Testing
 
 @testable import MarketStream
 
-/// The stream's writer on NIO's embedded channel, whose clock the test moves: what it writes when, frame
-/// by frame, and where it stops taking messages.
+/// The stream's writer on NIO's embedded channel: what it writes when, frame by frame, and where it
+/// stops taking messages.
 @Suite struct ChannelFeedSinkTests {
     /// The text frames in one write, as a client decodes them (RFC 6455 §5.2, unmasked).
     private func frames(_ write: ByteBuffer) throws -> [String] {
@@ -35,26 +35,18 @@ import Testing
         return channel
     }
 
-    /// The first message goes at once; what comes within the interval after a write waits for it and
-    /// goes in one write, in order, each message its own frame (lengths of the three header sizes).
-    @Test func messagesWithinTheIntervalShareOneWrite() throws {
+    /// What is delivered before the event loop gets to it goes in one write, in order, each message its
+    /// own frame (lengths of the three header sizes); what comes after, in the next.
+    @Test func messagesDeliveredTogetherShareOneWrite() throws {
         let channel = try channel()
-        let sink = ChannelFeedSink(channel: channel, bufferMessagesMax: 16, writeInterval: .milliseconds(100))
-        #expect(sink.deliver("first"))
-        channel.embeddedEventLoop.run()
-        #expect(try frames(try #require(try channel.readOutbound(as: ByteBuffer.self))) == ["first"])
-
+        let sink = ChannelFeedSink(channel: channel, bufferMessagesMax: 16)
         let long = String(repeating: "x", count: 300)
         let huge = String(repeating: "y", count: 70_000)
         for text in ["a", long, huge, "b"] { #expect(sink.deliver(text)) }
-        channel.embeddedEventLoop.advanceTime(by: .milliseconds(99))
-        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil, "not before the interval is over")
-        channel.embeddedEventLoop.advanceTime(by: .milliseconds(1))
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil, "written on the event loop, not in deliver")
+        channel.embeddedEventLoop.run()
         #expect(try frames(try #require(try channel.readOutbound(as: ByteBuffer.self))) == ["a", long, huge, "b"])
         #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
-
-        // After a quiet spell the next message goes at once again.
-        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
         #expect(sink.deliver("later"))
         channel.embeddedEventLoop.run()
         #expect(try frames(try #require(try channel.readOutbound(as: ByteBuffer.self))) == ["later"])
@@ -65,7 +57,7 @@ import Testing
     /// then drops the connection); once written, there is room again.
     @Test func theBoundCountsWhatTheSocketHasNotTaken() throws {
         let channel = try channel()
-        let sink = ChannelFeedSink(channel: channel, bufferMessagesMax: 3, writeInterval: .zero)
+        let sink = ChannelFeedSink(channel: channel, bufferMessagesMax: 3)
         for text in ["1", "2", "3"] { #expect(sink.deliver(text)) }
         #expect(!sink.deliver("4"), "three waiting: full")
         channel.embeddedEventLoop.run()
@@ -76,7 +68,7 @@ import Testing
 
     /// `finished()` returns once the feed is done with the connection, also when that came first.
     @Test func finishedReturnsAfterFinish() async throws {
-        let sink = ChannelFeedSink(channel: EmbeddedChannel(), bufferMessagesMax: 1, writeInterval: .zero)
+        let sink = ChannelFeedSink(channel: EmbeddedChannel(), bufferMessagesMax: 1)
         sink.finish()
         await sink.finished()
     }

@@ -217,6 +217,39 @@ import Testing
         _ = (second, third)
     }
 
+    /// With a pace, the first hand-over after a quiet spell goes at once and what follows within the pace
+    /// waits: many commands' changes to a book go as one delta, which a mirror applies to the engine's
+    /// book. A stop (here long before the pace is over) fans out what waits before ending the streams.
+    @Test func aPacedRunMergesWhatComesWithinThePace() async throws {
+        let names = nameTables()
+        let feed = MarketFeed(instruments: instruments)
+        feed.syncNames(symbols: names.symbols, accounts: names.accounts)
+        let connection = try feed.connect()
+        try connection.subscribe(.book, symbol: "BBB")
+        var source = VersionedEvents(instruments: instruments)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await feed.run(pace: .seconds(3600)) }
+            var messages = connection.messages.makeAsyncIterator()
+            var mirror = MirrorBook()
+            #expect(mirror.apply(parse(try #require(await messages.next()))) == .applied)  // the snapshot
+            feed.enqueue(source.apply(.new(id: 1, symbol: 1, side: .sell, price: decimal(101, 0), qty: decimal(5, 0))))
+            #expect(mirror.apply(parse(try #require(await messages.next()))) == .applied, "the first goes at once")
+            for id in OrderID(2)...11 {
+                let price = decimal(90 + Int64(id % 3), 0)
+                feed.enqueue(source.apply(.new(id: id, symbol: 1, side: .buy, price: price, qty: decimal(1, 0))))
+            }
+            group.cancelAll()
+            try await group.waitForAll()
+            var rest: [[String: Any]] = []
+            while let text = await messages.next() { rest.append(parse(text)) }
+            #expect(rest.count == 1, "ten commands, one delta")
+            for message in rest { #expect(mirror.apply(message) == .applied) }
+            #expect(mirror.levels(.buy) == engineLevels(source.engine, 1, .buy))
+            #expect(mirror.levels(.sell) == engineLevels(source.engine, 1, .sell))
+        }
+        #expect(connection.dropReason == .shutdown)
+    }
+
     /// What the matcher hands over with `enqueue` reaches the clients through `run`, in order, with the
     /// books' deltas of a busy spell merged; cancelling `run` (graceful stop) ends every stream with the
     /// reason `shutdown`.

@@ -91,8 +91,6 @@ import Testing
         let (slowClose, fastSeqs, published) = try await withStreamServer(
             feed,
             closeTimeout: .seconds(300),
-            // Rounds of trades until the slow client's socket is full: a write each, at once.
-            writeInterval: .zero,
             autoPing: .disabled
         ) { port in
             var source = VersionedEvents(instruments: instruments)

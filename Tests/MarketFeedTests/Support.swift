@@ -270,11 +270,9 @@ extension MarketFeed {
 }
 
 /// A server with the stream and the page's files on 127.0.0.1, any free port, for the time of `body`.
-/// Its writes to a client wait 50 ms after the one before, unless `writeInterval` says otherwise.
 func withStreamServer<Value: Sendable>(
     _ feed: MarketFeed,
     closeTimeout: Duration = StreamRoute.closeTimeoutDefault,
-    writeInterval: Duration = .milliseconds(50),
     autoPing: AutoPingSetup = .enabled(timePeriod: .seconds(30)),
     _ body: @escaping @Sendable (_ port: Int) async throws -> Value
 ) async throws -> Value {
@@ -283,7 +281,7 @@ func withStreamServer<Value: Sendable>(
     let application = Application(
         router: router,
         server: .http1WebSocketUpgrade(
-            webSocketRouter: StreamRoute.router(feed: feed, closeTimeout: closeTimeout, writeInterval: writeInterval),
+            webSocketRouter: StreamRoute.router(feed: feed, closeTimeout: closeTimeout),
             configuration: HTTP1WebSocketUpgradeChannel.Configuration(
                 ws: WebSocketServerConfiguration(autoPing: autoPing)
             )
