@@ -291,12 +291,12 @@ final class Trading: Sendable {
     }
 
     /// The reason of a `rejected` event among `events`, if the matcher rejected the command.
+    /// A rejected command has one event, `rejected` (match.md), so only the first line is read.
     private static func rejectReason(_ events: [String]) -> String? {
-        for line in events {
-            guard let event = EventFields(line), event["event"] == "rejected" else { continue }
-            return event["reason"] ?? "invalid"
+        guard let first = events.first, let event = EventFields(first), event["event"] == "rejected" else {
+            return nil
         }
-        return nil
+        return event["reason"] ?? "invalid"
     }
 
     private static func refuseRejected(_ events: [String]) throws(APIError) {
