@@ -129,11 +129,13 @@ final class ExchangeView: Sendable {
     @discardableResult
     func apply<Lines: Sequence>(_ lines: Lines) -> Int64 where Lines.Element: StringProtocol {
         state.withLock { state in
-            var applied: [String] = []
+            // Read once; the market data takes the same fields.
+            var applied: [EventFields] = []
             for line in lines {
+                guard let event = EventFields(line) else { continue }
                 let before = state.lastSeq
-                Self.apply(line, to: &state)
-                if state.lastSeq != before { applied.append(String(line)) }
+                Self.apply(event, to: &state)
+                if state.lastSeq != before { applied.append(event) }
             }
             market?.publish(applied)
             return state.lastSeq
@@ -184,8 +186,8 @@ final class ExchangeView: Sendable {
 
     // MARK: - Applying events
 
-    private static func apply(_ line: some StringProtocol, to state: inout State) {
-        guard let event = EventFields(line), let seq = event.int("seq"), seq > state.lastSeq else { return }
+    private static func apply(_ event: EventFields, to state: inout State) {
+        guard let seq = event.int("seq"), seq > state.lastSeq else { return }
         state.lastSeq = seq
         let kind = event["event"] ?? ""
         if let symbol = event["symbol"] { state.symbolSeq[symbol] = seq }

@@ -6,8 +6,8 @@ import ServiceLifecycle
 import Synchronization
 
 /// Where serve's event lines meet the market-data fan-out: every line the view applies (in `seq` order,
-/// each once, from the in-process matcher or from external matchers' log) is read back into a
-/// ``FeedEvent`` and handed to ``MarketFeed/enqueue(_:)``, which returns at once.
+/// each once, from the in-process matcher or from external matchers' log), as the view read it, becomes
+/// a ``FeedEvent`` in integer units and goes to ``MarketFeed/enqueue(_:)``, which returns at once.
 final class MarketBridge: Sendable {
     let feed: MarketFeed
     private let names: Mutex<Names>
@@ -28,19 +28,19 @@ final class MarketBridge: Sendable {
     }
 
     /// Called under the view's lock, so batches arrive in order.
-    func publish(_ lines: [String]) {
-        if lines.isEmpty { return }
+    func publish(_ applied: [EventFields]) {
+        if applied.isEmpty { return }
         let events = names.withLock { names in
-            let events = lines.compactMap { Self.decode($0, names: &names) }
+            let events = applied.compactMap { Self.decode($0, names: &names) }
             feed.syncNames(symbols: names.symbols, accounts: names.accounts)
             return events
         }
         feed.enqueue(events)
     }
 
-    /// One 1.1 event line in integer units; nil for a line that is not one (the view skips it too).
-    private static func decode(_ line: String, names: inout Names) -> FeedEvent? {
-        guard let fields = EventFields(line), let seqValue = fields.uint("seq"), let kind = fields["event"] else {
+    /// One 1.1 event in integer units; nil for a line that is not one (the view skips it too).
+    private static func decode(_ fields: EventFields, names: inout Names) -> FeedEvent? {
+        guard let seqValue = fields.uint("seq"), let kind = fields["event"] else {
             return nil
         }
         let ts = fields.int("ts")
