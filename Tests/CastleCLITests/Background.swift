@@ -58,8 +58,14 @@ final class Background: @unchecked Sendable {
     /// Sends `signal` without waiting.
     func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
 
-    /// The exit status, once the process has exited.
-    func wait() async -> Int32 { await exit.status() }
+    /// The exit status, once the process has exited and what it wrote to stderr has all been read: the
+    /// reading thread can be behind the exit on a loaded machine, and `stderr` read then missed the
+    /// last line.
+    func wait() async -> Int32 {
+        let status = await exit.status()
+        await output.waitForEnd()
+        return status
+    }
 
     var hasExited: Bool { exit.hasExited }
 }
@@ -70,6 +76,7 @@ final class WatchedText: Sendable {
         var bytes = Data()
         var ended = false
         var waiters: [(text: String, continuation: CheckedContinuation<Bool, Never>)] = []
+        var endWaiters: [CheckedContinuation<Void, Never>] = []
     }
     private let state = Mutex(State())
 
@@ -87,12 +94,27 @@ final class WatchedText: Sendable {
     }
 
     func end() {
-        let waiters = state.withLock { state in
+        let (waiters, endWaiters) = state.withLock { state in
             state.ended = true
-            defer { state.waiters = [] }
-            return state.waiters
+            defer {
+                state.waiters = []
+                state.endWaiters = []
+            }
+            return (state.waiters, state.endWaiters)
         }
         for waiter in waiters { waiter.continuation.resume(returning: false) }
+        for waiter in endWaiters { waiter.resume() }
+    }
+
+    /// Returns once the text has ended (the writer closed it).
+    func waitForEnd() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let ended = state.withLock { state in
+                if !state.ended { state.endWaiters.append(continuation) }
+                return state.ended
+            }
+            if ended { continuation.resume() }
+        }
     }
 
     func wait(for text: String) async -> Bool {
