@@ -12,6 +12,7 @@ public enum StorageConformance {
         ("ingest rollback leaves nothing", ingestRollbackLeavesNothing),
         ("enqueue is idempotent and ordered", enqueueIsIdempotentAndOrdered),
         ("an enqueue of new and known lines keeps append order", enqueueMixedLinesKeepsAppendOrder),
+        ("a one-shot enqueue is a session's transaction", oneShotEnqueueIsASessionsTransaction),
         ("partitions split the symbols", partitionsSplitSymbols),
         ("depth counts what no cursor covers", depthCountsWhatNoCursorCovers),
         ("matcher commits read back", matcherCommitsReadBack),
@@ -33,7 +34,7 @@ public enum StorageConformance {
         try await check.run(backend)
     }
 
-    static func rows(_ lines: ClosedRange<Int64>, symbol: (Int64) -> String = { _ in "AAPL" }) -> [OrderRow] {
+    static func rows(_ lines: some Sequence<Int64>, symbol: (Int64) -> String = { _ in "AAPL" }) -> [OrderRow] {
         lines.map { line in
             OrderRow(line: line, symbol: symbol(line), body: #"{"op":"cancel","id":\#(line)}"#)
         }
@@ -89,9 +90,6 @@ public enum StorageConformance {
     /// copies the first straight into the queue and stages the rest): ids follow the order of the
     /// appends, and a known line is skipped.
     static func enqueueMixedLinesKeepsAppendOrder(_ backend: any Backend) async throws {
-        func rows(_ lines: [Int64]) -> [OrderRow] {
-            lines.map { OrderRow(line: $0, symbol: "AAPL", body: #"{"op":"cancel","id":\#($0)}"#) }
-        }
         let first = try await backend.beginEnqueue(source: "day")
         try await first.append(rows([1, 2, 3]))
         try expect(try await first.commit() == 3, "3 enqueued")
@@ -105,6 +103,21 @@ public enum StorageConformance {
         let empty = try await backend.beginEnqueue(source: "day")
         try expect(try await empty.commit() == 0, "an empty session commits nothing")
         try expect(try await backend.lastLine(source: "day") == 14, "the highest line")
+    }
+
+    /// ``MessageQueue/enqueue(_:source:)`` (serve's group commit) as a session of one append: known lines
+    /// skipped, the others in order, after what sessions enqueued.
+    static func oneShotEnqueueIsASessionsTransaction(_ backend: any Backend) async throws {
+        let session = try await backend.beginEnqueue(source: "serve")
+        try await session.append(rows(1...2))
+        try expect(try await session.commit() == 2, "a session enqueues 2")
+        let added = try await backend.enqueue(rows([7, 2, 3, 7]), source: "serve")
+        try expect(added == 2, "7 and 3 are new; 2 and the second 7 are not: \(added)")
+        try expect(try await backend.enqueue([], source: "serve") == 0, "nothing to enqueue adds nothing")
+        let messages = try await backend.read(partition: .whole, after: 0, limit: 100)
+        try expect(messages.map(\.line) == [1, 2, 7, 3], "in enqueue order: \(messages.map(\.line))")
+        try expect(messages.allSatisfy { $0.source == "serve" }, "the source kept")
+        try expect(try await backend.enqueue(rows(1...1), source: "other") == 1, "a line is known per source")
     }
 
     static func reservedLinesAreGivenOnce(_ backend: any Backend) async throws {

@@ -67,14 +67,7 @@ extension GroupCommitter where Item == OrderRow, Outcome == Void {
     init(queue: any MessageQueue, source: String, tracing: Bool, afterFlush: @escaping @Sendable () -> Void) {
         self.init(span: tracing ? ("queue.commit", "castle.queue.rows") : nil) {
             (rows: [OrderRow]) throws(CastleError) in
-            let session = try await queue.beginEnqueue(source: source)
-            do throws(CastleError) {
-                try await session.append(rows)
-                _ = try await session.commit()
-            } catch {
-                await session.rollback()
-                throw error
-            }
+            _ = try await queue.enqueue(rows, source: source)
             afterFlush()
             return rows.map { _ in () }
         }

@@ -75,6 +75,12 @@ public protocol MessageQueue: AnyObject, Sendable {
     /// order and become visible in id order.
     func beginEnqueue(source: String) async throws(CastleError) -> any IngestSession
 
+    /// Enqueues `rows` of `source` in one transaction, as a session of ``beginEnqueue(source:)`` would
+    /// (a line already enqueued is skipped), and returns how many were new: the small, frequent batches
+    /// of a producer that stays (serve's group commit). SQLite runs it on its writer connection, where a
+    /// session opens a connection of its own.
+    func enqueue(_ rows: [OrderRow], source: String) async throws(CastleError) -> Int
+
     /// For the owner of `partition` (it holds ``acquire(partition:wait:)``): messages with `id > after`, in
     /// id order, at most `limit`, not dead. Nothing is recorded: nobody else takes from an owned
     /// partition, and ``markConsumed(partition:through:inFlight:)`` says what is done.
@@ -120,6 +126,19 @@ public protocol MessageQueue: AnyObject, Sendable {
     /// ends, however it ends. With `wait`, blocks until the current owner goes (a standby); without,
     /// returns nil when another process owns it.
     func acquire(partition: Partition, wait: Bool) async throws(CastleError) -> (any PartitionLock)?
+}
+
+extension MessageQueue {
+    public func enqueue(_ rows: [OrderRow], source: String) async throws(CastleError) -> Int {
+        let session = try await beginEnqueue(source: source)
+        do throws(CastleError) {
+            try await session.append(rows)
+            return try await session.commit()
+        } catch {
+            await session.rollback()
+            throw error
+        }
+    }
 }
 
 /// Rows written in one transaction: nothing is visible until ``commit()``, and ``rollback()`` (or an
