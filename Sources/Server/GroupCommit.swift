@@ -125,30 +125,43 @@ final class Doorbell: Sendable {
 
 /// Requests waiting for the matcher's verdict on their message, by queue line; the matcher's commit
 /// hook hands each its events. Several requests may wait for one line (an order and the retries of it):
-/// each holds its own ticket.
+/// each holds its own ticket. A wait ends at its deadline with ``VerdictTimedOut``: one sweeper task,
+/// running only while someone waits, ends the overdue waits, instead of a timer for every request.
 final class MatchResults: Sendable {
     struct Ticket: Sendable {
         let line: Int64
         fileprivate let number: Int
     }
 
+    /// No verdict by the wait's deadline.
+    struct VerdictTimedOut: Error {}
+
     private enum Slot {
-        case waiting(CheckedContinuation<[String], any Error>?)
+        case waiting(CheckedContinuation<[String], any Error>?, deadline: ContinuousClock.Instant)
         case done([String])
     }
 
     private struct State {
         var slots: [Int64: [Int: Slot]] = [:]
         var issued = 0
+        /// Continuations stored (waits under way).
+        var waits = 0
+        var sweeping = false
     }
 
     private let state = Mutex(State())
+    /// How often the sweeper looks for overdue waits: a wait ends at most this much after its deadline.
+    private let sweepEvery: Duration
+
+    init(sweepEvery: Duration = .milliseconds(100)) {
+        self.sweepEvery = sweepEvery
+    }
 
     /// Called before the message is enqueued (or looked for), so that no verdict can arrive unexpected.
     func expect(_ line: Int64) -> Ticket {
         state.withLock { state in
             state.issued += 1
-            state.slots[line, default: [:]][state.issued] = .waiting(nil)
+            state.slots[line, default: [:]][state.issued] = .waiting(nil, deadline: .now)
             return Ticket(line: line, number: state.issued)
         }
     }
@@ -157,41 +170,68 @@ final class MatchResults: Sendable {
     /// dropped for it.
     func forget(_ ticket: Ticket) {
         let waiter = state.withLock { state in Self.remove(ticket, from: &state) }
-        if case .waiting(let waiter?) = waiter { waiter.resume(throwing: CancellationError()) }
+        if case .waiting(let waiter?, _) = waiter { waiter.resume(throwing: CancellationError()) }
     }
 
     private static func remove(_ ticket: Ticket, from state: inout State) -> Slot? {
         let slot = state.slots[ticket.line]?.removeValue(forKey: ticket.number)
         if state.slots[ticket.line]?.isEmpty == true { state.slots[ticket.line] = nil }
+        if case .waiting(_?, _) = slot { state.waits -= 1 }
         return slot
     }
 
-    /// The events of the ticket's line, once matched; throws `CancellationError` when the task is
-    /// cancelled (and forgets the ticket).
-    func wait(_ ticket: Ticket) async throws -> [String] {
-        try await withTaskCancellationHandler {
+    /// The events of the ticket's line, once matched; throws ``VerdictTimedOut`` after `timeout`, and
+    /// `CancellationError` when the task is cancelled (and forgets the ticket).
+    func wait(_ ticket: Ticket, timeout: Duration) async throws -> [String] {
+        let deadline = ContinuousClock.now + timeout
+        return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[String], any Error>) in
-                let ready = state.withLock { state -> Result<[String], any Error>? in
+                let (ready, startSweeper) = state.withLock { state -> (Result<[String], any Error>?, Bool) in
                     switch state.slots[ticket.line]?[ticket.number] {
                     case .done(let events):
                         _ = Self.remove(ticket, from: &state)
-                        return .success(events)
+                        return (.success(events), false)
                     case .waiting:
                         // Cancelled before the continuation was stored: onCancel found nothing to resume.
                         if Task.isCancelled {
                             _ = Self.remove(ticket, from: &state)
-                            return .failure(CancellationError())
+                            return (.failure(CancellationError()), false)
                         }
-                        state.slots[ticket.line]?[ticket.number] = .waiting(continuation)
-                        return nil
+                        state.slots[ticket.line]?[ticket.number] = .waiting(continuation, deadline: deadline)
+                        state.waits += 1
+                        defer { state.sweeping = true }
+                        return (nil, !state.sweeping)
                     case nil:
-                        return .failure(CancellationError())
+                        return (.failure(CancellationError()), false)
                     }
                 }
                 if let ready { continuation.resume(with: ready) }
+                if startSweeper { Task { await self.sweep() } }
             }
         } onCancel: {
             forget(ticket)
+        }
+    }
+
+    /// Ends the overdue waits every `sweepEvery`, until none is left.
+    private func sweep() async {
+        while true {
+            try? await Task.sleep(for: sweepEvery)
+            let now = ContinuousClock.now
+            let (overdue, more) = state.withLock { state -> ([CheckedContinuation<[String], any Error>], Bool) in
+                var overdue: [CheckedContinuation<[String], any Error>] = []
+                for (line, slots) in state.slots {
+                    for (number, slot) in slots {
+                        guard case .waiting(let waiter?, let deadline) = slot, deadline <= now else { continue }
+                        overdue.append(waiter)
+                        _ = Self.remove(Ticket(line: line, number: number), from: &state)
+                    }
+                }
+                state.sweeping = state.waits > 0
+                return (overdue, state.sweeping)
+            }
+            for waiter in overdue { waiter.resume(throwing: VerdictTimedOut()) }
+            if !more { return }
         }
     }
 
@@ -201,15 +241,16 @@ final class MatchResults: Sendable {
             var waiters: [CheckedContinuation<[String], any Error>] = []
             for (number, slot) in slots {
                 switch slot {
-                case .waiting(let waiter?):
+                case .waiting(let waiter?, _):
                     waiters.append(waiter)
                     slots[number] = nil
-                case .waiting(nil):
+                case .waiting(nil, _):
                     slots[number] = .done(events)
                 case .done:
                     break
                 }
             }
+            state.waits -= waiters.count
             state.slots[line] = slots.isEmpty ? nil : slots
             return waiters
         }
@@ -219,9 +260,12 @@ final class MatchResults: Sendable {
     /// Ends every wait: the matcher stopped.
     func failAll(_ error: any Error) {
         let waiters = state.withLock { state -> [CheckedContinuation<[String], any Error>] in
-            defer { state.slots = [:] }
+            defer {
+                state.slots = [:]
+                state.waits = 0
+            }
             return state.slots.values.flatMap { slots in
-                slots.values.compactMap { if case .waiting(let waiter?) = $0 { waiter } else { nil } }
+                slots.values.compactMap { if case .waiting(let waiter?, _) = $0 { waiter } else { nil } }
             }
         }
         for waiter in waiters { waiter.resume(throwing: error) }

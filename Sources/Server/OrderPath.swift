@@ -182,29 +182,17 @@ final class OrderPath: Sendable {
 
     /// The events of the ticket's line once the matcher has committed them.
     private func awaitVerdict(_ ticket: MatchResults.Ticket) async throws(APIError) -> [String] {
-        let results = results
-        let verdict: [String]?
         do {
-            verdict = try await withThrowingTaskGroup(of: [String]?.self) { group in
-                group.addTask { try await results.wait(ticket) }
-                group.addTask { [verdictTimeout] in
-                    try await Task.sleep(for: verdictTimeout)
-                    return nil
-                }
-                defer { group.cancelAll() }
-                return try await group.next()!
-            }
+            return try await results.wait(ticket, timeout: verdictTimeout)
+        } catch is MatchResults.VerdictTimedOut {
+            throw APIError.notReady(
+                "no verdict within \(verdictTimeout) (the matcher is behind or not running); command \(ticket.line) is durable in the queue and will be matched"
+            )
         } catch {
             throw APIError.notReady(
                 "the matcher stopped before it answered; the order is durable and will be matched on restart"
             )
         }
-        guard let verdict else {
-            throw APIError.notReady(
-                "no verdict within \(verdictTimeout) (the matcher is behind or not running); command \(ticket.line) is durable in the queue and will be matched"
-            )
-        }
-        return verdict
     }
 
     /// The events of the command whose first event has `seq`, read back from the stored log.

@@ -1,0 +1,54 @@
+import Testing
+
+@testable import Server
+
+/// The waits for the matcher's verdicts: each ticket gets its line's events, or ``MatchResults/VerdictTimedOut``
+/// from the one sweeper once its deadline passes, whatever the other waits do.
+@Suite struct MatchResultsTests {
+    @Test func aVerdictReachesEveryTicketOfItsLine() async throws {
+        let results = MatchResults(sweepEvery: .milliseconds(10))
+        let first = results.expect(7)
+        let retry = results.expect(7)
+        // A verdict before the wait is kept for it.
+        results.fulfil(7, events: ["a", "b"])
+        #expect(try await results.wait(first, timeout: .seconds(60)) == ["a", "b"])
+        #expect(try await results.wait(retry, timeout: .seconds(60)) == ["a", "b"])
+        // A verdict for a line nobody expects is dropped; a ticket waits for its own line.
+        results.fulfil(8, events: ["c"])
+        let later = results.expect(9)
+        async let events = results.wait(later, timeout: .seconds(60))
+        results.fulfil(9, events: ["d"])
+        #expect(try await events == ["d"])
+    }
+
+    @Test func anOverdueWaitEndsWhileAnotherGoesOn() async throws {
+        let results = MatchResults(sweepEvery: .milliseconds(10))
+        let short = results.expect(1)
+        let long = results.expect(2)
+        async let patient = results.wait(long, timeout: .seconds(60))
+        await #expect(throws: MatchResults.VerdictTimedOut.self) {
+            try await results.wait(short, timeout: .milliseconds(50))
+        }
+        // The sweeper ended the short wait only: the long one still gets its verdict.
+        results.fulfil(1, events: ["late"])
+        results.fulfil(2, events: ["x"])
+        #expect(try await patient == ["x"])
+        // After the sweeper stopped (no wait left), a new wait starts it again.
+        let again = results.expect(3)
+        await #expect(throws: MatchResults.VerdictTimedOut.self) {
+            try await results.wait(again, timeout: .milliseconds(20))
+        }
+    }
+
+    @Test func cancellingAWaitForgetsItsTicket() async throws {
+        let results = MatchResults(sweepEvery: .milliseconds(10))
+        let ticket = results.expect(5)
+        let waiting = Task { try await results.wait(ticket, timeout: .seconds(60)) }
+        waiting.cancel()
+        await #expect(throws: CancellationError.self) { try await waiting.value }
+        results.fulfil(5, events: ["e"])
+        let next = results.expect(5)
+        results.failAll(CancellationError())
+        await #expect(throws: CancellationError.self) { try await results.wait(next, timeout: .seconds(60)) }
+    }
+}
