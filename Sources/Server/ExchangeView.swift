@@ -305,22 +305,41 @@ struct RecentIDs {
     }
 }
 
-/// The members of one flat event line, strings unescaped, numbers as written.
+/// The members of one flat event line, strings unescaped, numbers as written. Kept as the line and
+/// where each member is in it: no dictionary to build, and a value becomes a `String` only when read
+/// (most are short enough for Swift's inline small strings).
 struct EventFields {
-    private var members: [String: String] = [:]
+    private struct Member {
+        var key: Range<Int>
+        var value: Range<Int>
+        /// An escaped string's value, decoded; nil: `value` as it is in the line.
+        var decoded: String?
+    }
+
+    private var text: String
+    private var members: [Member] = []
 
     init?(_ line: some StringProtocol) {
-        var text = String(line)
-        var members: [String: String] = [:]
+        text = String(line)
+        text.makeContiguousUTF8()
+        var members: [Member] = []
+        members.reserveCapacity(16)
         var scratch: [UInt8] = []
         let valid = text.withUTF8 { bytes in
-            FlatJSON.scan(bytes) { key, value in
-                let name = String(decoding: key.bytes, as: UTF8.self)
+            let base = bytes.baseAddress
+            func range(_ part: UnsafeBufferPointer<UInt8>) -> Range<Int> {
+                guard let start = part.baseAddress, let base else { return 0..<0 }
+                let offset = start - base
+                return offset..<offset + part.count
+            }
+            return FlatJSON.scan(bytes) { key, value in
                 switch value.kind {
                 case .string, .number:
-                    members[name] = String(decoding: value.bytes, as: UTF8.self)
+                    members.append(Member(key: range(key.bytes), value: range(value.bytes)))
                 case .escapedString:
-                    if value.decodedString(into: &scratch) { members[name] = String(decoding: scratch, as: UTF8.self) }
+                    guard value.decodedString(into: &scratch) else { return }
+                    let decoded = String(decoding: scratch, as: UTF8.self)
+                    members.append(Member(key: range(key.bytes), value: 0..<0, decoded: decoded))
                 case .other:
                     break
                 }
@@ -330,8 +349,22 @@ struct EventFields {
         self.members = members
     }
 
-    subscript(_ key: String) -> String? { members[key] }
-    func int(_ key: String) -> Int64? { members[key].flatMap { Int64($0) } }
-    func uint(_ key: String) -> UInt64? { members[key].flatMap { UInt64($0) } }
-    func amount(_ key: String) -> Amount? { members[key].flatMap { Amount($0) } }
+    /// The value of `key` (the last one, were a key given twice).
+    subscript(_ key: String) -> String? {
+        // Both are contiguous already (the line made so in init): `withUTF8` copies neither.
+        var (text, key) = (text, key)
+        return text.withUTF8 { bytes in
+            key.withUTF8 { wanted in
+                for member in members.reversed() where member.key.count == wanted.count {
+                    guard bytes[member.key].elementsEqual(wanted) else { continue }
+                    return member.decoded ?? String(decoding: bytes[member.value], as: UTF8.self)
+                }
+                return nil
+            }
+        }
+    }
+
+    func int(_ key: String) -> Int64? { self[key].flatMap { Int64($0) } }
+    func uint(_ key: String) -> UInt64? { self[key].flatMap { UInt64($0) } }
+    func amount(_ key: String) -> Amount? { self[key].flatMap { Amount($0) } }
 }
