@@ -5,7 +5,9 @@ import Testing
 /// serve's reading of one event line: every member by its key, strings unescaped, numbers as written.
 @Suite struct EventFieldsTests {
     @Test func membersReadByKey() throws {
-        let line = #"{"seq":12,"event":"trade","symbol":"BTC\/EUR","acc\u0065":"x","qty":"0.50","maker":7,"nested":{"a":1},"e":"\u00e9"}"#
+        let line =
+            #"{"seq":12,"event":"trade","symbol":"BTC\/EUR","acc\u0065":"x","qty":"0.50","maker":7,"#
+            + #""nested":{"a":1},"e":"\u00e9"}"#
         let event = try #require(EventFields(line))
         #expect(event["event"] == "trade")
         #expect(event.int("seq") == 12)
