@@ -16,6 +16,16 @@ final class MarketBridge: Sendable {
         var symbols: NameTable
         var accounts = NameTable(firstID: 1)
         let instruments: [SymbolID: Instrument]
+        /// How many of each the feed has been given (``MarketFeed/syncNames(symbols:accounts:)``).
+        var syncedSymbols = 0
+        var syncedAccounts = 0
+
+        /// Whether names were added since the feed was last given them (and counts them given).
+        mutating func takeNewNames() -> Bool {
+            guard symbols.count > syncedSymbols || accounts.count > syncedAccounts else { return false }
+            (syncedSymbols, syncedAccounts) = (symbols.count, accounts.count)
+            return true
+        }
     }
 
     init(instrumentsPath: String?) throws(CastleError) {
@@ -24,7 +34,7 @@ final class MarketBridge: Sendable {
         if let instrumentsPath { instruments = try InstrumentsFile.load(path: instrumentsPath, symbols: &symbols) }
         feed = MarketFeed(instruments: instruments, requireInstruments: !instruments.isEmpty)
         feed.syncNames(symbols: symbols, accounts: NameTable(firstID: 1))
-        names = Mutex(Names(symbols: symbols, instruments: instruments))
+        names = Mutex(Names(symbols: symbols, instruments: instruments, syncedSymbols: symbols.count))
     }
 
     /// Called under the view's lock, so batches arrive in order.
@@ -32,7 +42,9 @@ final class MarketBridge: Sendable {
         if applied.isEmpty { return }
         let events = names.withLock { names in
             let events = applied.compactMap { Self.decode($0, names: &names) }
-            feed.syncNames(symbols: names.symbols, accounts: names.accounts)
+            // Only for new names: it waits for a fan-out in progress (the feed's lock), and this is the
+            // matcher's thread, with every request waiting for its verdict behind it.
+            if names.takeNewNames() { feed.syncNames(symbols: names.symbols, accounts: names.accounts) }
             return events
         }
         feed.enqueue(events)
