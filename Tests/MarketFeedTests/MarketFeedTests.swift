@@ -73,9 +73,7 @@ import Testing
     /// A client that misses a delta sees `prev_seq` differ from the `seq` it holds, subscribes again,
     /// and the fresh snapshot plus what follows gives it the engine's book.
     @Test func aMissedDeltaIsDetectedAndASecondSubscribeRecovers() async throws {
-        let names = nameTables()
-        let feed = MarketFeed(instruments: instruments)
-        feed.syncNames(symbols: names.symbols, accounts: names.accounts)
+        let feed = namedFeed()
         var source = VersionedEvents(instruments: instruments)
         let connection = try feed.connect()
         try connection.subscribe(.book, symbol: "BBB")
@@ -143,9 +141,7 @@ import Testing
 
     /// The `orders` channel carries the account's own events as 1.1 writes them, and nobody else's.
     @Test func theOrdersChannelCarriesOnlyTheAccountsOwnEvents() async throws {
-        let names = nameTables()
-        let feed = MarketFeed(instruments: instruments)
-        feed.syncNames(symbols: names.symbols, accounts: names.accounts)
+        let feed = namedFeed()
         let alice = try feed.connect(account: "alice")
         let anonymous = try feed.connect()
         try alice.subscribe(.orders)
@@ -221,9 +217,7 @@ import Testing
     /// waits: many commands' changes to a book go as one delta, which a mirror applies to the engine's
     /// book. A stop (here long before the pace is over) fans out what waits before ending the streams.
     @Test func aPacedRunMergesWhatComesWithinThePace() async throws {
-        let names = nameTables()
-        let feed = MarketFeed(instruments: instruments)
-        feed.syncNames(symbols: names.symbols, accounts: names.accounts)
+        let feed = namedFeed()
         let connection = try feed.connect()
         try connection.subscribe(.book, symbol: "BBB")
         var source = VersionedEvents(instruments: instruments)
@@ -254,9 +248,7 @@ import Testing
     /// books' deltas of a busy spell merged; cancelling `run` (graceful stop) ends every stream with the
     /// reason `shutdown`.
     @Test func enqueuedEventsAreFannedOutByRunAndAStopEndsTheStreams() async throws {
-        let names = nameTables()
-        let feed = MarketFeed(instruments: instruments)
-        feed.syncNames(symbols: names.symbols, accounts: names.accounts)
+        let feed = namedFeed()
         let connection = try feed.connect()
         try connection.subscribe(.trades, symbol: "BBB")
         try connection.subscribe(.book, symbol: "BBB")

@@ -33,6 +33,14 @@ let instruments: [SymbolID: Instrument] = [
     1: Instrument(priceDecimals: 0, qtyDecimals: 0),
 ]
 
+/// A feed with the tests' instruments and the names of ``nameTables(accounts:)`` synced.
+func namedFeed() -> MarketFeed {
+    let names = nameTables()
+    let feed = MarketFeed(instruments: instruments)
+    feed.syncNames(symbols: names.symbols, accounts: names.accounts)
+    return feed
+}
+
 func nameTables(accounts names: [String] = ["alice", "bob"]) -> (symbols: NameTable, accounts: NameTable) {
     var symbols = NameTable()
     _ = symbols.intern("AAA")
