@@ -328,7 +328,7 @@ struct FeedReplayService: Service {
             }
         } catch {
             // A graceful stop cancels the feed mid-file: that is the stop working, not a failure.
-            if Task.isCancelled || Task.isShuttingDownGracefully { return }
+            if stopAsked() { return }
             throw error
         }
     }

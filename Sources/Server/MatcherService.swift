@@ -5,6 +5,13 @@ import ServiceLifecycle
 import Storage
 import Synchronization
 
+/// Whether the service should stop: the group shuts down gracefully (a signal), or it is cancelled
+/// because another service failed (the port taken, say). A loop that heeded only the first went on
+/// after the second, its sleeps returning at once: 100% of a core, and serve never exited.
+func stopAsked() -> Bool {
+    Task.isShuttingDownGracefully || Task.isCancelled
+}
+
 /// The in-process durable matcher (`castle match --queue`'s worker) as a service of serve's group. It
 /// waits for the schema to be current (a store being migrated makes `/ready` say so meanwhile), then
 /// runs until the group shuts down, committing the batch in hand. While another matcher owns the
@@ -15,11 +22,11 @@ struct MatcherService: Service {
     let logger: Logger
 
     func run() async throws {
-        while !Task.isShuttingDownGracefully {
+        while !stopAsked() {
             if await schemaIsCurrent() { break }
             try? await Task.sleep(for: .seconds(1))
         }
-        if Task.isShuttingDownGracefully { return }
+        if stopAsked() { return }
         var options = MatchWorker.Options()
         options.instrumentsPath = state.options.instrumentsPath
         options.showProgress = false
@@ -41,7 +48,7 @@ struct MatcherService: Service {
             store: state.store,
             queue: state.queue,
             options: options,
-            shouldStop: { Task.isShuttingDownGracefully },
+            shouldStop: { stopAsked() },
             log: { [logger] message in logger.info("\(message)") }
         )
         defer { path.results.failAll(CancellationError()) }
@@ -71,7 +78,7 @@ struct LogFollowerService: Service {
         let path = state.path
         defer { path.results.failAll(CancellationError()) }
         // Starting until the view has read the log as stored once.
-        while !Task.isShuttingDownGracefully {
+        while !stopAsked() {
             do throws(CastleError) {
                 for lines in try await state.catchUp() { path.followed(lines) }
                 path.matcher.withLock { $0 = .external }
@@ -80,7 +87,7 @@ struct LogFollowerService: Service {
                 try? await Task.sleep(for: .milliseconds(100))
             }
         }
-        while !Task.isShuttingDownGracefully {
+        while !stopAsked() {
             let segments = (try? await state.catchUp()) ?? []
             for lines in segments { path.followed(lines) }
             if segments.isEmpty { try? await Task.sleep(for: .milliseconds(5)) }

@@ -11,6 +11,10 @@ import ServiceLifecycle
 import Storage
 import UnixSignals
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// `castle serve`: one HTTP application (Hummingbird 2) run as a Service in a swift-service-lifecycle
 /// ServiceGroup, beside the backends' background work (the PostgreSQL pool) and, with
 /// `--matcher in-process`, the durable matcher of `castle match --queue`. SIGTERM and SIGINT stop the
@@ -113,7 +117,14 @@ public enum CastleServer {
         // close frames from the stopping server, and the fan-out stops after it.
         let feed = MarketFeedService(feed: state.market.feed, pace: options.streamInterval)
         services.append(.init(service: feed, successTerminationBehavior: .ignore))
-        services.append(.init(service: application, successTerminationBehavior: .gracefullyShutdownGroup))
+        services.append(
+            .init(
+                service: Listener(application: application, option: "--port", address: "\(host):\(options.port)"),
+                successTerminationBehavior: .gracefullyShutdownGroup,
+                // The others stop as on SIGTERM (the matcher commits its batch), then the error is serve's.
+                failureTerminationBehavior: .gracefullyShutdownGroup
+            )
+        )
         if let replay {
             services.append(
                 .init(
@@ -140,6 +151,29 @@ private func instrumentSymbols(_ path: String?) throws(CastleError) -> Set<Strin
     var symbols = NameTable()
     let instruments = try InstrumentsFile.load(path: path, symbols: &symbols)
     return Set(instruments.keys.map { symbols.string(of: $0) })
+}
+
+/// An application listening on `address` (given by `option`) as a service. An address it cannot listen
+/// on is the error of the option that named it, rather than NIO's `bind(…)` text and the exit code of
+/// a bug.
+private struct Listener<Application: ApplicationProtocol>: Service {
+    let application: Application
+    let option: String
+    let address: String
+
+    func run() async throws {
+        do {
+            try await application.run()
+        } catch let error as IOError where error.errnoCode == EADDRINUSE {
+            throw CastleError(
+                .temporaryFailure,
+                "cannot listen on \(address) (\(option)): another process listens there; stop it, or choose another port (0: any free port)"
+            )
+        } catch let error as IOError where [EADDRNOTAVAIL, EACCES].contains(error.errnoCode) {
+            let reason = String(cString: strerror(error.errnoCode))
+            throw CastleError(.usage, "cannot listen on \(address) (\(option)): \(reason)")
+        }
+    }
 }
 
 /// A backend's background work (``Store/run()``) as a service: ends when the group shuts down.
