@@ -281,12 +281,23 @@ final class Trading: Sendable {
     }
 
     /// The decoder's checks before anything is enqueued: field values the contract refuses are `invalid`.
+    /// So is a price or quantity that no instrument takes (zero or negative; an amend's qty may be 0,
+    /// which cancels), which the decoder leaves to the matcher: refused here, the reply names the field
+    /// rather than the matcher's bare `invalid`, and nothing is enqueued.
     private static func validate(_ line: String) throws(APIError) {
         var decoder = CommandDecoder(symbols: NameTable(capacityMax: 1), accounts: NameTable(firstID: 1))
         var text = line
-        let decoded = text.withUTF8 { decoder.decode($0, lineNumber: 1) }
-        if case .rejected(_, _, _, let detail) = decoded {
+        switch text.withUTF8({ decoder.decode($0, lineNumber: 1) }) {
+        case .rejected(_, _, _, let detail):
             throw APIError.invalid(detail.text)
+        case .command(let command):
+            let isAmend = command.op == .amend
+            if let qty = command.qty, qty.mantissa < 0 || (qty.mantissa == 0 && !isAmend) {
+                throw APIError.invalid(RejectDetail.badQty.text)
+            }
+            if let price = command.price, price.mantissa <= 0, isAmend || command.type == .limit {
+                throw APIError.invalid(RejectDetail.badPrice.text)
+            }
         }
     }
 

@@ -227,6 +227,28 @@ import Testing
             #expect(answer.errorCode == code, "\(body) → \(answer.body)")
             #expect(answer.errorCode.map { !$0.isEmpty } == true)
         }
+        // A price or quantity no instrument takes is refused before the queue, with the field named:
+        // no events, as the matcher never saw it. An amend's qty 0 is a cancel, and is not refused.
+        let qtyDetail = "qty is not a positive plain decimal"
+        let priceDetail = "price is not a positive plain decimal"
+        for (body, detail) in [
+            (#"{"symbol":"BTC-USD","side":"buy","price":"100","qty":"-1"}"#, qtyDetail),
+            (#"{"symbol":"BTC-USD","side":"buy","price":"100","qty":"0.000"}"#, qtyDetail),
+            (#"{"symbol":"BTC-USD","side":"buy","price":"0","qty":"1"}"#, priceDetail),
+            (#"{"symbol":"BTC-USD","side":"sell","price":"-5","qty":"1"}"#, priceDetail),
+        ] {
+            let answer = try await http(.POST, orders, account: "a", body: body)
+            let error = answer.json["error"] as? [String: Any]
+            #expect(answer.status == 400 && error?["message"] as? String == detail, "\(body) → \(answer.body)")
+            #expect(answer.json["events"] == nil, "\(body) reached the matcher: \(answer.body)")
+        }
+        let resting = try #require(try await http(.GET, orders, account: "a").json["orders"] as? [[String: Any]]).first
+        let restingID = try #require((resting?["id"] as? NSNumber)?.stringValue)
+        for (body, detail) in [(#"{"qty":"-2"}"#, qtyDetail), (#"{"price":"0"}"#, priceDetail)] {
+            let answer = try await http(.PATCH, orders + "/" + restingID, account: "a", body: body)
+            let message = (answer.json["error"] as? [String: Any])?["message"] as? String
+            #expect(answer.status == 400 && message == detail, "\(body) → \(answer.body)")
+        }
         let tooLarge = try await http(.POST, orders, account: "a", bodyBytes: 70_000)
         #expect(tooLarge.status == 413)
         #expect(tooLarge.errorCode == "too_large")
