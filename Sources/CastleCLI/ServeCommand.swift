@@ -9,7 +9,7 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the exchange online: the trading and market-data HTTP API, health and metrics.",
         discussion: """
-            Listens on --host:--port (port 0: any free port) and prints `castle serve: listening on http://HOST:PORT` on stderr. Orders go into the queue of --queue (default: the store), are matched by the durable matcher of `castle match --queue` (in this process, or with --matcher external in separate `castle match --queue` processes), and their events go to the store. /health is liveness; /ready answers 200 only when the store answers, its migrations are current and the matcher owns its partition and has caught up, and reports --region; a second serve on the same store stands by (503, orders refused) and takes over when the first dies. With --otlp-endpoint, traces (a span per request, the order path's group commit and wait for the matcher) go over OTLP/HTTP to a collector. SIGTERM or SIGINT: stop accepting, answer what is in flight, commit the matcher's batch, export the last spans, exit 0. See docs/serve.md.
+            Listens on --host:--port (port 0: any free port) and prints `castle serve: listening on http://HOST:PORT` on stderr. The market-data stream is /v1/stream on that port; with --stream-port, also on a port of its own, with threads of its own, so that a fan-out to many clients does not hold up the API (printed as `castle serve: streams on ws://HOST:PORT/v1/stream`). Orders go into the queue of --queue (default: the store), are matched by the durable matcher of `castle match --queue` (in this process, or with --matcher external in separate `castle match --queue` processes), and their events go to the store. /health is liveness; /ready answers 200 only when the store answers, its migrations are current and the matcher owns its partition and has caught up, and reports --region; a second serve on the same store stands by (503, orders refused) and takes over when the first dies. With --otlp-endpoint, traces (a span per request, the order path's group commit and wait for the matcher) go over OTLP/HTTP to a collector. SIGTERM or SIGINT: stop accepting, answer what is in flight, commit the matcher's batch, export the last spans, exit 0. See docs/serve.md.
 
             Examples:
               castle serve --store sqlite://castle.db --port 8080
@@ -18,6 +18,7 @@ struct ServeCommand: AsyncParsableCommand {
               curl -s localhost:8080/ready
               castle serve --instruments datasets/instruments.ndjson --feed datasets/orders-100k.ndjson.gz --speed 0.05
               castle serve --otlp-endpoint http://localhost:4318
+              castle serve --port 8080 --stream-port 8081
             """
     )
 
@@ -31,6 +32,15 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("Port to listen on; 0: any free port.", valueName: "port"))
     var port = 8080
+
+    @Option(
+        name: .customLong("stream-port"),
+        help: ArgumentHelp(
+            "Serve /v1/stream on this port too, on threads of its own (0: any free port).",
+            valueName: "port"
+        )
+    )
+    var streamPort: Int?
 
     @Option(help: ArgumentHelp("Where the matcher runs.", valueName: "where"))
     var matcher: ServeOptions.Matcher = .inProcess
@@ -122,6 +132,14 @@ struct ServeCommand: AsyncParsableCommand {
             guard !otlpServiceName.isEmpty else { throw ValidationError("--otlp-service-name must not be empty") }
         }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535, not \(port)") }
+        if let streamPort {
+            guard (0...65535).contains(streamPort) else {
+                throw ValidationError("--stream-port must be 0 to 65535, not \(streamPort)")
+            }
+            guard streamPort == 0 || streamPort != port else {
+                throw ValidationError("--stream-port must differ from --port (\(port))")
+            }
+        }
         if matcher == .inProcess, let queue, queue != storeOptions.storeURL {
             throw ValidationError(
                 "the in-process matcher commits its queue offset and its results in one transaction: --queue must be the store ('\(queue)' is not '\(storeOptions.storeURL)'), or use --matcher external"
@@ -133,6 +151,7 @@ struct ServeCommand: AsyncParsableCommand {
         var options = ServeOptions(storeURL: storeOptions.storeURL, queueURL: queue ?? storeOptions.storeURL)
         options.host = host
         options.port = port
+        options.streamPort = streamPort
         options.matcher = matcher
         options.region = region
         options.logFormat = logFormat

@@ -14,9 +14,7 @@ enum Routes {
         if state.path.tracing { router.middlewares.add(TracingMiddleware()) }
         router.middlewares.add(MetricsMiddleware(metrics: state.metrics))
         router.middlewares.add(ErrorMiddleware())
-        router.get("health") { _, _ in
-            try jsonResponse(.ok, ["status": "ok"])
-        }
+        addHealth(to: router)
         router.get("ready") { _, _ in
             let readiness = await state.readiness()
             return try jsonResponse(readiness.ready ? .ok : .serviceUnavailable, readiness)
@@ -55,6 +53,13 @@ enum Routes {
         data.get("ticker") { request, context in try market.ticker(request, context) }
         data.get("candles/{symbol}") { request, context in try market.candles(request, context) }
         return router
+    }
+
+    /// `/health`: liveness, on every listener.
+    static func addHealth<Context: RequestContext>(to router: Router<Context>) {
+        router.get("health") { _, _ in
+            try jsonResponse(.ok, ["status": "ok"])
+        }
     }
 
     /// A JSON body with keys in sorted order, so the same state always answers the same bytes.

@@ -31,6 +31,9 @@ public struct ServeOptions: Sendable {
     /// How long an order request waits for the matcher's verdict: past it, 503 `not_ready` (the order is
     /// durable in the queue and is matched when the matcher gets to it).
     public var verdictTimeout = Duration.seconds(10)
+    /// `--stream-port PORT`: `/v1/stream` on a listener of its own as well, with event-loop threads of
+    /// its own (``StreamListener``); 0: any free port. nil: only on `port`.
+    public var streamPort: Int?
     /// `--stream-interval MS`: the least time between two fan-outs of the market data (see
     /// ``MarketFeed/run(pace:)``); zero fans out every matcher commit at once.
     public var streamInterval = Duration.milliseconds(100)

@@ -15,11 +15,11 @@ import UnixSignals
 import Glibc
 #endif
 
-/// `castle serve`: one HTTP application (Hummingbird 2) run as a Service in a swift-service-lifecycle
-/// ServiceGroup, beside the backends' background work (the PostgreSQL pool) and, with
-/// `--matcher in-process`, the durable matcher of `castle match --queue`. SIGTERM and SIGINT stop the
-/// group gracefully: the server stops accepting and answers what is in flight, the matcher commits its
-/// batch, the backends close last.
+/// `castle serve`: one HTTP application (Hummingbird 2; two with `--stream-port`) run as a Service in a
+/// swift-service-lifecycle ServiceGroup, beside the backends' background work (the PostgreSQL pool)
+/// and, with `--matcher in-process`, the durable matcher of `castle match --queue`. SIGTERM and SIGINT
+/// stop the group gracefully: the server stops accepting and answers what is in flight, the matcher
+/// commits its batch, the backends close last.
 public enum CastleServer {
     public static func run(_ options: ServeOptions) async throws(CastleError) {
         let store = try await StorageRegistry.open(options.storeURL)
@@ -125,6 +125,22 @@ public enum CastleServer {
                 failureTerminationBehavior: .gracefullyShutdownGroup
             )
         )
+        // After the application, so stopped first: its streams get their close frames while the API
+        // still answers.
+        let streamListener = options.streamPort.map { StreamListener(state: state, port: $0, logger: logger) }
+        if let streamListener {
+            services.append(
+                .init(
+                    service: Listener(
+                        application: streamListener.application,
+                        option: "--stream-port",
+                        address: "\(host):\(streamListener.port)"
+                    ),
+                    successTerminationBehavior: .gracefullyShutdownGroup,
+                    failureTerminationBehavior: .gracefullyShutdownGroup
+                )
+            )
+        }
         if let replay {
             services.append(
                 .init(
@@ -141,7 +157,13 @@ public enum CastleServer {
                 logger: logger
             )
         )
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            await streamListener?.shutDown()
+            throw error
+        }
+        await streamListener?.shutDown()
     }
 }
 
