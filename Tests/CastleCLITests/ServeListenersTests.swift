@@ -13,7 +13,8 @@ import Testing
     @Test func theStreamOnItsOwnPortCarriesTradesAndClosesOnStop() async throws {
         let dir = try TemporaryDirectory()
         let serve = try await ServeProcess.start(dir, extra: ["--stream-port", "0"])
-        let announced = await serve.server.waitFor("castle serve: streams on ws://")
+        // The whole line: it ends with the path.
+        let announced = await serve.server.waitFor("/v1/stream\n")
         try #require(announced, "no stream listener: \(serve.server.stderr)")
         let line = try #require(serve.server.stderr.split(separator: "\n").first { $0.contains("streams on ws://") })
         let url = String(line[line.range(of: "ws://")!.lowerBound...])
