@@ -117,27 +117,16 @@ public enum CastleServer {
         // close frames from the stopping server, and the fan-out stops after it.
         let feed = MarketFeedService(feed: state.market.feed, pace: options.streamInterval)
         services.append(.init(service: feed, successTerminationBehavior: .ignore))
-        services.append(
-            .init(
-                service: Listener(application: application, option: "--port", address: "\(host):\(options.port)"),
-                successTerminationBehavior: .gracefullyShutdownGroup,
-                // The others stop as on SIGTERM (the matcher commits its batch), then the error is serve's.
-                failureTerminationBehavior: .gracefullyShutdownGroup
-            )
-        )
+        services.append(Listener.service(application, option: "--port", address: "\(host):\(options.port)"))
         // After the application, so stopped first: its streams get their close frames while the API
         // still answers.
         let streamListener = options.streamPort.map { StreamListener(state: state, port: $0, logger: logger) }
         if let streamListener {
             services.append(
-                .init(
-                    service: Listener(
-                        application: streamListener.application,
-                        option: "--stream-port",
-                        address: "\(host):\(streamListener.port)"
-                    ),
-                    successTerminationBehavior: .gracefullyShutdownGroup,
-                    failureTerminationBehavior: .gracefullyShutdownGroup
+                Listener.service(
+                    streamListener.application,
+                    option: "--stream-port",
+                    address: "\(host):\(streamListener.port)"
                 )
             )
         }
@@ -182,6 +171,20 @@ private struct Listener<Application: ApplicationProtocol>: Service {
     let application: Application
     let option: String
     let address: String
+
+    /// The listener in serve's group. When it stops, or fails, the others stop as on SIGTERM (the
+    /// matcher commits its batch); a failure is then serve's error.
+    static func service(
+        _ application: Application,
+        option: String,
+        address: String
+    ) -> ServiceGroupConfiguration.ServiceConfiguration {
+        .init(
+            service: Listener(application: application, option: option, address: address),
+            successTerminationBehavior: .gracefullyShutdownGroup,
+            failureTerminationBehavior: .gracefullyShutdownGroup
+        )
+    }
 
     func run() async throws {
         do {
