@@ -33,10 +33,17 @@ public final class MatchWorker {
         /// Fault injection for the tests of poison messages: the worker aborts whenever it is about to apply
         /// a command for this order, as a crashing bug would. Set only by a debug build's hidden flag.
         public var debugCrashOnID: OrderID?
-        /// Called after each batch is committed with every message of the batch and the events it gave:
-        /// `castle serve` answers a request only once its order is durable and matched. Nil (the CLI's
-        /// worker) costs nothing.
-        public var onCommitted: (@Sendable ([CommittedMessage]) -> Void)?
+        /// Called once each batch is matched, with every message of the batch and the events it gave,
+        /// while the batch's commit goes on: `castle serve` answers its requests from it. The messages are
+        /// durable in the queue by then, and matching is deterministic: if the commit never lands (the
+        /// process dies, the store fails and the worker stops), the next owner applies the same messages
+        /// from the same stored state and writes the same events with the same `seq`s. What it announces
+        /// may not be in the store yet; ``onCommitted`` says when it is. Nil (the CLI's worker) costs
+        /// nothing.
+        public var onMatched: (@Sendable ([MatchedMessage]) -> Void)?
+        /// Called after each batch is committed, with the queue offset it moved the consumer to: every
+        /// message up to it, and the events ``onMatched`` gave for them, are in the store.
+        public var onCommitted: (@Sendable (_ offset: Int64) -> Void)?
         /// Waits for new messages instead of ``MessageQueue/waitForMessages(timeoutSeconds:)``: an
         /// enqueuer in the same process wakes the worker at once rather than the worker polling.
         public var waitForMessages: (@Sendable (_ timeoutSeconds: Double) async -> Void)?
@@ -50,8 +57,8 @@ public final class MatchWorker {
         public init() {}
     }
 
-    /// A message the worker applied and committed, with its events as contract NDJSON lines (no newline).
-    public struct CommittedMessage: Sendable {
+    /// A message the worker applied, with its events as contract NDJSON lines (no newline).
+    public struct MatchedMessage: Sendable {
         public var id: Int64
         public var source: String
         public var line: Int64
@@ -138,16 +145,15 @@ public final class MatchWorker {
         // (markConsumed) says which messages are done and which are in flight.
         //
         // Two batches overlap: batch k commits on the store's side while batch k+1, read and marked in
-        // flight first, is matched on this one, and batch k+2 is read. The commits stay in order, each checked against the offset
-        // the one before it wrote, and nothing of batch k+1 is committed or answered before batch k is. A
-        // crash meanwhile counts a delivery for the messages of both.
+        // flight first, is matched on this one, and batch k+2 is read. The commits stay in order, each
+        // checked against the offset the one before it wrote, and nothing of batch k+1 is committed before
+        // batch k is; batches are announced (`onMatched`) in order too, each once matched. A crash
+        // meanwhile counts a delivery for the messages of both.
         var pending: Matched? = nil
         func settle(_ matched: Matched?, _ outcome: Result<Void, CastleError>) throws(CastleError) {
             guard let matched else { return }
             try outcome.get()
-            if let onCommitted = options.onCommitted {
-                onCommitted(Self.committed(matched.messages, eventCounts: matched.eventCounts, body: matched.body))
-            }
+            options.onCommitted?(matched.through)
             offset = matched.through
             summary.messages += matched.messages.count
             summary.trades += matched.commit.trades.count
@@ -212,6 +218,10 @@ public final class MatchWorker {
                 _ = await (committed, upcoming)
                 throw error
             }
+            // Announced before the batch before it is known to be committed: see `onMatched`.
+            if let onMatched = options.onMatched {
+                onMatched(Self.split(matched.messages, eventCounts: matched.eventCounts, body: matched.body))
+            }
             let outcome = await committed
             readAhead = try await upcoming.get()
             try settle(previous, outcome)
@@ -272,12 +282,12 @@ public final class MatchWorker {
     }
 
     /// Splits a batch's NDJSON body among its messages, `eventCounts[k]` lines for message `k`.
-    static func committed(_ messages: [QueueMessage], eventCounts: [Int], body: [UInt8]) -> [CommittedMessage] {
+    static func split(_ messages: [QueueMessage], eventCounts: [Int], body: [UInt8]) -> [MatchedMessage] {
         var lines = body.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true)[...]
         return zip(messages, eventCounts).map { message, count in
             let events = lines.prefix(count).map { String(decoding: $0, as: UTF8.self) }
             lines = lines.dropFirst(count)
-            return CommittedMessage(id: message.id, source: message.source, line: message.line, events: events)
+            return MatchedMessage(id: message.id, source: message.source, line: message.line, events: events)
         }
     }
 
@@ -345,7 +355,7 @@ public final class MatchWorker {
         summary: inout Summary,
         eventCounts: inout [Int]
     ) throws(CastleError) -> Set<OrderID> {
-        let countsEvents = options.onCommitted != nil
+        let countsEvents = options.onMatched != nil
         var touched: Set<OrderID> = []
         var events: [Event] = []
         for message in messages {

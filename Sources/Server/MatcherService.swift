@@ -42,7 +42,8 @@ struct MatcherService: Service {
             try await state.catchUp()
             path.matcher.withLock { $0 = .active }
         }
-        options.onCommitted = { messages in path.committed(messages) }
+        options.onMatched = { messages in path.matched(messages) }
+        options.onCommitted = { offset in path.stored(through: offset) }
         options.waitForMessages = { timeout in await path.doorbell.wait(timeoutSeconds: timeout) }
         let worker = MatchWorker(
             store: state.store,

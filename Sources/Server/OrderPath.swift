@@ -8,7 +8,9 @@ import Synchronization
 import Tracing
 
 /// REST order → queue (group commit, durable) → matcher → events → store: a command is answered with
-/// its events only once it is durable in the queue and the matcher has committed its verdict.
+/// its events once it is durable in the queue and the matcher has applied it. The in-process matcher's
+/// verdict goes out while its batch commits (``MatchWorker/Options/onMatched``): the queue is the
+/// record, and matching it again gives the same events.
 final class OrderPath: Sendable {
     static let source = "serve"
 
@@ -52,14 +54,29 @@ final class OrderPath: Sendable {
         }
     }
 
-    /// The in-process matcher's commit hook: the view learns the events first, then each waiting request
-    /// gets its own.
-    func committed(_ messages: [MatchWorker.CommittedMessage]) {
+    /// This server's commands that the in-process matcher has applied but whose batch is not in the store
+    /// yet (the two batches in flight at most), by queue line: a retried order reads its first reply here
+    /// (``replay(order:)``), as the stored log does not have it yet.
+    private let unstored = Mutex<[Int64: (id: Int64, events: [String])]>([:])
+
+    /// The in-process matcher's hook once a batch is matched: the view learns the events first, then
+    /// each waiting request gets its own.
+    func matched(_ messages: [MatchWorker.MatchedMessage]) {
+        unstored.withLock { unstored in
+            for message in messages where message.source == Self.source {
+                unstored[message.line] = (message.id, message.events)
+            }
+        }
         view.apply(messages.lazy.flatMap(\.events))
         for message in messages where message.source == Self.source {
             results.fulfil(message.line, events: message.events)
         }
         metrics.matched(messages)
+    }
+
+    /// The in-process matcher's hook once a batch is committed: its events are in the stored log.
+    func stored(through offset: Int64) {
+        unstored.withLock { unstored in unstored = unstored.filter { $0.value.id > offset } }
     }
 
     /// Queue lines of the cancels and amends in flight, by the order they name: how events read back
@@ -144,6 +161,8 @@ final class OrderPath: Sendable {
         let ticket = results.expect(row.line)
         if let seq = view.verdictSeq(of: UInt64(row.line)) {
             results.forget(ticket)
+            // Taken into `unstored` before the view has it, and out of it only once stored.
+            if let events = unstored.withLock({ $0[row.line]?.events }) { return events }
             return try await commandEvents(startingAt: seq)
         }
         return try await enqueue(row, ticket: ticket, orderID: nil)

@@ -60,7 +60,7 @@ final class ServerMetrics: Sendable {
         enqueuedAt.withLock { $0[line] = now }
     }
 
-    func matched(_ messages: [MatchWorker.CommittedMessage]) {
+    func matched(_ messages: [MatchWorker.MatchedMessage]) {
         let now = monotonicNanoseconds()
         var tradeCount = 0
         for message in messages {

@@ -376,6 +376,42 @@ import Testing
         try await retryFindsTheFirstOrder(dir, storeURL: "sqlite://" + dir.path("castle.db"))
     }
 
+    /// Requests with one client order id, all at once, while other orders keep the matcher busy: one
+    /// order is placed (one 201) and every other request gets its reply (200, the same body), whether it
+    /// came before the verdict, after it, or while the matcher's batch was still being committed (the
+    /// verdict is out before its events are in the stored log).
+    @Test func concurrentRetriesOfOneClientOrderIDGetTheFirstReply() async throws {
+        let dir = try TemporaryDirectory()
+        let serve = try await ServeProcess.start(dir)
+        for round in 0..<5 {
+            let body = #"{"symbol":"BTC-USD","side":"buy","price":"99","qty":"1","client_order_id":"c-\#(round)"}"#
+            let answers = try await withThrowingTaskGroup(of: Answer.self) { group in
+                for index in 0..<40 {
+                    if index % 2 == 0 {
+                        group.addTask {
+                            try await http(
+                                .POST,
+                                serve.base + "/v1/orders",
+                                account: "other",
+                                body: #"{"symbol":"BTC-USD","side":"sell","price":"200","qty":"1"}"#
+                            )
+                        }
+                    }
+                    group.addTask { try await http(.POST, serve.base + "/v1/orders", account: "c", body: body) }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            let mine = answers.filter { $0.json["client_order_id"] as? String == "c-\(round)" }
+            #expect(mine.count == 40, "\(answers.filter { $0.status >= 300 }.map(\.body))")
+            #expect(mine.filter { $0.status == 201 }.count == 1)
+            #expect(mine.allSatisfy { $0.status == 201 || $0.status == 200 })
+            #expect(Set(mine.map(\.body)).count == 1)
+        }
+        let open = try await http(.GET, serve.base + "/v1/orders?status=open", account: "c")
+        #expect((open.json["orders"] as? [Any])?.count == 5, "\(open.body)")
+        #expect(await serve.stop() == 0)
+    }
+
     /// `--rate-limit 1`: an account's requests past one a second get 429 `rate_limited` with
     /// `Retry-After`; another account is not held back; the refusals are counted in /metrics.
     @Test func overTheRateLimitIsA429() async throws {
