@@ -168,39 +168,73 @@ extension SQLiteBackend {
 
     public func read(partition: Partition, after: Int64, limit: Int) async throws(CastleError) -> [QueueMessage] {
         try await withConnection { (connection) throws(CastleError) in
-            let select = try connection.prepare(
-                """
-                SELECT id, source, line, symbol, body, attempts FROM queue_messages
-                WHERE id > ? AND state = 0 AND \(Self.partitionFilter) ORDER BY id LIMIT ?
-                """
-            )
-            select.bind(1, after)
-            select.bind(2, partition: partition)
-            select.bind(5, limit)
-            var messages: [QueueMessage] = []
-            while try select.step() {
-                messages.append(Self.message(select))
-            }
-            return messages
+            try Self.read(connection, partition: partition, after: after, limit: limit)
         }
     }
 
     public func markConsumed(partition: Partition, through: Int64, inFlight: Int64) async throws(CastleError) {
         try await withConnection { (connection) throws(CastleError) in
-            try connection.writeTransaction(durable: false) { () throws(CastleError) in
-                let upsert = try connection.prepare(
-                    """
-                    INSERT INTO queue_cursors (part_index, part_count, through, in_flight) VALUES (?, ?, ?, ?)
-                    ON CONFLICT (part_index, part_count) DO UPDATE SET through = excluded.through,
-                        in_flight = excluded.in_flight
-                    """
-                )
-                upsert.bind(1, partition.index)
-                upsert.bind(2, partition.count)
-                upsert.bind(3, through)
-                upsert.bind(4, max(through, inFlight))
-                try upsert.run()
-            }
+            try Self.markConsumed(connection, partition: partition, through: through, inFlight: inFlight)
+        }
+    }
+
+    /// One job on the writer connection: the mark follows the read without waiting behind other jobs
+    /// (a group commit's fsync, under serve's load).
+    public func readMarkingInFlight(
+        partition: Partition,
+        after: Int64,
+        limit: Int,
+        through: Int64
+    ) async throws(CastleError) -> (messages: [QueueMessage], marked: Bool) {
+        try await withConnection { (connection) throws(CastleError) -> (messages: [QueueMessage], marked: Bool) in
+            let messages = try Self.read(connection, partition: partition, after: after, limit: limit)
+            guard let last = messages.last, messages.allSatisfy({ $0.attempts == 0 }) else { return (messages, false) }
+            try Self.markConsumed(connection, partition: partition, through: through, inFlight: last.id)
+            return (messages, true)
+        }
+    }
+
+    private static func read(
+        _ connection: SQLiteConnection,
+        partition: Partition,
+        after: Int64,
+        limit: Int
+    ) throws(CastleError) -> [QueueMessage] {
+        let select = try connection.prepare(
+            """
+            SELECT id, source, line, symbol, body, attempts FROM queue_messages
+            WHERE id > ? AND state = 0 AND \(partitionFilter) ORDER BY id LIMIT ?
+            """
+        )
+        select.bind(1, after)
+        select.bind(2, partition: partition)
+        select.bind(5, limit)
+        var messages: [QueueMessage] = []
+        while try select.step() {
+            messages.append(message(select))
+        }
+        return messages
+    }
+
+    private static func markConsumed(
+        _ connection: SQLiteConnection,
+        partition: Partition,
+        through: Int64,
+        inFlight: Int64
+    ) throws(CastleError) {
+        try connection.writeTransaction(durable: false) { () throws(CastleError) in
+            let upsert = try connection.prepare(
+                """
+                INSERT INTO queue_cursors (part_index, part_count, through, in_flight) VALUES (?, ?, ?, ?)
+                ON CONFLICT (part_index, part_count) DO UPDATE SET through = excluded.through,
+                    in_flight = excluded.in_flight
+                """
+            )
+            upsert.bind(1, partition.index)
+            upsert.bind(2, partition.count)
+            upsert.bind(3, through)
+            upsert.bind(4, max(through, inFlight))
+            try upsert.run()
         }
     }
 

@@ -20,6 +20,7 @@ public enum StorageConformance {
         ("a partition has one owner", partitionHasOneOwner),
         ("an owner reads its partition as a log", ownerReadsALog),
         ("messages in flight when an owner dies are counted", inFlightMessagesAreCounted),
+        ("a read marks in flight only messages never delivered", readMarksOnlyFreshMessages),
         ("a store without its tables is a configuration error", missingTablesAreAConfigurationError),
         ("a client order id is claimed once", clientOrderIDIsClaimedOnce),
         ("reserved lines are given once", reservedLinesAreGivenOnce),
@@ -378,6 +379,29 @@ public enum StorageConformance {
         try expect(dead.allSatisfy { $0.error == "not acknowledged after 2 deliveries" }, "\(dead.map(\.error))")
         let left = try await backend.read(partition: .whole, after: messages[0].id, limit: 100)
         try expect(left.map(\.line) == [4], "the log goes on without them: \(left.map(\.line))")
+    }
+
+    static func readMarksOnlyFreshMessages(_ backend: any Backend) async throws {
+        let session = try await backend.beginEnqueue(source: "s")
+        try await session.append(rows(1...4))
+        _ = try await session.commit()
+        let fresh = try await backend.readMarkingInFlight(partition: .whole, after: 0, limit: 2, through: 0)
+        try expect(fresh.messages.map(\.line) == [1, 2] && fresh.marked, "two fresh messages, marked: \(fresh)")
+        // The owner died with them in flight: one delivery each.
+        var recovered = try await backend.recoverInFlight(partition: .whole, after: 0, maxAttempts: 5)
+        try expect(recovered == (fresh.messages[1].id, 1), "the read's mark counts a delivery: \(recovered)")
+        let again = try await backend.readMarkingInFlight(partition: .whole, after: 0, limit: 10, through: 0)
+        try expect(again.messages.map(\.attempts) == [1, 1, 0, 0], "\(again.messages.map(\.attempts))")
+        try expect(!again.marked, "messages delivered before are not marked by the read")
+        recovered = try await backend.recoverInFlight(partition: .whole, after: 0, maxAttempts: 5)
+        try expect(recovered == (0, 0), "so nothing more is in flight: \(recovered)")
+        let empty = try await backend.readMarkingInFlight(
+            partition: .whole,
+            after: again.messages[3].id,
+            limit: 10,
+            through: 0
+        )
+        try expect(empty.messages.isEmpty && !empty.marked, "nothing read, nothing marked: \(empty)")
     }
 
     static func clientOrderIDIsClaimedOnce(_ store: any Backend) async throws {

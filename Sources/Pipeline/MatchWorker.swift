@@ -148,7 +148,12 @@ public final class MatchWorker {
         // flight first, is matched on this one, and batch k+2 is read. The commits stay in order, each
         // checked against the offset the one before it wrote, and nothing of batch k+1 is committed before
         // batch k is; batches are announced (`onMatched`) in order too, each once matched. A crash
-        // meanwhile counts a delivery for the messages of both.
+        // meanwhile counts a delivery for the messages of both. When batch k+1 was never delivered before,
+        // the read of batch k+2 marks it in flight too (one job on SQLite's writer, where a mark of its
+        // own would wait behind a group commit's fsync before k+2 could be matched): a crash then counts
+        // a delivery for k+2 as well. That is at most one more for an innocent message, and only while no
+        // message of the batch in hand was delivered before: once one was, marks go batch by batch again,
+        // so a poison message still uses up its attempts alone.
         var pending: Matched? = nil
         func settle(_ matched: Matched?, _ outcome: Result<Void, CastleError>) throws(CastleError) {
             guard let matched else { return }
@@ -164,17 +169,20 @@ public final class MatchWorker {
                 status: "\(summary.messages) messages, offset \(offset)"
             )
         }
-        // The batch after the one being matched, read meanwhile (nil: read it now).
-        var readAhead: [QueueMessage]? = nil
+        // The batch after the one being matched, read meanwhile (nil: read it now), and whether that read
+        // marked it in flight.
+        var readAhead: Batch? = nil
         let (queue, partition, batchSize) = (queue, options.partition, options.batchSize)
         while !shouldStop() {
             let after = pending?.through ?? offset
-            let messages: [QueueMessage]
+            let batch: Batch
             if let ahead = readAhead {
-                messages = ahead
+                batch = ahead
             } else {
-                messages = try await Self.nextBatch(queue, partition, after: after, limit: batchSize).get()
+                let read = await Self.nextBatch(queue, partition, after: after, limit: batchSize, marking: offset)
+                batch = try read.get()
             }
+            let messages = batch.messages
             readAhead = nil
             if !ready {
                 ready = true
@@ -199,11 +207,17 @@ public final class MatchWorker {
                 try settle(pending, await Self.commit(pending, to: store))
                 pending = nil
             }
-            try await markConsumed(through: offset, inFlight: last.id, &cursor)
+            if let marked = batch.markedThrough {
+                cursor = (marked, last.id)
+            } else {
+                try await markConsumed(through: offset, inFlight: last.id, &cursor)
+            }
             let previous = pending
             let store = store
+            // Marked ahead only while this batch holds no message delivered before (see above).
+            let markAhead = messages.allSatisfy { $0.attempts == 0 } ? offset : nil
             async let committed = Self.commit(previous, to: store)
-            async let upcoming = Self.nextBatch(queue, partition, after: last.id, limit: batchSize)
+            async let upcoming = Self.nextBatch(queue, partition, after: last.id, limit: batchSize, marking: markAhead)
             let matched: Matched
             do throws(CastleError) {
                 matched = try match(
@@ -327,22 +341,45 @@ public final class MatchWorker {
         return books
     }
 
+    /// Messages read from the queue; `markedThrough`: the read marked them in flight, with the cursor's
+    /// `through` at this value.
+    struct Batch: Sendable {
+        var messages: [QueueMessage]
+        var markedThrough: Int64?
+    }
+
     /// The next messages of the partition after `offset`, suspects isolated: a message that was in flight
     /// when the worker died twice is taken alone, so that one that kills the worker every time uses up
-    /// its own attempts and goes to the dead letters without its batch.
+    /// its own attempts and goes to the dead letters without its batch. With `marking` (the cursor's
+    /// `through`), a batch of messages never delivered before is marked in flight by the same read.
     private static func nextBatch(
         _ queue: any Backend,
         _ partition: Partition,
         after offset: Int64,
-        limit: Int
-    ) async -> Result<[QueueMessage], CastleError> {
+        limit: Int,
+        marking through: Int64?
+    ) async -> Result<Batch, CastleError> {
         do throws(CastleError) {
-            let messages = try await queue.read(partition: partition, after: offset, limit: limit)
-            guard let suspect = messages.firstIndex(where: { $0.attempts >= 2 }) else { return .success(messages) }
-            return .success(suspect == 0 ? [messages[0]] : Array(messages[..<suspect]))
+            guard let through else {
+                let messages = try await queue.read(partition: partition, after: offset, limit: limit)
+                return .success(Batch(messages: isolatingSuspects(messages)))
+            }
+            let read = try await queue.readMarkingInFlight(
+                partition: partition,
+                after: offset,
+                limit: limit,
+                through: through
+            )
+            if read.marked { return .success(Batch(messages: read.messages, markedThrough: through)) }
+            return .success(Batch(messages: isolatingSuspects(read.messages)))
         } catch {
             return .failure(error)
         }
+    }
+
+    private static func isolatingSuspects(_ messages: [QueueMessage]) -> [QueueMessage] {
+        guard let suspect = messages.firstIndex(where: { $0.attempts >= 2 }) else { return messages }
+        return suspect == 0 ? [messages[0]] : Array(messages[..<suspect])
     }
 
     /// Decodes and applies each message in offset order, writing its events and collecting its trades;

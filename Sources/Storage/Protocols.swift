@@ -93,6 +93,17 @@ public protocol MessageQueue: AnyObject, Sendable {
     /// PostgreSQL with `synchronous_commit` off.
     func markConsumed(partition: Partition, through: Int64, inFlight: Int64) async throws(CastleError)
 
+    /// ``read(partition:after:limit:)``, then, when it read something and none of it was delivered before
+    /// (every `attempts` is 0), ``markConsumed(partition:through:inFlight:)`` up to the last message read;
+    /// `marked` says whether it did. An owner that reads its next batch while it works on one saves the
+    /// mark's round trip before that batch (SQLite does both in one job on its writer connection).
+    func readMarkingInFlight(
+        partition: Partition,
+        after: Int64,
+        limit: Int,
+        through: Int64
+    ) async throws(CastleError) -> (messages: [QueueMessage], marked: Bool)
+
     /// For a new owner: counts one more delivery for each message the previous owner left in flight (it
     /// died working on them), moves those now delivered `maxAttempts` times to the dead letters with
     /// "not acknowledged after N deliveries", and returns the end of the in-flight range and the most
@@ -129,6 +140,18 @@ public protocol MessageQueue: AnyObject, Sendable {
 }
 
 extension MessageQueue {
+    public func readMarkingInFlight(
+        partition: Partition,
+        after: Int64,
+        limit: Int,
+        through: Int64
+    ) async throws(CastleError) -> (messages: [QueueMessage], marked: Bool) {
+        let messages = try await read(partition: partition, after: after, limit: limit)
+        guard let last = messages.last, messages.allSatisfy({ $0.attempts == 0 }) else { return (messages, false) }
+        try await markConsumed(partition: partition, through: through, inFlight: last.id)
+        return (messages, true)
+    }
+
     public func enqueue(_ rows: [OrderRow], source: String) async throws(CastleError) -> Int {
         let session = try await beginEnqueue(source: source)
         do throws(CastleError) {
