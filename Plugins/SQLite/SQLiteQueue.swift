@@ -188,7 +188,7 @@ extension SQLiteBackend {
     ) async throws(CastleError) -> (messages: [QueueMessage], marked: Bool) {
         try await withConnection { (connection) throws(CastleError) -> (messages: [QueueMessage], marked: Bool) in
             let messages = try Self.read(connection, partition: partition, after: after, limit: limit)
-            guard let last = messages.last, messages.allSatisfy({ $0.attempts == 0 }) else { return (messages, false) }
+            guard let last = Self.lastToMark(messages) else { return (messages, false) }
             try Self.markConsumed(connection, partition: partition, through: through, inFlight: last.id)
             return (messages, true)
         }

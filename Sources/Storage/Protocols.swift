@@ -147,9 +147,15 @@ extension MessageQueue {
         through: Int64
     ) async throws(CastleError) -> (messages: [QueueMessage], marked: Bool) {
         let messages = try await read(partition: partition, after: after, limit: limit)
-        guard let last = messages.last, messages.allSatisfy({ $0.attempts == 0 }) else { return (messages, false) }
+        guard let last = Self.lastToMark(messages) else { return (messages, false) }
         try await markConsumed(partition: partition, through: through, inFlight: last.id)
         return (messages, true)
+    }
+
+    /// Where ``readMarkingInFlight(partition:after:limit:through:)`` marks a batch read: its last message
+    /// when none of it was delivered before; nil when one was (or nothing was read).
+    public static func lastToMark(_ messages: [QueueMessage]) -> QueueMessage? {
+        messages.allSatisfy { $0.attempts == 0 } ? messages.last : nil
     }
 
     public func enqueue(_ rows: [OrderRow], source: String) async throws(CastleError) -> Int {
