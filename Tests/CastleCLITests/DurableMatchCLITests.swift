@@ -169,8 +169,10 @@ func firstDifference(_ actual: Data, _ expected: Data) -> String? {
     /// time: the final event log (hence the trades) and the book equal an uninterrupted run's. The moments
     /// are random on purpose (some kills land while the worker starts or rebuilds its books, most while it
     /// works). No assertion depends on how fast the machine is: a slower worker is only killed more, and a
-    /// worker that drains the queue before its kill gets the next part of the day (the day goes into the
-    /// queue in parts as the kills go on, so a fast machine still sees its ten kills).
+    /// worker that drains the queue before its kill gets the next part of the day, and the waits before
+    /// the kills that follow are halved (the day goes into the queue in parts as the kills go on, so a fast
+    /// machine still sees its ten kills: with waits of 50–250 ms only, a quiet machine once drained all
+    /// twelve parts with eight kills).
     static func killedAtRandomItResumesExactly(_ kind: String) async throws {
         let count = 120_000
         let part = 10_000
@@ -179,6 +181,8 @@ func firstDifference(_ actual: Data, _ expected: Data) -> String? {
         var random = SystemRandomNumberGenerator()
         var kills = 0
         var runs = 0
+        // The longest wait before a kill, in ms; each wait is random between a fifth of it and it.
+        var longest = 250
         while kills < 12 && runs < 200 {
             runs += 1
             let worker = try Background(
@@ -189,11 +193,12 @@ func firstDifference(_ actual: Data, _ expected: Data) -> String? {
                 ],
                 stderrPath: day.directory.path("worker-\(runs).log")
             )
-            try await Task.sleep(for: .milliseconds(Int.random(in: 50...250, using: &random)))
+            try await Task.sleep(for: .milliseconds(Int.random(in: (longest / 5)...longest, using: &random)))
             if await worker.killHard() {
                 kills += 1
             } else if await worker.wait() == 0 {
                 guard queued < count else { break }
+                longest = max(10, longest / 2)
                 let next = min(queued + part, count)
                 try await enqueue(day, lines: queued..<next, name: "part-\(runs)")
                 queued = next
