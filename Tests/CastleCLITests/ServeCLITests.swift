@@ -236,6 +236,14 @@ import Testing
             (#"{"symbol":"BTC-USD","side":"buy","price":"100","qty":"0.000"}"#, qtyDetail),
             (#"{"symbol":"BTC-USD","side":"buy","price":"0","qty":"1"}"#, priceDetail),
             (#"{"symbol":"BTC-USD","side":"sell","price":"-5","qty":"1"}"#, priceDetail),
+            (
+                #"{"symbol":"BTC-USD","side":"buy","price":"100","qty":"99999999999999999999999"}"#,
+                "qty too large for the instrument's scale"
+            ),
+            (
+                #"{"symbol":"BTC-USD","side":"buy","price":"0.0000000000000000001","qty":"1"}"#,
+                "price has more decimals than the instrument allows"
+            ),
         ] {
             let answer = try await http(.POST, orders, account: "a", body: body)
             let error = answer.json["error"] as? [String: Any]
