@@ -248,18 +248,29 @@ enum WebAssets {
           const context = canvas.getContext("2d");
           context.clearRect(0, 0, canvas.width, canvas.height);
           const points = state.trades.slice().reverse().map((trade) => Number(trade.price));
-          if (points.length < 2) return;
+          if (points.length === 0) return;
           const low = Math.min(...points), high = Math.max(...points);
-          const span = high - low || 1;
-          context.strokeStyle = "#4dabf7";
+          const span = high - low;
+          const at = (price, index) => [
+            points.length === 1 ? canvas.width / 2 : (index / (points.length - 1)) * (canvas.width - 10) + 5,
+            // One price only (a first trade, or a flat market): the middle, not the floor.
+            high === low ? canvas.height / 2 : canvas.height - 10 - ((price - low) / span) * (canvas.height - 20),
+          ];
+          context.strokeStyle = context.fillStyle = "#4dabf7";
           context.lineWidth = 1.5;
           context.beginPath();
-          points.forEach((price, index) => {
-            const x = (index / (points.length - 1)) * (canvas.width - 10) + 5;
-            const y = canvas.height - 10 - ((price - low) / span) * (canvas.height - 20);
-            if (index === 0) context.moveTo(x, y); else context.lineTo(x, y);
-          });
-          context.stroke();
+          if (points.length === 1) {
+            // The first trade: a dot, until there is a line to draw.
+            const [x, y] = at(points[0], 0);
+            context.arc(x, y, 3, 0, 2 * Math.PI);
+            context.fill();
+          } else {
+            points.forEach((price, index) => {
+              const [x, y] = at(price, index);
+              if (index === 0) context.moveTo(x, y); else context.lineTo(x, y);
+            });
+            context.stroke();
+          }
           context.fillStyle = "#8a96a3";
           context.fillText(String(high), 5, 12);
           context.fillText(String(low), 5, canvas.height - 2);

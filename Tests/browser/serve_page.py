@@ -159,6 +159,14 @@ def main():
         browser.wait_until("the sell among my open orders", lambda: browser.script(
             "return document.querySelectorAll('#my-orders tbody tr').length;") == 1)
 
+        # The chart draws the trades: nothing yet.
+        chart_drawn = ("const c = document.querySelector('#chart');"
+                       "const pixels = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+                       "for (let i = 3; i < pixels.length; i += 4) if (pixels[i] !== 0) return true;"
+                       "return false;")
+        if browser.script(chart_drawn):
+            raise SystemExit("serve_page: the chart draws something before any trade")
+
         # A matching buy from another account, through the API: a trade in the tape, the level gone.
         call("POST", arguments.url + "/v1/orders",
              {"symbol": arguments.symbol, "side": "buy", "type": "limit", "price": arguments.price,
@@ -172,6 +180,7 @@ def main():
         browser.wait_until("the rest of the sell in the ladder", lambda: browser.script(
             "const row = document.querySelector(arguments[0]);"
             "return row ? row.querySelector('td.ask').textContent : null;", ask) == "0.15")
+        browser.wait_until("the trade on the chart", lambda: browser.script(chart_drawn))
         browser.screenshot(arguments.screenshot)
         # The page's stream is one client in serve's metrics.
         with urllib.request.urlopen(arguments.url + "/metrics", timeout=60) as response:
