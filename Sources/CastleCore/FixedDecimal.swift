@@ -94,6 +94,34 @@ public struct FixedDecimal: Sendable, Hashable {
         var text = text
         return text.withUTF8 { parse($0) }
     }
+
+    /// Why ``parse(_:)-(UnsafeBufferPointer<UInt8>)`` refused `bytes`, for the error message (off the
+    /// hot path): nil when they are no plain decimal; `.offScale` for more than ``maxScale``
+    /// significant decimals; `.tooLarge` for more digits than an Int64 holds.
+    public static func whyRefused(_ bytes: some Collection<UInt8>) -> ScalingError? {
+        guard isPlainDecimal(bytes) else { return nil }
+        return significantDecimals(bytes) > Int(maxScale) ? .offScale : .tooLarge
+    }
+
+    /// An optional `-`, digits, and optionally `.` and digits: the text ``parse(_:)-(String)`` reads,
+    /// whatever its size.
+    public static func isPlainDecimal(_ bytes: some Collection<UInt8>) -> Bool {
+        var bytes = bytes[...]
+        if bytes.first == UInt8(ascii: "-") { bytes = bytes.dropFirst() }
+        let integer = bytes.prefix { $0 &- 48 < 10 }
+        guard !integer.isEmpty else { return false }
+        bytes = bytes.dropFirst(integer.count)
+        if bytes.isEmpty { return true }
+        guard bytes.first == UInt8(ascii: ".") else { return false }
+        bytes = bytes.dropFirst()
+        return !bytes.isEmpty && bytes.allSatisfy { $0 &- 48 < 10 }
+    }
+
+    /// Decimals after the point, trailing zeros not counted.
+    public static func significantDecimals(_ bytes: some Collection<UInt8>) -> Int {
+        guard let point = bytes.firstIndex(of: UInt8(ascii: ".")) else { return 0 }
+        return bytes[bytes.index(after: point)...].reversed().drop { $0 == UInt8(ascii: "0") }.count
+    }
 }
 
 /// 10^0 … 10^18.

@@ -231,24 +231,18 @@ public struct CommandDecoder {
         return FixedDecimal.parse(value.bytes)
     }
 
-    /// Why a plain decimal (`-`, digits, and `.` with digits) does not fit a ``FixedDecimal``: more
-    /// than 18 significant decimals, else too many digits in all. Nil when the text is no plain decimal.
-    /// Off the hot path: only a refused value gets here.
+    /// Why a value ``decimal(_:)`` refused does not fit, when it is a plain decimal (nil otherwise).
     private static func unreadable(
         _ value: JSONValue,
         tooLarge: RejectDetail,
         offScale: RejectDetail
     ) -> RejectDetail? {
         guard value.kind == .string || value.kind == .number else { return nil }
-        var digits = value.bytes[...]
-        if digits.first == UInt8(ascii: "-") { digits = digits.dropFirst() }
-        let parts = digits.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-        let isDigit = { (byte: UInt8) in byte &- 48 < 10 }
-        guard (1...2).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(isDigit) }) else {
-            return nil
+        switch FixedDecimal.whyRefused(value.bytes) {
+        case .offScale: return offScale
+        case .tooLarge: return tooLarge
+        case nil: return nil
         }
-        let decimals = parts.count == 2 ? parts[1].reversed().drop(while: { $0 == UInt8(ascii: "0") }).count : 0
-        return decimals > Int(FixedDecimal.maxScale) ? offScale : tooLarge
     }
 
     private enum Interned {

@@ -51,13 +51,13 @@ public struct Asset: Sendable, Hashable, Comparable, CustomStringConvertible {
     /// exactly: more significant decimals than the scale, an exponent, a `+`, spaces, or a value beyond
     /// ±Int64.max minor units are refused with the reason.
     public func parseAmount(_ text: String) -> Result<Int64, LedgerInputError> {
-        guard Self.isPlainDecimal(text) else {
+        guard FixedDecimal.isPlainDecimal(text.utf8) else {
             return .failure(LedgerInputError("amount \(quoted(text)) is not a plain decimal number"))
         }
         guard let decimal = FixedDecimal.parse(text) else {
             // Syntactically a decimal, but FixedDecimal could not hold it: either too many significant
             // decimals (more than 18) or too many digits.
-            if Self.significantDecimals(text) > Int(scale) { return .failure(offScale(text)) }
+            if FixedDecimal.significantDecimals(text.utf8) > Int(scale) { return .failure(offScale(text)) }
             return .failure(tooLarge(text))
         }
         switch decimal.scaled(to: scale) {
@@ -91,31 +91,6 @@ public struct Asset: Sendable, Hashable, Comparable, CustomStringConvertible {
 
     private func tooLarge(_ text: String) -> LedgerInputError {
         LedgerInputError("amount \(quoted(text)) is too large for \(code) (at most \(format(Self.amount_max)))")
-    }
-
-    /// An optional `-`, one or more digits, optionally a `.` and one or more digits: nothing else.
-    static func isPlainDecimal(_ text: String) -> Bool {
-        var bytes = text.utf8[...]
-        if bytes.first == UInt8(ascii: "-") { bytes = bytes.dropFirst() }
-        let integer = bytes.prefix { $0 &- 48 < 10 }
-        guard !integer.isEmpty else { return false }
-        bytes = bytes.dropFirst(integer.count)
-        if bytes.isEmpty { return true }
-        guard bytes.first == UInt8(ascii: ".") else { return false }
-        bytes = bytes.dropFirst()
-        return !bytes.isEmpty && bytes.allSatisfy { $0 &- 48 < 10 }
-    }
-
-    /// Decimals after the point, trailing zeros not counted.
-    static func significantDecimals(_ text: String) -> Int {
-        guard let point = text.utf8.firstIndex(of: UInt8(ascii: ".")) else { return 0 }
-        let fraction = text.utf8[text.utf8.index(after: point)...]
-        var count = fraction.count
-        for byte in fraction.reversed() {
-            guard byte == UInt8(ascii: "0") else { break }
-            count -= 1
-        }
-        return count
     }
 }
 

@@ -1,3 +1,4 @@
+internal import CastleCore
 public import CastleSupport
 internal import Ledger
 
@@ -92,9 +93,7 @@ public struct RuleSet: Sendable, Hashable {
 extension Asset {
     /// Digits, optionally a point and more digits: a tolerance as written.
     static func isPlainDecimalText(_ text: String) -> Bool {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        return text.utf8.count <= 20 && (1...2).contains(parts.count)
-            && parts.allSatisfy { !$0.isEmpty && $0.utf8.allSatisfy { $0 &- 48 < 10 } }
+        text.first != "-" && text.utf8.count <= 20 && FixedDecimal.isPlainDecimal(text.utf8)
     }
 
     /// A plain non-negative decimal in minor units of `scale`, decimals beyond the scale dropped (a
