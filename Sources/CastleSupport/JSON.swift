@@ -423,7 +423,9 @@ public func jsonStringLiteral(_ bytes: some Sequence<UInt8>) -> [UInt8] {
 
 /// `text` as a JSON string literal, quotes included (``appendJSONString(_:to:)``).
 public func jsonStringLiteral(_ text: String) -> String {
-    String(decoding: jsonStringLiteral(text.utf8), as: UTF8.self)
+    // Most strings (names, symbols, ids) need no escape: quoted as they are, with no round trip through bytes.
+    let plain = !text.utf8.contains { $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") || $0 < 0x20 }
+    return plain ? "\"" + text + "\"" : String(decoding: jsonStringLiteral(text.utf8), as: UTF8.self)
 }
 
 /// Appends `text` as a JSON string literal (``appendJSONString(_:to:)``).

@@ -26,15 +26,26 @@ struct Amount: Hashable, Comparable, Sendable {
     static func - (a: Amount, b: Amount) -> Amount { Amount(units: a.units - b.units) }
 
     /// Canonical: no exponent, no trailing zeros after the point, as the contract writes decimals.
+    /// One division splits the units into the whole part and 18 fraction digits (every reply and
+    /// market-data message formats amounts, so this stays off `Int128`'s slow digit-by-digit text).
     var text: String {
-        let negative = units < 0
-        let magnitude = negative ? -units : units
-        var digits = String(magnitude)
-        if digits.count <= Self.scale { digits = String(repeating: "0", count: Self.scale - digits.count + 1) + digits }
-        var whole = String(digits.dropLast(Self.scale))
-        var fraction = String(digits.suffix(Self.scale))
-        while fraction.hasSuffix("0") { fraction.removeLast() }
-        if whole.isEmpty { whole = "0" }
-        return (negative ? "-" : "") + whole + (fraction.isEmpty ? "" : "." + fraction)
+        let (whole, fraction) = units.magnitude.quotientAndRemainder(dividingBy: Self.one)
+        var text = units < 0 ? "-" : ""
+        text += whole <= UInt64.max ? String(UInt64(whole)) : String(whole)
+        guard fraction != 0 else { return text }
+        var digits = UInt64(fraction)
+        var count = Self.scale
+        while digits % 10 == 0 {
+            digits /= 10
+            count -= 1
+        }
+        let significant = String(digits)
+        text += "."
+        text += String(repeating: "0", count: count - significant.utf8.count)
+        text += significant
+        return text
     }
+
+    /// 10^18: one whole unit.
+    private static let one: UInt128 = 1_000_000_000_000_000_000
 }

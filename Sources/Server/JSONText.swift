@@ -4,52 +4,49 @@ import CastleSupport
 /// and embeds already-encoded JSON (the matcher's event lines) without decoding it again.
 struct JSONText {
     private(set) var text = ""
-    private var first = [true]
+    /// Whether the next value or key follows another and needs a comma: not right after `{`, `[` or a key.
+    private var followsValue = false
 
-    private mutating func separate() {
-        if first[first.count - 1] {
-            first[first.count - 1] = false
-        } else {
-            text += ","
-        }
+    private mutating func beginValue() {
+        if followsValue { text += "," }
     }
 
     mutating func object(_ body: (inout JSONText) -> Void) {
-        separateValue()
+        beginValue()
         text += "{"
-        first.append(true)
+        followsValue = false
         body(&self)
-        first.removeLast()
         text += "}"
+        followsValue = true
     }
 
     mutating func array(_ body: (inout JSONText) -> Void) {
-        separateValue()
+        beginValue()
         text += "["
-        first.append(true)
+        followsValue = false
         body(&self)
-        first.removeLast()
         text += "]"
+        followsValue = true
     }
 
     /// A key inside an object; the value written next belongs to it.
     mutating func key(_ name: String) {
-        separate()
-        text += jsonStringLiteral(name) + ":"
-        // The value that follows belongs to the key: no comma before it.
-        pendingKey = true
+        beginValue()
+        text += jsonStringLiteral(name)
+        text += ":"
+        followsValue = false
     }
 
-    private var pendingKey = false
-
     mutating func string(_ value: String) {
-        separateValue()
+        beginValue()
         text += jsonStringLiteral(value)
+        followsValue = true
     }
 
     mutating func raw(_ json: String) {
-        separateValue()
+        beginValue()
         text += json
+        followsValue = true
     }
 
     mutating func member(_ name: String, _ value: String) {
@@ -72,16 +69,11 @@ struct JSONText {
         raw(value ? "true" : "false")
     }
 
+    /// An array of already-encoded JSON values (event lines), written as they are.
     mutating func rawArray(_ name: String, _ elements: [String]) {
         key(name)
-        raw("[" + elements.joined(separator: ",") + "]")
-    }
-
-    private mutating func separateValue() {
-        if pendingKey {
-            pendingKey = false
-        } else {
-            separate()
+        array { a in
+            for element in elements { a.raw(element) }
         }
     }
 }
