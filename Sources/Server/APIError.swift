@@ -25,7 +25,17 @@ struct APIError: Error, HTTPResponseError {
         APIError(status: .serviceUnavailable, code: "not_ready", message: message)
     }
 
-    func response(from request: Request, context: some RequestContext) throws -> Response {
+    /// A body over ``ServerLimits/bodyBytesMax``.
+    static var tooLarge: APIError {
+        APIError(
+            status: .contentTooLarge,
+            code: "too_large",
+            message: "the body is over \(ServerLimits.bodyBytesMax) bytes"
+        )
+    }
+
+    /// The response's body.
+    var text: String {
         var body = JSONText()
         body.object {
             $0.key("error")
@@ -35,23 +45,19 @@ struct APIError: Error, HTTPResponseError {
             }
             if !events.isEmpty { $0.rawArray("events", events) }
         }
+        return body.text
+    }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
         var fields = headers
         fields[.contentType] = "application/json"
-        return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(string: body.text)))
+        return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
     }
 }
 
 /// Turns every error a route or Hummingbird throws into the JSON error shape: unknown routes (404
 /// `not_found`), bodies over the cap (413 `too_large`), and anything else a route did not classify.
 struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
-    private static var tooLarge: APIError {
-        APIError(
-            status: .contentTooLarge,
-            code: "too_large",
-            message: "the body is over \(ServerLimits.bodyBytesMax) bytes"
-        )
-    }
-
     @concurrent func handle(
         _ request: Request,
         context: Context,
@@ -64,13 +70,13 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as APIError {
             throw error
         } catch is NIOTooManyBytesError {
-            throw Self.tooLarge
+            throw APIError.tooLarge
         } catch let error as HTTPError {
             switch error.status {
             case .notFound:
                 throw APIError(status: .notFound, code: "not_found", message: "no such route: \(request.uri.path)")
             case .contentTooLarge:
-                throw Self.tooLarge
+                throw APIError.tooLarge
             case .methodNotAllowed:
                 throw APIError(
                     status: .methodNotAllowed,
@@ -97,16 +103,21 @@ struct AccountMiddleware: RouterMiddleware {
         context: ServerContext,
         next: @concurrent (Request, ServerContext) async throws -> Response
     ) async throws -> Response {
-        guard let name = request.headers[Self.header], Self.isValid(name) else {
+        var context = context
+        context.account = try Self.account(request.headers)
+        return try await next(request, context)
+    }
+
+    /// The account `fields` name, or 401 `unauthenticated`.
+    static func account(_ fields: HTTPFields) throws(APIError) -> String {
+        guard let name = fields[header], isValid(name) else {
             throw APIError(
                 status: .unauthorized,
                 code: "unauthenticated",
                 message: "X-Castle-Account must name the account: 1 to 64 of A-Z a-z 0-9 _ . -"
             )
         }
-        var context = context
-        context.account = name
-        return try await next(request, context)
+        return name
     }
 
     static func isValid(_ name: String) -> Bool {

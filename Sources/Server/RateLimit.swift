@@ -36,8 +36,7 @@ final class RateLimiter: Sendable {
     }
 }
 
-/// Refuses a trading request over its account's rate: 429 `rate_limited`, with `Retry-After` in whole
-/// seconds (at least 1, as the header has no fractions).
+/// Refuses a trading request over its account's rate (``RateLimiter/admitOrRefuse(_:metrics:)``).
 struct RateLimitMiddleware: RouterMiddleware {
     let limiter: RateLimiter
     let metrics: ServerMetrics
@@ -47,16 +46,23 @@ struct RateLimitMiddleware: RouterMiddleware {
         context: ServerContext,
         next: @concurrent (Request, ServerContext) async throws -> Response
     ) async throws -> Response {
-        if let account = context.account, let wait = limiter.admit(account) {
-            metrics.rateLimited.increment()
-            let seconds = max(1, wait.components.seconds + (wait.components.attoseconds > 0 ? 1 : 0))
-            throw APIError(
-                status: .tooManyRequests,
-                code: "rate_limited",
-                message: "account \(account) is over \(limiter.perSecond) requests a second",
-                headers: [.retryAfter: "\(seconds)"]
-            )
-        }
+        if let account = context.account { try limiter.admitOrRefuse(account, metrics: metrics) }
         return try await next(request, context)
+    }
+}
+
+extension RateLimiter {
+    /// Counts a request of `account`, or refuses it over the rate: 429 `rate_limited`, with `Retry-After`
+    /// in whole seconds (at least 1, as the header has no fractions).
+    func admitOrRefuse(_ account: String, metrics: ServerMetrics) throws(APIError) {
+        guard let wait = admit(account) else { return }
+        metrics.rateLimited.increment()
+        let seconds = max(1, wait.components.seconds + (wait.components.attoseconds > 0 ? 1 : 0))
+        throw APIError(
+            status: .tooManyRequests,
+            code: "rate_limited",
+            message: "account \(account) is over \(perSecond) requests a second",
+            headers: [.retryAfter: "\(seconds)"]
+        )
     }
 }

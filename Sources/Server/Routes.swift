@@ -36,10 +36,8 @@ enum Routes {
         }
         let trading = state.trading
         var account = router.group("v1").add(middleware: AccountMiddleware())
-        if let perSecond = state.options.rateLimit {
-            account = account.add(
-                middleware: RateLimitMiddleware(limiter: RateLimiter(perSecond: perSecond), metrics: state.metrics)
-            )
+        if let limiter = state.rateLimiter {
+            account = account.add(middleware: RateLimitMiddleware(limiter: limiter, metrics: state.metrics))
         }
         account.post("orders") { request, context in try await trading.place(request, context) }
         account.delete("orders/{id}") { request, context in try await trading.cancel(request, context) }

@@ -67,10 +67,20 @@ public enum CastleServer {
         // The page at / and its files; /v1/stream upgrades through a router of its own.
         WebRoutes.add(to: router)
         let host = options.host
+        // POST /v1/orders on the channel (``OrderChannelHandler``), unless traced: spans come from the router.
+        let orders = OrderChannelHandler.Shared(
+            trading: state.trading,
+            limiter: state.rateLimiter,
+            metrics: state.metrics
+        )
+        let onChannel = options.otlpEndpoint == nil
         let application = Application(
             router: router,
             server: .http1WebSocketUpgrade(
-                webSocketRouter: StreamRoute.router(feed: state.market.feed, metrics: state.metrics.stream)
+                webSocketRouter: StreamRoute.router(feed: state.market.feed, metrics: state.metrics.stream),
+                configuration: .init(
+                    http1: .init(additionalChannelHandlers: onChannel ? [OrderChannelHandler(orders)] : [])
+                )
             ),
             configuration: ApplicationConfiguration(address: .hostname(host, port: options.port)),
             onServerRunning: { channel in

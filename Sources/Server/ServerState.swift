@@ -15,6 +15,8 @@ final class ServerState: Sendable {
     let market: MarketBridge
     let path: OrderPath
     let trading: Trading
+    /// `--rate-limit`: one limiter for every door to the trading routes.
+    let rateLimiter: RateLimiter?
     /// The consumer whose event log serve reads: the matcher of the whole queue.
     static let consumer = EventLog.consumer(of: .whole)
 
@@ -34,6 +36,7 @@ final class ServerState: Sendable {
             tracing: options.otlpEndpoint != nil
         )
         trading = Trading(path: path, symbols: symbols, clientOrders: store)
+        rateLimiter = options.rateLimit.map { RateLimiter(perSecond: $0) }
     }
 
     /// Reads the event log after what the view holds, up to its end: at start, and whenever the view

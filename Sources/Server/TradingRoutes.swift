@@ -26,8 +26,13 @@ final class Trading: Sendable {
     static let orderFields: Set<String> = ["symbol", "side", "type", "price", "qty", "tif", "stp", "client_order_id"]
 
     func place(_ request: Request, _ context: ServerContext) async throws -> Response {
-        let account = try account(context)
-        let body = try await bytes(request, context)
+        let reply = try await place(account: try account(context), body: try await bytes(request, context))
+        return Self.json(reply.status, reply.text)
+    }
+
+    /// `POST /v1/orders` for `account` with the request's `body`: the reply's status and JSON text. The
+    /// router's route and ``OrderChannelHandler`` (the same request on the event loop) both answer with it.
+    func place(account: String, body: [UInt8]) async throws(APIError) -> (status: HTTPResponse.Status, text: String) {
         let members = try readBody(body, allowed: Self.orderFields)
         for name in ["symbol", "side", "type", "tif", "stp", "client_order_id"] where members[name]?.isString == false {
             throw APIError.malformed("field \"\(name)\" must be a string")
@@ -87,7 +92,7 @@ final class Trading: Sendable {
             ? try await path.replay(order: OrderRow(line: id, symbol: symbol, body: command.text))
             : try await path.submit(line: id, symbol: symbol, body: command.text)
         try Self.refuseRejected(events)
-        return Self.json(isRepeat ? .ok : .created, Self.placed(id, clientOrderID, events))
+        return (isRepeat ? .ok : .created, Self.placed(id, clientOrderID, events))
     }
 
     /// The reply to a placed order, from its command's events alone: the same for the first request and

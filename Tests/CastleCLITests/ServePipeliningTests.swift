@@ -1,0 +1,91 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+
+/// serve's answers on one HTTP/1.1 connection whose requests are sent all at once (pipelining): orders,
+/// which are answered on the connection's channel, and the other routes, which Hummingbird's router
+/// answers, come back in the order sent, each whole, and `Connection: close` ends the connection.
+@Suite struct ServePipeliningTests {
+    @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
+        let dir = try TemporaryDirectory()
+        let serve = try await ServeProcess.start(dir)
+        func order(_ body: String, account: String = "pip", close: Bool = false) -> String {
+            "POST /v1/orders HTTP/1.1\r\nHost: castle\r\nX-Castle-Account: \(account)\r\n"
+                + (close ? "Connection: close\r\n" : "") + "Content-Length: \(body.utf8.count)\r\n\r\n" + body
+        }
+        let sent =
+            order(#"{"symbol":"BTC-USD","side":"sell","price":"100","qty":"1"}"#)
+            + "GET /health HTTP/1.1\r\nHost: castle\r\n\r\n"
+            + order(#"{"symbol":"#)
+            + "GET /v1/book/BTC-USD HTTP/1.1\r\nHost: castle\r\n\r\n"
+            + "POST /v1/orders HTTP/1.1\r\nHost: castle\r\nContent-Length: 2\r\n\r\n{}"
+            + order(#"{"symbol":"BTC-USD","side":"buy","price":"99","qty":"2"}"#)
+            + "GET /v1/orders HTTP/1.1\r\nHost: castle\r\nX-Castle-Account: pip\r\n\r\n"
+            + order(#"{"symbol":"BTC-USD","side":"buy","price":"100","qty":"1"}"#, account: "taker", close: true)
+        let port = try #require(Int(serve.base.split(separator: ":").last ?? ""))
+        let received = try await exchange(sent, port: port)
+        let answers = try parseResponses(received)
+        #expect(answers.map(\.status) == [201, 200, 400, 200, 401, 201, 200, 201], "\(answers.map(\.status))")
+        guard answers.count == 8 else { return }
+        #expect(answers[1].body == #"{"status":"ok"}"#)
+        #expect(answers[2].errorCode == "malformed")
+        #expect(
+            answers[3].json["asks"] as? [[String]] == [["100", "1"]],
+            "the book after the first order: \(answers[3].body)"
+        )
+        #expect(answers[4].errorCode == "unauthenticated")
+        #expect((answers[6].json["orders"] as? [Any])?.count == 2, "both resting orders: \(answers[6].body)")
+        #expect(answers[7].json["status"] as? String == "filled", "\(answers[7].body)")
+        let date = /^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/
+        for answer in answers {
+            let value = answer.headers.first { $0.0.lowercased() == "date" }?.1 ?? ""
+            #expect(value.wholeMatch(of: date) != nil, "Date: \(value)")
+        }
+        #expect(await serve.stop() == 0)
+    }
+
+    /// Writes `text` to 127.0.0.1:`port` at once and returns everything read until the server closes.
+    private func exchange(_ text: String, port: Int) async throws -> [UInt8] {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        // A server that never answers (or never closes) would hang the test: the connection is closed
+        // after a minute, and what came by then is checked.
+        let guardClose = channel.channel.eventLoop.scheduleTask(in: .seconds(60)) {
+            channel.channel.close(promise: nil)
+        }
+        defer { guardClose.cancel() }
+        return try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: text))
+            var received: [UInt8] = []
+            for try await chunk in inbound { received += chunk.readableBytesView }
+            return received
+        }
+    }
+
+    /// Responses one after another, each framed by its `Content-Length`.
+    private func parseResponses(_ bytes: [UInt8]) throws -> [Answer] {
+        var answers: [Answer] = []
+        var rest = bytes[...]
+        let separator = Array("\r\n\r\n".utf8)
+        while !rest.isEmpty {
+            let end = try #require(rest.firstRange(of: separator), "a response head without its end")
+            let lines = String(decoding: rest[..<end.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
+            let status = try #require(Int(lines[0].split(separator: " ")[1]), "\(lines[0])")
+            let headers = lines.dropFirst().compactMap { line -> (String, String)? in
+                guard let colon = line.firstIndex(of: ":") else { return nil }
+                return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+            }
+            let length = try #require(headers.first { $0.0.lowercased() == "content-length" }.flatMap { Int($0.1) })
+            let body = rest[end.upperBound...].prefix(length)
+            try #require(body.count == length, "a body cut short")
+            answers.append(Answer(status: status, body: String(decoding: body, as: UTF8.self), headers: headers))
+            rest = rest[(end.upperBound + length)...]
+        }
+        return answers
+    }
+}
