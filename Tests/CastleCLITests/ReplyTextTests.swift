@@ -71,3 +71,24 @@ import Testing
         #expect(jsonStringLiteral("a/b") == #""a/b""#)
     }
 }
+
+/// The view's memory of finished orders: the newest `kept`, the oldest dropped one at a time.
+@Suite struct RecentIDsTests {
+    @Test func aFullRingDropsTheOldestOneAtATime() {
+        var recent = RecentIDs(kept: 3)
+        #expect([1, 2, 3].map { recent.append($0) } == [nil, nil, nil])
+        #expect(recent.append(4) == 1)
+        #expect(recent.append(5) == 2)
+        #expect(recent.append(6) == 3)
+        #expect(recent.append(7) == 4, "round the ring again")
+    }
+
+    @Test func everyIDIsDroppedOnceInTheOrderItCame() {
+        var recent = RecentIDs(kept: 1000)
+        var dropped: [UInt64] = []
+        for id in UInt64(1)...5_500 {
+            if let old = recent.append(id) { dropped.append(old) }
+        }
+        #expect(dropped == Array(1...4_500))
+    }
+}
