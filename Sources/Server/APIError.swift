@@ -93,8 +93,9 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// The account a trading request acts for, from `X-Castle-Account` until authentication exists: the one
-/// place identity is established (``ServerContext/account``).
+/// The account a trading request acts for, from `X-Castle-Account` until authentication exists:
+/// ``account(_:)`` is the one place identity is established, for the routes (``ServerContext/account``)
+/// and for ``OrderChannelHandler``'s orders.
 struct AccountMiddleware: RouterMiddleware {
     static let header = HTTPField.Name("X-Castle-Account")!
 

@@ -1,8 +1,8 @@
 public import Hummingbird
 
 /// The request context of every route. The one seam for identity: ``AccountMiddleware`` fills `account`
-/// from the `X-Castle-Account` header until authentication exists; an authenticator then fills it
-/// instead, and no route changes.
+/// from the `X-Castle-Account` header until authentication exists (``AccountMiddleware/account(_:)``,
+/// which ``OrderChannelHandler`` asks too); an authenticator then fills it instead, and no route changes.
 public struct ServerContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The account the request acts for, once a middleware has established it.
