@@ -380,6 +380,12 @@ package enum JSON: Hashable, Sendable {
     }
 }
 
+/// Whether `byte` is escaped in a JSON string literal: `"`, `\` and control characters.
+@inlinable
+public func needsJSONEscape(_ byte: UInt8) -> Bool {
+    byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20
+}
+
 /// Appends `bytes` (UTF-8) as a JSON string literal, quotes included: `"` and `\` escaped, control
 /// characters as `\u00XX`, everything else as it is, the runs between escaped bytes appended whole.
 /// castle's one string escape: events, dead letters, ledger entries, reconcile reports, snapshot rows and
@@ -390,7 +396,7 @@ public func appendJSONString(_ bytes: UnsafeBufferPointer<UInt8>, to out: inout 
     var start = 0
     for index in 0..<bytes.count {
         let byte = bytes[index]
-        guard byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 else { continue }
+        guard needsJSONEscape(byte) else { continue }
         if index > start { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<index])) }
         start = index + 1
         if byte < 0x20 {
@@ -424,7 +430,7 @@ public func jsonStringLiteral(_ bytes: some Sequence<UInt8>) -> [UInt8] {
 /// `text` as a JSON string literal, quotes included (``appendJSONString(_:to:)``).
 public func jsonStringLiteral(_ text: String) -> String {
     // Most strings (names, symbols, ids) need no escape: quoted as they are, with no round trip through bytes.
-    let plain = !text.utf8.contains { $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") || $0 < 0x20 }
+    let plain = !text.utf8.contains(where: needsJSONEscape)
     return plain ? "\"" + text + "\"" : String(decoding: jsonStringLiteral(text.utf8), as: UTF8.self)
 }
 
