@@ -71,12 +71,40 @@ public enum FeedError: Error, Sendable, Hashable {
 /// The feed calls both methods under its lock, in the order of its messages: they must return at once,
 /// without waiting and without calling back into the feed.
 public protocol FeedSink: AnyObject, Sendable {
-    /// Takes the connection's next message, already JSON text. False when the connection's buffer
-    /// (``FeedLimits/bufferMessagesMax``) is full: the feed then drops the connection as a slow consumer.
-    func deliver(_ message: String) -> Bool
+    /// Takes the connection's next messages, already JSON text. False when they do not fit in the
+    /// connection's buffer (``FeedLimits/bufferMessagesMax`` messages): the feed then drops the
+    /// connection as a slow consumer.
+    func deliver(_ batch: FeedBatch) -> Bool
     /// The feed is done with the connection (closed, or dropped: ``FeedConnection/dropReason`` says
     /// why); nothing more is delivered.
     func finish()
+}
+
+/// Messages that go to a connection together, in order: what one fan-out sends to every connection
+/// whose subscriptions among that fan-out's are the same (one batch, shared by all of them), or one
+/// answer to one connection.
+///
+/// Sinks of one kind put a batch on the wire alike, so the first of them to ask encodes it and the
+/// others share that encoding (``encoded(_:)``): a thousand subscribers of one symbol cost one framing
+/// of its messages, not a thousand.
+public final class FeedBatch: Sendable {
+    public let messages: [String]
+    private let encoding = Mutex<(any Sendable)?>(nil)
+
+    public init(_ messages: [String]) {
+        self.messages = messages
+    }
+
+    /// The batch as `encode` makes it: made once, by the first caller, and shared with every later caller
+    /// that asks for the same type.
+    public func encoded<Encoding: Sendable>(_ encode: ([String]) -> Encoding) -> Encoding {
+        encoding.withLock { cached in
+            if let cached = cached as? Encoding { return cached }
+            let made = encode(messages)
+            cached = made
+            return made
+        }
+    }
 }
 
 /// Why a connection's stream ended.
@@ -352,9 +380,13 @@ private struct State {
     var symbolIDs: [String: SymbolID] = [:]
     var connections: [Int: Connection] = [:]
     var nextConnectionID = 0
-    /// Receivers by subscription; a symbol not seen yet may be subscribed to by name.
-    /// (Their sinks, so that a message goes out without a lookup per receiver.)
-    var receivers: [Subscription: [Int: any FeedSink]] = [:]
+    /// Receiving connections by subscription; a symbol not seen yet may be subscribed to by name.
+    var receivers: [Subscription: Set<Int>] = [:]
+    /// The messages of the fan-out in progress, in order (see ``deliverOutgoing()``), and the indices
+    /// of each subscription's among them, by subscription in the order of their first message.
+    var outgoing: [String] = []
+    var outgoingIndices: [Subscription: [Int]] = [:]
+    var outgoingSubscriptions: [Subscription] = []
     /// Why the feed ended a connection's stream; kept until the connection closes.
     var dropReasons: [Int: FeedDropReason] = [:]
     var droppedSlowConsumers = 0
@@ -398,7 +430,7 @@ private struct State {
         if !connection.subscriptions.contains(subscription) {
             guard connection.subscriptions.count < limit else { throw .tooManySubscriptions(max: limit) }
             connections[id]!.subscriptions.insert(subscription)
-            receivers[subscription, default: [:]][id] = connection.sink
+            receivers[subscription, default: []].insert(id)
         }
         if let acknowledgement { send(acknowledgement, toConnection: id) }
         if channel == .book { send(snapshot(of: key), toConnection: id) }
@@ -408,7 +440,7 @@ private struct State {
         var subscription = subscription
         if subscription.channel == .orders { subscription.key = connections[id]?.account ?? "" }
         guard connections[id]?.subscriptions.remove(subscription) != nil else { return false }
-        receivers[subscription]?[id] = nil
+        receivers[subscription]?.remove(id)
         if receivers[subscription]?.isEmpty == true { receivers[subscription] = nil }
         return true
     }
@@ -418,7 +450,7 @@ private struct State {
         dropReasons[id] = nil
         guard let connection = connections.removeValue(forKey: id) else { return }
         for subscription in connection.subscriptions {
-            receivers[subscription]?[id] = nil
+            receivers[subscription]?.remove(id)
             if receivers[subscription]?.isEmpty == true { receivers[subscription] = nil }
         }
         connection.sink.finish()
@@ -431,16 +463,44 @@ private struct State {
         if reason == .slowConsumer { droppedSlowConsumers += 1 }
     }
 
-    /// Sends to each receiver without waiting; a full buffer drops its connection.
-    mutating func send(_ message: String, to receivers: [Int: any FeedSink]) {
+    /// Adds a message for a subscription's receivers to the fan-out in progress.
+    mutating func send(_ message: String, to subscription: Subscription) {
+        if outgoingIndices[subscription] == nil { outgoingSubscriptions.append(subscription) }
+        outgoingIndices[subscription, default: []].append(outgoing.count)
+        outgoing.append(message)
+    }
+
+    /// Ends a fan-out: each receiving connection gets its messages, in order, as one batch, shared by
+    /// every connection with the same subscriptions among those that have messages (with one symbol's
+    /// trades and book each, a thousand subscribers of four symbols take four batches). The work of a
+    /// message is then the same for one receiver as for a thousand; what remains per connection is one
+    /// batch handed over, and its one write. Sinks do not wait; a full buffer drops its connection.
+    mutating func deliverOutgoing() {
+        defer {
+            outgoing = []
+            outgoingIndices = [:]
+            outgoingSubscriptions = []
+        }
+        var subscriptionsOf: [Int: [Subscription]] = [:]
+        for subscription in outgoingSubscriptions {
+            for id in receivers[subscription] ?? [] { subscriptionsOf[id, default: []].append(subscription) }
+        }
+        var connectionsBySubscriptions: [[Subscription]: [Int]] = [:]
+        for (id, subscriptions) in subscriptionsOf { connectionsBySubscriptions[subscriptions, default: []].append(id) }
         var full: [Int] = []
-        for (id, sink) in receivers where !sink.deliver(message) { full.append(id) }
+        for (subscriptions, ids) in connectionsBySubscriptions {
+            let indices =
+                subscriptions.count == 1
+                ? outgoingIndices[subscriptions[0]]! : subscriptions.flatMap { outgoingIndices[$0]! }.sorted()
+            let batch = FeedBatch(indices.map { outgoing[$0] })
+            for id in ids where !connections[id]!.sink.deliver(batch) { full.append(id) }
+        }
         for id in full { drop(id, reason: .slowConsumer) }
     }
 
     mutating func send(_ message: String, toConnection id: Int) {
         guard let sink = connections[id]?.sink else { return }
-        if !sink.deliver(message) { drop(id, reason: .slowConsumer) }
+        if !sink.deliver(FeedBatch([message])) { drop(id, reason: .slowConsumer) }
     }
 
     mutating func publish(_ events: some Collection<FeedEvent>) {
@@ -452,12 +512,12 @@ private struct State {
         }
         books.endCommand()
         sendDeltas(books.takeChanges())
+        deliverOutgoing()
     }
 
     private mutating func sendTrade(_ trade: Trade, _ event: FeedEvent) {
-        guard let receivers = receivers[Subscription(channel: .trades, key: symbolKeys[Int(trade.symbol)])] else {
-            return
-        }
+        let subscription = Subscription(channel: .trades, key: symbolKeys[Int(trade.symbol)])
+        guard receivers[subscription] != nil else { return }
         let name = symbolName(trade.symbol)
         let instrument = instrument(trade.symbol)
         var text = MessageText()
@@ -474,7 +534,7 @@ private struct State {
         text.append("\"")
         appendTS(event.ts, to: &text)
         text.append("}")
-        send(text.string, to: receivers)
+        send(text.string, to: subscription)
     }
 
     /// The `orders` channel: the event, as match.md writes it, to its owners' connections. Called before
@@ -493,12 +553,11 @@ private struct State {
         }
         var message: String?
         for owner in owners {
-            guard let key = accountKey(owner), let receivers = receivers[Subscription(channel: .orders, key: key)]
-            else {
-                continue
-            }
+            guard let key = accountKey(owner) else { continue }
+            let subscription = Subscription(channel: .orders, key: key)
+            guard receivers[subscription] != nil else { continue }
             if message == nil { message = orderEventText(event) }
-            send(message!, to: receivers)
+            send(message!, to: subscription)
         }
     }
 
@@ -612,9 +671,8 @@ private struct State {
             let book = books.books[symbol] ?? EventBooks.Book()
             let previous = publishedSeq[symbol] ?? 0
             publishedSeq[symbol] = book.seq
-            guard let receivers = receivers[Subscription(channel: .book, key: symbolKeys[Int(symbol)])] else {
-                continue
-            }
+            let subscription = Subscription(channel: .book, key: symbolKeys[Int(symbol)])
+            guard receivers[subscription] != nil else { continue }
             let name = symbolName(symbol)
             let instrument = instrument(symbol)
             var text = MessageText()
@@ -634,7 +692,7 @@ private struct State {
                 text.append("]")
             }
             text.append("]}")
-            send(text.string, to: receivers)
+            send(text.string, to: subscription)
         }
     }
 

@@ -6,14 +6,17 @@ import Synchronization
 /// One WebSocket connection's end of the fan-out: the feed's messages go straight to the connection's
 /// NIO channel as text frames.
 ///
-/// Everything the feed hands over before the channel's event loop gets to it (a whole fan-out, see
-/// ``MarketFeed/run(pace:)``) is framed into one buffer and written with one flush, one `write` system
-/// call, where a frame at a time through hummingbird-websocket's writer cost a `writev`, a flush and a
-/// task hop per message (docs/serve.md, "Performance"). The feed calls ``deliver(_:)`` under its lock,
-/// so it only appends and, for the first message pending, schedules the write on the event loop.
+/// A batch is framed once into one buffer that every connection it goes to shares (``FeedBatch``): a
+/// fan-out's messages for a thousand subscribers of one symbol are framed once, not a thousand times.
+/// What the feed hands over before the channel's event loop gets to it is written with one flush, one
+/// `write` system call, where a frame at a time through hummingbird-websocket's writer cost a `writev`,
+/// a flush and a task hop per message (docs/serve.md, "Performance"). The feed calls ``deliver(_:)``
+/// under its lock, so it only appends and, for the first batch pending, schedules the write on the
+/// event loop.
 ///
-/// Messages are counted as waiting from ``deliver(_:)`` until the kernel has taken their bytes; past
-/// `bufferMessagesMax` the connection is full and the feed drops it as a slow consumer.
+/// Messages are counted as waiting from ``deliver(_:)`` until the kernel has taken their bytes; a batch
+/// that would take them past `bufferMessagesMax` is refused and the feed drops the connection as a slow
+/// consumer.
 final class ChannelFeedSink: FeedSink {
     private let channel: any Channel
     private let bufferMessagesMax: Int
@@ -21,8 +24,8 @@ final class ChannelFeedSink: FeedSink {
 
     private struct State {
         /// Delivered, not yet handed to the channel.
-        var pending: [String] = []
-        var pendingBytes = 0
+        var pending: [FeedBatch] = []
+        var pendingMessages = 0
         /// Handed to the channel, not yet taken by the kernel.
         var writing = 0
         var writeScheduled = false
@@ -35,11 +38,13 @@ final class ChannelFeedSink: FeedSink {
         self.bufferMessagesMax = bufferMessagesMax
     }
 
-    func deliver(_ message: String) -> Bool {
+    func deliver(_ batch: FeedBatch) -> Bool {
         let (accepted, scheduleWrite) = state.withLock { state -> (Bool, Bool) in
-            guard state.pending.count + state.writing < bufferMessagesMax else { return (false, false) }
-            state.pending.append(message)
-            state.pendingBytes += message.utf8.count
+            guard state.pendingMessages + state.writing + batch.messages.count <= bufferMessagesMax else {
+                return (false, false)
+            }
+            state.pending.append(batch)
+            state.pendingMessages += batch.messages.count
             defer { state.writeScheduled = true }
             return (true, !state.writeScheduled)
         }
@@ -73,22 +78,22 @@ final class ChannelFeedSink: FeedSink {
         }
     }
 
-    /// On the event loop: frames what is pending into one buffer, writes it below the frame encoder
-    /// (the frames are already encoded) and flushes.
+    /// On the event loop: writes the frames of what is pending below the frame encoder (they are
+    /// already encoded) and flushes.
     private func writePending() {
-        let (messages, bytes) = state.withLock { state in
+        let (batches, count) = state.withLock { state in
             defer {
-                state.writing += state.pending.count
+                state.writing += state.pendingMessages
                 state.pending = []
-                state.pendingBytes = 0
+                state.pendingMessages = 0
                 state.writeScheduled = false
             }
-            return (state.pending, state.pendingBytes)
+            return (state.pending, state.pendingMessages)
         }
-        guard !messages.isEmpty else { return }
+        guard count > 0 else { return }
         let written = channel.eventLoop.makePromise(of: Void.self)
         written.futureResult.whenComplete { _ in
-            self.state.withLock { $0.writing -= messages.count }
+            self.state.withLock { $0.writing -= count }
         }
         let encoder: ChannelHandlerContext
         do {
@@ -97,14 +102,26 @@ final class ChannelFeedSink: FeedSink {
             written.fail(error)  // the channel is closing: its handlers are gone
             return
         }
-        var buffer = channel.allocator.buffer(capacity: bytes + messages.count * 10)
-        for message in messages { Self.writeTextFrame(message, to: &buffer) }
-        encoder.write(NIOAny(buffer), promise: written)
+        let frames = batches.map { $0.encoded(Self.textFrames) }
+        if frames.count == 1 {
+            encoder.write(NIOAny(frames[0]), promise: written)
+        } else {
+            var buffer = channel.allocator.buffer(capacity: frames.reduce(0) { $0 + $1.readableBytes })
+            for frame in frames { buffer.writeImmutableBuffer(frame) }
+            encoder.write(NIOAny(buffer), promise: written)
+        }
         encoder.flush()
     }
 
+    /// A batch's messages as text frames, one buffer.
+    static func textFrames(_ messages: [String]) -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: messages.reduce(0) { $0 + $1.utf8.count + 10 })
+        for message in messages { writeTextFrame(message, to: &buffer) }
+        return buffer
+    }
+
     /// A final, unmasked text frame (RFC 6455 §5.2), as `WebSocketFrameEncoder` writes a server's.
-    static func writeTextFrame(_ text: String, to buffer: inout ByteBuffer) {
+    private static func writeTextFrame(_ text: String, to buffer: inout ByteBuffer) {
         let length = text.utf8.count
         buffer.writeInteger(UInt8(0x81))  // FIN, opcode 1 (text)
         switch length {

@@ -1,3 +1,4 @@
+import MarketFeed
 import NIOCore
 import NIOEmbedded
 import NIOWebSocket
@@ -42,27 +43,47 @@ import Testing
         let sink = ChannelFeedSink(channel: channel, bufferMessagesMax: 16)
         let long = String(repeating: "x", count: 300)
         let huge = String(repeating: "y", count: 70_000)
-        for text in ["a", long, huge, "b"] { #expect(sink.deliver(text)) }
+        #expect(sink.deliver(FeedBatch(["a", long])))
+        #expect(sink.deliver(FeedBatch([huge, "b"])))
         #expect(try channel.readOutbound(as: ByteBuffer.self) == nil, "written on the event loop, not in deliver")
         channel.embeddedEventLoop.run()
         #expect(try frames(try #require(try channel.readOutbound(as: ByteBuffer.self))) == ["a", long, huge, "b"])
         #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
-        #expect(sink.deliver("later"))
+        #expect(sink.deliver(FeedBatch(["later"])))
         channel.embeddedEventLoop.run()
         #expect(try frames(try #require(try channel.readOutbound(as: ByteBuffer.self))) == ["later"])
         _ = try channel.finish()
     }
 
-    /// Messages not yet taken by the socket count against the bound: past it `deliver` refuses (the feed
-    /// then drops the connection); once written, there is room again.
+    /// A batch delivered to several connections is framed once: their writes share one buffer's bytes.
+    @Test func aBatchIsFramedOnceForEveryConnection() throws {
+        let channels = [try channel(), try channel()]
+        let batch = FeedBatch(["one", "two"])
+        var writes: [ByteBuffer] = []
+        for channel in channels {
+            #expect(ChannelFeedSink(channel: channel, bufferMessagesMax: 16).deliver(batch))
+            channel.embeddedEventLoop.run()
+            writes.append(try #require(try channel.readOutbound(as: ByteBuffer.self)))
+        }
+        #expect(try frames(writes[0]) == ["one", "two"])
+        #expect(writes[0] == writes[1])
+        let addresses = writes.map { $0.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) } }
+        #expect(addresses[0] == addresses[1], "one buffer, not a copy per connection")
+        for channel in channels { _ = try channel.finish() }
+    }
+
+    /// Messages not yet taken by the socket count against the bound: a batch that would pass it is
+    /// refused (the feed then drops the connection); once written, there is room again.
     @Test func theBoundCountsWhatTheSocketHasNotTaken() throws {
         let channel = try channel()
         let sink = ChannelFeedSink(channel: channel, bufferMessagesMax: 3)
-        for text in ["1", "2", "3"] { #expect(sink.deliver(text)) }
-        #expect(!sink.deliver("4"), "three waiting: full")
+        #expect(sink.deliver(FeedBatch(["1", "2"])))
+        #expect(!sink.deliver(FeedBatch(["3", "4"])), "two waiting, two more: past three")
+        #expect(sink.deliver(FeedBatch(["3"])))
+        #expect(!sink.deliver(FeedBatch(["4"])), "three waiting: full")
         channel.embeddedEventLoop.run()
         #expect(try frames(try #require(try channel.readOutbound(as: ByteBuffer.self))) == ["1", "2", "3"])
-        #expect(sink.deliver("5"), "written: room again")
+        #expect(sink.deliver(FeedBatch(["5"])), "written: room again")
         _ = try channel.finish()
     }
 

@@ -2,6 +2,7 @@ import CastleCore
 import Foundation
 import MarketFeed
 import MatchingEngine
+import Synchronization
 import Testing
 
 @Suite struct MarketFeedTests {
@@ -199,6 +200,75 @@ import Testing
                 #"{"channel":"book","type":"delta","symbol":"AAA","seq":5,"prev_seq":3,"changes":[["buy","99.95","0"]]}"#,
             ]
         )
+    }
+
+    /// One fan-out of a random stream's events gives each connection, on the `trades` and `orders`
+    /// channels, what a fan-out per command gives it: the same messages, in event order across its
+    /// subscriptions (an account's own events interleaved with a symbol's trades).
+    @Test(arguments: 0..<8)
+    func oneFanOutGivesEachConnectionWhatAFanOutPerCommandGives(seed: UInt64) async throws {
+        var source = VersionedEvents(instruments: instruments)
+        let perCommand = randomCommands(seed: seed, count: 300).map { source.apply($0) }
+        let subscriptions: [(account: String?, channels: [(FeedChannel, String?)])] = [
+            (nil, [(.trades, "AAA")]),
+            ("alice", [(.orders, nil), (.trades, "BBB")]),
+            ("alice", [(.trades, "AAA"), (.orders, nil), (.trades, "BBB")]),
+            (nil, [(.trades, "AAA")]),
+            ("bob", [(.orders, nil)]),
+        ]
+        func messages(fanOuts: [[FeedEvent]]) async throws -> [[String]] {
+            let names = nameTables()
+            let feed = MarketFeed(instruments: instruments, limits: FeedLimits(bufferMessagesMax: 1 << 20))
+            feed.syncNames(symbols: names.symbols, accounts: names.accounts)
+            var connections: [QueuedConnection] = []
+            for (account, channels) in subscriptions {
+                let connection = try feed.connect(account: account)
+                for (channel, symbol) in channels { try connection.subscribe(channel, symbol: symbol) }
+                connections.append(connection)
+            }
+            for events in fanOuts { feed.publish(events) }
+            var all: [[String]] = []
+            for connection in connections {
+                connection.close()
+                var texts: [String] = []
+                for await text in connection.messages { texts.append(text) }
+                all.append(texts)
+            }
+            return all
+        }
+        let together = try await messages(fanOuts: [perCommand.flatMap { $0 }])
+        #expect(together == (try await messages(fanOuts: perCommand)))
+        #expect(together[1].contains { $0.contains(#""channel":"orders""#) })
+        #expect(together[1].contains { $0.contains(#""channel":"trades""#) })
+        #expect(together[2].count > together[1].count)
+    }
+
+    /// Connections with the same subscriptions get one fan-out's messages as one shared batch; one with
+    /// other subscriptions, its own.
+    @Test func connectionsWithTheSameSubscriptionsShareABatch() throws {
+        final class Recorder: FeedSink {
+            let batches = Mutex<[FeedBatch]>([])
+            func deliver(_ batch: FeedBatch) -> Bool {
+                batches.withLock { $0.append(batch) }
+                return true
+            }
+            func finish() {}
+        }
+        let feed = namedFeed()
+        let recorders = [Recorder(), Recorder(), Recorder()]
+        let connections = try recorders.map { try feed.connect(sink: $0) }
+        for connection in connections { try connection.subscribe(.trades, symbol: "BBB") }
+        try connections[0].subscribe(.book, symbol: "BBB")
+        try connections[1].subscribe(.book, symbol: "BBB")
+        var source = VersionedEvents(instruments: instruments)
+        feed.publish(source.apply(.new(id: 1, symbol: 1, side: .sell, price: decimal(100, 0), qty: decimal(5, 0))))
+        feed.publish(source.apply(.new(id: 2, symbol: 1, side: .buy, price: decimal(100, 0), qty: decimal(2, 0))))
+        let last = recorders.map { recorder in recorder.batches.withLock { $0.last! } }
+        #expect(last[0] === last[1])
+        #expect(last[0].messages.count == 2, "the trade, then the book's delta")
+        #expect(last[2] !== last[0])
+        #expect(last[2].messages == [last[0].messages[0]])
+        _ = connections
     }
 
     /// One connection more than the cap is refused; closing one makes room.

@@ -253,8 +253,10 @@ final class QueuedConnection: FeedSink {
         connection.withLock { $0 = opened }
     }
 
-    func deliver(_ message: String) -> Bool {
-        if case .dropped = continuation.yield(message) { return false }
+    func deliver(_ batch: FeedBatch) -> Bool {
+        for message in batch.messages {
+            if case .dropped = continuation.yield(message) { return false }
+        }
         return true
     }
 
