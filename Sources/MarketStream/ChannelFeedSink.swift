@@ -114,7 +114,7 @@ final class ChannelFeedSink: FeedSink {
     }
 
     /// A batch's messages as text frames, one buffer.
-    static func textFrames(_ messages: [String]) -> ByteBuffer {
+    private static func textFrames(_ messages: [String]) -> ByteBuffer {
         var buffer = ByteBufferAllocator().buffer(capacity: messages.reduce(0) { $0 + $1.utf8.count + 10 })
         for message in messages { writeTextFrame(message, to: &buffer) }
         return buffer
