@@ -383,10 +383,9 @@ private struct State {
     /// Receiving connections by subscription; a symbol not seen yet may be subscribed to by name.
     var receivers: [Subscription: Set<Int>] = [:]
     /// The messages of the fan-out in progress, in order (see ``deliverOutgoing()``), and the indices
-    /// of each subscription's among them, by subscription in the order of their first message.
+    /// of each subscription's among them.
     var outgoing: [String] = []
     var outgoingIndices: [Subscription: [Int]] = [:]
-    var outgoingSubscriptions: [Subscription] = []
     /// Why the feed ended a connection's stream; kept until the connection closes.
     var dropReasons: [Int: FeedDropReason] = [:]
     var droppedSlowConsumers = 0
@@ -465,7 +464,6 @@ private struct State {
 
     /// Adds a message for a subscription's receivers to the fan-out in progress.
     mutating func send(_ message: String, to subscription: Subscription) {
-        if outgoingIndices[subscription] == nil { outgoingSubscriptions.append(subscription) }
         outgoingIndices[subscription, default: []].append(outgoing.count)
         outgoing.append(message)
     }
@@ -479,10 +477,10 @@ private struct State {
         defer {
             outgoing = []
             outgoingIndices = [:]
-            outgoingSubscriptions = []
         }
+        // One pass over the subscriptions: every connection lists its own in the same order.
         var subscriptionsOf: [Int: [Subscription]] = [:]
-        for subscription in outgoingSubscriptions {
+        for subscription in outgoingIndices.keys {
             for id in receivers[subscription] ?? [] { subscriptionsOf[id, default: []].append(subscription) }
         }
         var connectionsBySubscriptions: [[Subscription]: [Int]] = [:]
