@@ -1,10 +1,10 @@
 /*
  * N WebSocket subscribers to castle serve's /v1/stream, for bin/bench's fan-out figure.
  *
- * Each connection subscribes to the trades and the book of one symbol (round robin over S0..S3) and
- * reads everything it is sent. Prints "subscribed N" on stdout once every connection has its two
- * answers, then, on SIGTERM or SIGINT, "messages M bytes B closed C" (C: connections the server
- * closed, e.g. as slow consumers) and exits.
+ * Each connection subscribes to the trades and the book of one symbol (round robin over SYMBOLS,
+ * comma-separated, by default S0,S1,S2,S3) and reads everything it is sent. Prints "subscribed N" on
+ * stdout once every connection has its two answers, then, on SIGTERM or SIGINT, "messages M bytes B
+ * closed C" (C: connections the server closed, e.g. as slow consumers) and exits.
  *
  * One thread, epoll, plain sockets: the client should cost the machine as little as it can, so that
  * the figure is the server's (the same client in Python, which this replaces, took 0.65 of a core at
@@ -12,7 +12,7 @@
  * out (with a zero mask key, which the RFC allows), unmasked frames in, pings answered.
  *
  * Build: clang -O2 -o ws-subscribers bin/ws-subscribers.c   (bin/bench does)
- * Usage: ws-subscribers PORT [COUNT] [HOST]
+ * Usage: ws-subscribers PORT [COUNT] [HOST] [SYMBOLS]
  */
 #define _GNU_SOURCE /* memmem */
 #include <arpa/inet.h>
@@ -138,13 +138,21 @@ static void consume(struct subscriber *s) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: ws-subscribers PORT [COUNT] [HOST]\n");
+        fprintf(stderr, "usage: ws-subscribers PORT [COUNT] [HOST] [SYMBOLS]\n");
         return 64;
     }
     int port = atoi(argv[1]);
     int count = argc > 2 ? atoi(argv[2]) : 1000;
     const char *host = argc > 3 ? argv[3] : "127.0.0.1";
-    static const char *symbols[] = {"S0", "S1", "S2", "S3"};
+    char *symbols[64];
+    int symbolCount = 0;
+    char *list = strdup(argc > 4 ? argv[4] : "S0,S1,S2,S3");
+    for (char *symbol = strtok(list, ","); symbol && symbolCount < 64; symbol = strtok(NULL, ","))
+        symbols[symbolCount++] = symbol;
+    if (symbolCount == 0) {
+        fprintf(stderr, "ws-subscribers: no symbols in %s\n", argv[4]);
+        return 64;
+    }
 
     struct sigaction action = {0};
     action.sa_handler = on_signal;
@@ -174,7 +182,7 @@ int main(int argc, char **argv) {
                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
                          host, port);
         send_all(s->fd, request, (size_t)n);
-        subscribe(s, symbols[i % 4]);
+        subscribe(s, symbols[i % symbolCount]);
         struct epoll_event event = {.events = EPOLLIN, .data.ptr = s};
         if (epoll_ctl(epoll, EPOLL_CTL_ADD, s->fd, &event) != 0) die("epoll_ctl");
     }
