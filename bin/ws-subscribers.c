@@ -147,10 +147,15 @@ int main(int argc, char **argv) {
     char *symbols[64];
     int symbolCount = 0;
     char *list = strdup(argc > 4 ? argv[4] : "S0,S1,S2,S3");
-    for (char *symbol = strtok(list, ","); symbol && symbolCount < 64; symbol = strtok(NULL, ","))
+    for (char *symbol = strtok(list, ","); symbol; symbol = strtok(NULL, ",")) {
+        if (symbolCount == 64) {
+            fprintf(stderr, "ws-subscribers: more than 64 symbols\n");
+            return 64;
+        }
         symbols[symbolCount++] = symbol;
+    }
     if (symbolCount == 0) {
-        fprintf(stderr, "ws-subscribers: no symbols in %s\n", argv[4]);
+        fprintf(stderr, "ws-subscribers: no symbols in \"%s\"\n", argv[4]);
         return 64;
     }
 
