@@ -235,6 +235,42 @@ extension Migration {
             ],
             down: ["DROP TABLE ledger_trade_blocks"]
         ),
+        Migration(
+            version: 12,
+            name: "0012_event_bodies_out_of_the_key.sqlite.sql",
+            // match_events as a rowid table: WITHOUT ROWID keeps each whole row, body and all, in the
+            // primary key's b-tree, and SQLite reads a cell's whole payload, overflow pages too, to
+            // compare it with a key. Every seek of the event log (serve's follower polls it, the matcher
+            // appends to it) read the bodies it passed: measured, a poll that found nothing new read
+            // 213 MB of a million orders' log. Here the key index holds keys and rowids only, and the
+            // body, last in the row, is read only when selected.
+            up: [
+                """
+                CREATE TABLE match_events_by_rowid (
+                    consumer TEXT NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
+                    body BLOB NOT NULL, PRIMARY KEY (consumer, first_seq))
+                """,
+                """
+                INSERT INTO match_events_by_rowid (consumer, first_seq, last_seq, body)
+                SELECT consumer, first_seq, last_seq, body FROM match_events ORDER BY consumer, first_seq
+                """,
+                "DROP TABLE match_events",
+                "ALTER TABLE match_events_by_rowid RENAME TO match_events",
+            ],
+            down: [
+                """
+                CREATE TABLE match_events_without_rowid (
+                    consumer TEXT NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
+                    body BLOB NOT NULL, PRIMARY KEY (consumer, first_seq)) WITHOUT ROWID
+                """,
+                """
+                INSERT INTO match_events_without_rowid (consumer, first_seq, last_seq, body)
+                SELECT consumer, first_seq, last_seq, body FROM match_events
+                """,
+                "DROP TABLE match_events",
+                "ALTER TABLE match_events_without_rowid RENAME TO match_events",
+            ]
+        ),
     ]
 
     static let postgres: [Migration] = [
@@ -436,6 +472,15 @@ extension Migration {
                 "CREATE UNIQUE INDEX ledger_trade_blocks_trades ON ledger_trade_blocks (consumer, first_trade_seq)",
             ],
             down: ["DROP TABLE ledger_trade_blocks"]
+        ),
+        Migration(
+            version: 12,
+            name: "0012_event_bodies_out_of_the_key.postgres.sql",
+            // Nothing to do here: a PostgreSQL table keeps its rows apart from its primary key's index
+            // already (SQLite's 0012 makes match_events so). The version is kept in step with SQLite's,
+            // as a snapshot's schema_version is migrated to on restore, whichever the backend.
+            up: [],
+            down: []
         ),
     ]
 }
