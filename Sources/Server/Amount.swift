@@ -14,10 +14,13 @@ struct Amount: Hashable, Comparable, Sendable {
 
     init?(_ text: some StringProtocol) {
         var text = String(text)
-        let parsed = text.withUTF8 { FixedDecimal.parse($0) }
-        guard let parsed else { return nil }
-        var value = Int128(parsed.mantissa)
-        for _ in 0..<(Self.scale - Int(parsed.scale)) { value *= 10 }
+        guard let parsed = text.withUTF8({ FixedDecimal.parse($0) }) else { return nil }
+        self.init(parsed)
+    }
+
+    init(_ decimal: FixedDecimal) {
+        var value = Int128(decimal.mantissa)
+        for _ in 0..<(Self.scale - Int(decimal.scale)) { value *= 10 }
         units = value
     }
 

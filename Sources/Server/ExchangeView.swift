@@ -128,14 +128,12 @@ final class ExchangeView: Sendable {
 
     var lastSeq: Int64 { state.withLock { $0.lastSeq } }
 
-    /// Applies NDJSON event lines; returns the `seq` of the last line applied.
+    /// Applies events of the log, in order; returns the `seq` of the last one applied.
     @discardableResult
-    func apply<Lines: Sequence>(_ lines: Lines) -> Int64 where Lines.Element: StringProtocol {
+    func apply(_ events: some Sequence<LoggedEvent>) -> Int64 {
         state.withLock { state in
-            // Read once; the market data takes the same fields.
-            var applied: [EventFields] = []
-            for line in lines {
-                guard let event = EventFields(line) else { continue }
+            var applied: [LoggedEvent] = []
+            for event in events {
                 let before = state.lastSeq
                 Self.apply(event, to: &state)
                 if state.lastSeq != before { applied.append(event) }
@@ -189,26 +187,25 @@ final class ExchangeView: Sendable {
 
     // MARK: - Applying events
 
-    private static func apply(_ event: EventFields, to state: inout State) {
-        guard let seq = event.int("seq"), seq > state.lastSeq else { return }
+    private static func apply(_ event: LoggedEvent, to state: inout State) {
+        guard let seq = event.seq, seq > state.lastSeq else { return }
         state.lastSeq = seq
-        let kind = event["event"] ?? ""
-        if let symbol = event["symbol"] { state.symbolSeq[symbol] = seq }
-        switch kind {
-        case "accepted":
-            guard let id = event.uint("id"), let symbol = event["symbol"], let qty = event.amount("qty") else { return }
-            let type = event["type"] ?? "limit"
-            let tif = event["tif"] ?? "gtc"
+        if let symbol = event.symbol { state.symbolSeq[symbol] = seq }
+        switch event.kind {
+        case .accepted:
+            guard let id = event.id, let symbol = event.symbol, let qty = event.qty.map(Amount.init) else { return }
+            let type = event.type ?? "limit"
+            let tif = event.tif ?? "gtc"
             state.arrivals += 1
             state.put(
                 Order(
                     id: id,
-                    account: event["account"] ?? "",
+                    account: event.account ?? "",
                     symbol: symbol,
-                    side: event["side"] ?? "",
+                    side: event.side ?? "",
                     type: type,
                     tif: tif,
-                    price: event.amount("price"),
+                    price: event.price.map(Amount.init),
                     qty: qty,
                     remaining: qty,
                     status: "open",
@@ -217,12 +214,12 @@ final class ExchangeView: Sendable {
                     verdictSeq: seq
                 )
             )
-        case "trade":
-            guard let symbol = event["symbol"], let price = event.amount("price"), let qty = event.amount("qty"),
-                let maker = event.uint("maker"), let taker = event.uint("taker")
+        case .trade:
+            guard let symbol = event.symbol, let price = event.price.map(Amount.init),
+                let qty = event.qty.map(Amount.init), let maker = event.maker, let taker = event.taker
             else { return }
-            let side = event["side"] ?? ""
-            let ts = event.int("ts")
+            let side = event.side ?? ""
+            let ts = event.ts
             for (id, liquidity) in [(maker, "maker"), (taker, "taker")] {
                 guard var order = state.orders[id] else { continue }
                 order.remaining = order.remaining - qty
@@ -250,29 +247,29 @@ final class ExchangeView: Sendable {
             ticker.volume = ticker.volume + qty
             ticker.seq = seq
             state.tickers[symbol] = ticker
-        case "canceled":
-            guard let id = event.uint("id"), var order = state.orders[id] else { return }
-            if let qty = event.amount("qty") { order.remaining = qty }
+        case .canceled:
+            guard let id = event.id, var order = state.orders[id] else { return }
+            if let qty = event.qty { order.remaining = Amount(qty) }
             finish(&order, status: "canceled", state: &state)
             state.put(order)
-        case "amended":
-            guard let id = event.uint("id"), var order = state.orders[id] else { return }
-            if let price = event.amount("price") { order.price = price }
-            if let qty = event.amount("qty") {
+        case .amended:
+            guard let id = event.id, var order = state.orders[id] else { return }
+            if let price = event.price { order.price = Amount(price) }
+            if let qty = event.qty.map(Amount.init) {
                 order.qty = order.qty - order.remaining + qty
                 order.remaining = qty
             }
-            if event["priority"] == "lost" {
+            if event.priority == "lost" {
                 state.arrivals += 1
                 order.arrival = state.arrivals
             }
             state.put(order)
-        case "rejected":
+        case .rejected:
             // The order never existed; its retries read its event.
-            guard event["op"] == "new", let id = event.uint("id"), state.rejected[id] == nil else { return }
+            guard event.op == "new", let id = event.id, state.rejected[id] == nil else { return }
             state.rejected[id] = seq
             if let old = state.rejectedOrder.append(id) { state.rejected[old] = nil }
-        default:
+        case nil:
             break
         }
     }
@@ -314,68 +311,4 @@ struct RecentIDs {
         oldest = (oldest + 1) % kept
         return dropped
     }
-}
-
-/// The members of one flat event line, strings unescaped, numbers as written. Kept as the line and
-/// where each member is in it: no dictionary to build, and a value becomes a `String` only when read
-/// (most are short enough for Swift's inline small strings).
-struct EventFields {
-    private struct Member {
-        var key: Range<Int>
-        var value: Range<Int>
-        /// An escaped string's value, decoded; nil: `value` as it is in the line.
-        var decoded: String?
-    }
-
-    private var text: String
-    private var members: [Member] = []
-
-    init?(_ line: some StringProtocol) {
-        text = String(line)
-        text.makeContiguousUTF8()
-        var members: [Member] = []
-        members.reserveCapacity(16)
-        var scratch: [UInt8] = []
-        let valid = text.withUTF8 { bytes in
-            let base = bytes.baseAddress
-            func range(_ part: UnsafeBufferPointer<UInt8>) -> Range<Int> {
-                guard let start = part.baseAddress, let base else { return 0..<0 }
-                let offset = start - base
-                return offset..<offset + part.count
-            }
-            return FlatJSON.scan(bytes) { key, value in
-                switch value.kind {
-                case .string, .number:
-                    members.append(Member(key: range(key.bytes), value: range(value.bytes)))
-                case .escapedString:
-                    guard value.decodedString(into: &scratch) else { return }
-                    let decoded = String(decoding: scratch, as: UTF8.self)
-                    members.append(Member(key: range(key.bytes), value: 0..<0, decoded: decoded))
-                case .other:
-                    break
-                }
-            }
-        }
-        guard valid else { return nil }
-        self.members = members
-    }
-
-    /// The value of `key` (the last one, were a key given twice).
-    subscript(_ key: String) -> String? {
-        // Both are contiguous already (the line made so in init): `withUTF8` copies neither.
-        var (text, key) = (text, key)
-        return text.withUTF8 { bytes in
-            key.withUTF8 { wanted in
-                for member in members.reversed() where member.key.count == wanted.count {
-                    guard bytes[member.key].elementsEqual(wanted) else { continue }
-                    return member.decoded ?? String(decoding: bytes[member.value], as: UTF8.self)
-                }
-                return nil
-            }
-        }
-    }
-
-    func int(_ key: String) -> Int64? { self[key].flatMap { Int64($0) } }
-    func uint(_ key: String) -> UInt64? { self[key].flatMap { UInt64($0) } }
-    func amount(_ key: String) -> Amount? { self[key].flatMap { Amount($0) } }
 }

@@ -38,7 +38,7 @@ final class MarketBridge: Sendable {
     }
 
     /// Called under the view's lock, so batches arrive in order.
-    func publish(_ applied: [EventFields]) {
+    func publish(_ applied: [LoggedEvent]) {
         if applied.isEmpty { return }
         let events = names.withLock { names in
             let events = applied.compactMap { Self.decode($0, names: &names) }
@@ -51,32 +51,31 @@ final class MarketBridge: Sendable {
     }
 
     /// One 1.1 event in integer units; nil for a line that is not one (the view skips it too).
-    private static func decode(_ fields: EventFields, names: inout Names) -> FeedEvent? {
-        guard let seqValue = fields.uint("seq"), let kind = fields["event"] else {
+    private static func decode(_ event: LoggedEvent, names: inout Names) -> FeedEvent? {
+        guard let seqValue = event.seq.flatMap(UInt64.init(exactly:)), let kind = event.kind else {
             return nil
         }
-        let ts = fields.int("ts")
-        if kind == "rejected" {
+        let ts = event.ts
+        if kind == .rejected {
             // Changes no book, but ends the command before it (an incoming order rests).
-            return FeedEvent(seq: seqValue, kind: .rejected(op: nil, id: fields.uint("id"), reason: .invalid), ts: ts)
+            return FeedEvent(seq: seqValue, kind: .rejected(op: nil, id: event.id, reason: .invalid), ts: ts)
         }
-        guard let symbolName = fields["symbol"], let symbol = names.symbols.intern(symbolName) else { return nil }
+        guard let symbolName = event.symbol, let symbol = names.symbols.intern(symbolName) else { return nil }
         let instrument = names.instruments[symbol] ?? .unrestricted
-        func units(_ key: String, _ decimals: UInt8) -> Int64? {
-            guard let text = fields[key], let value = FixedDecimal.parse(text) else { return nil }
-            return try? value.scaled(to: decimals).get()
+        func units(_ value: FixedDecimal?, _ decimals: UInt8) -> Int64? {
+            value.flatMap { try? $0.scaled(to: decimals).get() }
         }
-        func account(_ key: String) -> AccountID {
-            fields[key].flatMap { names.accounts.intern($0) } ?? .none
+        func account(_ name: String?) -> AccountID {
+            name.flatMap { names.accounts.intern($0) } ?? .none
         }
-        let side: Side = fields["side"] == "sell" ? .sell : .buy
-        let price = units("price", instrument.priceDecimals)
-        let qty = units("qty", instrument.qtyDecimals)
+        let side: Side = event.side == "sell" ? .sell : .buy
+        let price = units(event.price, instrument.priceDecimals)
+        let qty = units(event.qty, instrument.qtyDecimals)
         switch kind {
-        case "accepted":
-            guard let id = fields.uint("id"), let qty else { return nil }
+        case .accepted:
+            guard let id = event.id, let qty else { return nil }
             let tif: TimeInForce =
-                switch fields["tif"] {
+                switch event.tif {
                 case "ioc": .ioc
                 case "fok": .fok
                 case "post_only": .postOnly
@@ -86,15 +85,15 @@ final class MarketBridge: Sendable {
                 id: id,
                 symbol: symbol,
                 side: side,
-                type: fields["type"] == "market" ? .market : .limit,
+                type: event.type == "market" ? .market : .limit,
                 tif: tif,
                 price: price,
                 qty: qty,
-                account: account("account")
+                account: account(event.account)
             )
             return FeedEvent(seq: seqValue, kind: accepted, ts: ts)
-        case "trade":
-            guard let price, let qty, let maker = fields.uint("maker"), let taker = fields.uint("taker") else {
+        case .trade:
+            guard let price, let qty, let maker = event.maker, let taker = event.taker else {
                 return nil
             }
             let trade = Trade(
@@ -104,14 +103,14 @@ final class MarketBridge: Sendable {
                 maker: maker,
                 taker: taker,
                 side: side,
-                makerAccount: account("maker_account"),
-                takerAccount: account("taker_account")
+                makerAccount: account(event.makerAccount),
+                takerAccount: account(event.takerAccount)
             )
             return FeedEvent(seq: seqValue, kind: .trade(trade), ts: ts)
-        case "canceled":
-            guard let id = fields.uint("id"), let qty else { return nil }
+        case .canceled:
+            guard let id = event.id, let qty else { return nil }
             let reason: CancelReason =
-                switch fields["reason"] {
+                switch event.reason {
                 case "ioc": .ioc
                 case "fok": .fok
                 case "post_only": .postOnly
@@ -128,10 +127,10 @@ final class MarketBridge: Sendable {
                 reason: reason
             )
             return FeedEvent(seq: seqValue, kind: canceled, ts: ts)
-        case "amended":
-            guard let id = fields.uint("id"), let price, let qty,
-                let prevPrice = units("prev_price", instrument.priceDecimals),
-                let prevQty = units("prev_qty", instrument.qtyDecimals)
+        case .amended:
+            guard let id = event.id, let price, let qty,
+                let prevPrice = units(event.prevPrice, instrument.priceDecimals),
+                let prevQty = units(event.prevQty, instrument.qtyDecimals)
             else { return nil }
             let amended = FeedEvent.Kind.amended(
                 id: id,
@@ -141,10 +140,10 @@ final class MarketBridge: Sendable {
                 qty: qty,
                 prevPrice: prevPrice,
                 prevQty: prevQty,
-                priorityKept: fields["priority"] == "kept"
+                priorityKept: event.priority == "kept"
             )
             return FeedEvent(seq: seqValue, kind: amended, ts: ts)
-        default:
+        case .rejected:
             return nil
         }
     }

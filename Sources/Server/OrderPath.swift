@@ -67,7 +67,7 @@ final class OrderPath: Sendable {
                 unstored[message.line] = (message.id, message.events)
             }
         }
-        view.apply(messages.lazy.flatMap(\.events))
+        view.apply(LoggedEvent.parse(messages.lazy.flatMap(\.events)))
         for message in messages where message.source == Self.source {
             results.fulfil(message.line, events: message.events)
         }
@@ -85,15 +85,17 @@ final class OrderPath: Sendable {
 
     /// Whether `event` is the first of a command's events: a command's events start with `accepted`,
     /// `rejected`, `amended` or a user `canceled`, and never span segments.
-    private static func startsCommand(_ event: EventFields) -> Bool {
-        let kind = event["event"]
-        return kind == "accepted" || kind == "rejected" || kind == "amended"
-            || (kind == "canceled" && event["reason"] == "user")
+    private static func startsCommand(_ event: LoggedEvent) -> Bool {
+        switch event.kind {
+        case .accepted, .rejected, .amended: true
+        case .canceled: event.reason == "user"
+        case .trade, nil: false
+        }
     }
 
     /// Events read from the log that external matchers write: cut into commands, each handed to the
     /// request that sent it. A new order's queue line is its id.
-    func followed(_ lines: [String]) {
+    func followed(_ lines: [LoggedLine]) {
         var group: [String] = []
         var owner: Int64?
         func close() {
@@ -102,16 +104,15 @@ final class OrderPath: Sendable {
             owner = nil
         }
         for line in lines {
-            guard let event = EventFields(line) else { continue }
+            let event = line.event
             if Self.startsCommand(event) {
                 close()
-                if let id = event.uint("id") {
-                    let kind = event["event"]
-                    let isNew = kind == "accepted" || (kind == "rejected" && event["op"] == "new")
+                if let id = event.id {
+                    let isNew = event.kind == .accepted || (event.kind == .rejected && event.op == "new")
                     owner = isNew ? Int64(bitPattern: id) : commandsByOrder.withLock { $0.removeValue(forKey: id) }
                 }
             }
-            group.append(line)
+            group.append(line.text)
         }
         close()
     }
@@ -190,7 +191,7 @@ final class OrderPath: Sendable {
         verdictSpan?.attributes["castle.queue.line"] = row.line
         do throws(APIError) {
             let verdict = try await awaitVerdict(ticket)
-            verdictSpan?.attributes["castle.order.verdict"] = verdict.first.flatMap { EventFields($0)?["event"] }
+            verdictSpan?.attributes["castle.order.verdict"] = verdict.first.flatMap { LoggedEvent($0)?.kind?.rawValue }
             verdictSpan?.end()
             return verdict
         } catch {
@@ -225,7 +226,7 @@ final class OrderPath: Sendable {
         var events: [String] = []
         for line in segments.first?.body.split(separator: UInt8(ascii: "\n")) ?? [] {
             let text = String(decoding: line, as: UTF8.self)
-            guard let event = EventFields(text), let eventSeq = event.int("seq"), eventSeq >= seq else { continue }
+            guard let event = LoggedEvent(text), let eventSeq = event.seq, eventSeq >= seq else { continue }
             if eventSeq > seq && Self.startsCommand(event) { break }
             events.append(text)
         }

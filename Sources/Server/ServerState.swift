@@ -41,18 +41,17 @@ final class ServerState: Sendable {
 
     /// Reads the event log after what the view holds, up to its end: at start, and whenever the view
     /// may have missed events (external matchers).
-    /// Returns the lines read, in seq order, each segment's lines together.
+    /// Returns the lines read, in seq order, each segment's lines together (a line that is not one JSON
+    /// object left out).
     @discardableResult
-    func catchUp() async throws(CastleError) -> [[String]] {
-        var read: [[String]] = []
+    func catchUp() async throws(CastleError) -> [[LoggedLine]] {
+        var read: [[LoggedLine]] = []
         while true {
             let segments = try await store.readEvents(consumer: Self.consumer, fromSeq: view.lastSeq + 1, limit: 100)
             let before = view.lastSeq
             for segment in segments {
-                let lines = segment.body.split(separator: UInt8(ascii: "\n")).map {
-                    String(decoding: $0, as: UTF8.self)
-                }
-                view.apply(lines)
+                let lines = segment.body.split(separator: UInt8(ascii: "\n")).compactMap(LoggedLine.init)
+                view.apply(lines.lazy.map(\.event))
                 read.append(lines)
             }
             if segments.isEmpty || view.lastSeq == before { return read }

@@ -103,13 +103,13 @@ final class Trading: Sendable {
         var traded = Amount.zero
         var canceled = false
         for line in events {
-            guard let event = EventFields(line) else { continue }
-            switch event["event"] {
-            case "accepted" where event.uint("id") == own:
-                qty = event.amount("qty") ?? .zero
-            case "trade" where event.uint("taker") == own:
-                traded = traded + (event.amount("qty") ?? .zero)
-            case "canceled" where event.uint("id") == own:
+            guard let event = LoggedEvent(line) else { continue }
+            switch event.kind {
+            case .accepted where event.id == own:
+                qty = event.qty.map(Amount.init) ?? .zero
+            case .trade where event.taker == own:
+                traded = traded + (event.qty.map(Amount.init) ?? .zero)
+            case .canceled where event.id == own:
                 canceled = true
             default:
                 break
@@ -309,10 +309,10 @@ final class Trading: Sendable {
     /// The reason of a `rejected` event among `events`, if the matcher rejected the command.
     /// A rejected command has one event, `rejected` (match.md), so only the first line is read.
     private static func rejectReason(_ events: [String]) -> String? {
-        guard let first = events.first, let event = EventFields(first), event["event"] == "rejected" else {
+        guard let first = events.first, let event = LoggedEvent(first), event.kind == .rejected else {
             return nil
         }
-        return event["reason"] ?? "invalid"
+        return event.reason ?? "invalid"
     }
 
     private static func refuseRejected(_ events: [String]) throws(APIError) {

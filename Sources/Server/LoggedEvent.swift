@@ -1,0 +1,165 @@
+import CastleCore
+import Codecs
+
+/// One line of the event log (spec/match.md, contract 1.1) as serve reads it: the members serve uses,
+/// typed, in one pass over the line. Every event the view applies and the market data fans out is read
+/// through this once (an external matcher's million orders are about a million lines), so it keeps no
+/// dictionary and makes a `String` only of the members that are text (most short enough for Swift's
+/// inline small strings). Other members are skipped; of a member given twice, the last counts.
+struct LoggedEvent {
+    enum Kind: String {
+        case accepted, trade, canceled, amended, rejected
+    }
+
+    var seq: Int64?
+    /// nil when missing or of a kind serve does not know.
+    var kind: Kind?
+    var id: UInt64?
+    var maker: UInt64?
+    var taker: UInt64?
+    var ts: Int64?
+    var symbol: String?
+    var side: String?
+    var type: String?
+    var tif: String?
+    var account: String?
+    var makerAccount: String?
+    var takerAccount: String?
+    var reason: String?
+    var op: String?
+    var priority: String?
+    var price: FixedDecimal?
+    var qty: FixedDecimal?
+    var prevPrice: FixedDecimal?
+    var prevQty: FixedDecimal?
+
+    /// nil when `line` is not one JSON object.
+    init?(_ line: String) {
+        var line = line
+        guard let event = line.withUTF8({ LoggedEvent(bytes: $0) }) else { return nil }
+        self = event
+    }
+
+    init?(bytes line: UnsafeBufferPointer<UInt8>) {
+        var scratch: [UInt8] = []
+        var event = LoggedEvent()
+        let valid = FlatJSON.scan(line) { key, value in
+            guard key.kind == .string, value.kind != .other else { return }
+            // An escaped value is read as its decoded text; the rest as written.
+            let escaped = value.kind == .escapedString
+            if escaped && !value.decodedString(into: &scratch) { return }
+            func withBytes<T>(_ body: (UnsafeBufferPointer<UInt8>) -> T?) -> T? {
+                escaped ? scratch.withUnsafeBufferPointer(body) : body(value.bytes)
+            }
+            func text() -> String? { withBytes { String(decoding: $0, as: UTF8.self) } }
+            func decimal() -> FixedDecimal? { withBytes(FixedDecimal.parse) }
+            func unsigned() -> UInt64? { withBytes(Self.unsigned) }
+            func signed() -> Int64? { withBytes(Self.signed) }
+            // By length first: one or two comparisons per member rather than one per known key.
+            switch key.bytes.count {
+            case 2:
+                if key.equals("id") {
+                    event.id = unsigned()
+                } else if key.equals("ts") {
+                    event.ts = signed()
+                } else if key.equals("op") {
+                    event.op = text()
+                }
+            case 3:
+                if key.equals("seq") {
+                    event.seq = signed()
+                } else if key.equals("qty") {
+                    event.qty = decimal()
+                } else if key.equals("tif") {
+                    event.tif = text()
+                }
+            case 4:
+                if key.equals("side") {
+                    event.side = text()
+                } else if key.equals("type") {
+                    event.type = text()
+                }
+            case 5:
+                if key.equals("event") {
+                    event.kind = withBytes { Kind(rawValue: String(decoding: $0, as: UTF8.self)) }
+                } else if key.equals("price") {
+                    event.price = decimal()
+                } else if key.equals("maker") {
+                    event.maker = unsigned()
+                } else if key.equals("taker") {
+                    event.taker = unsigned()
+                }
+            case 6:
+                if key.equals("symbol") {
+                    event.symbol = text()
+                } else if key.equals("reason") {
+                    event.reason = text()
+                }
+            case 7:
+                if key.equals("account") { event.account = text() }
+            case 8:
+                if key.equals("priority") {
+                    event.priority = text()
+                } else if key.equals("prev_qty") {
+                    event.prevQty = decimal()
+                }
+            case 10:
+                if key.equals("prev_price") { event.prevPrice = decimal() }
+            case 13:
+                if key.equals("maker_account") {
+                    event.makerAccount = text()
+                } else if key.equals("taker_account") {
+                    event.takerAccount = text()
+                }
+            default:
+                break
+            }
+        }
+        guard valid else { return nil }
+        self = event
+    }
+
+    private init() {}
+
+    /// The events of NDJSON `lines`, in order; a line that is not one JSON object is left out.
+    static func parse(_ lines: some Sequence<String>) -> [LoggedEvent] { lines.compactMap(LoggedEvent.init) }
+
+    /// Digits only, within a UInt64; nil otherwise.
+    private static func unsigned(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64? {
+        guard !bytes.isEmpty else { return nil }
+        var value: UInt64 = 0
+        for byte in bytes {
+            let digit = byte &- UInt8(ascii: "0")
+            guard digit < 10 else { return nil }
+            let (times10, o1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, o2) = times10.addingReportingOverflow(UInt64(digit))
+            guard !o1 && !o2 else { return nil }
+            value = sum
+        }
+        return value
+    }
+
+    /// An optional `-` and digits, within an Int64; nil otherwise.
+    private static func signed(_ bytes: UnsafeBufferPointer<UInt8>) -> Int64? {
+        let negative = bytes.first == UInt8(ascii: "-")
+        guard let magnitude = unsigned(UnsafeBufferPointer(rebasing: bytes.dropFirst(negative ? 1 : 0))) else {
+            return nil
+        }
+        if negative { return magnitude <= UInt64(Int64.max) + 1 ? Int64(truncatingIfNeeded: 0 &- magnitude) : nil }
+        return magnitude <= UInt64(Int64.max) ? Int64(magnitude) : nil
+    }
+}
+
+/// A line of the event log as read from the store: its text, for the replies that quote it, and what
+/// it says, read once.
+struct LoggedLine {
+    var text: String
+    var event: LoggedEvent
+
+    /// nil when the line is not one JSON object.
+    init?(_ line: ArraySlice<UInt8>) {
+        guard let event = line.withUnsafeBufferPointer({ LoggedEvent(bytes: $0) }) else { return nil }
+        self.event = event
+        text = String(decoding: line, as: UTF8.self)
+    }
+}
