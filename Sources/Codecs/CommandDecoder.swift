@@ -202,27 +202,7 @@ public struct CommandDecoder {
 
     /// An unsigned 64-bit JSON integer: digits only.
     private static func unsigned(_ value: JSONValue) -> UInt64? {
-        guard value.kind == .number, value.bytes.count > 0 else { return nil }
-        if value.bytes.count <= 19 {
-            // At most 19 digits cannot overflow a UInt64.
-            var result: UInt64 = 0
-            for byte in value.bytes {
-                let digit = byte &- 48
-                guard digit < 10 else { return nil }
-                result = result &* 10 &+ UInt64(digit)
-            }
-            return result
-        }
-        var result: UInt64 = 0
-        for byte in value.bytes {
-            let digit = byte &- 48
-            guard digit < 10 else { return nil }
-            let (m, o1) = result.multipliedReportingOverflow(by: 10)
-            let (s, o2) = m.addingReportingOverflow(UInt64(digit))
-            if o1 || o2 { return nil }
-            result = s
-        }
-        return result
+        value.kind == .number ? FlatJSON.unsigned(value.bytes) : nil
     }
 
     /// A plain decimal from a JSON string or a JSON number without exponent.

@@ -97,6 +97,32 @@ public enum FlatJSON {
         return scanner.object(member)
     }
 
+    /// Digits only (no sign, no point), within a UInt64; nil otherwise.
+    @inlinable
+    public static func unsigned(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64? {
+        guard bytes.count > 0 else { return nil }
+        if bytes.count <= 19 {
+            // At most 19 digits cannot overflow a UInt64.
+            var result: UInt64 = 0
+            for byte in bytes {
+                let digit = byte &- 48
+                guard digit < 10 else { return nil }
+                result = result &* 10 &+ UInt64(digit)
+            }
+            return result
+        }
+        var result: UInt64 = 0
+        for byte in bytes {
+            let digit = byte &- 48
+            guard digit < 10 else { return nil }
+            let (m, o1) = result.multipliedReportingOverflow(by: 10)
+            let (s, o2) = m.addingReportingOverflow(UInt64(digit))
+            if o1 || o2 { return nil }
+            result = s
+        }
+        return result
+    }
+
     public struct Scanner {
         @usableFromInline let base: UnsafePointer<UInt8>
         @usableFromInline let end: Int

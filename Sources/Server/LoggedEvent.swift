@@ -53,7 +53,7 @@ struct LoggedEvent {
             }
             func text() -> String? { withBytes { String(decoding: $0, as: UTF8.self) } }
             func decimal() -> FixedDecimal? { withBytes(FixedDecimal.parse) }
-            func unsigned() -> UInt64? { withBytes(Self.unsigned) }
+            func unsigned() -> UInt64? { withBytes(FlatJSON.unsigned) }
             func signed() -> Int64? { withBytes(Self.signed) }
             // By length first: one or two comparisons per member rather than one per known key.
             switch key.bytes.count {
@@ -124,25 +124,10 @@ struct LoggedEvent {
     /// The events of NDJSON `lines`, in order; a line that is not one JSON object is left out.
     static func parse(_ lines: some Sequence<String>) -> [LoggedEvent] { lines.compactMap(LoggedEvent.init) }
 
-    /// Digits only, within a UInt64; nil otherwise.
-    private static func unsigned(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64? {
-        guard !bytes.isEmpty else { return nil }
-        var value: UInt64 = 0
-        for byte in bytes {
-            let digit = byte &- UInt8(ascii: "0")
-            guard digit < 10 else { return nil }
-            let (times10, o1) = value.multipliedReportingOverflow(by: 10)
-            let (sum, o2) = times10.addingReportingOverflow(UInt64(digit))
-            guard !o1 && !o2 else { return nil }
-            value = sum
-        }
-        return value
-    }
-
     /// An optional `-` and digits, within an Int64; nil otherwise.
     private static func signed(_ bytes: UnsafeBufferPointer<UInt8>) -> Int64? {
         let negative = bytes.first == UInt8(ascii: "-")
-        guard let magnitude = unsigned(UnsafeBufferPointer(rebasing: bytes.dropFirst(negative ? 1 : 0))) else {
+        guard let magnitude = FlatJSON.unsigned(UnsafeBufferPointer(rebasing: bytes.dropFirst(negative ? 1 : 0))) else {
             return nil
         }
         if negative { return magnitude <= UInt64(Int64.max) + 1 ? Int64(truncatingIfNeeded: 0 &- magnitude) : nil }
