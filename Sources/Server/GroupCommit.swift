@@ -3,46 +3,66 @@ import Storage
 import Synchronization
 import Tracing
 
-/// Group commit: requests hand in their items and wait; one flush at a time writes every item waiting,
-/// in one transaction (one fsync), and the next flush starts when it finishes with whatever arrived
-/// meanwhile. Under load, batches grow by themselves; alone, a request waits for one commit. `flush`
-/// returns one result per item, in order.
-actor GroupCommitter<Item: Sendable, Outcome: Sendable> {
+/// Group commit: requests hand in their items and are called back; one flush at a time writes every
+/// item waiting, in one transaction (one fsync), and the next flush starts when it finishes with whatever
+/// arrived meanwhile. Under load, batches grow by themselves; alone, a request waits for one commit.
+/// `flush` returns one result per item, in order.
+///
+/// A lock, not an actor, and callbacks, not a suspended task per item: an order answered on its event
+/// loop (``OrderChannelHandler``) hands its row in and is called back from the flush, with no task of its
+/// own and no hop to one (docs/serve.md, Performance). ``commit(_:span:)`` awaits the same for the
+/// routes that run in a task.
+final class GroupCommitter<Item: Sendable, Outcome: Sendable>: Sendable {
     typealias Flush = @Sendable ([Item]) async throws(CastleError) -> [Outcome]
-    /// An item waiting for the next flush: the request's span (to link to) and its continuation.
-    private struct Waiter {
+    /// Called once with the item's outcome or the flush's error, on the flushing task: it must not block.
+    typealias Done = @Sendable (Result<Outcome, CastleError>) -> Void
+    /// An item waiting for the next flush: the request's span (to link to) and its callback.
+    private struct Waiter: Sendable {
         var item: Item
         var span: InstrumentationContext?
-        var done: CheckedContinuation<Outcome, any Error>
+        var done: Done
+    }
+    private struct State {
+        var waiting: [Waiter] = []
+        var flushing = false
     }
     private let flush: Flush
     /// With `--otlp-endpoint`, each flush is a span of this name of its own, linked to the spans of the
     /// requests it commits, with the number of items as the attribute `count`; nil: no spans.
     private let span: (name: String, count: String)?
-    private var waiting: [Waiter] = []
-    private var flushing = false
+    private let state = Mutex(State())
 
     init(span: (name: String, count: String)?, flush: @escaping Flush) {
         self.span = span
         self.flush = flush
     }
 
-    /// Returns once `item` is committed (durable) with its outcome, or throws what the commit threw.
+    /// Calls `done` once `item` is committed (durable) with its outcome, or with what the commit threw.
     /// `span`: the request's span, which the flush's span links to.
-    func commit(_ item: Item, span: InstrumentationContext? = nil) async throws -> Outcome {
-        try await withCheckedThrowingContinuation { (done: CheckedContinuation<Outcome, any Error>) in
-            waiting.append(Waiter(item: item, span: span, done: done))
-            if !flushing {
-                flushing = true
-                Task { await self.flushUntilEmpty() }
-            }
+    func commit(_ item: Item, span: InstrumentationContext? = nil, then done: @escaping Done) {
+        let startsFlushing = state.withLock { state in
+            state.waiting.append(Waiter(item: item, span: span, done: done))
+            defer { state.flushing = true }
+            return !state.flushing
         }
+        if startsFlushing { Task { await self.flushUntilEmpty() } }
+    }
+
+    /// Returns once `item` is committed (durable) with its outcome, or throws what the commit threw.
+    func commit(_ item: Item, span: InstrumentationContext? = nil) async throws(CastleError) -> Outcome {
+        try await withCheckedContinuation { (continuation: CheckedContinuation<Result<Outcome, CastleError>, Never>) in
+            commit(item, span: span) { continuation.resume(returning: $0) }
+        }.get()
     }
 
     private func flushUntilEmpty() async {
-        while !waiting.isEmpty {
-            let batch = waiting
-            waiting = []
+        while true {
+            let batch = state.withLock { state in
+                defer { state.waiting = [] }
+                if state.waiting.isEmpty { state.flushing = false }
+                return state.waiting
+            }
+            if batch.isEmpty { return }
             let span = self.span.flatMap { startServerSpan(true, $0.name, context: .topLevel) }
             if let span, let count = self.span?.count {
                 span.attributes[count] = batch.count
@@ -51,20 +71,24 @@ actor GroupCommitter<Item: Sendable, Outcome: Sendable> {
             do throws(CastleError) {
                 let outcomes = try await flush(batch.map(\.item))
                 span?.end()
-                for (entry, outcome) in zip(batch, outcomes) { entry.done.resume(returning: outcome) }
+                for (entry, outcome) in zip(batch, outcomes) { entry.done(.success(outcome)) }
             } catch {
                 span?.end(failing: error)
-                for entry in batch { entry.done.resume(throwing: error) }
+                for entry in batch { entry.done(.failure(error)) }
             }
         }
-        flushing = false
     }
 }
 
 extension GroupCommitter where Item == OrderRow, Outcome == Void {
     /// Rows of `source` into the queue (a line already there is skipped: the queue keeps the first);
     /// `afterFlush` is told after each commit. With `tracing`, each flush is a span `queue.commit`.
-    init(queue: any MessageQueue, source: String, tracing: Bool, afterFlush: @escaping @Sendable () -> Void) {
+    convenience init(
+        queue: any MessageQueue,
+        source: String,
+        tracing: Bool,
+        afterFlush: @escaping @Sendable () -> Void
+    ) {
         self.init(span: tracing ? ("queue.commit", "castle.queue.rows") : nil) {
             (rows: [OrderRow]) throws(CastleError) in
             _ = try await queue.enqueue(rows, source: source)
@@ -136,15 +160,19 @@ final class MatchResults: Sendable {
     /// No verdict by the wait's deadline.
     struct VerdictTimedOut: Error {}
 
+    /// Called once with the line's events or why the wait ended, on the thread that ends it (the
+    /// matcher's, the sweeper's, the caller's): it must not block.
+    typealias Done = @Sendable (Result<[String], any Error>) -> Void
+
     private enum Slot {
-        case waiting(CheckedContinuation<[String], any Error>?, deadline: ContinuousClock.Instant)
+        case waiting(Done?, deadline: ContinuousClock.Instant)
         case done([String])
     }
 
     private struct State {
         var slots: [Int64: [Int: Slot]] = [:]
         var issued = 0
-        /// Continuations stored (waits under way).
+        /// Callbacks stored (waits under way).
         var waits = 0
         var sweeping = false
     }
@@ -170,7 +198,7 @@ final class MatchResults: Sendable {
     /// dropped for it.
     func forget(_ ticket: Ticket) {
         let waiter = state.withLock { state in Self.remove(ticket, from: &state) }
-        if case .waiting(let waiter?, _) = waiter { waiter.resume(throwing: CancellationError()) }
+        if case .waiting(let done?, _) = waiter { done(.failure(CancellationError())) }
     }
 
     private static func remove(_ ticket: Ticket, from state: inout State) -> Slot? {
@@ -180,37 +208,26 @@ final class MatchResults: Sendable {
         return slot
     }
 
-    /// The events of the ticket's line, once matched; throws ``VerdictTimedOut`` after `timeout`, and
-    /// `CancellationError` when the task is cancelled (and forgets the ticket).
-    func wait(_ ticket: Ticket, timeout: Duration) async throws -> [String] {
+    /// Calls `done` with the events of the ticket's line once matched (at once if they are in), with
+    /// ``VerdictTimedOut`` after `timeout`, or with `CancellationError` if the ticket was forgotten.
+    func wait(_ ticket: Ticket, timeout: Duration, then done: @escaping Done) {
         let deadline = ContinuousClock.now + timeout
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[String], any Error>) in
-                let (ready, startSweeper) = state.withLock { state -> (Result<[String], any Error>?, Bool) in
-                    switch state.slots[ticket.line]?[ticket.number] {
-                    case .done(let events):
-                        _ = Self.remove(ticket, from: &state)
-                        return (.success(events), false)
-                    case .waiting:
-                        // Cancelled before the continuation was stored: onCancel found nothing to resume.
-                        if Task.isCancelled {
-                            _ = Self.remove(ticket, from: &state)
-                            return (.failure(CancellationError()), false)
-                        }
-                        state.slots[ticket.line]?[ticket.number] = .waiting(continuation, deadline: deadline)
-                        state.waits += 1
-                        defer { state.sweeping = true }
-                        return (nil, !state.sweeping)
-                    case nil:
-                        return (.failure(CancellationError()), false)
-                    }
-                }
-                if let ready { continuation.resume(with: ready) }
-                if startSweeper { Task { await self.sweep() } }
+        let (ready, startSweeper) = state.withLock { state -> (Result<[String], any Error>?, Bool) in
+            switch state.slots[ticket.line]?[ticket.number] {
+            case .done(let events):
+                _ = Self.remove(ticket, from: &state)
+                return (.success(events), false)
+            case .waiting:
+                state.slots[ticket.line]?[ticket.number] = .waiting(done, deadline: deadline)
+                state.waits += 1
+                defer { state.sweeping = true }
+                return (nil, !state.sweeping)
+            case nil:
+                return (.failure(CancellationError()), false)
             }
-        } onCancel: {
-            forget(ticket)
         }
+        if let ready { done(ready) }
+        if startSweeper { Task { await self.sweep() } }
     }
 
     /// Ends the overdue waits every `sweepEvery`, until none is left.
@@ -218,31 +235,31 @@ final class MatchResults: Sendable {
         while true {
             try? await Task.sleep(for: sweepEvery)
             let now = ContinuousClock.now
-            let (overdue, more) = state.withLock { state -> ([CheckedContinuation<[String], any Error>], Bool) in
-                var overdue: [CheckedContinuation<[String], any Error>] = []
+            let (overdue, more) = state.withLock { state -> ([Done], Bool) in
+                var overdue: [Done] = []
                 for (line, slots) in state.slots {
                     for (number, slot) in slots {
-                        guard case .waiting(let waiter?, let deadline) = slot, deadline <= now else { continue }
-                        overdue.append(waiter)
+                        guard case .waiting(let done?, let deadline) = slot, deadline <= now else { continue }
+                        overdue.append(done)
                         _ = Self.remove(Ticket(line: line, number: number), from: &state)
                     }
                 }
                 state.sweeping = state.waits > 0
                 return (overdue, state.sweeping)
             }
-            for waiter in overdue { waiter.resume(throwing: VerdictTimedOut()) }
+            for done in overdue { done(.failure(VerdictTimedOut())) }
             if !more { return }
         }
     }
 
     func fulfil(_ line: Int64, events: [String]) {
-        let waiters = state.withLock { state -> [CheckedContinuation<[String], any Error>] in
+        let waiters = state.withLock { state -> [Done] in
             guard var slots = state.slots[line] else { return [] }
-            var waiters: [CheckedContinuation<[String], any Error>] = []
+            var waiters: [Done] = []
             for (number, slot) in slots {
                 switch slot {
-                case .waiting(let waiter?, _):
-                    waiters.append(waiter)
+                case .waiting(let done?, _):
+                    waiters.append(done)
                     slots[number] = nil
                 case .waiting(nil, _):
                     slots[number] = .done(events)
@@ -254,21 +271,21 @@ final class MatchResults: Sendable {
             state.slots[line] = slots.isEmpty ? nil : slots
             return waiters
         }
-        for waiter in waiters { waiter.resume(returning: events) }
+        for done in waiters { done(.success(events)) }
     }
 
     /// Ends every wait: the matcher stopped.
     func failAll(_ error: any Error) {
-        let waiters = state.withLock { state -> [CheckedContinuation<[String], any Error>] in
+        let waiters = state.withLock { state -> [Done] in
             defer {
                 state.slots = [:]
                 state.waits = 0
             }
             return state.slots.values.flatMap { slots in
-                slots.values.compactMap { if case .waiting(let waiter?, _) = $0 { waiter } else { nil } }
+                slots.values.compactMap { if case .waiting(let done?, _) = $0 { done } else { nil } }
             }
         }
-        for waiter in waiters { waiter.resume(throwing: error) }
+        for done in waiters { done(.failure(error)) }
     }
 }
 
@@ -293,6 +310,12 @@ final class IDGenerator: Sendable {
         reserve = { () throws(CastleError) in
             try await queue.reserveLines(source: source, count: rangeSize, above: wallClockMilliseconds() * 1000)
         }
+    }
+
+    /// The next id when the range in hand has one, without waiting; nil when a reservation is due
+    /// (``next()`` makes it).
+    func nextIfReady() -> Int64? {
+        state.withLock { $0.available.popFirst() }
     }
 
     func next() async throws(APIError) -> Int64 {

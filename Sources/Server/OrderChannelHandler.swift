@@ -12,7 +12,8 @@ import Glibc
 /// `POST /v1/orders` answered from the connection's channel, in front of Hummingbird's router: one of
 /// the HTTP/1 channel's `additionalChannelHandlers`, which see each request's parts before Hummingbird
 /// does. The busiest request of the API skips the hand-over to the connection's task, the router and
-/// the middleware chain: about a sixth of what an order cost serve (docs/serve.md, Performance).
+/// the middleware chain (about a sixth of what an order cost serve), and has no task of its own: it is
+/// enqueued from here and answered from the matcher's verdict (docs/serve.md, Performance).
 ///
 /// It does what those would, with the same code: the account (``AccountMiddleware/account(_:)``),
 /// `--rate-limit` (``RateLimiter/admitOrRefuse(_:metrics:)``), the body cap (413), the order itself
@@ -125,24 +126,28 @@ final class OrderChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         started: UInt64,
         context: ChannelHandlerContext
     ) {
-        let shared = shared
         let loop = context.eventLoop
         let handler = NIOLoopBound((self, context), eventLoop: loop)
-        Task {
+        // Called back from the matcher's verdict (or at once for a bad request): the response is written
+        // on the connection's loop.
+        let finish: @Sendable (Result<Trading.Reply, APIError>) -> Void = { result in
             let reply: (status: HTTPResponse.Status, text: String, fields: HTTPFields)
-            do throws(APIError) {
-                if tooLarge { throw APIError.tooLarge }
-                let account = try AccountMiddleware.account(fields)
-                try shared.limiter?.admitOrRefuse(account, metrics: shared.metrics)
-                let placed = try await shared.trading.place(account: account, body: body)
-                reply = (placed.status, placed.text, [:])
-            } catch {
-                reply = (error.status, error.text, error.headers)
+            switch result {
+            case .success(let placed): reply = (placed.status, placed.text, [:])
+            case .failure(let error): reply = (error.status, error.text, error.headers)
             }
             loop.execute {
                 let (handler, context) = handler.value
                 handler.respond(reply.status, reply.text, fields: reply.fields, started: started, context: context)
             }
+        }
+        do throws(APIError) {
+            if tooLarge { throw APIError.tooLarge }
+            let account = try AccountMiddleware.account(fields)
+            try shared.limiter?.admitOrRefuse(account, metrics: shared.metrics)
+            shared.trading.place(account: account, body: body, then: finish)
+        } catch {
+            finish(.failure(error))
         }
     }
 

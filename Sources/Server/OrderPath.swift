@@ -137,17 +137,38 @@ final class OrderPath: Sendable {
         }
     }
 
-    /// Enqueues one command line (its queue line is `line`, its partition key `symbol`) and returns its
-    /// events once matched. `orderID` names the order a cancel or amend is for.
+    /// Enqueues one command line (its queue line is `line`, its partition key `symbol`) and calls `done`
+    /// with its events once matched, or with why not; throws, without enqueueing, when this server takes
+    /// no commands. `done` runs on the thread that ends the wait (the matcher's, the group commit's): it
+    /// must not block. `orderID` names the order a cancel or amend is for.
     /// With tracing, the wait for the group commit is the span `order.enqueue` and the wait for the
     /// matcher `order.verdict` (with `castle.order.verdict`, the first event's kind), both with `castle.order.id`
     /// (the order a cancel or amend is for) and `castle.queue.line`.
-    func submit(line: Int64, symbol: String, body: String, orderID: UInt64? = nil) async throws(APIError) -> [String] {
+    func submit(
+        line: Int64,
+        symbol: String,
+        body: String,
+        orderID: UInt64? = nil,
+        then done: @escaping @Sendable (Result<[String], APIError>) -> Void
+    ) throws(APIError) {
         try refuseIfStandingBy()
         let ticket = results.expect(line)
         if let orderID { commandsByOrder.withLock { $0[orderID] = line } }
         metrics.enqueued(line: line)
-        return try await enqueue(OrderRow(line: line, symbol: symbol, body: body), ticket: ticket, orderID: orderID)
+        enqueue(OrderRow(line: line, symbol: symbol, body: body), ticket: ticket, orderID: orderID, then: done)
+    }
+
+    /// ``submit(line:symbol:body:orderID:then:)``, awaited.
+    func submit(line: Int64, symbol: String, body: String, orderID: UInt64? = nil) async throws(APIError) -> [String] {
+        try await withCheckedContinuation { (continuation: CheckedContinuation<Result<[String], APIError>, Never>) in
+            do throws(APIError) {
+                try submit(line: line, symbol: symbol, body: body, orderID: orderID) {
+                    continuation.resume(returning: $0)
+                }
+            } catch {
+                continuation.resume(returning: .failure(error))
+            }
+        }.get()
     }
 
     /// The events of a new order placed before (a retry of it): from the log when it was matched, else
@@ -166,53 +187,63 @@ final class OrderPath: Sendable {
             if let events = unstored.withLock({ $0[row.line]?.events }) { return events }
             return try await commandEvents(startingAt: seq)
         }
-        return try await enqueue(row, ticket: ticket, orderID: nil)
+        return try await withCheckedContinuation {
+            (continuation: CheckedContinuation<Result<[String], APIError>, Never>) in
+            enqueue(row, ticket: ticket, orderID: nil) { continuation.resume(returning: $0) }
+        }.get()
     }
 
+    /// The row into the group commit, then the wait for its verdict: callbacks, no task of its own.
     private func enqueue(
         _ row: OrderRow,
         ticket: MatchResults.Ticket,
-        orderID: UInt64?
-    ) async throws(APIError) -> [String] {
+        orderID: UInt64?,
+        then done: @escaping @Sendable (Result<[String], APIError>) -> Void
+    ) {
         let spanOrderID = orderID.map { Int64(bitPattern: $0) } ?? row.line
+        // The request's context, for the verdict's span, started later on another task.
+        let request = tracing ? InstrumentationContext.current : nil
         let enqueueSpan = startServerSpan(tracing, "order.enqueue")
         enqueueSpan?.attributes["castle.order.id"] = spanOrderID
         enqueueSpan?.attributes["castle.queue.line"] = row.line
-        do {
-            try await committer.commit(row, span: enqueueSpan?.context)
-        } catch {
-            results.forget(ticket)
-            enqueueSpan?.end(failing: error)
-            throw APIError.notReady("the queue did not take the order: \(error)")
-        }
-        enqueueSpan?.end()
-        let verdictSpan = startServerSpan(tracing, "order.verdict")
-        verdictSpan?.attributes["castle.order.id"] = spanOrderID
-        verdictSpan?.attributes["castle.queue.line"] = row.line
-        do throws(APIError) {
-            let verdict = try await awaitVerdict(ticket)
-            verdictSpan?.attributes["castle.order.verdict"] = verdict.first.flatMap { LoggedEvent($0)?.kind?.rawValue }
-            verdictSpan?.end()
-            return verdict
-        } catch {
-            verdictSpan?.end(failing: error)
-            throw error
+        committer.commit(row, span: enqueueSpan?.context) { [self] committed in
+            if case .failure(let error) = committed {
+                results.forget(ticket)
+                enqueueSpan?.end(failing: error)
+                done(.failure(.notReady("the queue did not take the order: \(error)")))
+                return
+            }
+            enqueueSpan?.end()
+            let verdictSpan = startServerSpan(tracing, "order.verdict", context: request)
+            verdictSpan?.attributes["castle.order.id"] = spanOrderID
+            verdictSpan?.attributes["castle.queue.line"] = row.line
+            results.wait(ticket, timeout: verdictTimeout) { [self] verdict in
+                switch verdict {
+                case .success(let events):
+                    verdictSpan?.attributes["castle.order.verdict"] = events.first.flatMap {
+                        LoggedEvent($0)?.kind?.rawValue
+                    }
+                    verdictSpan?.end()
+                    done(.success(events))
+                case .failure(let error):
+                    let failure = noVerdict(error, line: ticket.line)
+                    verdictSpan?.end(failing: failure)
+                    done(.failure(failure))
+                }
+            }
         }
     }
 
-    /// The events of the ticket's line once the matcher has committed them.
-    private func awaitVerdict(_ ticket: MatchResults.Ticket) async throws(APIError) -> [String] {
-        do {
-            return try await results.wait(ticket, timeout: verdictTimeout)
-        } catch is MatchResults.VerdictTimedOut {
-            throw APIError.notReady(
-                "no verdict within \(verdictTimeout) (the matcher is behind or not running); command \(ticket.line) is durable in the queue and will be matched"
-            )
-        } catch {
-            throw APIError.notReady(
-                "the matcher stopped before it answered; the order is durable and will be matched on restart"
+    /// Why a wait for the matcher's verdict on queue line `line` ended without one.
+    private func noVerdict(_ error: any Error, line: Int64) -> APIError {
+        if error is MatchResults.VerdictTimedOut {
+            return APIError.notReady(
+                "no verdict within \(verdictTimeout) (the matcher is behind or not running); command \(line) is durable in the queue and will be matched"
             )
         }
+        return APIError.notReady(
+            "the matcher stopped before it answered; the order is durable and will be matched on restart"
+        )
     }
 
     /// The events of the command whose first event has `seq`, read back from the stored log.

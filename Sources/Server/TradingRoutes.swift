@@ -30,9 +30,18 @@ final class Trading: Sendable {
         return Self.json(reply.status, reply.text)
     }
 
-    /// `POST /v1/orders` for `account` with the request's `body`: the reply's status and JSON text. The
-    /// router's route and ``OrderChannelHandler`` (the same request on the event loop) both answer with it.
-    func place(account: String, body: [UInt8]) async throws(APIError) -> (status: HTTPResponse.Status, text: String) {
+    /// A placed order's response: its status and JSON text.
+    typealias Reply = (status: HTTPResponse.Status, text: String)
+
+    /// A `POST /v1/orders` body, read and checked as far as it can be before an id is given.
+    struct NewOrder: Sendable {
+        var members: [String: BodyValue]
+        var clientOrderID: String?
+        var symbol: String
+    }
+
+    /// Reads an order's body: members, their types, the client order id's form, a declared symbol.
+    private func newOrder(_ body: [UInt8]) throws(APIError) -> NewOrder {
         let members = try readBody(body, allowed: Self.orderFields)
         for name in ["symbol", "side", "type", "tif", "stp", "client_order_id"] where members[name]?.isString == false {
             throw APIError.malformed("field \"\(name)\" must be a string")
@@ -53,15 +62,66 @@ final class Trading: Sendable {
                 message: "no instrument \(jsonStringLiteral(symbol))"
             )
         }
+        return NewOrder(members: members, clientOrderID: clientOrderID, symbol: symbol)
+    }
+
+    /// `POST /v1/orders` for `account` with the request's `body`: the reply's status and JSON text. The
+    /// router's route answers with it; ``OrderChannelHandler`` with ``place(account:body:then:)``.
+    // Not inlined: inlined into the route's `place(_:_:)`, it crashes Swift 6.3.1's optimizer (LLVM's
+    // coroutine splitting, signal 11).
+    @inline(never)
+    func place(account: String, body: [UInt8]) async throws(APIError) -> Reply {
+        let order = try newOrder(body)
         try path.refuseIfStandingBy()
+        return try await place(order, account: account)
+    }
+
+    /// The same, on the event loop that read the request: an order without a client order id, while the
+    /// range of ids in hand lasts, is enqueued at once and `done` is called back from the matcher's verdict,
+    /// with no task of its own (docs/serve.md, Performance). The others (a client order id is claimed in
+    /// the store first; a new range of ids is reserved) go on in a task. `done` must not block.
+    func place(
+        account: String,
+        body: [UInt8],
+        then done: @escaping @Sendable (Result<Reply, APIError>) -> Void
+    ) {
+        do throws(APIError) {
+            let order = try newOrder(body)
+            try path.refuseIfStandingBy()
+            guard order.clientOrderID == nil, let id = path.ids.nextIfReady() else {
+                Task {
+                    do throws(APIError) {
+                        done(.success(try await place(order, account: account)))
+                    } catch {
+                        done(.failure(error))
+                    }
+                }
+                return
+            }
+            let command = try Self.command(order, id: id, account: account)
+            try path.submit(line: id, symbol: order.symbol, body: command) { verdict in
+                done(
+                    verdict.flatMap { events in
+                        Result { () throws(APIError) in try Self.reply(id, nil, events: events, isRepeat: false) }
+                    }
+                )
+            }
+        } catch {
+            done(.failure(error))
+        }
+    }
+
+    /// An order read and checked, once this server takes commands: its id (the one a client order id
+    /// already holds, for a retry), its command, its events.
+    private func place(_ order: NewOrder, account: String) async throws(APIError) -> Reply {
         var id = try await path.ids.next()
         var isRepeat = false
-        if let clientOrderID {
+        if let clientOrderID = order.clientOrderID {
             let claim = ClientOrderClaim(
                 account: account,
                 clientOrderID: clientOrderID,
                 orderID: id,
-                content: Self.fingerprint(members)
+                content: Self.fingerprint(order.members)
             )
             let held = try await path.claim(claim)
             guard held.content == claim.content else {
@@ -74,12 +134,22 @@ final class Trading: Sendable {
             isRepeat = held.orderID != id
             id = held.orderID
         }
+        let command = try Self.command(order, id: id, account: account)
+        let events =
+            isRepeat
+            ? try await path.replay(order: OrderRow(line: id, symbol: order.symbol, body: command))
+            : try await path.submit(line: id, symbol: order.symbol, body: command)
+        return try Self.reply(id, order.clientOrderID, events: events, isRepeat: isRepeat)
+    }
+
+    /// The command line of a new order, checked as the matcher's decoder will read it.
+    private static func command(_ order: NewOrder, id: Int64, account: String) throws(APIError) -> String {
         var command = JSONText()
         command.object { o in
             o.member("op", "new")
             o.member("id", id)
             for name in ["symbol", "side", "type", "price", "qty", "tif", "stp"] {
-                guard let value = members[name] else { continue }
+                guard let value = order.members[name] else { continue }
                 o.key(name)
                 if value.isString { o.string(value.text) } else { o.raw(value.text) }
             }
@@ -87,10 +157,16 @@ final class Trading: Sendable {
             o.member("ts", Self.now())
         }
         try Self.validate(command.text)
-        let events =
-            isRepeat
-            ? try await path.replay(order: OrderRow(line: id, symbol: symbol, body: command.text))
-            : try await path.submit(line: id, symbol: symbol, body: command.text)
+        return command.text
+    }
+
+    /// The reply to a placed order's request: 201 (200 for a repeat), or the matcher's reject as an error.
+    private static func reply(
+        _ id: Int64,
+        _ clientOrderID: String?,
+        events: [String],
+        isRepeat: Bool
+    ) throws(APIError) -> Reply {
         try Self.refuseRejected(events)
         return (isRepeat ? .ok : .created, Self.placed(id, clientOrderID, events))
     }
