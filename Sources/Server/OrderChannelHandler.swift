@@ -24,7 +24,7 @@ import Glibc
 ///
 /// Responses keep the order of the requests on a connection (HTTP/1.1 pipelining): what arrives while
 /// an order is answered, and an order that arrives while Hummingbird answers, waits in ``held``, and
-/// reading stops meanwhile. A graceful stop (`ChannelShouldQuiesceEvent`) waits for the order in hand.
+/// reading stops once ``heldPartsMax`` parts wait. A graceful stop (`ChannelShouldQuiesceEvent`) waits for the order in hand.
 final class OrderChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -192,7 +192,7 @@ final class OrderChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             take(part, context: context)
             played = true
         }
-        if readHeld && !isWaiting {
+        if readHeld && held.count < Self.heldPartsMax {
             readHeld = false
             context.read()
         }
@@ -208,8 +208,13 @@ final class OrderChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// Reading goes on while an order is answered, until this many parts wait (a client pipelining its
+    /// requests): stopping at every order would cost NIO two `epoll_ctl` calls a request, to take the
+    /// socket out of the readable set and back (docs/serve.md, Performance).
+    static let heldPartsMax = 4
+
     func read(context: ChannelHandlerContext) {
-        if isWaiting {
+        if held.count >= Self.heldPartsMax {
             readHeld = true
         } else {
             context.read()

@@ -45,6 +45,33 @@ import Testing
         #expect(await serve.stop() == 0)
     }
 
+    /// Many orders sent at once on one connection: serve reads on while it answers one, and holds a few
+    /// parts at most before it stops reading; every order is answered, in order, none lost or doubled.
+    @Test func manyPipelinedOrdersAreAllAnsweredInOrder() async throws {
+        let dir = try TemporaryDirectory()
+        let serve = try await ServeProcess.start(dir)
+        let count = 300
+        var sent = ""
+        for index in 1...count {
+            let body = #"{"symbol":"PIPE","side":"buy","price":"\#(index)","qty":"1"}"#
+            sent +=
+                "POST /v1/orders HTTP/1.1\r\nHost: castle\r\nX-Castle-Account: many\r\n"
+                + (index == count ? "Connection: close\r\n" : "") + "Content-Length: \(body.utf8.count)\r\n\r\n" + body
+        }
+        let port = try #require(Int(serve.base.split(separator: ":").last ?? ""))
+        let answers = try parseResponses(try await exchange(sent, port: port))
+        #expect(answers.count == count)
+        #expect(answers.allSatisfy { $0.status == 201 }, "\(Set(answers.map(\.status)))")
+        // In the order sent: each answer is for the order of its price.
+        let prices = answers.map { ((($0.json["events"] as? [[String: Any]])?.first)?["price"]) as? String }
+        let outOfOrder = prices.indices.first { prices[$0] != String($0 + 1) }
+        #expect(
+            outOfOrder == nil,
+            "answer \(outOfOrder ?? 0) is for the order of price \(prices[outOfOrder ?? 0] ?? "none")"
+        )
+        #expect(await serve.stop() == 0)
+    }
+
     /// Writes `text` to 127.0.0.1:`port` at once and returns everything read until the server closes.
     private func exchange(_ text: String, port: Int) async throws -> [UInt8] {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
