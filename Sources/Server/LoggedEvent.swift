@@ -135,16 +135,26 @@ struct LoggedEvent {
     }
 }
 
-/// A line of the event log as read from the store: its text, for the replies that quote it, and what
-/// it says, read once.
-struct LoggedLine {
-    var text: String
-    var event: LoggedEvent
+/// Lines of the event log as read from the store, each read once: its text, for the replies that quote
+/// it, and what it says. Two arrays side by side, so that the events can be applied where they lie
+/// (``ExchangeView/apply(_:)``).
+struct LoggedLines {
+    private(set) var texts: [String] = []
+    private(set) var events: [LoggedEvent] = []
 
-    /// nil when the line is not one JSON object.
-    init?(_ line: ArraySlice<UInt8>) {
-        guard let event = line.withUnsafeBufferPointer({ LoggedEvent(bytes: $0) }) else { return nil }
-        self.event = event
-        text = String(decoding: line, as: UTF8.self)
+    /// The lines of NDJSON `body`; a line that is not one JSON object is left out.
+    init(ndjson body: [UInt8]) {
+        body.withUnsafeBufferPointer { bytes in
+            var start = 0
+            while start < bytes.count {
+                let end = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.count
+                let line = UnsafeBufferPointer(rebasing: bytes[start..<end])
+                if !line.isEmpty, let event = LoggedEvent(bytes: line) {
+                    events.append(event)
+                    texts.append(String(decoding: line, as: UTF8.self))
+                }
+                start = end + 1
+            }
+        }
     }
 }

@@ -37,15 +37,22 @@ final class MarketBridge: Sendable {
         names = Mutex(Names(symbols: symbols, instruments: instruments, syncedSymbols: symbols.count))
     }
 
-    /// Called under the view's lock, so batches arrive in order.
-    func publish(_ applied: [LoggedEvent]) {
-        if applied.isEmpty { return }
+    /// Hands the feed the events of `events` that the view applied: those whose `seq` is above `lastSeq`
+    /// and above every one before them (the view skips the rest). Called under the view's lock, so
+    /// batches arrive in order.
+    func publish(_ events: [LoggedEvent], after lastSeq: Int64) {
         let events = names.withLock { names in
-            let events = applied.compactMap { Self.decode($0, names: &names) }
+            var decoded: [FeedEvent] = []
+            var last = lastSeq
+            for index in events.indices {
+                guard let seq = events[index].seq, seq > last else { continue }
+                last = seq
+                if let event = Self.decode(events[index], names: &names) { decoded.append(event) }
+            }
             // Only for new names: it waits for a fan-out in progress (the feed's lock), and this is the
             // matcher's thread, with every request waiting for its verdict behind it.
             if names.takeNewNames() { feed.syncNames(symbols: names.symbols, accounts: names.accounts) }
-            return events
+            return decoded
         }
         feed.enqueue(events)
     }

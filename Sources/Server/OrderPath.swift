@@ -95,7 +95,7 @@ final class OrderPath: Sendable {
 
     /// Events read from the log that external matchers write: cut into commands, each handed to the
     /// request that sent it. A new order's queue line is its id.
-    func followed(_ lines: [LoggedLine]) {
+    func followed(_ lines: LoggedLines) {
         var group: [String] = []
         var owner: Int64?
         func close() {
@@ -103,16 +103,17 @@ final class OrderPath: Sendable {
             group = []
             owner = nil
         }
-        for line in lines {
-            let event = line.event
-            if Self.startsCommand(event) {
+        let events = lines.events
+        for index in events.indices {
+            if Self.startsCommand(events[index]) {
                 close()
-                if let id = event.id {
-                    let isNew = event.kind == .accepted || (event.kind == .rejected && event.op == "new")
+                if let id = events[index].id {
+                    let kind = events[index].kind
+                    let isNew = kind == .accepted || (kind == .rejected && events[index].op == "new")
                     owner = isNew ? Int64(bitPattern: id) : commandsByOrder.withLock { $0.removeValue(forKey: id) }
                 }
             }
-            group.append(line.text)
+            group.append(lines.texts[index])
         }
         close()
     }

@@ -44,14 +44,14 @@ final class ServerState: Sendable {
     /// Returns the lines read, in seq order, each segment's lines together (a line that is not one JSON
     /// object left out).
     @discardableResult
-    func catchUp() async throws(CastleError) -> [[LoggedLine]] {
-        var read: [[LoggedLine]] = []
+    func catchUp() async throws(CastleError) -> [LoggedLines] {
+        var read: [LoggedLines] = []
         while true {
             let segments = try await store.readEvents(consumer: Self.consumer, fromSeq: view.lastSeq + 1, limit: 100)
             let before = view.lastSeq
             for segment in segments {
-                let lines = segment.body.split(separator: UInt8(ascii: "\n")).compactMap(LoggedLine.init)
-                view.apply(lines.lazy.map(\.event))
+                let lines = LoggedLines(ndjson: segment.body)
+                view.apply(lines.events)
                 read.append(lines)
             }
             if segments.isEmpty || view.lastSeq == before { return read }

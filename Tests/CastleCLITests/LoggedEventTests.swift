@@ -69,4 +69,21 @@ import Testing
         #expect(LoggedEvent("") == nil)
         #expect(LoggedEvent("[1,2]") == nil)
     }
+
+    @Test func aSegmentsLinesAreReadInOrderEachWithItsText() {
+        let body =
+            #"{"seq":1,"event":"accepted"}"# + "\n\n" + "not json\n" + #"{"seq":2,"event":"trade"}"# + "\n"
+            + #"{"seq":3,"event":"canceled"}"#
+        let lines = LoggedLines(ndjson: Array(body.utf8))
+        #expect(lines.events.map(\.seq) == [1, 2, 3], "the blank line and the one that is not JSON left out")
+        #expect(lines.events.map(\.kind) == [.accepted, .trade, .canceled])
+        #expect(
+            lines.texts == [
+                #"{"seq":1,"event":"accepted"}"#, #"{"seq":2,"event":"trade"}"#, #"{"seq":3,"event":"canceled"}"#,
+            ],
+            "each text as written, the last one without a newline after it"
+        )
+        #expect(LoggedLines(ndjson: []).events.isEmpty)
+        #expect(LoggedLines(ndjson: Array("\n\n".utf8)).texts.isEmpty)
+    }
 }
