@@ -131,14 +131,18 @@ final class ExchangeView: Sendable {
     /// Applies events of the log, in order, and hands the market those applied; returns the `seq` of
     /// the last one applied. The events are read where they lie, by index: an event is eleven optional
     /// strings, and copying each one on its way (through a lazy map, into an array of those applied)
-    /// was most of the quarter of serve's CPU saved while it follows a matcher at full speed
-    /// (docs/serve.md, "Missing").
+    /// cost serve about a quarter of its CPU while it followed a matcher at full speed (docs/serve.md,
+    /// "Missing").
     @discardableResult
     func apply(_ events: [LoggedEvent]) -> Int64 {
         state.withLock { state in
-            let before = state.lastSeq
-            for index in events.indices { Self.apply(events[index], to: &state) }
-            market?.publish(events, after: before)
+            var applied: [Int] = []
+            for index in events.indices {
+                let before = state.lastSeq
+                Self.apply(events[index], to: &state)
+                if state.lastSeq != before { applied.append(index) }
+            }
+            market?.publish(events, applied: applied)
             return state.lastSeq
         }
     }

@@ -37,16 +37,13 @@ final class MarketBridge: Sendable {
         names = Mutex(Names(symbols: symbols, instruments: instruments, syncedSymbols: symbols.count))
     }
 
-    /// Hands the feed the events of `events` that the view applied: those whose `seq` is above `lastSeq`
-    /// and above every one before them (the view skips the rest). Called under the view's lock, so
-    /// batches arrive in order.
-    func publish(_ events: [LoggedEvent], after lastSeq: Int64) {
+    /// Hands the feed the events of `events` at the indices `applied` (those the view applied). Called
+    /// under the view's lock, so batches arrive in order.
+    func publish(_ events: [LoggedEvent], applied: [Int]) {
+        if applied.isEmpty { return }
         let events = names.withLock { names in
             var decoded: [FeedEvent] = []
-            var last = lastSeq
-            for index in events.indices {
-                guard let seq = events[index].seq, seq > last else { continue }
-                last = seq
+            for index in applied {
                 if let event = Self.decode(events[index], names: &names) { decoded.append(event) }
             }
             // Only for new names: it waits for a fan-out in progress (the feed's lock), and this is the
