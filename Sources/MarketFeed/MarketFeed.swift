@@ -202,7 +202,7 @@ public final class MarketFeed: Sendable {
     /// `pace`: the least time between two fan-outs. What is handed over meanwhile waits and goes in the
     /// next one: a book changed many times gets one delta, and each connection one batch of messages
     /// (a thousand connections each written once per matcher commit cost the machine more than the
-    /// matching: docs/serve.md, "Performance"). After a quiet spell the first events go at once; a
+    /// matching: docs/serve-performance.md). After a quiet spell the first events go at once; a
     /// message waits at most `pace`. Zero: every hand-over as soon as this loop gets to it.
     public func run(pace: Duration = .zero) async {
         let clock = ContinuousClock()

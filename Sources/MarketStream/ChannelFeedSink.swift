@@ -10,7 +10,7 @@ import Synchronization
 /// fan-out's messages for a thousand subscribers of one symbol are framed once, not a thousand times.
 /// What the feed hands over before the channel's event loop gets to it is written with one flush, one
 /// `write` system call, where a frame at a time through hummingbird-websocket's writer cost a `writev`,
-/// a flush and a task hop per message (docs/serve.md, "Performance"). The feed calls ``deliver(_:)``
+/// a flush and a task hop per message (docs/serve-performance.md). The feed calls ``deliver(_:)``
 /// under its lock, so it only appends and, for the first batch pending, schedules the write on the
 /// event loop.
 ///

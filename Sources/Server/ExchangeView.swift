@@ -131,8 +131,8 @@ final class ExchangeView: Sendable {
     /// Applies events of the log, in order, and hands the market those applied; returns the `seq` of
     /// the last one applied. The events are read where they lie, by index: an event is eleven optional
     /// strings, and copying each one on its way (through a lazy map, into an array of those applied)
-    /// cost serve about a quarter of its CPU while it followed a matcher at full speed (docs/serve.md,
-    /// "Missing").
+    /// cost serve about a quarter of its CPU while it followed a matcher at full speed
+    /// (docs/serve-performance.md).
     @discardableResult
     func apply(_ events: [LoggedEvent]) -> Int64 {
         state.withLock { state in

@@ -10,7 +10,7 @@ import Tracing
 ///
 /// A lock, not an actor, and callbacks, not a suspended task per item: an order answered on its event
 /// loop (``OrderChannelHandler``) hands its row in and is called back from the flush, with no task of its
-/// own and no hop to one (docs/serve.md, Performance). ``commit(_:span:)`` awaits the same for the
+/// own and no hop to one (docs/serve-performance.md). ``commit(_:span:)`` awaits the same for the
 /// routes that run in a task.
 final class GroupCommitter<Item: Sendable, Outcome: Sendable>: Sendable {
     typealias Flush = @Sendable ([Item]) async throws(CastleError) -> [Outcome]

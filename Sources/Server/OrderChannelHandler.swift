@@ -13,7 +13,7 @@ import Glibc
 /// the HTTP/1 channel's `additionalChannelHandlers`, which see each request's parts before Hummingbird
 /// does. The busiest request of the API skips the hand-over to the connection's task, the router and
 /// the middleware chain (about a sixth of what an order cost serve), and has no task of its own: it is
-/// enqueued from here and answered from the matcher's verdict (docs/serve.md, Performance).
+/// enqueued from here and answered from the matcher's verdict (docs/serve-performance.md).
 ///
 /// It does what those would, with the same code: the account (``AccountMiddleware/account(_:)``),
 /// `--rate-limit` (``RateLimiter/admitOrRefuse(_:metrics:)``), the body cap (413), the order itself
@@ -210,7 +210,7 @@ final class OrderChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Reading goes on while an order is answered, until this many parts wait (a client pipelining its
     /// requests): stopping at every order would cost NIO two `epoll_ctl` calls a request, to take the
-    /// socket out of the readable set and back (docs/serve.md, Performance).
+    /// socket out of the readable set and back (docs/serve-performance.md).
     static let heldPartsMax = 4
 
     func read(context: ChannelHandlerContext) {

@@ -12,7 +12,7 @@ import NIOPosix
 /// Why: a fan-out writes to every subscriber at once, and a thousand of them take the event loop that
 /// writes for 10 to 20 ms every `--stream-interval`. On the API's port, the HTTP requests on those event
 /// loops wait meanwhile. On a listener of its own, the kernel shares the cores between the two, and
-/// the orders go on (docs/serve.md, Performance). The stream on the API's port stays, for the page and
+/// the orders go on (docs/serve-performance.md). The stream on the API's port stays, for the page and
 /// for clients that know one address.
 struct StreamListener {
     let application: Application<RouterResponder<BasicRequestContext>>

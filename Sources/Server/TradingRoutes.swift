@@ -78,7 +78,7 @@ final class Trading: Sendable {
 
     /// The same, on the event loop that read the request: an order without a client order id, while the
     /// range of ids in hand lasts, is enqueued at once and `done` is called back from the matcher's verdict,
-    /// with no task of its own (docs/serve.md, Performance). The others (a client order id is claimed in
+    /// with no task of its own (docs/serve-performance.md). The others (a client order id is claimed in
     /// the store first; a new range of ids is reserved) go on in a task. `done` must not block.
     func place(
         account: String,
