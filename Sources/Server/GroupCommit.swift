@@ -148,10 +148,11 @@ final class Doorbell: Sendable {
 }
 
 /// Requests waiting for the matcher's verdict on their message, by queue line; the matcher's commit
-/// hook hands each its events. Several requests may wait for one line (an order and the retries of it):
-/// each holds its own ticket. A wait ends at its deadline with ``VerdictTimedOut``: one sweeper task,
-/// running only while someone waits, ends the overdue waits, instead of a timer for every request.
-final class MatchResults: Sendable {
+/// hook hands each its events (a `Verdict`: serve's ``CommandEvents``). Several requests may wait for one
+/// line (an order and the retries of it): each holds its own ticket. A wait ends at its deadline with
+/// ``VerdictTimedOut``: one sweeper task, running only while someone waits, ends the overdue waits,
+/// instead of a timer for every request.
+final class MatchResults<Verdict: Sendable>: Sendable {
     struct Ticket: Sendable {
         let line: Int64
         fileprivate let number: Int
@@ -162,15 +163,19 @@ final class MatchResults: Sendable {
 
     /// Called once with the line's events or why the wait ended, on the thread that ends it (the
     /// matcher's, the sweeper's, the caller's): it must not block.
-    typealias Done = @Sendable (Result<[String], any Error>) -> Void
+    typealias Done = @Sendable (Result<Verdict, any Error>) -> Void
 
     private enum Slot {
         case waiting(Done?, deadline: ContinuousClock.Instant)
-        case done([String])
+        case done(Verdict)
     }
 
+    /// A line's tickets: nearly always one, so an array, not a dictionary (a request's wait cost an
+    /// inner dictionary and its hashing before).
+    private typealias Tickets = [(number: Int, slot: Slot)]
+
     private struct State {
-        var slots: [Int64: [Int: Slot]] = [:]
+        var slots: [Int64: Tickets] = [:]
         var issued = 0
         /// Callbacks stored (waits under way).
         var waits = 0
@@ -189,7 +194,7 @@ final class MatchResults: Sendable {
     func expect(_ line: Int64) -> Ticket {
         state.withLock { state in
             state.issued += 1
-            state.slots[line, default: [:]][state.issued] = .waiting(nil, deadline: .now)
+            state.slots[line, default: []].append((state.issued, .waiting(nil, deadline: .now)))
             return Ticket(line: line, number: state.issued)
         }
     }
@@ -202,8 +207,11 @@ final class MatchResults: Sendable {
     }
 
     private static func remove(_ ticket: Ticket, from state: inout State) -> Slot? {
-        let slot = state.slots[ticket.line]?.removeValue(forKey: ticket.number)
-        if state.slots[ticket.line]?.isEmpty == true { state.slots[ticket.line] = nil }
+        guard var tickets = state.slots[ticket.line],
+            let index = tickets.firstIndex(where: { $0.number == ticket.number })
+        else { return nil }
+        let slot = tickets.remove(at: index).slot
+        state.slots[ticket.line] = tickets.isEmpty ? nil : tickets
         if case .waiting(_?, _) = slot { state.waits -= 1 }
         return slot
     }
@@ -212,18 +220,19 @@ final class MatchResults: Sendable {
     /// ``VerdictTimedOut`` after `timeout`, or with `CancellationError` if the ticket was forgotten.
     func wait(_ ticket: Ticket, timeout: Duration, then done: @escaping Done) {
         let deadline = ContinuousClock.now + timeout
-        let (ready, startSweeper) = state.withLock { state -> (Result<[String], any Error>?, Bool) in
-            switch state.slots[ticket.line]?[ticket.number] {
+        let (ready, startSweeper) = state.withLock { state -> (Result<Verdict, any Error>?, Bool) in
+            guard let index = state.slots[ticket.line]?.firstIndex(where: { $0.number == ticket.number }) else {
+                return (.failure(CancellationError()), false)
+            }
+            switch state.slots[ticket.line]![index].slot {
             case .done(let events):
                 _ = Self.remove(ticket, from: &state)
                 return (.success(events), false)
             case .waiting:
-                state.slots[ticket.line]?[ticket.number] = .waiting(done, deadline: deadline)
+                state.slots[ticket.line]![index].slot = .waiting(done, deadline: deadline)
                 state.waits += 1
                 defer { state.sweeping = true }
                 return (nil, !state.sweeping)
-            case nil:
-                return (.failure(CancellationError()), false)
             }
         }
         if let ready { done(ready) }
@@ -237,8 +246,8 @@ final class MatchResults: Sendable {
             let now = ContinuousClock.now
             let (overdue, more) = state.withLock { state -> ([Done], Bool) in
                 var overdue: [Done] = []
-                for (line, slots) in state.slots {
-                    for (number, slot) in slots {
+                for (line, tickets) in state.slots {
+                    for (number, slot) in tickets {
                         guard case .waiting(let done?, let deadline) = slot, deadline <= now else { continue }
                         overdue.append(done)
                         _ = Self.remove(Ticket(line: line, number: number), from: &state)
@@ -252,23 +261,23 @@ final class MatchResults: Sendable {
         }
     }
 
-    func fulfil(_ line: Int64, events: [String]) {
+    func fulfil(_ line: Int64, events: Verdict) {
         let waiters = state.withLock { state -> [Done] in
-            guard var slots = state.slots[line] else { return [] }
+            guard let tickets = state.slots[line] else { return [] }
             var waiters: [Done] = []
-            for (number, slot) in slots {
+            var kept: Tickets = []
+            for (number, slot) in tickets {
                 switch slot {
                 case .waiting(let done?, _):
                     waiters.append(done)
-                    slots[number] = nil
                 case .waiting(nil, _):
-                    slots[number] = .done(events)
+                    kept.append((number, .done(events)))
                 case .done:
-                    break
+                    kept.append((number, slot))
                 }
             }
             state.waits -= waiters.count
-            state.slots[line] = slots.isEmpty ? nil : slots
+            state.slots[line] = kept.isEmpty ? nil : kept
             return waiters
         }
         for done in waiters { done(.success(events)) }
@@ -281,8 +290,8 @@ final class MatchResults: Sendable {
                 state.slots = [:]
                 state.waits = 0
             }
-            return state.slots.values.flatMap { slots in
-                slots.values.compactMap { if case .waiting(let done?, _) = $0 { done } else { nil } }
+            return state.slots.values.flatMap { tickets in
+                tickets.compactMap { if case .waiting(let done?, _) = $0.slot { done } else { nil } }
             }
         }
         for done in waiters { done(.failure(error)) }

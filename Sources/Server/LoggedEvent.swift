@@ -121,9 +121,6 @@ struct LoggedEvent {
 
     private init() {}
 
-    /// The events of NDJSON `lines`, in order; a line that is not one JSON object is left out.
-    static func parse(_ lines: some Sequence<String>) -> [LoggedEvent] { lines.compactMap(LoggedEvent.init) }
-
     /// An optional `-` and digits, within an Int64; nil otherwise.
     private static func signed(_ bytes: UnsafeBufferPointer<UInt8>) -> Int64? {
         let negative = bytes.first == UInt8(ascii: "-")
@@ -142,6 +139,23 @@ struct LoggedLines {
     private(set) var texts: [String] = []
     private(set) var events: [LoggedEvent] = []
 
+    var count: Int { events.count }
+
+    init() {}
+
+    /// `texts`, each read; a line that is not one JSON object is left out.
+    init(texts: some Sequence<String>) {
+        for text in texts { append(text) }
+    }
+
+    /// Reads `text` and keeps it when it is one JSON object.
+    mutating func append(_ text: String) {
+        var text = text
+        guard let event = text.withUTF8({ LoggedEvent(bytes: $0) }) else { return }
+        events.append(event)
+        texts.append(text)
+    }
+
     /// The lines of NDJSON `body`; a line that is not one JSON object is left out.
     init(ndjson body: [UInt8]) {
         body.withUnsafeBufferPointer { bytes in
@@ -157,4 +171,19 @@ struct LoggedLines {
             }
         }
     }
+}
+
+/// One command's events, for its request's reply: their lines, to quote, and what they say, to read.
+/// A range of lines read once with the rest of their batch, and shared with it rather than copied.
+struct CommandEvents: Sendable {
+    let lines: LoggedLines
+    let range: Range<Int>
+
+    init(_ lines: LoggedLines, _ range: Range<Int>) {
+        self.lines = lines
+        self.range = range
+    }
+
+    var texts: ArraySlice<String> { lines.texts[range] }
+    var events: ArraySlice<LoggedEvent> { lines.events[range] }
 }

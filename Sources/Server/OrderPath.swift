@@ -15,7 +15,7 @@ final class OrderPath: Sendable {
     static let source = "serve"
 
     let view: ExchangeView
-    let results = MatchResults()
+    let results = MatchResults<CommandEvents>()
     let doorbell = Doorbell()
     let ids: IDGenerator
     let committer: GroupCommitter<OrderRow, Void>
@@ -57,21 +57,29 @@ final class OrderPath: Sendable {
     /// This server's commands that the in-process matcher has applied but whose batch is not in the store
     /// yet (the two batches in flight at most), by queue line: a retried order reads its first reply here
     /// (``replay(order:)``), as the stored log does not have it yet.
-    private let unstored = Mutex<[Int64: (id: Int64, events: [String])]>([:])
+    private let unstored = Mutex<[Int64: (id: Int64, events: CommandEvents)]>([:])
 
-    /// The in-process matcher's hook once a batch is matched: the view learns the events first, then
-    /// each waiting request gets its own.
+    /// The in-process matcher's hook once a batch is matched: the batch's events are read once, the view
+    /// learns them first, then each waiting request gets its own, to reply from.
     func matched(_ messages: [MatchWorker.MatchedMessage]) {
+        var lines = LoggedLines()
+        let ranges = messages.map { message in
+            let start = lines.count
+            for text in message.events { lines.append(text) }
+            return start..<lines.count
+        }
+        // Made once the appends are done: each shares the batch's arrays, none copies them.
+        let commands = ranges.map { CommandEvents(lines, $0) }
         unstored.withLock { unstored in
-            for message in messages where message.source == Self.source {
-                unstored[message.line] = (message.id, message.events)
+            for (message, command) in zip(messages, commands) where message.source == Self.source {
+                unstored[message.line] = (message.id, command)
             }
         }
-        view.apply(LoggedEvent.parse(messages.lazy.flatMap(\.events)))
-        for message in messages where message.source == Self.source {
-            results.fulfil(message.line, events: message.events)
+        view.apply(lines.events)
+        for (message, command) in zip(messages, commands) where message.source == Self.source {
+            results.fulfil(message.line, events: command)
         }
-        metrics.matched(messages)
+        metrics.matched(messages, commands)
     }
 
     /// The in-process matcher's hook once a batch is committed: its events are in the stored log.
@@ -96,26 +104,23 @@ final class OrderPath: Sendable {
     /// Events read from the log that external matchers write: cut into commands, each handed to the
     /// request that sent it. A new order's queue line is its id.
     func followed(_ lines: LoggedLines) {
-        var group: [String] = []
+        var start = 0
         var owner: Int64?
-        func close() {
-            if let owner, !group.isEmpty { results.fulfil(owner, events: group) }
-            group = []
+        func close(at end: Int) {
+            if let owner, start < end { results.fulfil(owner, events: CommandEvents(lines, start..<end)) }
+            start = end
             owner = nil
         }
         let events = lines.events
-        for index in events.indices {
-            if Self.startsCommand(events[index]) {
-                close()
-                if let id = events[index].id {
-                    let kind = events[index].kind
-                    let isNew = kind == .accepted || (kind == .rejected && events[index].op == "new")
-                    owner = isNew ? Int64(bitPattern: id) : commandsByOrder.withLock { $0.removeValue(forKey: id) }
-                }
+        for index in events.indices where Self.startsCommand(events[index]) {
+            close(at: index)
+            if let id = events[index].id {
+                let kind = events[index].kind
+                let isNew = kind == .accepted || (kind == .rejected && events[index].op == "new")
+                owner = isNew ? Int64(bitPattern: id) : commandsByOrder.withLock { $0.removeValue(forKey: id) }
             }
-            group.append(lines.texts[index])
         }
-        close()
+        close(at: events.count)
     }
 
     /// Claims a client order id for an order, durably; returns the claim that holds (an earlier one when
@@ -150,7 +155,7 @@ final class OrderPath: Sendable {
         symbol: String,
         body: String,
         orderID: UInt64? = nil,
-        then done: @escaping @Sendable (Result<[String], APIError>) -> Void
+        then done: @escaping @Sendable (Result<CommandEvents, APIError>) -> Void
     ) throws(APIError) {
         try refuseIfStandingBy()
         let ticket = results.expect(line)
@@ -160,8 +165,14 @@ final class OrderPath: Sendable {
     }
 
     /// ``submit(line:symbol:body:orderID:then:)``, awaited.
-    func submit(line: Int64, symbol: String, body: String, orderID: UInt64? = nil) async throws(APIError) -> [String] {
-        try await withCheckedContinuation { (continuation: CheckedContinuation<Result<[String], APIError>, Never>) in
+    func submit(
+        line: Int64,
+        symbol: String,
+        body: String,
+        orderID: UInt64? = nil
+    ) async throws(APIError) -> CommandEvents {
+        try await withCheckedContinuation {
+            (continuation: CheckedContinuation<Result<CommandEvents, APIError>, Never>) in
             do throws(APIError) {
                 try submit(line: line, symbol: symbol, body: body, orderID: orderID) {
                     continuation.resume(returning: $0)
@@ -175,7 +186,7 @@ final class OrderPath: Sendable {
     /// The events of a new order placed before (a retry of it): from the log when it was matched, else
     /// once it is. The row goes into the queue again, which keeps the first and skips it when there:
     /// the first attempt may have claimed its id and stopped before enqueueing.
-    func replay(order row: OrderRow) async throws(APIError) -> [String] {
+    func replay(order row: OrderRow) async throws(APIError) -> CommandEvents {
         try refuseIfStandingBy()
         // Whether the order was matched is read from the view, which has not read the stored log yet.
         if matcher.withLock({ $0 }) == .starting {
@@ -189,7 +200,7 @@ final class OrderPath: Sendable {
             return try await commandEvents(startingAt: seq)
         }
         return try await withCheckedContinuation {
-            (continuation: CheckedContinuation<Result<[String], APIError>, Never>) in
+            (continuation: CheckedContinuation<Result<CommandEvents, APIError>, Never>) in
             enqueue(row, ticket: ticket, orderID: nil) { continuation.resume(returning: $0) }
         }.get()
     }
@@ -197,9 +208,9 @@ final class OrderPath: Sendable {
     /// The row into the group commit, then the wait for its verdict: callbacks, no task of its own.
     private func enqueue(
         _ row: OrderRow,
-        ticket: MatchResults.Ticket,
+        ticket: MatchResults<CommandEvents>.Ticket,
         orderID: UInt64?,
-        then done: @escaping @Sendable (Result<[String], APIError>) -> Void
+        then done: @escaping @Sendable (Result<CommandEvents, APIError>) -> Void
     ) {
         let spanOrderID = orderID.map { Int64(bitPattern: $0) } ?? row.line
         // The request's context, for the verdict's span, started later on another task.
@@ -221,9 +232,7 @@ final class OrderPath: Sendable {
             results.wait(ticket, timeout: verdictTimeout) { [self] verdict in
                 switch verdict {
                 case .success(let events):
-                    verdictSpan?.attributes["castle.order.verdict"] = events.first.flatMap {
-                        LoggedEvent($0)?.kind?.rawValue
-                    }
+                    verdictSpan?.attributes["castle.order.verdict"] = events.events.first?.kind?.rawValue
                     verdictSpan?.end()
                     done(.success(events))
                 case .failure(let error):
@@ -237,7 +246,7 @@ final class OrderPath: Sendable {
 
     /// Why a wait for the matcher's verdict on queue line `line` ended without one.
     private func noVerdict(_ error: any Error, line: Int64) -> APIError {
-        if error is MatchResults.VerdictTimedOut {
+        if error is MatchResults<CommandEvents>.VerdictTimedOut {
             return APIError.notReady(
                 "no verdict within \(verdictTimeout) (the matcher is behind or not running); command \(line) is durable in the queue and will be matched"
             )
@@ -248,24 +257,20 @@ final class OrderPath: Sendable {
     }
 
     /// The events of the command whose first event has `seq`, read back from the stored log.
-    private func commandEvents(startingAt seq: Int64) async throws(APIError) -> [String] {
+    private func commandEvents(startingAt seq: Int64) async throws(APIError) -> CommandEvents {
         let segments: [EventSegment]
         do {
             segments = try await store.readEvents(consumer: ServerState.consumer, fromSeq: seq, limit: 1)
         } catch {
             throw APIError.notReady("the store did not answer: \(error)")
         }
-        var events: [String] = []
-        for line in segments.first?.body.split(separator: UInt8(ascii: "\n")) ?? [] {
-            let text = String(decoding: line, as: UTF8.self)
-            guard let event = LoggedEvent(text), let eventSeq = event.seq, eventSeq >= seq else { continue }
-            if eventSeq > seq && Self.startsCommand(event) { break }
-            events.append(text)
-        }
-        guard !events.isEmpty else {
+        let segment = LoggedLines(ndjson: segments.first?.body ?? [])
+        let events = segment.events
+        guard let first = events.firstIndex(where: { ($0.seq ?? .min) >= seq }) else {
             throw APIError(status: .internalServerError, code: "internal", message: "event \(seq) is not in the log")
         }
-        return events
+        let end = events[(first + 1)...].firstIndex(where: Self.startsCommand) ?? events.count
+        return CommandEvents(segment, first..<end)
     }
 }
 

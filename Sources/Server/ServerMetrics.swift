@@ -60,31 +60,19 @@ final class ServerMetrics: Sendable {
         enqueuedAt.withLock { $0[line] = now }
     }
 
-    func matched(_ messages: [MatchWorker.MatchedMessage]) {
+    /// A batch of the in-process matcher: each message with its command's events, read.
+    func matched(_ messages: [MatchWorker.MatchedMessage], _ commands: [CommandEvents]) {
         let now = monotonicNanoseconds()
         var tradeCount = 0
-        for message in messages {
-            for event in message.events where Self.holds(event, Self.tradeMarker) { tradeCount += 1 }
-            if let first = message.events.first, Self.holds(first, Self.acceptedMarker) { orders.increment() }
+        var accepted = 0
+        for command in commands {
+            for event in command.events where event.kind == .trade { tradeCount += 1 }
+            if command.events.first?.kind == .accepted { accepted += 1 }
         }
+        if accepted > 0 { orders.increment(by: accepted) }
         if tradeCount > 0 { trades.increment(by: tradeCount) }
         let started = enqueuedAt.withLock { times in messages.compactMap { times.removeValue(forKey: $0.line) } }
         for start in started { matchLatency.recordNanoseconds(Int64(now - start)) }
-    }
-
-    private static let tradeMarker = Array(#""event":"trade""#.utf8)
-    private static let acceptedMarker = Array(#""event":"accepted""#.utf8)
-
-    /// Whether an event line holds `marker`, compared byte by byte: `String.contains` takes the generic
-    /// string-processing path, which was 4% of serve's CPU under load (perf) for these two checks.
-    private static func holds(_ line: String, _ marker: [UInt8]) -> Bool {
-        var line = line
-        return line.withUTF8 { bytes in
-            guard bytes.count >= marker.count else { return false }
-            return (0...(bytes.count - marker.count)).contains { start in
-                bytes[start] == marker[0] && marker.indices.allSatisfy { bytes[start + $0] == marker[$0] }
-            }
-        }
     }
 
     func text() -> String { registry.emitToString() }

@@ -24,6 +24,10 @@ final class Trading: Sendable {
     }
 
     static let orderFields: Set<String> = ["symbol", "side", "type", "price", "qty", "tif", "stp", "client_order_id"]
+    /// The members of an order that must be strings.
+    private static let textFields = ["symbol", "side", "type", "tif", "stp", "client_order_id"]
+    /// The members of an order that its command carries, in the command's order.
+    private static let commandFields = ["symbol", "side", "type", "price", "qty", "tif", "stp"]
 
     func place(_ request: Request, _ context: ServerContext) async throws -> Response {
         let reply = try await place(account: try account(context), body: try await bytes(request, context))
@@ -43,7 +47,7 @@ final class Trading: Sendable {
     /// Reads an order's body: members, their types, the client order id's form, a declared symbol.
     private func newOrder(_ body: [UInt8]) throws(APIError) -> NewOrder {
         let members = try readBody(body, allowed: Self.orderFields)
-        for name in ["symbol", "side", "type", "tif", "stp", "client_order_id"] where members[name]?.isString == false {
+        for name in Self.textFields where members[name]?.isString == false {
             throw APIError.malformed("field \"\(name)\" must be a string")
         }
         var clientOrderID: String?
@@ -148,7 +152,7 @@ final class Trading: Sendable {
         command.object { o in
             o.member("op", "new")
             o.member("id", id)
-            for name in ["symbol", "side", "type", "price", "qty", "tif", "stp"] {
+            for name in Self.commandFields {
                 guard let value = order.members[name] else { continue }
                 o.key(name)
                 if value.isString { o.string(value.text) } else { o.raw(value.text) }
@@ -164,7 +168,7 @@ final class Trading: Sendable {
     private static func reply(
         _ id: Int64,
         _ clientOrderID: String?,
-        events: [String],
+        events: CommandEvents,
         isRepeat: Bool
     ) throws(APIError) -> Reply {
         try Self.refuseRejected(events)
@@ -173,13 +177,12 @@ final class Trading: Sendable {
 
     /// The reply to a placed order, from its command's events alone: the same for the first request and
     /// for every repeat, whatever the order did since.
-    static func placed(_ id: Int64, _ clientOrderID: String?, _ events: [String]) -> String {
+    static func placed(_ id: Int64, _ clientOrderID: String?, _ events: CommandEvents) -> String {
         let own = UInt64(id)
         var qty = Amount.zero
         var traded = Amount.zero
         var canceled = false
-        for line in events {
-            guard let event = LoggedEvent(line) else { continue }
+        for event in events.events {
             switch event.kind {
             case .accepted where event.id == own:
                 qty = event.qty.map(Amount.init) ?? .zero
@@ -198,7 +201,7 @@ final class Trading: Sendable {
             o.member("client_order_id", clientOrderID)
             o.member("status", canceled ? "canceled" : remaining <= .zero ? "filled" : "open")
             o.member("remaining", remaining.text)
-            o.rawArray("events", events)
+            o.rawArray("events", events.texts)
         }
         return reply.text
     }
@@ -223,7 +226,7 @@ final class Trading: Sendable {
                 status: .notFound,
                 code: "unknown_order",
                 message: "order \(order.id) finished before the cancel reached it",
-                events: events
+                events: Array(events.texts)
             )
         }
         return Self.json(.ok, Self.idAndEvents(order.id, events))
@@ -257,7 +260,7 @@ final class Trading: Sendable {
                 status: .notFound,
                 code: "unknown_order",
                 message: "order \(order.id) finished before the amend reached it",
-                events: events
+                events: Array(events.texts)
             )
         }
         try Self.refuseRejected(events)
@@ -384,35 +387,43 @@ final class Trading: Sendable {
 
     /// The reason of a `rejected` event among `events`, if the matcher rejected the command.
     /// A rejected command has one event, `rejected` (match.md), so only the first line is read.
-    private static func rejectReason(_ events: [String]) -> String? {
-        guard let first = events.first, let event = LoggedEvent(first), event.kind == .rejected else {
-            return nil
-        }
+    private static func rejectReason(_ events: CommandEvents) -> String? {
+        guard let event = events.events.first, event.kind == .rejected else { return nil }
         return event.reason ?? "invalid"
     }
 
-    private static func refuseRejected(_ events: [String]) throws(APIError) {
+    private static func refuseRejected(_ events: CommandEvents) throws(APIError) {
         guard let reason = rejectReason(events) else { return }
         switch reason {
         case "duplicate_id":
-            throw APIError(status: .conflict, code: "duplicate_id", message: "the order id is live", events: events)
+            throw APIError(
+                status: .conflict,
+                code: "duplicate_id",
+                message: "the order id is live",
+                events: Array(events.texts)
+            )
         case "unknown_order":
-            throw APIError(status: .notFound, code: "unknown_order", message: "the order is not open", events: events)
+            throw APIError(
+                status: .notFound,
+                code: "unknown_order",
+                message: "the order is not open",
+                events: Array(events.texts)
+            )
         default:
             throw APIError(
                 status: .badRequest,
                 code: "invalid",
                 message: "the matcher rejected it: \(reason)",
-                events: events
+                events: Array(events.texts)
             )
         }
     }
 
-    private static func idAndEvents(_ id: UInt64, _ events: [String]) -> String {
+    private static func idAndEvents(_ id: UInt64, _ events: CommandEvents) -> String {
         var reply = JSONText()
         reply.object { o in
             o.member("id", id)
-            o.rawArray("events", events)
+            o.rawArray("events", events.texts)
         }
         return reply.text
     }

@@ -6,7 +6,7 @@ import Testing
 /// from the one sweeper once its deadline passes, whatever the other waits do.
 @Suite struct MatchResultsTests {
     @Test func aVerdictReachesEveryTicketOfItsLine() async throws {
-        let results = MatchResults(sweepEvery: .milliseconds(10))
+        let results = MatchResults<[String]>(sweepEvery: .milliseconds(10))
         let first = results.expect(7)
         let retry = results.expect(7)
         // A verdict before the wait is kept for it.
@@ -22,11 +22,11 @@ import Testing
     }
 
     @Test func anOverdueWaitEndsWhileAnotherGoesOn() async throws {
-        let results = MatchResults(sweepEvery: .milliseconds(10))
+        let results = MatchResults<[String]>(sweepEvery: .milliseconds(10))
         let short = results.expect(1)
         let long = results.expect(2)
         async let patient = verdict(results, long, timeout: .seconds(60))
-        await #expect(throws: MatchResults.VerdictTimedOut.self) {
+        await #expect(throws: MatchResults<[String]>.VerdictTimedOut.self) {
             try await verdict(results, short, timeout: .milliseconds(50))
         }
         // The sweeper ended the short wait only: the long one still gets its verdict.
@@ -35,13 +35,13 @@ import Testing
         #expect(try await patient == ["x"])
         // After the sweeper stopped (no wait left), a new wait starts it again.
         let again = results.expect(3)
-        await #expect(throws: MatchResults.VerdictTimedOut.self) {
+        await #expect(throws: MatchResults<[String]>.VerdictTimedOut.self) {
             try await verdict(results, again, timeout: .milliseconds(20))
         }
     }
 
     @Test func aForgottenTicketEndsItsWait() async throws {
-        let results = MatchResults(sweepEvery: .milliseconds(10))
+        let results = MatchResults<[String]>(sweepEvery: .milliseconds(10))
         let ticket = results.expect(5)
         // Forgotten while it waits, and forgotten before it waits: both end with CancellationError.
         let (ended, end) = AsyncStream.makeStream(of: (any Error)?.self)
@@ -63,8 +63,8 @@ import Testing
 
     /// The ticket's events, or why its wait ended.
     private func verdict(
-        _ results: MatchResults,
-        _ ticket: MatchResults.Ticket,
+        _ results: MatchResults<[String]>,
+        _ ticket: MatchResults<[String]>.Ticket,
         timeout: Duration
     ) async throws
         -> [String]
