@@ -10,8 +10,12 @@ public struct NameTable: Sendable {
     public init(firstID: UInt32 = 0, capacityMax: Int = 1 << 20) {
         self.firstID = firstID
         self.capacityMax = capacityMax
-        slots = Array(repeating: -1, count: 64)
-        hashes = Array(repeating: 0, count: 64)
+        // At most 64 slots to start, fewer for a table of a name or two (serve checks each order's command
+        // with tables of its own).
+        var size = 2
+        while size < min(64, 2 * capacityMax) { size *= 2 }
+        slots = Array(repeating: -1, count: size)
+        hashes = Array(repeating: 0, count: size)
     }
 
     public var count: Int { names.count }

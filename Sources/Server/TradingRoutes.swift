@@ -369,7 +369,10 @@ final class Trading: Sendable {
     /// which cancels), which the decoder leaves to the matcher: refused here, the reply names the field
     /// rather than the matcher's bare `invalid`, and nothing is enqueued.
     private static func validate(_ line: String) throws(APIError) {
-        var decoder = CommandDecoder(symbols: NameTable(capacityMax: 1), accounts: NameTable(firstID: 1))
+        var decoder = CommandDecoder(
+            symbols: NameTable(capacityMax: 1),
+            accounts: NameTable(firstID: 1, capacityMax: 1)
+        )
         var text = line
         switch text.withUTF8({ decoder.decode($0, lineNumber: 1) }) {
         case .rejected(_, _, _, let detail):
