@@ -143,11 +143,6 @@ struct LoggedLines {
 
     init() {}
 
-    /// `texts`, each read; a line that is not one JSON object is left out.
-    init(texts: some Sequence<String>) {
-        for text in texts { append(text) }
-    }
-
     /// Reads `text` and keeps it when it is one JSON object.
     mutating func append(_ text: String) {
         var text = text

@@ -45,7 +45,7 @@ import Testing
         while start < lines.count {
             // Batches of 1, 2, 4, … 512 lines, then again: some end in the middle of a command.
             let end = min(start + batch, lines.count)
-            view.apply(LoggedLines(texts: lines[start..<end].map(String.init)).events)
+            view.apply(LoggedLines(ndjson: Array(lines[start..<end].joined(separator: "\n").utf8)).events)
             for line in lines[start..<end] {
                 try books.apply(#require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]))
             }
