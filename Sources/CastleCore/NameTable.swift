@@ -11,7 +11,7 @@ public struct NameTable: Sendable {
         self.firstID = firstID
         self.capacityMax = capacityMax
         // At most 64 slots to start, fewer for a table of a name or two (serve checks each order's command
-        // with tables of its own).
+        // with such tables).
         var size = 2
         while size < min(64, 2 * capacityMax) { size *= 2 }
         slots = Array(repeating: -1, count: size)
@@ -19,6 +19,12 @@ public struct NameTable: Sendable {
     }
 
     public var count: Int { names.count }
+
+    /// Forgets every name, keeping the room.
+    public mutating func removeAll() {
+        names.removeAll(keepingCapacity: true)
+        for slot in slots.indices { slots[slot] = -1 }
+    }
 
     /// The id of `name`, adding it when new; nil when the table is full.
     public mutating func intern(_ name: UnsafeBufferPointer<UInt8>) -> UInt32? {

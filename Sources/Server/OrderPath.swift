@@ -293,41 +293,75 @@ struct BodyValue {
     var isString: Bool
 }
 
+/// A request body's members, by the names its route allows. A route allows a handful of names, so they
+/// are found by comparing them in turn: a dictionary's hashing cost more (docs/serve-performance.md).
+struct BodyMembers {
+    /// The names allowed, in the order ``given`` lists members.
+    let names: [String]
+    private var values: [BodyValue?]
+
+    init(names: [String]) {
+        self.names = names
+        values = Array(repeating: nil, count: names.count)
+    }
+
+    subscript(name: String) -> BodyValue? {
+        names.firstIndex(of: name).flatMap { values[$0] }
+    }
+
+    var isEmpty: Bool { values.allSatisfy { $0 == nil } }
+
+    /// The members given, in the order of ``names``.
+    var given: [(name: String, value: BodyValue)] {
+        zip(names, values).compactMap { name, value in value.map { (name, $0) } }
+    }
+
+    /// The index of the allowed name whose UTF-8 is `key`.
+    fileprivate func index(of key: UnsafeBufferPointer<UInt8>) -> Int? {
+        names.firstIndex { $0.utf8.elementsEqual(key) }
+    }
+
+    fileprivate mutating func set(_ index: Int, _ value: BodyValue) { values[index] = value }
+
+    fileprivate func has(_ index: Int) -> Bool { values[index] != nil }
+}
+
 /// Reads a request body as one flat JSON object with only `allowed` keys, each a string or a number;
 /// everything else is `malformed` (400).
-func readBody(_ bytes: [UInt8], allowed: Set<String>) throws(APIError) -> [String: BodyValue] {
-    var members: [String: BodyValue] = [:]
+func readBody(_ bytes: [UInt8], allowed: [String]) throws(APIError) -> BodyMembers {
+    var members = BodyMembers(names: allowed)
     var problem: String?
     var scratch: [UInt8] = []
     let valid = bytes.withUnsafeBufferPointer { buffer in
         FlatJSON.scan(buffer) { key, value in
             guard problem == nil else { return }
-            let name: String
+            let index: Int?
             if key.kind == .escapedString {
                 _ = key.decodedString(into: &scratch)
-                name = String(decoding: scratch, as: UTF8.self)
+                index = scratch.withUnsafeBufferPointer { members.index(of: $0) }
             } else {
-                name = String(decoding: key.bytes, as: UTF8.self)
+                index = members.index(of: key.bytes)
             }
-            guard allowed.contains(name) else {
-                problem = "unknown field \(jsonStringLiteral(name))"
+            guard let index else {
+                problem = "unknown field \(jsonStringLiteral(name(of: key)))"
                 return
             }
-            guard members[name] == nil else {
+            let name = members.names[index]
+            guard !members.has(index) else {
                 problem = "field \(jsonStringLiteral(name)) given twice"
                 return
             }
             switch value.kind {
             case .string:
-                members[name] = BodyValue(text: String(decoding: value.bytes, as: UTF8.self), isString: true)
+                members.set(index, BodyValue(text: String(decoding: value.bytes, as: UTF8.self), isString: true))
             case .escapedString:
                 guard value.decodedString(into: &scratch) else {
                     problem = "field \(jsonStringLiteral(name)) is not valid Unicode"
                     return
                 }
-                members[name] = BodyValue(text: String(decoding: scratch, as: UTF8.self), isString: true)
+                members.set(index, BodyValue(text: String(decoding: scratch, as: UTF8.self), isString: true))
             case .number:
-                members[name] = BodyValue(text: String(decoding: value.bytes, as: UTF8.self), isString: false)
+                members.set(index, BodyValue(text: String(decoding: value.bytes, as: UTF8.self), isString: false))
             case .other:
                 problem = "field \(jsonStringLiteral(name)) must be a string or a number"
             }
@@ -336,4 +370,11 @@ func readBody(_ bytes: [UInt8], allowed: Set<String>) throws(APIError) -> [Strin
     guard valid else { throw .malformed("the body is not one JSON object") }
     if let problem { throw .malformed(problem) }
     return members
+}
+
+/// A key's text, unescaped, for an error message.
+private func name(of key: JSONValue) -> String {
+    var text: [UInt8] = []
+    if key.kind == .escapedString, key.decodedString(into: &text) { return String(decoding: text, as: UTF8.self) }
+    return String(decoding: key.bytes, as: UTF8.self)
 }
