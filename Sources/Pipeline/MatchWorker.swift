@@ -40,7 +40,7 @@ public final class MatchWorker {
         /// from the same stored state and writes the same events with the same `seq`s. What it announces
         /// may not be in the store yet; ``onCommitted`` says when it is. Nil (the CLI's worker) costs
         /// nothing.
-        public var onMatched: (@Sendable ([MatchedMessage]) -> Void)?
+        public var onMatched: (@Sendable (MatchedBatch) -> Void)?
         /// Called after each batch is committed, with the queue offset it moved the consumer to: every
         /// message up to it, and the events ``onMatched`` gave for them, are in the store.
         public var onCommitted: (@Sendable (_ offset: Int64) -> Void)?
@@ -57,12 +57,13 @@ public final class MatchWorker {
         public init() {}
     }
 
-    /// A message the worker applied, with its events as contract NDJSON lines (no newline).
-    public struct MatchedMessage: Sendable {
-        public var id: Int64
-        public var source: String
-        public var line: Int64
-        public var events: [String]
+    /// A batch the worker applied: its messages and the events they gave.
+    public struct MatchedBatch: Sendable {
+        public var messages: [QueueMessage]
+        /// How many lines of ``events`` each message gave, in order.
+        public var eventCounts: [Int]
+        /// The batch's events as contract NDJSON, one line each, as the store gets them.
+        public var events: [UInt8]
     }
 
     public struct Summary: Sendable {
@@ -234,7 +235,9 @@ public final class MatchWorker {
             }
             // Announced before the batch before it is known to be committed: see `onMatched`.
             if let onMatched = options.onMatched {
-                onMatched(Self.split(matched.messages, eventCounts: matched.eventCounts, body: matched.body))
+                onMatched(
+                    MatchedBatch(messages: matched.messages, eventCounts: matched.eventCounts, events: matched.body)
+                )
             }
             let outcome = await committed
             readAhead = try await upcoming.get()
@@ -293,16 +296,6 @@ public final class MatchWorker {
             eventCounts: eventCounts,
             body: body
         )
-    }
-
-    /// Splits a batch's NDJSON body among its messages, `eventCounts[k]` lines for message `k`.
-    static func split(_ messages: [QueueMessage], eventCounts: [Int], body: [UInt8]) -> [MatchedMessage] {
-        var lines = body.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true)[...]
-        return zip(messages, eventCounts).map { message, count in
-            let events = lines.prefix(count).map { String(decoding: $0, as: UTF8.self) }
-            lines = lines.dropFirst(count)
-            return MatchedMessage(id: message.id, source: message.source, line: message.line, events: events)
-        }
     }
 
     /// Loads the consumer's state, puts its resting orders back in their books, and counts one more

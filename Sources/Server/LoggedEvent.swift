@@ -141,16 +141,6 @@ struct LoggedLines {
 
     var count: Int { events.count }
 
-    init() {}
-
-    /// Reads `text` and keeps it when it is one JSON object.
-    mutating func append(_ text: String) {
-        var text = text
-        guard let event = text.withUTF8({ LoggedEvent(bytes: $0) }) else { return }
-        events.append(event)
-        texts.append(text)
-    }
-
     /// The lines of NDJSON `body`; a line that is not one JSON object is left out.
     init(ndjson body: [UInt8]) {
         body.withUnsafeBufferPointer { bytes in

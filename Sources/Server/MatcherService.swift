@@ -42,7 +42,7 @@ struct MatcherService: Service {
             try await state.catchUp()
             path.matcher.withLock { $0 = .active }
         }
-        options.onMatched = { messages in path.matched(messages) }
+        options.onMatched = { batch in path.matched(batch) }
         options.onCommitted = { offset in path.stored(through: offset) }
         options.waitForMessages = { timeout in await path.doorbell.wait(timeoutSeconds: timeout) }
         let worker = MatchWorker(

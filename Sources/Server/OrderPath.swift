@@ -61,15 +61,16 @@ final class OrderPath: Sendable {
 
     /// The in-process matcher's hook once a batch is matched: the batch's events are read once, the view
     /// learns them first, then each waiting request gets its own, to reply from.
-    func matched(_ messages: [MatchWorker.MatchedMessage]) {
-        var lines = LoggedLines()
-        let ranges = messages.map { message in
-            let start = lines.count
-            for text in message.events { lines.append(text) }
-            return start..<lines.count
+    func matched(_ batch: MatchWorker.MatchedBatch) {
+        let messages = batch.messages
+        let lines = LoggedLines(ndjson: batch.events)
+        precondition(lines.count == batch.eventCounts.reduce(0, +), "the matcher writes one JSON object a line")
+        var start = 0
+        // Each shares the batch's arrays, none copies them.
+        let commands = batch.eventCounts.map { count in
+            defer { start += count }
+            return CommandEvents(lines, start..<start + count)
         }
-        // Made once the appends are done: each shares the batch's arrays, none copies them.
-        let commands = ranges.map { CommandEvents(lines, $0) }
         unstored.withLock { unstored in
             for (message, command) in zip(messages, commands) where message.source == Self.source {
                 unstored[message.line] = (message.id, command)

@@ -4,6 +4,7 @@ import Hummingbird
 import MarketStream
 import Pipeline
 import Prometheus
+import Storage
 import Synchronization
 
 /// What `/metrics` shows, through swift-metrics with a Prometheus factory of this server's own (no
@@ -61,7 +62,7 @@ final class ServerMetrics: Sendable {
     }
 
     /// A batch of the in-process matcher: each message with its command's events, read.
-    func matched(_ messages: [MatchWorker.MatchedMessage], _ commands: [CommandEvents]) {
+    func matched(_ messages: [QueueMessage], _ commands: [CommandEvents]) {
         let now = monotonicNanoseconds()
         var tradeCount = 0
         var accepted = 0
