@@ -2,34 +2,36 @@ import CastleSupport
 import CoreMetrics
 import HTTPTypes
 import NIOCore
-import NIOHTTPTypes
+import NIOHTTP1
+import NIOHTTPTypesHTTP1
 import Synchronization
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// `POST /v1/orders` answered from the connection's channel, in front of Hummingbird's router: one of
-/// the HTTP/1 channel's `additionalChannelHandlers`, which see each request's parts before Hummingbird
-/// does. The busiest request of the API skips the hand-over to the connection's task, the router and
-/// the middleware chain (about a sixth of what an order cost serve), and has no task of its own: it is
-/// enqueued from here and answered from the matcher's verdict (docs/serve-performance.md).
+/// `POST /v1/orders` answered from the connection's channel, in front of Hummingbird's router. Put by
+/// ``Installer`` before the codec that turns NIO's HTTP/1 parts into HTTP types for Hummingbird, it sees
+/// each request's parts first, as NIO reads them. The busiest request of the API skips the codec, the
+/// hand-over to the connection's task, the router and the middleware chain, and has no task of its own:
+/// it is enqueued from here and answered from the matcher's verdict (docs/serve-performance.md).
 ///
 /// It does what those would, with the same code: the account (``AccountMiddleware/account(_:)``),
 /// `--rate-limit` (``RateLimiter/admitOrRefuse(_:metrics:)``), the body cap (413), the order itself
-/// (``Trading/place(account:body:)``), errors as JSON (``APIError/text``), the route's latency
-/// metric, a `Date` header. A request it does not take (another route, a query, `Expect`,
-/// `Connection: close`) goes on to Hummingbird, and so does everything with `--otlp-endpoint`, whose
-/// spans come from the router's middleware.
+/// (``Trading/place(account:body:)``), errors as JSON (``APIError/text``), the route's latency metric,
+/// a `Date` header. A request it does not take (another route, a query, `Expect`, `Connection`, HTTP/1.0)
+/// goes on to Hummingbird, and so does everything with `--otlp-endpoint`, whose spans come from the
+/// router's middleware.
 ///
 /// Responses keep the order of the requests on a connection (HTTP/1.1 pipelining): what arrives while
 /// an order is answered, and an order that arrives while Hummingbird answers, waits in ``held``, and
-/// reading stops once ``heldPartsMax`` parts wait. A graceful stop (`ChannelShouldQuiesceEvent`) waits for the order in hand.
+/// reading stops once ``heldPartsMax`` parts wait. A graceful stop (`ChannelShouldQuiesceEvent`) waits
+/// for the order in hand.
 final class OrderChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPRequestPart
-    typealias InboundOut = HTTPRequestPart
-    typealias OutboundIn = HTTPResponsePart
-    typealias OutboundOut = HTTPResponsePart
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
 
     /// What every connection's handler shares.
     struct Shared: Sendable {
@@ -50,7 +52,7 @@ final class OrderChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private enum Order {
         /// Its body being read; `tooLarge` once it is over the cap (the rest is read and dropped).
-        case reading(HTTPFields, body: [UInt8], tooLarge: Bool, started: UInt64)
+        case reading(HTTPHeaders, body: [UInt8], tooLarge: Bool, started: UInt64)
         /// Being placed; its response not written yet.
         case answering
     }
@@ -60,7 +62,7 @@ final class OrderChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Requests handed on to Hummingbird whose response has not ended.
     private var handedOn = 0
     /// Parts waiting for the response before them (see the type's comment), oldest first.
-    private var held = CircularBuffer<HTTPRequestPart>()
+    private var held = CircularBuffer<HTTPServerRequestPart>()
     private var readHeld = false
     private var quiesceHeld = false
     /// Told to stop: nothing held is taken any more (Hummingbird closes after the response in hand).
@@ -86,41 +88,42 @@ final class OrderChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         return !held.isEmpty
     }
 
-    private func take(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+    private func take(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         switch (part, order) {
         case (.head(let head), nil) where Self.isOrder(head):
             if handedOn > 0 {
                 held.append(part)
             } else {
-                order = .reading(head.headerFields, body: [], tooLarge: false, started: monotonicNanoseconds())
+                order = .reading(head.headers, body: [], tooLarge: false, started: monotonicNanoseconds())
             }
         case (.head, nil):
             handedOn += 1
             context.fireChannelRead(wrapInboundOut(part))
-        case (.body(let buffer), .reading(let fields, let body, let tooLarge, let started)):
+        case (.body(let buffer), .reading(let headers, let body, let tooLarge, let started)):
             let over = tooLarge || body.count + buffer.readableBytes > ServerLimits.bodyBytesMax
             order = .reading(
-                fields,
+                headers,
                 body: over ? [] : body + buffer.readableBytesView,
                 tooLarge: over,
                 started: started
             )
-        case (.end, .reading(let fields, let body, let tooLarge, let started)):
+        case (.end, .reading(let headers, let body, let tooLarge, let started)):
             order = .answering
-            answer(fields, body: body, tooLarge: tooLarge, started: started, context: context)
+            answer(headers, body: body, tooLarge: tooLarge, started: started, context: context)
         default:
             context.fireChannelRead(wrapInboundOut(part))
         }
     }
 
-    /// Whether this handler answers the request: a keep-alive `POST /v1/orders` without a query or `Expect`.
-    private static func isOrder(_ head: HTTPRequest) -> Bool {
-        head.method == .post && head.path == "/v1/orders" && head.headerFields[.connection] == nil
-            && head.headerFields[.expect] == nil
+    /// Whether this handler answers the request: an HTTP/1.1 keep-alive `POST /v1/orders` without a query or
+    /// `Expect`.
+    private static func isOrder(_ head: HTTPRequestHead) -> Bool {
+        head.method == .POST && head.uri == "/v1/orders" && head.version == .http1_1
+            && !head.headers.contains(name: "connection") && !head.headers.contains(name: "expect")
     }
 
     private func answer(
-        _ fields: HTTPFields,
+        _ headers: HTTPHeaders,
         body: [UInt8],
         tooLarge: Bool,
         started: UInt64,
@@ -143,7 +146,7 @@ final class OrderChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         do throws(APIError) {
             if tooLarge { throw APIError.tooLarge }
-            let account = try AccountMiddleware.account(fields)
+            let account = try AccountMiddleware.account(headers[AccountMiddleware.header.rawName])
             try shared.limiter?.admitOrRefuse(account, metrics: shared.metrics)
             shared.trading.place(account: account, body: body, then: finish)
         } catch {
@@ -164,12 +167,14 @@ final class OrderChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard isActive else { return }
         var body = context.channel.allocator.buffer(capacity: text.utf8.count)
         body.writeString(text)
-        var head = HTTPResponse(status: status, headerFields: fields)
-        head.headerFields[.contentType] = "application/json"
-        head.headerFields[.contentLength] = String(body.readableBytes)
-        head.headerFields[.date] = shared.date.now
+        var headers = HTTPHeaders()
+        for field in fields { headers.add(name: field.name.rawName, value: field.value) }
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Content-Length", value: String(body.readableBytes))
+        headers.add(name: "Date", value: shared.date.now)
+        let head = HTTPResponseHead(version: .http1_1, status: .init(statusCode: status.code), headers: headers)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.write(wrapOutboundOut(.body(body)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         if quiesceHeld {
             quiesceHeld = false
@@ -247,6 +252,36 @@ final class OrderChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         isActive = false
+    }
+}
+
+extension OrderChannelHandler {
+    /// Puts an ``OrderChannelHandler`` in the pipeline of an HTTP/1 connection. Hummingbird adds its
+    /// `additionalChannelHandlers` after the codec that turns NIO's HTTP/1 parts into HTTP types; this one,
+    /// once added, puts the order handler before that codec and leaves. Orders then skip the codec:
+    /// converting a request's head and its response cost serve about 5% of its CPU
+    /// (docs/serve-performance.md).
+    final class Installer: ChannelInboundHandler, RemovableChannelHandler {
+        // NIO takes only inbound or outbound handlers; this one reads nothing, and is gone before a read.
+        typealias InboundIn = NIOAny
+
+        private let shared: Shared
+
+        init(_ shared: Shared) {
+            self.shared = shared
+        }
+
+        func handlerAdded(context: ChannelHandlerContext) {
+            let pipeline = context.pipeline.syncOperations
+            do {
+                let codec = try pipeline.handler(type: HTTP1ToHTTPServerCodec.self)
+                try pipeline.addHandler(OrderChannelHandler(shared), position: .before(codec))
+            } catch {
+                // Orders go to the router instead: the same answers, at a higher cost.
+                assertionFailure("no HTTP/1 codec in the connection's pipeline: \(error)")
+            }
+            pipeline.removeHandler(context: context, promise: nil)
+        }
     }
 }
 

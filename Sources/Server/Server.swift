@@ -79,7 +79,7 @@ public enum CastleServer {
             server: .http1WebSocketUpgrade(
                 webSocketRouter: StreamRoute.router(feed: state.market.feed, metrics: state.metrics.stream),
                 configuration: .init(
-                    http1: .init(additionalChannelHandlers: onChannel ? [OrderChannelHandler(orders)] : [])
+                    http1: .init(additionalChannelHandlers: onChannel ? [OrderChannelHandler.Installer(orders)] : [])
                 )
             ),
             configuration: ApplicationConfiguration(address: .hostname(host, port: options.port)),
