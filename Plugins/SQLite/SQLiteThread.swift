@@ -1,3 +1,4 @@
+internal import CSQLite
 import CastleSupport
 import Synchronization
 
@@ -73,6 +74,7 @@ final class SQLiteSerialConnection: @unchecked Sendable {
 
     private final class Box: @unchecked Sendable {
         var connection: SQLiteConnection?
+        var checkpointer: SQLiteCheckpointer?
     }
 
     private init(name: String, thread: SQLiteThread, box: Box) {
@@ -87,7 +89,11 @@ final class SQLiteSerialConnection: @unchecked Sendable {
         let box = Box()
         do throws(CastleError) {
             try await thread.run { () throws(CastleError) in
-                box.connection = try SQLiteConnection(path: path, name: name)
+                let connection = try SQLiteConnection(path: path, name: name)
+                let checkpointer = SQLiteCheckpointer(path: path, name: name + " (checkpoints)")
+                box.connection = connection
+                box.checkpointer = checkpointer
+                sqlite3_wal_hook(connection.handle, walHook, Unmanaged.passUnretained(checkpointer).toOpaque())
             }
         } catch {
             thread.stop()
@@ -136,10 +142,20 @@ final class SQLiteSerialConnection: @unchecked Sendable {
     /// Closes the connection, on its thread, and ends the thread. Later calls fail.
     func close() async {
         let box = box
+        await box.checkpointer?.close()
         _ = try? await thread.run { () throws(CastleError) in box.connection = nil }
         thread.stop()
     }
 }
+
+/// The writer's WAL hook: hands the checkpoint to ``SQLiteCheckpointer`` instead of SQLite's automatic one.
+private let walHook: @convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<CChar>?, Int32) -> Int32 =
+    { context, writer, _, pages in
+        guard let context, let writer else { return SQLITE_OK }
+        let checkpointer = Unmanaged<SQLiteCheckpointer>.fromOpaque(context).takeUnretainedValue()
+        checkpointer.committed(walPages: pages, writer: writer)
+        return SQLITE_OK
+    }
 
 /// A job started on a connection's thread, to be waited for later.
 final class SQLitePending: Sendable {
