@@ -63,6 +63,21 @@ import Testing
         #expect(table.lookup("d") == nil)
     }
 
+    @Test func removeAllForgetsEveryNameAndKeepsTheBound() {
+        var table = NameTable(firstID: 1, capacityMax: 2)
+        #expect(table.intern("a") == 1)
+        #expect(table.intern("b") == 2)
+        table.removeAll()
+        #expect(table.count == 0)
+        #expect(table.lookup("a") == nil)
+        // Ids start again at firstID, and the bound still holds.
+        #expect(table.intern("b") == 1)
+        #expect(table.intern("c") == 2)
+        #expect(table.intern("a") == nil)
+        #expect(table.intern("b") == 1)
+        #expect(table.string(of: 2) == "c")
+    }
+
     @Test func capacityZeroHoldsNothing() {
         var table = NameTable(capacityMax: 0)
         #expect(table.intern("x") == nil)
