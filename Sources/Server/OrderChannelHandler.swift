@@ -1,37 +1,38 @@
 import CastleSupport
 import CoreMetrics
 import HTTPTypes
+import HummingbirdCore
+import Logging
 import NIOCore
-import NIOHTTP1
-import NIOHTTPTypesHTTP1
 import Synchronization
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// `POST /v1/orders` answered from the connection's channel, in front of Hummingbird's router. Put by
-/// ``Installer`` before the codec that turns NIO's HTTP/1 parts into HTTP types for Hummingbird, it sees
-/// each request's parts first, as NIO reads them. The busiest request of the API skips the codec, the
-/// hand-over to the connection's task, the router and the middleware chain, and has no task of its own:
-/// it is enqueued from here and answered from the matcher's verdict (docs/serve-performance.md).
+/// `POST /v1/orders` read from the connection's bytes and answered there, in front of NIO's HTTP codec
+/// and Hummingbird. The busiest request of the API skips NIO's HTTP parser and response encoder, the
+/// codec to HTTP types, the hand-over to the connection's task, the router and the middleware chain,
+/// and has no task of its own: it is enqueued from here and answered from the matcher's verdict
+/// (docs/serve-performance.md).
 ///
 /// It does what those would, with the same code: the account (``AccountMiddleware/account(_:)``),
-/// `--rate-limit` (``RateLimiter/admitOrRefuse(_:metrics:)``), the body cap (413), the order itself
-/// (``Trading/place(account:body:)``), errors as JSON (``APIError/text``), the route's latency metric,
-/// a `Date` header. A request it does not take (another route, a query, `Expect`, `Connection`, HTTP/1.0)
-/// goes on to Hummingbird, and so does everything with `--otlp-endpoint`, whose spans come from the
-/// router's middleware.
+/// `--rate-limit` (``RateLimiter/admitOrRefuse(_:metrics:)``), the order itself
+/// (``Trading/place(account:body:then:)``), errors as JSON (``APIError/text``), the route's latency
+/// metric, a `Date` header.
 ///
-/// Responses keep the order of the requests on a connection (HTTP/1.1 pipelining): what arrives while
-/// an order is answered, and an order that arrives while Hummingbird answers, waits in ``held``, and
-/// reading stops once ``heldPartsMax`` parts wait. A graceful stop (`ChannelShouldQuiesceEvent`) waits
-/// for the order in hand.
+/// A connection starts here (``Front``). Orders are taken one at a time, in the order they come, each
+/// answered before the next is read from what waits (HTTP/1.1 pipelining). The first request that is
+/// not a plain order (``OrderRequest``: another route, a header it does not take, a body over the cap,
+/// bytes that are not HTTP) goes, with everything after it, to NIO's codec and Hummingbird once the
+/// order before it is answered, and this handler leaves the connection: Hummingbird then answers
+/// everything on it, orders too, as it would have from the start (a WebSocket upgrade included). A
+/// graceful stop (`ChannelShouldQuiesceEvent`) waits for the order in hand, then closes the connection.
 final class OrderChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias InboundOut = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     /// What every connection's handler shares.
     struct Shared: Sendable {
@@ -50,85 +51,70 @@ final class OrderChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    private enum Order {
-        /// Its body being read; `tooLarge` once it is over the cap (the rest is read and dropped).
-        case reading(HTTPHeaders, body: [UInt8], tooLarge: Bool, started: UInt64)
-        /// Being placed; its response not written yet.
-        case answering
-    }
-
     private let shared: Shared
-    private var order: Order?
-    /// Requests handed on to Hummingbird whose response has not ended.
-    private var handedOn = 0
-    /// Parts waiting for the response before them (see the type's comment), oldest first.
-    private var held = CircularBuffer<HTTPServerRequestPart>()
+    /// Read, not taken yet.
+    private var unread: ByteBuffer?
+    /// An order is being placed; its response is not written yet.
+    private var answering = false
+    /// The client closed its side (`ChannelEvent.inputClosed`): the connection ends once what was read
+    /// is answered.
+    private var inputClosed = false
+    /// ``inputClosed`` passed on (NIO's codec and Hummingbird see the end of the input).
+    private var inputClosedPassedOn = false
+    private var quiescing = false
     private var readHeld = false
-    private var quiesceHeld = false
-    /// Told to stop: nothing held is taken any more (Hummingbird closes after the response in hand).
-    private var isStopping = false
     private var isActive = true
 
     init(_ shared: Shared) {
         self.shared = shared
     }
 
+    /// Reading goes on while an order is answered, until this many bytes wait (a client pipelining its
+    /// requests): stopping at every order would cost NIO two `epoll_ctl` calls a request, to take the
+    /// socket out of the readable set and back. As many as the longest order taken, so that what waits
+    /// always holds a whole request, or the start of one that is not taken here.
+    static let unreadBytesMax = OrderRequest.headBytesMax + ServerLimits.bodyBytesMax
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
-        if isWaiting {
-            held.append(part)
+        var bytes = unwrapInboundIn(data)
+        if unread == nil {
+            unread = bytes
         } else {
-            take(part, context: context)
+            unread!.writeBuffer(&bytes)
         }
+        takeNext(context: context)
     }
 
-    /// An order is being answered, or parts wait for a response before them.
-    private var isWaiting: Bool {
-        if case .answering = order { return true }
-        return !held.isEmpty
-    }
-
-    private func take(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
-        switch (part, order) {
-        case (.head(let head), nil) where Self.isOrder(head):
-            if handedOn > 0 {
-                held.append(part)
-            } else {
-                order = .reading(head.headers, body: [], tooLarge: false, started: monotonicNanoseconds())
+    /// Takes the next order from what was read, if no order is in hand; hands the connection on at the
+    /// first request that is not one.
+    private func takeNext(context: ChannelHandlerContext) {
+        if answering || quiescing { return }
+        if var bytes = unread, bytes.readableBytes > 0 {
+            switch bytes.withUnsafeReadableBytes(OrderRequest.parse) {
+            case .incomplete:
+                break
+            case .other:
+                handOn(context: context)
+                return
+            case .order(let request):
+                bytes.moveReaderIndex(forwardBy: request.length)
+                unread = bytes.readableBytes > 0 ? bytes : nil
+                answering = true
+                answer(request, context: context)
+                return
             }
-        case (.head, nil):
-            handedOn += 1
-            context.fireChannelRead(wrapInboundOut(part))
-        case (.body(let buffer), .reading(let headers, let body, let tooLarge, let started)):
-            let over = tooLarge || body.count + buffer.readableBytes > ServerLimits.bodyBytesMax
-            order = .reading(
-                headers,
-                body: over ? [] : body + buffer.readableBytesView,
-                tooLarge: over,
-                started: started
-            )
-        case (.end, .reading(let headers, let body, let tooLarge, let started)):
-            order = .answering
-            answer(headers, body: body, tooLarge: tooLarge, started: started, context: context)
-        default:
-            context.fireChannelRead(wrapInboundOut(part))
+        }
+        if inputClosed {
+            // What is left can only be a request cut short: NIO's codec says so, as it would have.
+            handOn(context: context)
+        } else if readHeld, (unread?.readableBytes ?? 0) < Self.unreadBytesMax {
+            readHeld = false
+            context.read()
         }
     }
 
-    /// Whether this handler answers the request: an HTTP/1.1 keep-alive `POST /v1/orders` without a query or
-    /// `Expect`.
-    private static func isOrder(_ head: HTTPRequestHead) -> Bool {
-        head.method == .POST && head.uri == "/v1/orders" && head.version == .http1_1
-            && !head.headers.contains(name: "connection") && !head.headers.contains(name: "expect")
-    }
-
-    private func answer(
-        _ headers: HTTPHeaders,
-        body: [UInt8],
-        tooLarge: Bool,
-        started: UInt64,
-        context: ChannelHandlerContext
-    ) {
+    private func answer(_ request: OrderRequest, context: ChannelHandlerContext) {
+        let started = monotonicNanoseconds()
         let loop = context.eventLoop
         let handler = NIOLoopBound((self, context), eventLoop: loop)
         // Called back from the matcher's verdict (or at once for a bad request): the response is written
@@ -145,10 +131,9 @@ final class OrderChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
         }
         do throws(APIError) {
-            if tooLarge { throw APIError.tooLarge }
-            let account = try AccountMiddleware.account(headers[AccountMiddleware.header.rawName])
+            let account = try AccountMiddleware.account(request.accounts)
             try shared.limiter?.admitOrRefuse(account, metrics: shared.metrics)
-            shared.trading.place(account: account, body: body, then: finish)
+            shared.trading.place(account: account, body: request.body, then: finish)
         } catch {
             finish(.failure(error))
         }
@@ -161,65 +146,42 @@ final class OrderChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         started: UInt64,
         context: ChannelHandlerContext
     ) {
-        order = nil
+        answering = false
         shared.latency.recordNanoseconds(Int64(monotonicNanoseconds() - started))
         // The client went: nothing to write, and the context is not to be used once removed.
         guard isActive else { return }
-        var body = context.channel.allocator.buffer(capacity: text.utf8.count)
-        body.writeString(text)
-        var headers = HTTPHeaders()
-        for field in fields { headers.add(name: field.name.rawName, value: field.value) }
-        headers.add(name: "Content-Type", value: "application/json")
-        headers.add(name: "Content-Length", value: String(body.readableBytes))
-        headers.add(name: "Date", value: shared.date.now)
-        let head = HTTPResponseHead(version: .http1_1, status: .init(statusCode: status.code), headers: headers)
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        if quiesceHeld {
-            quiesceHeld = false
-            stop(context: context)
+        var response = context.channel.allocator.buffer(capacity: text.utf8.count + 192)
+        response.writeString("HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n")
+        for field in fields { response.writeString("\(field.name.rawName): \(field.value)\r\n") }
+        response.writeString("Content-Type: application/json\r\nContent-Length: \(text.utf8.count)\r\n")
+        response.writeString("Date: \(shared.date.now)\r\n\r\n")
+        response.writeString(text)
+        if quiescing {
+            context.writeAndFlush(wrapOutboundOut(response)).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
             return
         }
-        playHeld(context: context)
+        context.writeAndFlush(wrapOutboundOut(response), promise: nil)
+        takeNext(context: context)
     }
 
-    /// Takes the parts held, in order, until one has to wait again; then reads on, if a read was held.
-    private func playHeld(context: ChannelHandlerContext) {
-        if isStopping { return }
-        var played = false
-        // Hummingbird's channel passes on what it was given at the end of a read: so ends what was held.
-        defer { if played { context.fireChannelReadComplete() } }
-        while let part = held.first {
-            if case .answering = order { return }
-            if case .head(let head) = part, Self.isOrder(head), handedOn > 0 { return }
-            held.removeFirst()
-            take(part, context: context)
-            played = true
+    /// From here on NIO's codec and Hummingbird have the connection: what was read and not taken goes to
+    /// them, then whatever this handler held back, and the handler leaves the pipeline.
+    private func handOn(context: ChannelHandlerContext) {
+        if let unread, unread.readableBytes > 0 {
+            context.fireChannelRead(wrapInboundOut(unread))
+            // Hummingbird takes what was read at the end of a read; this may be after an answer, not a read.
+            context.fireChannelReadComplete()
         }
-        if readHeld && held.count < Self.heldPartsMax {
-            readHeld = false
-            context.read()
-        }
+        unread = nil
+        if inputClosed { passOnInputClosed(context: context) }
+        if readHeld { context.read() }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
-
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        context.write(data, promise: promise)
-        // Hummingbird's response to a request handed on: once it ends, an order held behind it may go.
-        // (Hummingbird may also answer what never came through here, such as a request it could not parse.)
-        if case .end = unwrapOutboundIn(data), handedOn > 0 {
-            handedOn -= 1
-            if handedOn == 0 { playHeld(context: context) }
-        }
-    }
-
-    /// Reading goes on while an order is answered, until this many parts wait (a client pipelining its
-    /// requests): stopping at every order would cost NIO two `epoll_ctl` calls a request, to take the
-    /// socket out of the readable set and back (docs/serve-performance.md).
-    static let heldPartsMax = 4
 
     func read(context: ChannelHandlerContext) {
-        if held.count >= Self.heldPartsMax {
+        if (unread?.readableBytes ?? 0) >= Self.unreadBytesMax {
             readHeld = true
         } else {
             context.read()
@@ -228,26 +190,32 @@ final class OrderChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
-        case is ChannelShouldQuiesceEvent where order != nil:
-            quiesceHeld = true
         case is ChannelShouldQuiesceEvent:
-            stop(context: context)
+            // Whatever was read after the order in hand is dropped, as Hummingbird drops what follows the
+            // request it answers when told to stop.
+            quiescing = true
+            unread = nil
+            if !answering { context.close(promise: nil) }
+        case let event as ChannelEvent where event == .inputClosed:
+            inputClosed = true
+            takeNext(context: context)
         default:
             context.fireUserInboundEventTriggered(event)
         }
     }
 
-    /// A graceful stop, once no order is in hand: what is held is dropped, as Hummingbird drops what
-    /// follows the request it answers, and Hummingbird is told (it closes the connection when idle).
-    private func stop(context: ChannelHandlerContext) {
-        isStopping = true
-        held.removeAll()
-        context.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
-    }
-
     func channelInactive(context: ChannelHandlerContext) {
         isActive = false
+        // Hummingbird waits for the first request NIO's codec reads; none will come. Told the input is
+        // closed, it stops waiting quietly (a channel gone without that is logged as an error).
+        passOnInputClosed(context: context)
         context.fireChannelInactive()
+    }
+
+    private func passOnInputClosed(context: ChannelHandlerContext) {
+        if inputClosedPassedOn { return }
+        inputClosedPassedOn = true
+        context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -256,31 +224,24 @@ final class OrderChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
 }
 
 extension OrderChannelHandler {
-    /// Puts an ``OrderChannelHandler`` in the pipeline of an HTTP/1 connection. Hummingbird adds its
-    /// `additionalChannelHandlers` after the codec that turns NIO's HTTP/1 parts into HTTP types; this one,
-    /// once added, puts the order handler before that codec and leaves. Orders then skip the codec:
-    /// converting a request's head and its response cost serve about 5% of its CPU
-    /// (docs/serve-performance.md).
-    final class Installer: ChannelInboundHandler, RemovableChannelHandler {
-        // NIO takes only inbound or outbound handlers; this one reads nothing, and is gone before a read.
-        typealias InboundIn = NIOAny
+    /// A connection of `base` (Hummingbird's HTTP/1 with the WebSocket upgrade) with an
+    /// ``OrderChannelHandler`` in front of everything base puts in its pipeline: it sees the connection's
+    /// bytes before NIO's HTTP codec reads any.
+    struct Front<Base: ServerChildChannel>: ServerChildChannel {
+        let base: Base
+        let shared: Shared
 
-        private let shared: Shared
-
-        init(_ shared: Shared) {
-            self.shared = shared
+        func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Base.Value> {
+            do {
+                try channel.pipeline.syncOperations.addHandler(OrderChannelHandler(shared))
+            } catch {
+                return channel.eventLoop.makeFailedFuture(error)
+            }
+            return base.setup(channel: channel, logger: logger)
         }
 
-        func handlerAdded(context: ChannelHandlerContext) {
-            let pipeline = context.pipeline.syncOperations
-            do {
-                let codec = try pipeline.handler(type: HTTP1ToHTTPServerCodec.self)
-                try pipeline.addHandler(OrderChannelHandler(shared), position: .before(codec))
-            } catch {
-                // Orders go to the router instead: the same answers, at a higher cost.
-                assertionFailure("no HTTP/1 codec in the connection's pipeline: \(error)")
-            }
-            pipeline.removeHandler(context: context, promise: nil)
+        func handle(value: Base.Value, logger: Logger) async {
+            await base.handle(value: value, logger: logger)
         }
     }
 }

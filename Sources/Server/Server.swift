@@ -2,6 +2,7 @@ import CastleCore
 public import CastleSupport
 import Codecs
 import Hummingbird
+import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
 import MarketStream
@@ -67,21 +68,26 @@ public enum CastleServer {
         // The page at / and its files; /v1/stream upgrades through a router of its own.
         WebRoutes.add(to: router)
         let host = options.host
-        // POST /v1/orders on the channel (``OrderChannelHandler``), unless traced: spans come from the router.
+        // POST /v1/orders read in front of NIO's HTTP codec (``OrderChannelHandler``), unless traced: spans
+        // come from the router's middleware.
         let orders = OrderChannelHandler.Shared(
             trading: state.trading,
             limiter: state.rateLimiter,
             metrics: state.metrics
         )
-        let onChannel = options.otlpEndpoint == nil
+        let webSocketResponder = StreamRoute.router(feed: state.market.feed, metrics: state.metrics.stream)
+            .buildResponder()
+        let traced = options.otlpEndpoint != nil
         let application = Application(
             router: router,
-            server: .http1WebSocketUpgrade(
-                webSocketRouter: StreamRoute.router(feed: state.market.feed, metrics: state.metrics.stream),
-                configuration: .init(
-                    http1: .init(additionalChannelHandlers: onChannel ? [OrderChannelHandler.Installer(orders)] : [])
+            server: HTTPServerBuilder { responder in
+                let http = HTTP1WebSocketUpgradeChannel(
+                    responder: responder,
+                    webSocketResponder: webSocketResponder,
+                    configuration: .init()
                 )
-            ),
+                return traced ? http as any ServerChildChannel : OrderChannelHandler.Front(base: http, shared: orders)
+            },
             configuration: ApplicationConfiguration(address: .hostname(host, port: options.port)),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? options.port

@@ -72,12 +72,35 @@ import Testing
         #expect(await serve.stop() == 0)
     }
 
-    /// Writes `text` to 127.0.0.1:`port` at once and returns everything read until the server closes.
-    private func exchange(_ text: String, port: Int) async throws -> [UInt8] {
+    /// Orders, then the client closes its side of the connection (a half-close): each is answered, then
+    /// serve closes. None of them says `Connection: close`.
+    @Test func ordersBeforeAHalfCloseAreAnsweredThenTheConnectionCloses() async throws {
+        let dir = try TemporaryDirectory()
+        let serve = try await ServeProcess.start(dir)
+        var sent = ""
+        for price in 1...3 {
+            let body = #"{"symbol":"HALF","side":"sell","price":"\#(price)","qty":"1"}"#
+            sent +=
+                "POST /v1/orders HTTP/1.1\r\nX-Castle-Account: half\r\nContent-Length: \(body.utf8.count)\r\n\r\n"
+                + body
+        }
+        let port = try #require(Int(serve.base.split(separator: ":").last ?? ""))
+        let answers = try parseResponses(try await exchange(sent, port: port, halfClose: true))
+        #expect(answers.map(\.status) == [201, 201, 201])
+        #expect(await serve.stop() == 0)
+    }
+
+    /// Writes `text` to 127.0.0.1:`port` at once (then, with `halfClose`, closes the client's side) and
+    /// returns everything read until the server closes.
+    private func exchange(_ text: String, port: Int, halfClose: Bool = false) async throws -> [UInt8] {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             .connect(host: "127.0.0.1", port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
+                        wrappingChannelSynchronously: channel,
+                        configuration: .init(isOutboundHalfClosureEnabled: true)
+                    )
                 }
             }
         // A server that never answers (or never closes) would hang the test: the connection is closed
@@ -88,6 +111,7 @@ import Testing
         defer { guardClose.cancel() }
         return try await channel.executeThenClose { inbound, outbound in
             try await outbound.write(ByteBuffer(string: text))
+            if halfClose { outbound.finish() }
             var received: [UInt8] = []
             for try await chunk in inbound { received += chunk.readableBytesView }
             return received
