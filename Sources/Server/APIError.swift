@@ -2,6 +2,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import NIOHTTP1
 
 /// Every error serve answers, as spec/serve.md's `{"error": {"code": "...", "message": "..."}}`.
 struct APIError: Error, HTTPResponseError {
@@ -71,6 +72,10 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             throw error
         } catch is NIOTooManyBytesError {
             throw APIError.tooLarge
+        } catch let error as HTTPParserError {
+            // A body cut short (the client closed its side before its Content-Length), or bytes that are
+            // not HTTP after the head: the request's fault, not the server's.
+            throw APIError.malformed("the request could not be read: \(error)")
         } catch let error as HTTPError {
             switch error.status {
             case .notFound:

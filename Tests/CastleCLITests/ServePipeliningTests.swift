@@ -90,6 +90,18 @@ import Testing
         #expect(await serve.stop() == 0)
     }
 
+    /// An order whose body the client cuts short by closing its side: a 400 with a JSON error, not a 500.
+    @Test func aBodyCutShortByAHalfCloseIsABadRequest() async throws {
+        let dir = try TemporaryDirectory()
+        let serve = try await ServeProcess.start(dir)
+        let sent = "POST /v1/orders HTTP/1.1\r\nX-Castle-Account: half\r\nContent-Length: 50\r\n\r\n{\"symbol\":"
+        let port = try #require(Int(serve.base.split(separator: ":").last ?? ""))
+        let answers = try parseResponses(try await exchange(sent, port: port, halfClose: true))
+        #expect(answers.map(\.status) == [400])
+        #expect(answers.first?.errorCode == "malformed", "\(answers.first?.body ?? "no answer")")
+        #expect(await serve.stop() == 0)
+    }
+
     /// Writes `text` to 127.0.0.1:`port` at once (then, with `halfClose`, closes the client's side) and
     /// returns everything read until the server closes.
     private func exchange(_ text: String, port: Int, halfClose: Bool = false) async throws -> [UInt8] {
