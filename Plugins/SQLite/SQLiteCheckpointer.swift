@@ -50,7 +50,7 @@ final class SQLiteCheckpointer: @unchecked Sendable {
         guard walPages >= Self.pages else { return }
         let thread = state.withLock { state -> SQLiteThread? in
             guard !state.running, !state.closed else { return nil }
-            if state.thread == nil { state.thread = try? SQLiteThread(name: name) }
+            if state.thread == nil { state.thread = try? SQLiteThread(name: name, threadName: "sqlite-ckpt") }
             state.running = state.thread != nil
             return state.thread
         }

@@ -12,10 +12,13 @@ final class SQLiteThread: @unchecked Sendable {
     private var jobs: [() -> Void] = []
     private var stopping = false
 
-    init(name: String) throws(CastleError) {
+    /// - Parameters:
+    ///   - name: the database, for errors.
+    ///   - threadName: what the system shows for the thread.
+    init(name: String, threadName: String = "castle-sqlite") throws(CastleError) {
         // The thread holds the queue until it ends; the queue's owner does not wait for that.
         do throws(CastleError) {
-            try startThread { [self] in loop() }.detach()
+            try startThread(name: threadName) { [self] in loop() }.detach()
         } catch {
             throw CastleError(error.kind, "\(name): SQLite: \(error.message)")
         }

@@ -38,14 +38,19 @@ public final class ConditionLock: @unchecked Sendable {
 /// Starts `body` on a new, joinable thread: the one place castle makes threads (the decoding reader,
 /// the write-behind writer, each SQLite connection's thread, ``onOwnThread(_:)``, ``BackgroundWork``).
 /// Throws when the system gives no thread. The caller joins it or detaches it, once.
-public func startThread(_ body: @escaping () -> Void) throws(CastleError) -> JoinableThread {
-    let context = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
+///
+/// `name` (at most 15 bytes are kept) is what `top -H`, `ps -L` and `perf` show for the thread;
+/// without it a thread shows its creator's name, e.g. a thread of Swift's cooperative pool.
+public func startThread(name: String, _ body: @escaping () -> Void) throws(CastleError) -> JoinableThread {
+    let context = Unmanaged.passRetained(ThreadBody(name: name, body)).toOpaque()
     var thread = pthread_t()
     let status = pthread_create(
         &thread,
         nil,
         { context in
-            Unmanaged<ThreadBody>.fromOpaque(context!).takeRetainedValue().body()
+            let thread = Unmanaged<ThreadBody>.fromOpaque(context!).takeRetainedValue()
+            nameThisThread(thread.name)
+            thread.body()
             return nil
         },
         context
@@ -57,7 +62,17 @@ public func startThread(_ body: @escaping () -> Void) throws(CastleError) -> Joi
     return JoinableThread(handle: thread)
 }
 
-/// A thread from ``startThread(_:)``.
+/// What `pthread_setname_np` does for the calling thread (which Swift does not import on Linux):
+/// proc(5) lets a thread write its own name to its `comm` file. Best effort: a name is for people.
+private func nameThisThread(_ name: String) {
+    let descriptor = open("/proc/thread-self/comm", O_WRONLY)
+    guard descriptor >= 0 else { return }
+    let bytes = Array(name.utf8.prefix(15))
+    _ = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+    close(descriptor)
+}
+
+/// A thread from ``startThread(name:_:)``.
 public struct JoinableThread: @unchecked Sendable {
     fileprivate let handle: pthread_t
 
@@ -69,8 +84,12 @@ public struct JoinableThread: @unchecked Sendable {
 }
 
 private final class ThreadBody {
+    let name: String
     let body: () -> Void
-    init(_ body: @escaping () -> Void) { self.body = body }
+    init(name: String, _ body: @escaping () -> Void) {
+        self.name = name
+        self.body = body
+    }
 }
 
 /// Runs blocking `work` (file I/O, pthread waits, a paced replay's sleeps) on a thread of its own and
@@ -82,7 +101,7 @@ public func onOwnThread<T: Sendable>(
 ) async throws(CastleError) -> T {
     let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, CastleError>, Never>) in
         do throws(CastleError) {
-            try startThread {
+            try startThread(name: "castle-job") {
                 do throws(CastleError) {
                     continuation.resume(returning: .success(try work()))
                 } catch {
@@ -112,7 +131,7 @@ public final class BackgroundWork<T>: @unchecked Sendable {
             }
         }
         do throws(CastleError) {
-            thread = try startThread(run)
+            thread = try startThread(name: "castle-work", run)
         } catch {
             // No thread: the work runs here and now.
             run()

@@ -49,7 +49,7 @@ public final class DecodingReader: @unchecked Sendable {
     /// The next batch, or nil at the end of the input.
     public func next() throws(CastleError) -> Batch? {
         if !started {
-            thread = try startThread { [self] in produce() }
+            thread = try startThread(name: "castle-decode") { [self] in produce() }
             started = true
         }
         lock.lock()

@@ -29,7 +29,7 @@ final class WriteBehind: @unchecked Sendable {
         self.name = name
         startWriteback = isRegularFile
         do throws(CastleError) {
-            thread = try startThread { [self] in loop() }
+            thread = try startThread(name: "castle-write") { [self] in loop() }
         } catch {
             // No writer: the first submit says so.
             failure = CastleError(error.kind, "\(name): \(error.message)")
