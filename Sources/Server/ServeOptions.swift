@@ -31,11 +31,6 @@ public struct ServeOptions: Sendable {
     /// How long an order request waits for the matcher's verdict: past it, 503 `not_ready` (the order is
     /// durable in the queue and is matched when the matcher gets to it).
     public var verdictTimeout = Duration.seconds(10)
-    /// `--idle-timeout S`: a connection from which nothing was read for this long is closed (a keep-alive
-    /// connection between requests, a client gone quiet in the middle of one); WebSocket clients are
-    /// pinged every half of it, and their answers count. Longer than ``verdictTimeout``, so that no
-    /// order waiting for its verdict is cut. nil: never.
-    public var idleTimeout: Duration? = .seconds(75)
     /// `--stream-port PORT`: `/v1/stream` on a listener of its own as well, with event-loop threads of
     /// its own (``StreamListener``); 0: any free port. nil: only on `port`.
     public var streamPort: Int?

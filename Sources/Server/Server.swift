@@ -81,15 +81,12 @@ public enum CastleServer {
         let application = Application(
             router: router,
             server: HTTPServerBuilder { responder in
-                ConnectionFront(
-                    base: HTTP1WebSocketUpgradeChannel(
-                        responder: responder,
-                        webSocketResponder: webSocketResponder,
-                        configuration: .init(ws: options.webSocketConfiguration)
-                    ),
-                    idleTimeout: options.idleTimeout,
-                    orders: traced ? nil : orders
+                let http = HTTP1WebSocketUpgradeChannel(
+                    responder: responder,
+                    webSocketResponder: webSocketResponder,
+                    configuration: .init()
                 )
+                return traced ? http as any ServerChildChannel : OrderChannelHandler.Front(base: http, shared: orders)
             },
             configuration: ApplicationConfiguration(address: .hostname(host, port: options.port)),
             onServerRunning: { channel in

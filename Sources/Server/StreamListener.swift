@@ -1,6 +1,5 @@
 import CastleSupport
 import Hummingbird
-import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
 import MarketStream
@@ -31,21 +30,11 @@ struct StreamListener {
         router.middlewares.add(ErrorMiddleware())
         Routes.addHealth(to: router)
         let host = state.options.host
-        let webSocketResponder = StreamRoute.router(feed: state.market.feed, metrics: state.metrics.stream)
-            .buildResponder()
         application = Application(
             router: router,
-            server: HTTPServerBuilder { responder in
-                ConnectionFront(
-                    base: HTTP1WebSocketUpgradeChannel(
-                        responder: responder,
-                        webSocketResponder: webSocketResponder,
-                        configuration: .init(ws: state.options.webSocketConfiguration)
-                    ),
-                    idleTimeout: state.options.idleTimeout,
-                    orders: nil
-                )
-            },
+            server: .http1WebSocketUpgrade(
+                webSocketRouter: StreamRoute.router(feed: state.market.feed, metrics: state.metrics.stream)
+            ),
             configuration: ApplicationConfiguration(address: .hostname(host, port: port)),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? port
