@@ -21,7 +21,7 @@ import Glibc
 /// (``Trading/place(account:body:then:)``), errors as JSON (``APIError/text``), the route's latency
 /// metric, a `Date` header.
 ///
-/// A connection starts here (``Front``). Orders are taken one at a time, in the order they come, each
+/// A connection starts here (``ConnectionFront``). Orders are taken one at a time, in the order they come, each
 /// answered before the next is read from what waits (HTTP/1.1 pipelining). The first request that is
 /// not a plain order (``OrderRequest``: another route, a header it does not take, a body over the cap,
 /// bytes that are not HTTP) goes, with everything after it, to NIO's codec and Hummingbird once the
@@ -220,29 +220,6 @@ final class OrderChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         isActive = false
-    }
-}
-
-extension OrderChannelHandler {
-    /// A connection of `base` (Hummingbird's HTTP/1 with the WebSocket upgrade) with an
-    /// ``OrderChannelHandler`` in front of everything base puts in its pipeline: it sees the connection's
-    /// bytes before NIO's HTTP codec reads any.
-    struct Front<Base: ServerChildChannel>: ServerChildChannel {
-        let base: Base
-        let shared: Shared
-
-        func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Base.Value> {
-            do {
-                try channel.pipeline.syncOperations.addHandler(OrderChannelHandler(shared))
-            } catch {
-                return channel.eventLoop.makeFailedFuture(error)
-            }
-            return base.setup(channel: channel, logger: logger)
-        }
-
-        func handle(value: Base.Value, logger: Logger) async {
-            await base.handle(value: value, logger: logger)
-        }
     }
 }
 

@@ -31,6 +31,9 @@ public struct ServeOptions: Sendable {
     /// How long an order request waits for the matcher's verdict: past it, 503 `not_ready` (the order is
     /// durable in the queue and is matched when the matcher gets to it).
     public var verdictTimeout = Duration.seconds(10)
+    /// `--idle-timeout S`: a connection on which nothing moved for this long while no request on it was
+    /// being answered is closed (``IdleTimeoutHandler``). nil: never.
+    public var idleTimeout: Duration? = .seconds(75)
     /// `--stream-port PORT`: `/v1/stream` on a listener of its own as well, with event-loop threads of
     /// its own (``StreamListener``); 0: any free port. nil: only on `port`.
     public var streamPort: Int?

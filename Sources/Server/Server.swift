@@ -81,12 +81,15 @@ public enum CastleServer {
         let application = Application(
             router: router,
             server: HTTPServerBuilder { responder in
-                let http = HTTP1WebSocketUpgradeChannel(
-                    responder: responder,
-                    webSocketResponder: webSocketResponder,
-                    configuration: .init()
+                ConnectionFront(
+                    base: HTTP1WebSocketUpgradeChannel(
+                        responder: responder,
+                        webSocketResponder: webSocketResponder,
+                        configuration: .init()
+                    ),
+                    idleTimeout: options.idleTimeout,
+                    orders: traced ? nil : orders
                 )
-                return traced ? http as any ServerChildChannel : OrderChannelHandler.Front(base: http, shared: orders)
             },
             configuration: ApplicationConfiguration(address: .hostname(host, port: options.port)),
             onServerRunning: { channel in

@@ -1,6 +1,5 @@
 import Foundation
 import NIOCore
-import NIOPosix
 import Testing
 
 /// serve's answers on one HTTP/1.1 connection whose requests are sent all at once (pipelining): orders,
@@ -102,32 +101,11 @@ import Testing
         #expect(await serve.stop() == 0)
     }
 
-    /// Writes `text` to 127.0.0.1:`port` at once (then, with `halfClose`, closes the client's side) and
-    /// returns everything read until the server closes.
+    /// What serve answers to `text`, read until it closes the connection.
     private func exchange(_ text: String, port: Int, halfClose: Bool = false) async throws -> [UInt8] {
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
-            .connect(host: "127.0.0.1", port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
-                        wrappingChannelSynchronously: channel,
-                        configuration: .init(isOutboundHalfClosureEnabled: true)
-                    )
-                }
-            }
-        // A server that never answers (or never closes) would hang the test: the connection is closed
-        // after a minute, and what came by then is checked.
-        let guardClose = channel.channel.eventLoop.scheduleTask(in: .seconds(60)) {
-            channel.channel.close(promise: nil)
-        }
-        defer { guardClose.cancel() }
-        return try await channel.executeThenClose { inbound, outbound in
-            try await outbound.write(ByteBuffer(string: text))
-            if halfClose { outbound.finish() }
-            var received: [UInt8] = []
-            for try await chunk in inbound { received += chunk.readableBytesView }
-            return received
-        }
+        let (received, closedByServer) = try await sendThenReadUntilClosed(text, port: port, halfClose: halfClose)
+        #expect(closedByServer, "serve did not close the connection")
+        return received
     }
 
     /// Responses one after another, each framed by its `Content-Length`.

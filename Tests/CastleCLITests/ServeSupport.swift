@@ -2,6 +2,8 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
+import Synchronization
 import Testing
 
 /// A `castle serve` process on a free loopback port of a store (a fresh SQLite file unless given), and a
@@ -220,4 +222,46 @@ func retryFindsTheFirstOrder(_ dir: TemporaryDirectory, storeURL: String) async 
     let accepted = events.lines.filter { $0.contains(#""event":"accepted""#) }
     #expect(accepted.count == 2, "one order per account, however often retried: \(events.stdoutText)")
     #expect(accepted.filter { $0.contains(#""id":\#(id),"#) }.count == 1)
+}
+
+/// Runs `body` on a new connection to 127.0.0.1:`port`. `closedByServer` is false when the test's own
+/// guard closed the connection, a minute on: the server never did.
+func withRawConnection<T: Sendable>(
+    port: Int,
+    _ body: (NIOAsyncChannelInboundStream<ByteBuffer>, NIOAsyncChannelOutboundWriter<ByteBuffer>) async throws -> T
+) async throws -> (T, closedByServer: Bool) {
+    let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+        .connect(host: "127.0.0.1", port: port) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
+                    wrappingChannelSynchronously: channel,
+                    configuration: .init(isOutboundHalfClosureEnabled: true)
+                )
+            }
+        }
+    let guardFired = Atomic(false)
+    let guardClose = channel.channel.eventLoop.scheduleTask(in: .seconds(60)) {
+        guardFired.store(true, ordering: .relaxed)
+        channel.channel.close(promise: nil)
+    }
+    defer { guardClose.cancel() }
+    let result = try await channel.executeThenClose { inbound, outbound in try await body(inbound, outbound) }
+    return (result, !guardFired.load(ordering: .relaxed))
+}
+
+/// Writes `text` (if any) to 127.0.0.1:`port` at once (then, with `halfClose`, closes the client's side)
+/// and returns everything read until the connection ends, and whether the server ended it.
+func sendThenReadUntilClosed(
+    _ text: String,
+    port: Int,
+    halfClose: Bool = false
+) async throws -> ([UInt8], closedByServer: Bool) {
+    try await withRawConnection(port: port) { inbound, outbound in
+        if !text.isEmpty { try await outbound.write(ByteBuffer(string: text)) }
+        if halfClose { outbound.finish() }
+        var received: [UInt8] = []
+        for try await chunk in inbound { received += chunk.readableBytesView }
+        return received
+    }
 }
