@@ -1,5 +1,8 @@
+import Hummingbird
 import HummingbirdCore
+import HummingbirdWebSocket
 import Logging
+import MarketStream
 import NIOCore
 
 /// What a connection of serve's listeners has in front of Hummingbird's HTTP/1 channel with the WebSocket
@@ -26,6 +29,27 @@ struct ConnectionFront<Base: ServerChildChannel>: ServerChildChannel {
 
     func handle(value: Base.Value, logger: Logger) async {
         await base.handle(value: value, logger: logger)
+    }
+}
+
+extension ConnectionFront where Base == HTTP1WebSocketUpgradeChannel {
+    /// A listener of serve's: Hummingbird's HTTP/1 with `/v1/stream`'s WebSocket upgrade, each connection
+    /// behind a front with `--idle-timeout` and, given `orders`, the order path.
+    static func server(state: ServerState, orders: OrderChannelHandler.Shared?) -> HTTPServerBuilder {
+        let webSocketResponder = StreamRoute.router(feed: state.market.feed, metrics: state.metrics.stream)
+            .buildResponder()
+        let idleTimeout = state.options.idleTimeout
+        return HTTPServerBuilder { responder in
+            ConnectionFront(
+                base: HTTP1WebSocketUpgradeChannel(
+                    responder: responder,
+                    webSocketResponder: webSocketResponder,
+                    configuration: .init()
+                ),
+                idleTimeout: idleTimeout,
+                orders: orders
+            )
+        }
     }
 }
 

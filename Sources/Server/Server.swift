@@ -2,8 +2,6 @@ import CastleCore
 public import CastleSupport
 import Codecs
 import Hummingbird
-import HummingbirdCore
-import HummingbirdWebSocket
 import Logging
 import MarketStream
 import NIOCore
@@ -75,22 +73,10 @@ public enum CastleServer {
             limiter: state.rateLimiter,
             metrics: state.metrics
         )
-        let webSocketResponder = StreamRoute.router(feed: state.market.feed, metrics: state.metrics.stream)
-            .buildResponder()
         let traced = options.otlpEndpoint != nil
         let application = Application(
             router: router,
-            server: HTTPServerBuilder { responder in
-                ConnectionFront(
-                    base: HTTP1WebSocketUpgradeChannel(
-                        responder: responder,
-                        webSocketResponder: webSocketResponder,
-                        configuration: .init()
-                    ),
-                    idleTimeout: options.idleTimeout,
-                    orders: traced ? nil : orders
-                )
-            },
+            server: ConnectionFront.server(state: state, orders: traced ? nil : orders),
             configuration: ApplicationConfiguration(address: .hostname(host, port: options.port)),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? options.port

@@ -1,9 +1,6 @@
 import CastleSupport
 import Hummingbird
-import HummingbirdCore
-import HummingbirdWebSocket
 import Logging
-import MarketStream
 import NIOCore
 import NIOPosix
 
@@ -31,21 +28,9 @@ struct StreamListener {
         router.middlewares.add(ErrorMiddleware())
         Routes.addHealth(to: router)
         let host = state.options.host
-        let webSocketResponder = StreamRoute.router(feed: state.market.feed, metrics: state.metrics.stream)
-            .buildResponder()
         application = Application(
             router: router,
-            server: HTTPServerBuilder { responder in
-                ConnectionFront(
-                    base: HTTP1WebSocketUpgradeChannel(
-                        responder: responder,
-                        webSocketResponder: webSocketResponder,
-                        configuration: .init()
-                    ),
-                    idleTimeout: state.options.idleTimeout,
-                    orders: nil
-                )
-            },
+            server: ConnectionFront.server(state: state, orders: nil),
             configuration: ApplicationConfiguration(address: .hostname(host, port: port)),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? port
