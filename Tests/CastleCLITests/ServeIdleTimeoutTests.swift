@@ -10,7 +10,7 @@ import Testing
 @Suite struct ServeIdleTimeoutTests {
     @Test func quietConnectionsAreClosedOnBothListeners() async throws {
         let dir = try TemporaryDirectory()
-        let serve = try await ServeProcess.start(dir, extra: ["--idle-timeout", "1", "--stream-port", "0"])
+        let serve = try await ServeProcess.start(dir, extra: ["--idle-timeout", "3", "--stream-port", "0"])
         let api = try #require(Int(serve.base.split(separator: ":").last ?? ""))
         let stream = try await streamPort(serve)
         let order = #"{"symbol":"IDLE","side":"sell","price":"1","qty":"1"}"#
@@ -57,13 +57,13 @@ import Testing
         #expect(errors.isEmpty, "\(errors)")
     }
 
-    /// An order waits three seconds for a verdict that does not come (no matcher runs), three idle
+    /// An order waits eight seconds for a verdict that does not come (no matcher runs), over two idle
     /// timeouts: it is answered (503, durable in the queue), and only then is the connection closed.
     @Test func aRequestServeIsStillAnsweringIsNotCut() async throws {
         let dir = try TemporaryDirectory()
         let serve = try await ServeProcess.start(
             dir,
-            extra: ["--matcher", "external", "--verdict-timeout", "3", "--idle-timeout", "1"]
+            extra: ["--matcher", "external", "--verdict-timeout", "8", "--idle-timeout", "3"]
         )
         let port = try #require(Int(serve.base.split(separator: ":").last ?? ""))
         let body = #"{"symbol":"IDLE","side":"sell","price":"1","qty":"1"}"#
@@ -82,20 +82,29 @@ import Testing
     /// has been closed as idle, the stream still answers a subscribe.
     @Test func aQuietWebSocketStays() async throws {
         let dir = try TemporaryDirectory()
-        let serve = try await ServeProcess.start(dir, extra: ["--idle-timeout", "1"])
+        let serve = try await ServeProcess.start(dir, extra: ["--idle-timeout", "3"])
         let port = try #require(Int(serve.base.split(separator: ":").last ?? ""))
-        let (answer, _) = try await withRawConnection(port: port) { inbound, outbound in
-            var socket = RawWebSocket(inbound: inbound.makeAsyncIterator(), outbound: outbound)
-            let head = try await socket.upgrade()
-            #expect(head.hasPrefix("HTTP/1.1 101"), "not upgraded: \(head)")
-            let (_, plainClosed) = try await sendThenReadUntilClosed("", port: port)
-            #expect(plainClosed, "the plain connection is closed as idle")
-            try await socket.send(text: #"{"op":"subscribe","channel":"trades","symbol":"IDLE"}"#)
-            var answer: (opcode: UInt8, payload: [UInt8])?
-            repeat { answer = try await socket.nextFrame() } while answer?.opcode == 0x9
-            return answer
+        // A starved test process may send its upgrade after serve closed the connection for having sent
+        // nothing, as it should: that attempt does not count (at most five).
+        var answer: (opcode: UInt8, payload: [UInt8])?
+        var failure: (any Error)?
+        for _ in 0..<5 where answer == nil {
+            do {
+                (answer, _) = try await withRawConnection(port: port) { inbound, outbound in
+                    var socket = RawWebSocket(inbound: inbound.makeAsyncIterator(), outbound: outbound)
+                    guard try await socket.upgrade().hasPrefix("HTTP/1.1 101") else { return nil }
+                    let (_, plainClosed) = try await sendThenReadUntilClosed("", port: port)
+                    #expect(plainClosed, "the plain connection is closed as idle")
+                    try await socket.send(text: #"{"op":"subscribe","channel":"trades","symbol":"IDLE"}"#)
+                    var answer: (opcode: UInt8, payload: [UInt8])?
+                    repeat { answer = try await socket.nextFrame() } while answer?.opcode == 0x9
+                    return answer
+                }
+            } catch {
+                failure = error  // the connection closed under the late upgrade
+            }
         }
-        #expect(answer?.opcode == 0x1, "\(String(describing: answer))")
+        #expect(answer?.opcode == 0x1, "\(String(describing: answer)), \(String(describing: failure))")
         let text = String(decoding: answer?.payload ?? [], as: UTF8.self)
         #expect(text.contains(#""op":"subscribed""#), "\(text)")
         #expect(await serve.stop() == 0)
