@@ -9,7 +9,7 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the exchange online: the trading and market-data HTTP API, health and metrics.",
         discussion: """
-            Listens on --host:--port (port 0: any free port) and prints `castle serve: listening on http://HOST:PORT` on stderr. The market-data stream is /v1/stream on that port; with --stream-port, also on a port of its own, with threads of its own, so that a fan-out to many clients does not hold up the API (printed as `castle serve: streams on ws://HOST:PORT/v1/stream`). Orders go into the queue of --queue (default: the store), are matched by the durable matcher of `castle match --queue` (in this process, or with --matcher external in separate `castle match --queue` processes), and their events go to the store. /health is liveness; /ready answers 200 only when the store answers, its migrations are current and the matcher owns its partition and has caught up, and reports --region; a second serve on the same store stands by (503, orders refused) and takes over when the first dies. A connection idle for --idle-timeout seconds, with no request on it being answered, is closed. With --otlp-endpoint, traces (a span per request, the order path's group commit and wait for the matcher) go over OTLP/HTTP to a collector. SIGTERM or SIGINT: stop accepting, answer what is in flight, commit the matcher's batch, export the last spans, exit 0. See docs/serve.md.
+            Listens on --host:--port (port 0: any free port) and prints `castle serve: listening on http://HOST:PORT` on stderr. The market-data stream is /v1/stream on that port; with --stream-port, also on a port of its own, with threads of its own, so that a fan-out to many clients does not hold up the API (printed as `castle serve: streams on ws://HOST:PORT/v1/stream`). Orders go into the queue of --queue (default: the store), are matched by the durable matcher of `castle match --queue` (in this process, or with --matcher external in separate `castle match --queue` processes), and their events go to the store. /health is liveness; /ready answers 200 only when the store answers, its migrations are current and the matcher owns its partition and has caught up, and reports --region; a second serve on the same store stands by (503, orders refused) and takes over when the first dies. A connection with no request on it being answered is closed when idle for --idle-timeout seconds, or when a request has been arriving on it that long (trickled). With --otlp-endpoint, traces (a span per request, the order path's group commit and wait for the matcher) go over OTLP/HTTP to a collector. SIGTERM or SIGINT: stop accepting, answer what is in flight, commit the matcher's batch, export the last spans, exit 0. See docs/serve.md.
 
             Examples:
               castle serve --store sqlite://castle.db --port 8080
@@ -82,7 +82,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(
         name: .customLong("idle-timeout"),
         help: ArgumentHelp(
-            "Seconds a connection may sit idle, with no request being answered, before it is closed (0: never).",
+            "Seconds a connection with no request being answered may sit idle, or take to send a request, before it is closed (0: never).",
             valueName: "s"
         )
     )
@@ -127,10 +127,8 @@ struct ServeCommand: AsyncParsableCommand {
                 "--verdict-timeout must be more than 0 and at most 3600 seconds, not \(verdictTimeout)"
             )
         }
-        guard idleTimeout == 0 || (idleTimeout > 0 && idleTimeout <= 86_400) else {
-            throw ValidationError(
-                "--idle-timeout must be 0 (never) or more than 0 and at most 86400 seconds, not \(idleTimeout)"
-            )
+        guard (0...86_400).contains(idleTimeout) else {
+            throw ValidationError("--idle-timeout must be from 0 (never) to 86400 seconds, not \(idleTimeout)")
         }
         guard (0...10_000).contains(streamInterval) else {
             throw ValidationError("--stream-interval must be 0 to 10000 milliseconds, not \(streamInterval)")

@@ -4,6 +4,7 @@ import HummingbirdWebSocket
 import Logging
 import MarketStream
 import NIOCore
+import NIOHTTPTypes
 
 /// What a connection of serve's listeners has in front of Hummingbird's HTTP/1 channel with the WebSocket
 /// upgrade (`base`), first in its pipeline: `--idle-timeout` (``IdleTimeoutHandler``), then, on the
@@ -44,7 +45,9 @@ extension ConnectionFront where Base == HTTP1WebSocketUpgradeChannel {
                 base: HTTP1WebSocketUpgradeChannel(
                     responder: responder,
                     webSocketResponder: webSocketResponder,
-                    configuration: .init()
+                    configuration: .init(
+                        http1: .init(additionalChannelHandlers: idleTimeout == nil ? [] : [RequestProgressHandler()])
+                    )
                 ),
                 idleTimeout: idleTimeout,
                 orders: orders
@@ -53,15 +56,16 @@ extension ConnectionFront where Base == HTTP1WebSocketUpgradeChannel {
     }
 }
 
-/// `--idle-timeout`: closes a connection on which, for that long, nothing was read or written while
-/// serve was not answering a request: one that never sent anything, one that sent part of a request's
-/// head and went quiet, a keep-alive connection left open after its last answer.
+/// `--idle-timeout`: closes a connection on which no request is being answered and, for that long,
+/// either nothing was read or written, or a request has been arriving without arriving whole: one that
+/// never sent anything, one that sent part of a request (its head, its head and part of its body) and
+/// went quiet or trickles the rest, a keep-alive connection left open after its last answer.
 ///
-/// A request is being answered from the end of its head (`\r\n\r\n` among the bytes read since serve
-/// last wrote) to serve's next write, and it is never cut, however long the answer takes (an order
-/// waits for the matcher). What the handler cannot see without parsing HTTP, it leaves alone: a body
-/// that trickles in after its head is given all the time it takes. A WebSocket connection leaves the
-/// handler at its upgrade (the `101` answer): the stream's pings watch it.
+/// A request is being answered from when it was read whole to when its answer was written whole, and
+/// it is never cut, however long the answer takes (an order waits for the matcher). The handlers that
+/// read requests say when (``RequestProgress``): the order path (``OrderChannelHandler``) and, for
+/// Hummingbird's requests, ``RequestProgressHandler`` behind NIO's HTTP codec. A WebSocket connection
+/// leaves the handler at its upgrade (the `101` answer): the stream's pings watch it.
 ///
 /// Closing, it first tells the handlers behind that the input ended, as if the client had half-closed:
 /// Hummingbird, waiting for a request, then stops quietly (a channel closed under it is logged as an
@@ -74,15 +78,20 @@ final class IdleTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private let timeout: TimeAmount
     private var lastActivity = NIODeadline.now()
-    /// A request's head was read since serve last wrote: it is being answered.
-    private var answering = false
-    /// How many bytes of `\r\n\r\n` the bytes read since serve last wrote end with.
-    private var headEndMatched = 0
+    /// When the first bytes of a request not yet read whole were read (nil: none is arriving).
+    private var arrivingSince: NIODeadline?
+    /// Requests read whole, and answered, on this connection: while more were read than answered, one
+    /// is being answered. (Counts, not a flag: an answer may be written before its request's body was
+    /// read, and the requests of a pipelining client are read before the first is answered.)
+    private var requestsRead = 0
+    private var requestsAnswered = 0
     private var timer: Scheduled<Void>?
 
     init(timeout: TimeAmount) {
         self.timeout = timeout
     }
+
+    private var answering: Bool { requestsRead > requestsAnswered }
 
     func handlerAdded(context: ChannelHandlerContext) {
         if context.channel.isActive { schedule(context, at: .now() + timeout) }
@@ -101,40 +110,36 @@ final class IdleTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         lastActivity = .now()
-        if !answering {
-            answering = unwrapInboundIn(data).withUnsafeReadableBytes { findHeadEnd($0) }
-        }
+        if !answering, arrivingSince == nil { arrivingSince = lastActivity }
         context.fireChannelRead(data)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         lastActivity = .now()
-        if answering {
-            answering = false
-            headEndMatched = 0
-            if case .byteBuffer(let bytes) = unwrapOutboundIn(data),
-                bytes.readableBytesView.starts(with: "HTTP/1.1 101 ".utf8)
-            {
-                context.write(data, promise: promise)
-                context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
-                return
-            }
+        // A WebSocket's upgrade is no request of the handlers behind (NIO's upgrader answers it).
+        if !answering, case .byteBuffer(let bytes) = unwrapOutboundIn(data),
+            bytes.readableBytesView.starts(with: "HTTP/1.1 101 ".utf8)
+        {
+            context.write(data, promise: promise)
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            return
         }
         context.write(data, promise: promise)
     }
 
-    /// Whether `bytes` complete a request's head, going on from what earlier reads ended with.
-    private func findHeadEnd(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        for byte in bytes {
-            switch (headEndMatched, byte) {
-            case (3, UInt8(ascii: "\n")): return true
-            case (1, UInt8(ascii: "\n")): headEndMatched = 2
-            case (2, UInt8(ascii: "\r")): headEndMatched = 3
-            case (_, UInt8(ascii: "\r")): headEndMatched = 1
-            default: headEndMatched = 0
-            }
+    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        switch event as? RequestProgress {
+        case .read:
+            requestsRead += 1
+            arrivingSince = nil
+        case .answered:
+            requestsAnswered += 1
+            lastActivity = .now()
+        case nil:
+            context.triggerUserOutboundEvent(event, promise: promise)
+            return
         }
-        return false
+        promise?.succeed()
     }
 
     private func schedule(_ context: ChannelHandlerContext, at deadline: NIODeadline) {
@@ -148,7 +153,7 @@ final class IdleTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func expired(context: ChannelHandlerContext) {
         timer = nil
         guard context.channel.isActive else { return }
-        let due = lastActivity + timeout
+        let due = (arrivingSince ?? lastActivity) + timeout
         if answering {
             schedule(context, at: .now() + timeout)
         } else if due > .now() {
@@ -157,5 +162,33 @@ final class IdleTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
             context.close(promise: nil)
         }
+    }
+}
+
+/// What the handlers that read requests tell ``IdleTimeoutHandler``, as outbound user events.
+enum RequestProgress {
+    /// A request was read whole, its head and its body.
+    case read
+    /// A request's answer was written whole.
+    case answered
+}
+
+/// Hummingbird's requests, for ``IdleTimeoutHandler``: behind NIO's HTTP codec, it sees where each
+/// request and each answer ends.
+final class RequestProgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .end = unwrapInboundIn(data) { context.triggerUserOutboundEvent(RequestProgress.read, promise: nil) }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let isEnd = if case .end = unwrapOutboundIn(data) { true } else { false }
+        context.write(data, promise: promise)
+        if isEnd { context.triggerUserOutboundEvent(RequestProgress.answered, promise: nil) }
     }
 }

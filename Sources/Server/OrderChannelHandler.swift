@@ -100,6 +100,7 @@ final class OrderChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 bytes.moveReaderIndex(forwardBy: request.length)
                 unread = bytes.readableBytes > 0 ? bytes : nil
                 answering = true
+                context.triggerUserOutboundEvent(RequestProgress.read, promise: nil)
                 answer(request, context: context)
                 return
             }
@@ -163,6 +164,7 @@ final class OrderChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         context.writeAndFlush(wrapOutboundOut(response), promise: nil)
+        context.triggerUserOutboundEvent(RequestProgress.answered, promise: nil)
         takeNext(context: context)
     }
 

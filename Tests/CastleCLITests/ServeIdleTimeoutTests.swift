@@ -2,10 +2,11 @@ import Foundation
 import NIOCore
 import Testing
 
-/// `--idle-timeout`: a connection on which nothing moves while no request is being answered is closed
-/// (no request yet, a head never finished, a keep-alive connection after its answer), on both listeners,
-/// quietly; a request serve takes longer than that to answer is not cut, and a WebSocket connection is
-/// not closed for being quiet. Raw loopback connections against a real `castle serve`: each test waits
+/// `--idle-timeout`: a connection on which no request is being answered is closed once nothing has
+/// moved for that long (no request yet, a head or a body never finished, a keep-alive connection after
+/// its answer) or a request has been arriving for that long (trickled), on both listeners, quietly; a
+/// request serve takes longer than that to answer is not cut, and a WebSocket connection is not closed
+/// for being quiet. Raw loopback connections against a real `castle serve`: each test waits
 /// for the server's answers and closes (a connection's close is the clock), never for a length of time.
 @Suite struct ServeIdleTimeoutTests {
     @Test func quietConnectionsAreClosedOnBothListeners() async throws {
@@ -19,6 +20,14 @@ import Testing
             ("nothing sent, stream", stream, ""),
             ("an order's head cut short", api, "POST /v1/orders HTTP/1.1\r\nX-Castle-Account: idle\r\n"),
             ("another route's head cut short", api, "GET /health HTTP/1.1\r\nHo"),
+            (
+                "an order's body withheld", api,
+                "POST /v1/orders HTTP/1.1\r\nX-Castle-Account: idle\r\nContent-Length: 60\r\n\r\n{\"symbol\""
+            ),
+            (
+                "another route's body withheld", api,
+                "PATCH /v1/orders/1 HTTP/1.1\r\nX-Castle-Account: idle\r\nContent-Length: 60\r\n\r\n{\"qty\""
+            ),
             ("a stream upgrade cut short", stream, "GET /v1/stream HTTP/1.1\r\nUpg"),
             (
                 "an order answered, then nothing", api,
@@ -57,9 +66,46 @@ import Testing
         #expect(errors.isEmpty, "\(errors)")
     }
 
+    /// A client that sends a request a byte every half second, each well within the timeout, is closed
+    /// once the request has been arriving for the timeout, unanswered: its head trickled, on the order
+    /// path and Hummingbird's, or its body after a whole head.
+    @Test func aTrickledRequestIsClosed() async throws {
+        let dir = try TemporaryDirectory()
+        let serve = try await ServeProcess.start(dir, extra: ["--idle-timeout", "3"])
+        let port = try #require(Int(serve.base.split(separator: ":").last ?? ""))
+        let order = #"{"symbol":"IDLE","side":"sell","price":"1","qty":"1"}"#
+        let cases: [(name: String, whole: String, trickled: String)] = [
+            (
+                "an order", "",
+                "POST /v1/orders HTTP/1.1\r\nX-Castle-Account: idle\r\nContent-Length: \(order.utf8.count)\r\n\r\n"
+                    + order
+            ),
+            ("another route's head", "", "GET /health HTTP/1.1\r\nHost: castle\r\nX-Trickled: 0123456789\r\n\r\n"),
+            (
+                "another route's body",
+                "PATCH /v1/orders/1 HTTP/1.1\r\nX-Castle-Account: idle\r\nContent-Length: 60\r\n\r\n",
+                #"{"qty":"1","price":"1","pad":"0123456789012345678901234567"}"#
+            ),
+        ]
+        let results = try await withThrowingTaskGroup { group in
+            for (name, whole, trickled) in cases {
+                group.addTask { (name, try await trickleThenReadUntilClosed(trickled, after: whole, port: port)) }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results.count == cases.count)
+        for (name, (received, closedByServer)) in results {
+            #expect(closedByServer, "\(name): serve did not close the connection")
+            #expect(received.isEmpty, "\(name): nothing is answered: \(String(decoding: received, as: UTF8.self))")
+        }
+        #expect(await serve.stop() == 0)
+    }
+
     /// An order waits eight seconds for a verdict that does not come (no matcher runs), over two idle
-    /// timeouts: it is answered (503, durable in the queue), and only then is the connection closed.
-    @Test func aRequestServeIsStillAnsweringIsNotCut() async throws {
+    /// timeouts: it is answered (503, durable in the queue), and only then is the connection closed. On
+    /// the order path, and on Hummingbird's (the connection's first request is another route's).
+    @Test(arguments: [false, true])
+    func aRequestServeIsStillAnsweringIsNotCut(afterAnotherRoute: Bool) async throws {
         let dir = try TemporaryDirectory()
         let serve = try await ServeProcess.start(
             dir,
@@ -67,13 +113,16 @@ import Testing
         )
         let port = try #require(Int(serve.base.split(separator: ":").last ?? ""))
         let body = #"{"symbol":"IDLE","side":"sell","price":"1","qty":"1"}"#
+        let before = afterAnotherRoute ? "GET /health HTTP/1.1\r\nHost: castle\r\n\r\n" : ""
         let (received, closedByServer) = try await sendUntilAnswered(
-            "POST /v1/orders HTTP/1.1\r\nX-Castle-Account: slow\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body,
+            before + "POST /v1/orders HTTP/1.1\r\nX-Castle-Account: slow\r\nContent-Length: \(body.utf8.count)\r\n\r\n"
+                + body,
             port: port
         )
         let text = String(decoding: received, as: UTF8.self)
         #expect(closedByServer)
-        #expect(text.hasPrefix("HTTP/1.1 503"), "\(text)")
+        #expect(text.hasPrefix(afterAnotherRoute ? "HTTP/1.1 200" : "HTTP/1.1 503"), "\(text)")
+        #expect(text.contains("HTTP/1.1 503"), "\(text)")
         #expect(text.contains("durable in the queue"), "\(text)")
         #expect(await serve.stop() == 0)
     }
@@ -114,7 +163,7 @@ import Testing
         for (arguments, message) in [
             (
                 ["--idle-timeout=-1"],
-                "--idle-timeout must be 0 (never) or more than 0 and at most 86400 seconds, not -1.0"
+                "--idle-timeout must be from 0 (never) to 86400 seconds, not -1.0"
             ),
             (["--idle-timeout", "90000"], "not 90000.0"),
         ] {
@@ -131,6 +180,34 @@ import Testing
         var result = try await sendThenReadUntilClosed(text, port: port)
         for _ in 1..<5 where result.0.isEmpty { result = try await sendThenReadUntilClosed(text, port: port) }
         return result
+    }
+
+    /// Writes `whole` at once, then `trickled` a byte every half second (until the connection ends), and
+    /// returns everything read until the connection ends, and whether the server ended it.
+    private func trickleThenReadUntilClosed(
+        _ trickled: String,
+        after whole: String,
+        port: Int
+    ) async throws -> ([UInt8], closedByServer: Bool) {
+        try await withRawConnection(port: port) { inbound, outbound in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    do {
+                        if !whole.isEmpty { try await outbound.write(ByteBuffer(string: whole)) }
+                        for byte in trickled.utf8 {
+                            try await outbound.write(ByteBuffer(bytes: [byte]))
+                            try await Task.sleep(for: .milliseconds(500))
+                        }
+                    } catch {
+                        // The connection ended, or the test is done.
+                    }
+                }
+                var received: [UInt8] = []
+                for try await chunk in inbound { received += chunk.readableBytesView }
+                group.cancelAll()
+                return received
+            }
+        }
     }
 
     private func streamPort(_ serve: ServeProcess) async throws -> Int {
