@@ -35,7 +35,8 @@ struct ConnectionFront<Base: ServerChildChannel>: ServerChildChannel {
 
 extension ConnectionFront where Base == HTTP1WebSocketUpgradeChannel {
     /// A listener of serve's: Hummingbird's HTTP/1 with `/v1/stream`'s WebSocket upgrade, each connection
-    /// behind a front with `--idle-timeout` and, given `orders`, the order path.
+    /// behind a front with `--idle-timeout` and, given `orders`, the order path. With `--idle-timeout`,
+    /// ``RequestProgressHandler`` goes behind NIO's HTTP codec, for Hummingbird's requests.
     static func server(state: ServerState, orders: OrderChannelHandler.Shared?) -> HTTPServerBuilder {
         let webSocketResponder = StreamRoute.router(feed: state.market.feed, metrics: state.metrics.stream)
             .buildResponder()
