@@ -41,11 +41,31 @@ public enum Side: UInt8, Sendable, Hashable, CaseIterable {
 
     public var opposite: Side { self == .buy ? .sell : .buy }
     public var name: StaticString { self == .buy ? "buy" : "sell" }
+
+    /// The side `name` names (match.md), nil for any other text.
+    public init?(name: String) {
+        switch name {
+        case "buy": self = .buy
+        case "sell": self = .sell
+        default: return nil
+        }
+    }
 }
 
 public enum OrderType: UInt8, Sendable, Hashable {
     case limit
     case market
+
+    public var name: StaticString { self == .limit ? "limit" : "market" }
+
+    /// The type `name` names (match.md), nil for any other text.
+    public init?(name: String) {
+        switch name {
+        case "limit": self = .limit
+        case "market": self = .market
+        default: return nil
+        }
+    }
 }
 
 public enum TimeInForce: UInt8, Sendable, Hashable {
@@ -60,6 +80,17 @@ public enum TimeInForce: UInt8, Sendable, Hashable {
         case .ioc: "ioc"
         case .fok: "fok"
         case .postOnly: "post_only"
+        }
+    }
+
+    /// The time in force `name` names (match.md), nil for any other text.
+    public init?(name: String) {
+        switch name {
+        case "gtc": self = .gtc
+        case "ioc": self = .ioc
+        case "fok": self = .fok
+        case "post_only": self = .postOnly
+        default: return nil
         }
     }
 }

@@ -7,17 +7,31 @@ import Synchronization
 /// same with the in-process matcher and with external ones, which is why it reads events, not commands.
 /// Events apply in `seq` order, each once: a line at or below `lastSeq` is skipped.
 final class ExchangeView: Sendable {
+    /// Stored by value in a dictionary and copied in and out on every event that touches it, so its
+    /// fixed choices are one-byte enums rather than strings (docs/serve-performance.md).
     struct Order: Sendable {
+        enum Status: UInt8, Sendable {
+            case open, filled, canceled
+
+            var name: StaticString {
+                switch self {
+                case .open: "open"
+                case .filled: "filled"
+                case .canceled: "canceled"
+                }
+            }
+        }
+
         var id: UInt64
         var account: String
         var symbol: String
-        var side: String
-        var type: String
-        var tif: String
+        var side: Side
+        var type: OrderType
+        var tif: TimeInForce
         var price: Amount?
         var qty: Amount
         var remaining: Amount
-        var status: String
+        var status: Status
         /// Resting in the book (a limit GTC or post-only order not yet finished).
         var rests: Bool
         var arrival: Int64
@@ -26,13 +40,19 @@ final class ExchangeView: Sendable {
     }
 
     struct Fill: Sendable {
+        enum Liquidity: UInt8, Sendable {
+            case maker, taker
+
+            var name: StaticString { self == .maker ? "maker" : "taker" }
+        }
+
         var seq: Int64
         var orderID: UInt64
         var symbol: String
-        var side: String
+        var side: Side
         var price: Amount
         var qty: Amount
-        var liquidity: String
+        var liquidity: Liquidity
         var ts: Int64?
     }
 
@@ -40,7 +60,7 @@ final class ExchangeView: Sendable {
         var seq: Int64
         var price: Amount
         var qty: Amount
-        var side: String
+        var side: Side
         var ts: Int64?
     }
 
@@ -100,8 +120,8 @@ final class ExchangeView: Sendable {
         /// in or out of its account's open ids.
         mutating func put(_ order: Order) {
             let old = orders.updateValue(order, forKey: order.id)
-            let wasOpen = old.map { $0.status == "open" } ?? false
-            let isOpen = order.status == "open"
+            let wasOpen = old?.status == .open
+            let isOpen = order.status == .open
             if let old, wasOpen, !(isOpen && old.account == order.account) {
                 holdings[old.account]?.openIDs.remove(order.id)
             }
@@ -122,25 +142,25 @@ final class ExchangeView: Sendable {
 
         /// Forgets a finished order (it rests nowhere and is open for no one).
         mutating func forget(_ id: UInt64) {
-            guard let order = orders[id], order.status != "open" else { return }
+            guard let order = orders[id], order.status != .open else { return }
             orders[id] = nil
         }
 
         /// Where an order rests in the books, and how much: nil when it does not rest.
-        private static func resting(_ order: Order) -> (symbol: String, side: String, price: Amount, qty: Amount)? {
+        private static func resting(_ order: Order) -> (symbol: String, side: Side, price: Amount, qty: Amount)? {
             guard order.rests, let price = order.price else { return nil }
             return (order.symbol, order.side, price, order.remaining)
         }
 
         private mutating func add(
             _ delta: Amount,
-            at level: (symbol: String, side: String, price: Amount, qty: Amount)
+            at level: (symbol: String, side: Side, price: Amount, qty: Amount)
         ) {
             func add(_ side: inout [Amount: Amount]) {
                 let total = side[level.price, default: .zero] + delta
                 side[level.price] = total == .zero ? nil : total
             }
-            if level.side == "buy" {
+            if level.side == .buy {
                 add(&markets[level.symbol, default: Market()].bids)
             } else {
                 add(&markets[level.symbol, default: Market()].asks)
@@ -232,22 +252,22 @@ final class ExchangeView: Sendable {
         switch event.kind {
         case .accepted:
             guard let id = event.id, let symbol = event.symbol, let qty = event.qty.map(Amount.init) else { return }
-            let type = event.type ?? "limit"
-            let tif = event.tif ?? "gtc"
+            let type = event.type ?? .limit
+            let tif = event.tif ?? .gtc
             state.arrivals += 1
             state.put(
                 Order(
                     id: id,
                     account: event.account ?? "",
                     symbol: symbol,
-                    side: event.side ?? "",
+                    side: event.side ?? .buy,
                     type: type,
                     tif: tif,
                     price: event.price.map(Amount.init),
                     qty: qty,
                     remaining: qty,
-                    status: "open",
-                    rests: type == "limit" && (tif == "gtc" || tif == "post_only"),
+                    status: .open,
+                    rests: type == .limit && (tif == .gtc || tif == .postOnly),
                     arrival: state.arrivals,
                     verdictSeq: seq
                 )
@@ -256,12 +276,12 @@ final class ExchangeView: Sendable {
             guard let symbol = event.symbol, let price = event.price.map(Amount.init),
                 let qty = event.qty.map(Amount.init), let maker = event.maker, let taker = event.taker
             else { return }
-            let side = event.side ?? ""
+            let side = event.side ?? .buy
             let ts = event.ts
-            func fill(_ id: UInt64, _ liquidity: String) {
+            func fill(_ id: UInt64, _ liquidity: Fill.Liquidity) {
                 guard var order = state.orders[id] else { return }
                 order.remaining = order.remaining - qty
-                if order.remaining <= .zero { finish(&order, status: "filled", state: &state) }
+                if order.remaining <= .zero { finish(&order, status: .filled, state: &state) }
                 state.put(order)
                 let fill = Fill(
                     seq: seq,
@@ -275,8 +295,8 @@ final class ExchangeView: Sendable {
                 )
                 append(fill, to: &state.holdings[order.account, default: Holdings()].fills, keep: fillsKeptPerAccount)
             }
-            fill(maker, "maker")
-            fill(taker, "taker")
+            fill(maker, .maker)
+            fill(taker, .taker)
             state.markets[symbol, default: Market()].trade(
                 TapeEntry(seq: seq, price: price, qty: qty, side: side, ts: ts),
                 keep: tradesKeptPerSymbol
@@ -284,7 +304,7 @@ final class ExchangeView: Sendable {
         case .canceled:
             guard let id = event.id, var order = state.orders[id] else { return }
             if let qty = event.qty { order.remaining = Amount(qty) }
-            finish(&order, status: "canceled", state: &state)
+            finish(&order, status: .canceled, state: &state)
             state.put(order)
         case .amended:
             guard let id = event.id, var order = state.orders[id] else { return }
@@ -308,8 +328,8 @@ final class ExchangeView: Sendable {
         }
     }
 
-    private static func finish(_ order: inout Order, status: String, state: inout State) {
-        guard order.status == "open" else { return }
+    private static func finish(_ order: inout Order, status: Order.Status, state: inout State) {
+        guard order.status == .open else { return }
         order.status = status
         order.rests = false
         if let old = state.finished.append(order.id) { state.forget(old) }

@@ -64,6 +64,11 @@ struct JSONText {
         string(value)
     }
 
+    /// A fixed name (an enum's, as match.md spells it).
+    mutating func member(_ name: String, _ value: StaticString) {
+        member(name, value.description)
+    }
+
     mutating func member(_ name: String, _ value: String?) {
         key(name)
         if let value { string(value) } else { raw("null") }

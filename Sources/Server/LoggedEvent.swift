@@ -19,9 +19,9 @@ struct LoggedEvent {
     var taker: UInt64?
     var ts: Int64?
     var symbol: String?
-    var side: String?
-    var type: String?
-    var tif: String?
+    var side: Side?
+    var type: OrderType?
+    var tif: TimeInForce?
     var account: String?
     var makerAccount: String?
     var takerAccount: String?
@@ -71,13 +71,13 @@ struct LoggedEvent {
                 } else if key.equals("qty") {
                     event.qty = decimal()
                 } else if key.equals("tif") {
-                    event.tif = text()
+                    event.tif = text().flatMap(TimeInForce.init(name:))
                 }
             case 4:
                 if key.equals("side") {
-                    event.side = text()
+                    event.side = text().flatMap(Side.init(name:))
                 } else if key.equals("type") {
-                    event.type = text()
+                    event.type = text().flatMap(OrderType.init(name:))
                 }
             case 5:
                 if key.equals("event") {

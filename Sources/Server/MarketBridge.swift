@@ -72,25 +72,18 @@ final class MarketBridge: Sendable {
         func account(_ name: String?) -> AccountID {
             name.flatMap { names.accounts.intern($0) } ?? .none
         }
-        let side: Side = event.side == "sell" ? .sell : .buy
+        let side = event.side ?? .buy
         let price = units(event.price, instrument.priceDecimals)
         let qty = units(event.qty, instrument.qtyDecimals)
         switch kind {
         case .accepted:
             guard let id = event.id, let qty else { return nil }
-            let tif: TimeInForce =
-                switch event.tif {
-                case "ioc": .ioc
-                case "fok": .fok
-                case "post_only": .postOnly
-                default: .gtc
-                }
             let accepted = FeedEvent.Kind.accepted(
                 id: id,
                 symbol: symbol,
                 side: side,
-                type: event.type == "market" ? .market : .limit,
-                tif: tif,
+                type: event.type ?? .limit,
+                tif: event.tif ?? .gtc,
                 price: price,
                 qty: qty,
                 account: account(event.account)

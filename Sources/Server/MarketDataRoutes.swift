@@ -44,7 +44,7 @@ struct MarketDataRoutes: Sendable {
                         t.member("seq", trade.seq)
                         t.member("price", trade.price.text)
                         t.member("qty", trade.qty.text)
-                        t.member("side", trade.side)
+                        t.member("side", trade.side.name)
                         if let ts = trade.ts { t.member("ts", ts) }
                     }
                 }

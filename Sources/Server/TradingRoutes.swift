@@ -291,13 +291,13 @@ final class Trading: Sendable {
                         o.member("id", order.id)
                         o.member("client_order_id", clientOrderIDs[Int64(bitPattern: order.id)])
                         o.member("symbol", order.symbol)
-                        o.member("side", order.side)
-                        o.member("type", order.type)
-                        o.member("tif", order.tif)
+                        o.member("side", order.side.name)
+                        o.member("type", order.type.name)
+                        o.member("tif", order.tif.name)
                         o.member("price", order.price?.text)
                         o.member("qty", order.qty.text)
                         o.member("remaining", order.remaining.text)
-                        o.member("status", order.status)
+                        o.member("status", order.status.name)
                     }
                 }
             }
@@ -318,10 +318,10 @@ final class Trading: Sendable {
                         o.member("seq", fill.seq)
                         o.member("order_id", fill.orderID)
                         o.member("symbol", fill.symbol)
-                        o.member("side", fill.side)
+                        o.member("side", fill.side.name)
                         o.member("price", fill.price.text)
                         o.member("qty", fill.qty.text)
-                        o.member("liquidity", fill.liquidity)
+                        o.member("liquidity", fill.liquidity.name)
                         if let ts = fill.ts { o.member("ts", ts) }
                     }
                 }
@@ -342,7 +342,7 @@ final class Trading: Sendable {
     private func openOrder(_ context: ServerContext, account: String) throws(APIError) -> ExchangeView.Order {
         let text = context.parameters.get("id") ?? ""
         guard let id = UInt64(text), let order = path.view.order(id), order.account == account,
-            order.status == "open"
+            order.status == .open
         else { throw APIError.unknownOrder(text) }
         return order
     }

@@ -18,7 +18,7 @@ import Testing
         #expect(event.qty.map(Amount.init) == Amount("0.5"))
         #expect(event.maker == 7)
         #expect(event.taker == UInt64.max)
-        #expect(event.side == "sell")
+        #expect(event.side == .sell)
         #expect(event.makerAccount == "é")
         #expect(event.takerAccount == "bob")
         #expect(event.ts == 1_767_364_200_000_258_931)
@@ -31,7 +31,7 @@ import Testing
             + #""account":"a","reason":"user","op":"amend","priority":"kept","price":"2","qty":"1","#
             + #""prev_price":"2.5","prev_qty":"4"}"#
         let event = try #require(LoggedEvent(line))
-        #expect(event.kind == .amended && event.id == 9 && event.type == "limit" && event.tif == "post_only")
+        #expect(event.kind == .amended && event.id == 9 && event.type == .limit && event.tif == .postOnly)
         #expect(event.account == "a" && event.reason == "user" && event.op == "amend" && event.priority == "kept")
         #expect(event.prevPrice == FixedDecimal(mantissa: 25, scale: 1))
         #expect(event.prevQty == FixedDecimal(mantissa: 4, scale: 0))
