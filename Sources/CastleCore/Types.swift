@@ -110,11 +110,6 @@ public enum STPMode: UInt8, Sendable, Hashable, CaseIterable {
         case .none: "none"
         }
     }
-
-    public init?(name: String) {
-        guard let mode = Self.allCases.first(where: { $0.name.description == name }) else { return nil }
-        self = mode
-    }
 }
 
 public enum Op: UInt8, Sendable, Hashable {
