@@ -64,6 +64,13 @@ import Testing
         #expect(try #require(LoggedEvent(#"{"ts":-9223372036854775808}"#)).ts == Int64.min)
     }
 
+    @Test func sideTypeAndTimeInForceAreReadOnlyAsMatchSpellsThem() throws {
+        let spelled = try #require(LoggedEvent(#"{"side":"sell","type":"market","tif":"fok"}"#))
+        #expect(spelled.side == .sell && spelled.type == .market && spelled.tif == .fok)
+        let other = try #require(LoggedEvent(#"{"side":"SELL","type":"stop","tif":"postOnly"}"#))
+        #expect(other.side == nil && other.type == nil && other.tif == nil)
+    }
+
     @Test func aLineThatIsNotOneObjectIsRefused() {
         #expect(LoggedEvent(#"{"event":"accepted""#) == nil)
         #expect(LoggedEvent("") == nil)
