@@ -234,9 +234,10 @@ final class ExchangeView: Sendable {
         }
     }
 
-    func tickers() -> [(symbol: String, bid: Amount?, ask: Amount?, ticker: Ticker)] {
+    /// Every symbol with events, and every one of `listed` (with no events yet: no prices, volume 0).
+    func tickers(listed: Set<String>) -> [(symbol: String, bid: Amount?, ask: Amount?, ticker: Ticker)] {
         state.withLock { state in
-            state.markets.keys.sorted().map { symbol in
+            listed.union(state.markets.keys).sorted().map { symbol in
                 let market = state.markets[symbol] ?? Market()
                 return (symbol, market.bids.keys.max(), market.asks.keys.min(), market.ticker)
             }

@@ -10,6 +10,8 @@ import Synchronization
 /// a ``FeedEvent`` in integer units and goes to ``MarketFeed/enqueue(_:)``, which returns at once.
 final class MarketBridge: Sendable {
     let feed: MarketFeed
+    /// The symbols of `--instruments`; empty without it (any symbol then).
+    let listedSymbols: Set<String>
     private let names: Mutex<Names>
 
     private struct Names {
@@ -32,6 +34,7 @@ final class MarketBridge: Sendable {
         var symbols = NameTable()
         var instruments: [SymbolID: Instrument] = [:]
         if let instrumentsPath { instruments = try InstrumentsFile.load(path: instrumentsPath, symbols: &symbols) }
+        listedSymbols = Set(instruments.keys.map { symbols.string(of: $0) })
         feed = MarketFeed(instruments: instruments, requireInstruments: !instruments.isEmpty)
         feed.syncNames(symbols: symbols, accounts: NameTable(firstID: 1))
         names = Mutex(Names(symbols: symbols, instruments: instruments, syncedSymbols: symbols.count))

@@ -8,6 +8,9 @@ import MarketData
 /// from the event-fed ``ExchangeView``. No account needed.
 struct MarketDataRoutes: Sendable {
     let view: ExchangeView
+    /// The symbols of `--instruments`: listed, so their market data answers before their first order,
+    /// empty. Without `--instruments` (any symbol can trade), a symbol is known by its events.
+    let listed: Set<String>
 
     func book(_ request: Request, _ context: ServerContext) throws -> Response {
         let symbol = try knownSymbol(context)
@@ -58,7 +61,7 @@ struct MarketDataRoutes: Sendable {
         reply.object { o in
             o.key("tickers")
             o.array { a in
-                for entry in view.tickers() {
+                for entry in view.tickers(listed: listed) {
                     a.object { t in
                         t.member("symbol", entry.symbol)
                         t.member("bid", entry.bid?.text)
@@ -115,11 +118,12 @@ struct MarketDataRoutes: Sendable {
 
     private func knownSymbol(_ context: ServerContext) throws(APIError) -> String {
         let symbol = context.parameters.get("symbol") ?? ""
-        guard view.knows(symbol: symbol) else {
+        guard listed.contains(symbol) || view.knows(symbol: symbol) else {
             throw APIError(
                 status: .notFound,
                 code: "unknown_symbol",
-                message: "no events of \(jsonStringLiteral(symbol))"
+                message: listed.isEmpty
+                    ? "no events of \(jsonStringLiteral(symbol))" : "no instrument \(jsonStringLiteral(symbol))"
             )
         }
         return symbol

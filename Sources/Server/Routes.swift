@@ -44,7 +44,7 @@ enum Routes {
         account.patch("orders/{id}") { request, context in try await trading.amend(request, context) }
         account.get("orders") { request, context in try await trading.orders(request, context) }
         account.get("fills") { request, context in try await trading.fills(request, context) }
-        let market = MarketDataRoutes(view: state.view)
+        let market = MarketDataRoutes(view: state.view, listed: state.market.listedSymbols)
         let data = router.group("v1")
         data.get("book/{symbol}") { request, context in try market.book(request, context) }
         data.get("trades/{symbol}") { request, context in try market.trades(request, context) }

@@ -1,6 +1,4 @@
-import CastleCore
 public import CastleSupport
-import Codecs
 import Hummingbird
 import Logging
 import MarketStream
@@ -55,7 +53,6 @@ public enum CastleServer {
             options: options,
             store: store,
             queue: queue,
-            symbols: try instrumentSymbols(options.instrumentsPath),
             market: try MarketBridge(instrumentsPath: options.instrumentsPath)
         )
         // A feed file is read and checked whole before anything starts: a bad line stops serve here.
@@ -159,14 +156,6 @@ public enum CastleServer {
         }
         await streamListener?.shutDown()
     }
-}
-
-/// The symbols of `--instruments`, empty without one (any symbol then).
-private func instrumentSymbols(_ path: String?) throws(CastleError) -> Set<String> {
-    guard let path else { return [] }
-    var symbols = NameTable()
-    let instruments = try InstrumentsFile.load(path: path, symbols: &symbols)
-    return Set(instruments.keys.map { symbols.string(of: $0) })
 }
 
 /// An application listening on `address` (given by `option`) as a service. An address it cannot listen

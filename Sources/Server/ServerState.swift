@@ -20,7 +20,7 @@ final class ServerState: Sendable {
     /// The consumer whose event log serve reads: the matcher of the whole queue.
     static let consumer = EventLog.consumer(of: .whole)
 
-    init(options: ServeOptions, store: any Backend, queue: any Backend, symbols: Set<String>, market: MarketBridge) {
+    init(options: ServeOptions, store: any Backend, queue: any Backend, market: MarketBridge) {
         self.options = options
         self.store = store
         self.queue = queue
@@ -35,7 +35,7 @@ final class ServerState: Sendable {
             matcher: .starting,
             tracing: options.otlpEndpoint != nil
         )
-        trading = Trading(path: path, symbols: symbols, clientOrders: store)
+        trading = Trading(path: path, symbols: market.listedSymbols, clientOrders: store)
         rateLimiter = options.rateLimit.map { RateLimiter(perSecond: $0) }
     }
 

@@ -52,7 +52,7 @@ import Testing
             start = end
             batch = batch >= 512 ? 1 : batch * 2
             guard batch == 1 || start == lines.count else { continue }
-            let symbols = Set(books.symbols).union(view.tickers().map(\.symbol))
+            let symbols = Set(books.symbols).union(view.tickers(listed: []).map(\.symbol))
             for symbol in symbols.sorted() {
                 let book = view.book(symbol: symbol, depth: .max)
                 let bids = book.bids.map { [$0.0.text, $0.1.text] }

@@ -279,13 +279,30 @@ import Testing
         #expect(await serve.stop() == 0)
     }
 
-    @Test func unknownSymbolWithInstruments() async throws {
+    /// With `--instruments`, a listed symbol's market data answers before its first order, and an
+    /// unlisted one is a 404 for market data and orders alike.
+    @Test func symbolsOfInstruments() async throws {
         let dir = try TemporaryDirectory()
         let instruments = try dir.write(
             "instruments.ndjson",
             #"{"symbol":"BTC-USD","price_decimals":2,"qty_decimals":4,"tick":"0.5","lot":"0.001"}"# + "\n"
         )
         let serve = try await ServeProcess.start(dir, extra: ["--instruments", instruments])
+        let book = try await http(.GET, serve.base + "/v1/book/BTC-USD")
+        #expect(book.status == 200, "\(book.body)")
+        #expect(book.body == #"{"symbol":"BTC-USD","seq":0,"bids":[],"asks":[]}"#)
+        #expect(try await http(.GET, serve.base + "/v1/trades/BTC-USD").body == #"{"trades":[]}"#)
+        #expect(try await http(.GET, serve.base + "/v1/candles/BTC-USD").body == #"{"candles":[]}"#)
+        let ticker = try await http(.GET, serve.base + "/v1/ticker")
+        #expect(
+            ticker.body
+                == #"{"tickers":[{"symbol":"BTC-USD","bid":null,"ask":null,"last":null,"volume":"0","seq":0}]}"#
+        )
+        for route in ["book", "trades", "candles"] {
+            let unlisted = try await http(.GET, serve.base + "/v1/\(route)/DOGE")
+            #expect(unlisted.status == 404, "\(route): \(unlisted.body)")
+            #expect(unlisted.errorCode == "unknown_symbol")
+        }
         let unknown = try await http(
             .POST,
             serve.base + "/v1/orders",
