@@ -4,20 +4,22 @@ import HummingbirdWebSocket
 import Logging
 import MarketStream
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
 
-/// What a connection of serve's listeners has in front of Hummingbird's HTTP/1 channel with the WebSocket
-/// upgrade (`base`), first in its pipeline: `--idle-timeout` (``IdleTimeoutHandler``), then, on the
+/// What a connection of serve's listeners has around Hummingbird's HTTP/1 channel with the WebSocket
+/// upgrade (`base`): first in its pipeline, `--idle-timeout` (``IdleTimeoutHandler``), then, on the
 /// API's listener and unless traced, the order path read from the connection's bytes
-/// (``OrderChannelHandler``).
-struct ConnectionFront<Base: ServerChildChannel>: ServerChildChannel {
-    let base: Base
+/// (``OrderChannelHandler``); behind NIO's HTTP codec, the answer to a first request that is not HTTP
+/// (``UnreadableFirstRequestHandler``).
+struct ConnectionFront: ServerChildChannel {
+    let base: HTTP1WebSocketUpgradeChannel
     /// nil: connections are never closed for being idle.
     let idleTimeout: Duration?
     /// nil: no ``OrderChannelHandler``; every request goes to Hummingbird.
     let orders: OrderChannelHandler.Shared?
 
-    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Base.Value> {
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<HTTP1WebSocketUpgradeChannel.Value> {
         do {
             let pipeline = channel.pipeline.syncOperations
             if let idleTimeout { try pipeline.addHandler(IdleTimeoutHandler(timeout: TimeAmount(idleTimeout))) }
@@ -25,15 +27,17 @@ struct ConnectionFront<Base: ServerChildChannel>: ServerChildChannel {
         } catch {
             return channel.eventLoop.makeFailedFuture(error)
         }
-        return base.setup(channel: channel, logger: logger)
+        return base.setup(channel: channel, logger: logger).flatMapThrowing { value in
+            let pipeline = channel.pipeline.syncOperations
+            let parser = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            try pipeline.addHandler(UnreadableFirstRequestHandler(), position: .after(parser))
+            return value
+        }
     }
 
-    func handle(value: Base.Value, logger: Logger) async {
+    func handle(value: HTTP1WebSocketUpgradeChannel.Value, logger: Logger) async {
         await base.handle(value: value, logger: logger)
     }
-}
-
-extension ConnectionFront where Base == HTTP1WebSocketUpgradeChannel {
     /// A listener of serve's: Hummingbird's HTTP/1 with `/v1/stream`'s WebSocket upgrade, each connection
     /// behind a front with `--idle-timeout` and, given `orders`, the order path. With `--idle-timeout`,
     /// ``RequestProgressHandler`` goes behind NIO's HTTP codec, for Hummingbird's requests.
@@ -54,6 +58,64 @@ extension ConnectionFront where Base == HTTP1WebSocketUpgradeChannel {
                 orders: orders
             )
         }
+    }
+}
+
+/// Answers a connection whose first request NIO's HTTP parser refuses (a request line or header that is
+/// not HTTP/1.1, a header block over NIO's limits, a bad `Content-Length`) with a JSON error, then closes
+/// it.
+///
+/// Why: Hummingbird answers a request it cannot parse with a 400 and closes, but, with the WebSocket
+/// upgrade, only from a connection's second request on. Until a first request's head is read, the
+/// upgrade's negotiation waits for one, and the parser's error reaches no one: the client would wait,
+/// unanswered, until `--idle-timeout` closed the connection (forever without one). This handler sits
+/// right behind the parser, in front of the upgrade's handler, and leaves at the first request head.
+final class UnreadableFirstRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private var answered = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let isHead = if case .head = unwrapInboundIn(data) { true } else { false }
+        context.fireChannelRead(data)
+        if isHead { context.pipeline.syncOperations.removeHandler(context: context, promise: nil) }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // The input ended inside a request: the client left, or `--idle-timeout` ended it (which answers
+        // nothing).
+        guard let error = error as? HTTPParserError, error != .invalidEOFState else {
+            context.fireErrorCaught(error)
+            return
+        }
+        if answered { return }
+        answered = true
+        let refusal =
+            error == .headerOverflow
+            ? APIError(
+                status: .requestHeaderFieldsTooLarge,
+                code: "malformed",
+                message: "the request's header is too large"
+            )
+            : APIError.malformed("the request could not be read as HTTP/1.1\(Self.detail(error))")
+        let body = ByteBuffer(string: refusal.text)
+        var head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: refusal.status.code))
+        head.headers.add(name: "Content-Type", value: "application/json")
+        head.headers.add(name: "Content-Length", value: String(body.readableBytes))
+        head.headers.add(name: "Connection", value: "close")
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
+        let channel = context.channel
+        written.futureResult.whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    /// What the parser says, where it says something.
+    private static func detail(_ error: HTTPParserError) -> String {
+        [.unknown, .paused].contains(error) ? "" : ": \(error)"
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import NIOHTTP1
 import Testing
 
 /// serve's answers on one HTTP/1.1 connection whose requests are sent all at once (pipelining): orders,
@@ -98,6 +99,31 @@ import Testing
         let answers = try parseResponses(try await exchange(sent, port: port, halfClose: true))
         #expect(answers.map(\.status) == [400])
         #expect(answers.first?.errorCode == "malformed", "\(answers.first?.body ?? "no answer")")
+        #expect(await serve.stop() == 0)
+    }
+
+    /// A connection whose first request is not HTTP/1.1 gets a JSON error and is closed, on the API's port
+    /// and on `--stream-port` alike (it used to wait, unanswered, until `--idle-timeout` closed it).
+    @Test func aFirstRequestThatIsNotHTTPIsAnsweredThenClosed() async throws {
+        let dir = try TemporaryDirectory()
+        let serve = try await ServeProcess.start(dir, extra: ["--stream-port", "0", "--idle-timeout", "30"])
+        try #require(await serve.server.waitFor("/v1/stream\n"), "no stream listener: \(serve.server.stderr)")
+        let line = try #require(serve.server.stderr.split(separator: "\n").first { $0.contains("streams on ws://") })
+        let streamPort = try #require(Int(line.split(separator: ":").last?.prefix { $0.isNumber } ?? ""))
+        let apiPort = try #require(Int(serve.base.split(separator: ":").last ?? ""))
+        let requests = [
+            (sent: "GARBAGE\r\n\r\n", status: 400),
+            ("GET /health HTTP/1.1\r\nX-Big: " + String(repeating: "a", count: 100_000) + "\r\n\r\n", 431),
+            ("POST /v1/orders HTTP/1.1\r\nX-Castle-Account: a\r\nContent-Length: abc\r\n\r\n", 400),
+        ]
+        for port in [apiPort, streamPort] {
+            for (sent, status) in requests {
+                let answers = try parseResponses(try await exchange(sent, port: port))
+                #expect(answers.map(\.status) == [status], "port \(port): \(sent.prefix(40))")
+                #expect(answers.first?.errorCode == "malformed", "\(answers.first?.body ?? "no answer")")
+            }
+        }
+        #expect(try await http(.GET, serve.base + "/health").status == 200)
         #expect(await serve.stop() == 0)
     }
 
