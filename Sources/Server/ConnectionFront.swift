@@ -51,7 +51,9 @@ struct ConnectionFront: ServerChildChannel {
                     responder: responder,
                     webSocketResponder: webSocketResponder,
                     configuration: .init(
-                        http1: .init(additionalChannelHandlers: idleTimeout == nil ? [] : [RequestProgressHandler()])
+                        http1: .init(additionalChannelHandlers: idleTimeout == nil ? [] : [RequestProgressHandler()]),
+                        // RFC 6455: a text message that is not UTF-8 fails the connection (close code 1007).
+                        ws: .init(validateUTF8: true)
                     )
                 ),
                 idleTimeout: idleTimeout,

@@ -1,6 +1,7 @@
 import Foundation
 import HummingbirdWSClient
 import Logging
+import NIOCore
 import NIOHTTP1
 import NIOWebSocket
 import Synchronization
@@ -66,6 +67,36 @@ import Testing
         #expect(seen["side"] as? String == "buy")
         #expect(close?.closeCode == .normalClosure)
         #expect(await serve.server.wait() == 0, "\(serve.server.stderr)")
+    }
+
+    /// RFC 6455: a text frame that is not UTF-8 fails the stream with close code 1007 (it used to be read
+    /// as if it were, with U+FFFD for the bad bytes).
+    @Test func aTextFrameThatIsNotUTF8FailsTheStream() async throws {
+        let dir = try TemporaryDirectory()
+        let serve = try await ServeProcess.start(dir)
+        let port = try #require(Int(serve.base.split(separator: ":").last ?? ""))
+        let upgrade =
+            "GET /v1/stream HTTP/1.1\r\nHost: castle\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        let payload = Array(#"{"op":"subscribe","channel":"trades","symbol":""#.utf8) + [0xFF] + Array(#""}"#.utf8)
+        // A final text frame, masked with the key 0 (which leaves the payload as it is).
+        let frame = [0x81, 0x80 | UInt8(payload.count), 0, 0, 0, 0] + payload
+        let (closeFrame, _) = try await withRawConnection(port: port) { inbound, outbound in
+            var bytes = ByteBuffer(string: upgrade)
+            bytes.writeBytes(frame)
+            try await outbound.write(bytes)
+            var received: [UInt8] = []
+            for try await chunk in inbound {
+                received += chunk.readableBytesView
+                guard let end = received.firstRange(of: Array("\r\n\r\n".utf8)) else { continue }
+                let frames = received[end.upperBound...]
+                // The server's first frame: a close frame, two bytes of header and two of code.
+                if frames.count >= 4 { return Array(frames.prefix(4)) }
+            }
+            return Array(received)
+        }
+        #expect(closeFrame == [0x88, 2, 0x03, 0xEF], "a close frame with code 1007")
+        #expect(await serve.stop() == 0)
     }
 
     @Test func theStreamPortIsCheckedBeforeAnythingStarts() async throws {
