@@ -146,6 +146,12 @@ public enum StreamRoute {
 
     /// One client frame: a subscribe or an unsubscribe, strictly (unknown fields are refused).
     static func handle(_ text: String, on connection: FeedConnection) {
+        // `messages(maxSize:)` caps only a message in several frames; one frame may be up to the
+        // WebSocket's frame cap (16 KiB, past which hummingbird-websocket closes with 1009).
+        guard text.utf8.count <= inboundBytesMax else {
+            connection.send(errorText(code: "malformed", "a message over \(inboundBytesMax) bytes"))
+            return
+        }
         guard
             let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
         else {

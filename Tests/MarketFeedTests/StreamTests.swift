@@ -163,6 +163,7 @@ import Testing
                     #"{"op":"subscribe","channel":"book","symbol":7}"#, #"{"op":"subscribe","channel":"book"}"#,
                     #"{"op":"subscribe","channel":"book","symbol":"ZZZ"}"#, #"{"op":"subscribe","channel":"orders"}"#,
                     #"{"op":"subscribe","channel":"trades","symbol":"AAA"}"#,
+                    #"{"op":"subscribe","channel":"trades","symbol":""# + String(repeating: "A", count: 4100) + #""}"#,
                 ]
                 var messages = inbound.messages(maxSize: 1 << 20).makeAsyncIterator()
                 for frame in frames {
@@ -186,6 +187,7 @@ import Testing
                 #"{"error":{"code":"unknown_symbol","message":"unknown symbol ZZZ"}}"#,
                 #"{"error":{"code":"unauthenticated","message":"the orders channel needs the X-Castle-Account header"}}"#,
                 #"{"channel":"trades","op":"subscribed","symbol":"AAA"}"#,
+                #"{"error":{"code":"malformed","message":"a message over 4096 bytes"}}"#,
                 #"{"error":{"code":"malformed","message":"send JSON text frames"}}"#,
             ]
         )
