@@ -38,6 +38,12 @@ final class Background: @unchecked Sendable {
         }
     }
 
+    /// A test that throws before it stops its process leaves none behind: it would run on after the
+    /// suite, holding its port and its files.
+    deinit {
+        if !exit.hasExited { kill(process.processIdentifier, SIGKILL) }
+    }
+
     var pid: Int32 { process.processIdentifier }
 
     /// What the process has written to stderr so far.

@@ -25,7 +25,6 @@ struct ServeFeedTests {
             ["serve", "--store", store, "--port", "0", "--feed", feed, "--speed", "1000"],
             stderrPath: directory.path("serve.stderr")
         )
-        defer { if !server.hasExited { server.signal(SIGKILL) } }
         let done = await server.waitFor("feed done")
         try #require(done, "the feed did not finish: \(server.stderr)")
         let url = try #require(ServePage.listeningURL(in: server.stderr))

@@ -26,7 +26,6 @@ struct ServePageTests {
             ],
             stderrPath: directory.path("serve.stderr")
         )
-        defer { if !server.hasExited { server.signal(SIGKILL) } }
         let listening = await server.waitFor("listening on http://")
         try #require(listening, "castle serve did not start: \(server.stderr)")
         let url = try #require(ServePage.listeningURL(in: server.stderr))
