@@ -48,6 +48,8 @@ public enum WebRoutes {
             router.head(RouterPath(path)) { request, _ in
                 var answer = response(asset, ifNoneMatch: request.headers[.ifNoneMatch])
                 answer.body = ResponseBody()
+                // The length a GET gets (RFC 9110), not the empty body's (which setting `body` wrote).
+                if answer.status == .ok { answer.headers[.contentLength] = String(asset.body.readableBytes) }
                 return answer
             }
         }

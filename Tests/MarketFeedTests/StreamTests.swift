@@ -196,16 +196,21 @@ import Testing
     /// The page's files: ETag and Cache-Control, and 304 for a matching If-None-Match.
     @Test func thePageIsServedWithETagAndCacheControl() async throws {
         try await withStreamServer(MarketFeed()) { port in
-            let page = try await rawGet(port: port, path: "/")
+            let page = try await rawRequest(port: port, path: "/")
             #expect(page.status == 200)
             #expect(page.headers[.cacheControl] == "no-cache")
             #expect(page.headers[.contentType] == "text/html; charset=utf-8")
             #expect(page.body.contains(#"<script src="/app.js"></script>"#))
+            // HEAD: the same head, the length a GET gets, no body.
+            let head = try await rawRequest(port: port, path: "/", method: .head)
+            #expect(head.status == 200 && head.body.isEmpty)
+            #expect(head.headers[.contentLength] == String(page.body.utf8.count))
+            #expect(head.headers[.eTag] == page.headers[.eTag])
             let tag = try #require(page.headers[.eTag])
-            let again = try await rawGet(port: port, path: "/", headers: [.ifNoneMatch: tag])
+            let again = try await rawRequest(port: port, path: "/", headers: [.ifNoneMatch: tag])
             #expect(again.status == 304)
             #expect(again.body.isEmpty)
-            let script = try await rawGet(port: port, path: "/app.js", headers: [.ifNoneMatch: "\"other\""])
+            let script = try await rawRequest(port: port, path: "/app.js", headers: [.ifNoneMatch: "\"other\""])
             #expect(script.status == 200)
             #expect(script.headers[.cacheControl] == "public, max-age=300")
             #expect(script.body.contains("new WebSocket("))

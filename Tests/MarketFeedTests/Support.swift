@@ -393,10 +393,15 @@ struct RawResponse: Sendable {
     var body: String
 }
 
-/// One plain HTTP GET through Hummingbird's test client.
-func rawGet(port: Int, path: String, headers: HTTPFields = [:]) async throws -> RawResponse {
+/// One plain HTTP request (a GET unless told) through Hummingbird's test client.
+func rawRequest(
+    port: Int,
+    path: String,
+    method: HTTPRequest.Method = .get,
+    headers: HTTPFields = [:]
+) async throws -> RawResponse {
     try await TestClient.withClient(host: "127.0.0.1", port: port) { client in
-        let response = try await client.execute(TestClient.Request(path, method: .get, headers: headers))
+        let response = try await client.execute(TestClient.Request(path, method: method, headers: headers))
         return RawResponse(
             status: Int(response.status.code),
             headers: response.headers,
