@@ -82,12 +82,6 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
                 throw APIError(status: .notFound, code: "not_found", message: "no such route: \(request.uri.path)")
             case .contentTooLarge:
                 throw APIError.tooLarge
-            case .methodNotAllowed:
-                throw APIError(
-                    status: .methodNotAllowed,
-                    code: "not_found",
-                    message: "\(request.method) is not allowed here"
-                )
             default:
                 throw APIError(status: error.status, code: "malformed", message: error.body ?? "\(error.status)")
             }
