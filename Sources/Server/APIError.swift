@@ -79,7 +79,11 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as HTTPError {
             switch error.status {
             case .notFound:
-                throw APIError(status: .notFound, code: "not_found", message: "no such route: \(request.uri.path)")
+                throw APIError(
+                    status: .notFound,
+                    code: "not_found",
+                    message: "no such route: \(request.method) \(request.uri.path)"
+                )
             case .contentTooLarge:
                 throw APIError.tooLarge
             default:

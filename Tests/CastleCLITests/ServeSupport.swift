@@ -65,6 +65,7 @@ struct Answer: Sendable {
 
     /// The error code of an error answer.
     var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
+    var errorMessage: String? { (json["error"] as? [String: Any])?["message"] as? String }
 
     /// The events of an order answer, as JSON lines in the order given.
     var eventLines: [String] {
