@@ -185,16 +185,16 @@ public enum FlatJSON {
             let ones: UInt64 = 0x0101_0101_0101_0101
             let highs: UInt64 = 0x8080_8080_8080_8080
             while true {
-                // Find the next quote, backslash or control character, eight bytes at a time. In the
-                // mask, the lowest flagged byte is always a true match (borrows only run upwards), so
-                // its position is exact.
+                // Find the next quote, backslash, control character or byte outside ASCII, eight bytes at
+                // a time. In the mask, the lowest flagged byte is always a true match (borrows only run
+                // upwards), so its position is exact.
                 if p + 8 <= end {
                     let word = UnsafeRawPointer(base + p).loadUnaligned(as: UInt64.self)
                     let quote = word ^ (ones &* 0x22)
                     let backslash = word ^ (ones &* 0x5C)
                     let special =
                         (((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash)
-                            | ((word &- ones &* 0x20) & ~word))
+                            | ((word &- ones &* 0x20) & ~word) | word)
                         & highs
                     if special == 0 {
                         p += 8
@@ -204,7 +204,7 @@ public enum FlatJSON {
                 } else {
                     while p < end {
                         let c = base[p]
-                        if c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") || c < 0x20 { break }
+                        if c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") || c < 0x20 || c >= 0x80 { break }
                         p += 1
                     }
                     if p == end { return nil }
@@ -217,6 +217,12 @@ public enum FlatJSON {
                     )
                     p += 1
                     return value
+                }
+                if c >= 0x80 {
+                    // JSON text is UTF-8 (RFC 8259): a string's other bytes must be one character's.
+                    guard let length = utf8SequenceLength(at: p) else { return nil }
+                    p += length
+                    continue
                 }
                 if c < 0x20 { return nil }
                 // A backslash: check the escape.
@@ -234,6 +240,28 @@ public enum FlatJSON {
                     return nil
                 }
             }
+        }
+
+        /// The length of the well-formed UTF-8 sequence of one character at `at` (whose first byte is not
+        /// ASCII), or nil: RFC 3629's table, so no overlong forms, no surrogates, nothing past U+10FFFF.
+        @inlinable
+        func utf8SequenceLength(at at: Int) -> Int? {
+            let lead = base[at]
+            let length: Int
+            var second: ClosedRange<UInt8> = 0x80...0xBF
+            switch lead {
+            case 0xC2...0xDF: length = 2
+            case 0xE0: (length, second) = (3, 0xA0...0xBF)
+            case 0xE1...0xEC, 0xEE...0xEF: length = 3
+            case 0xED: (length, second) = (3, 0x80...0x9F)
+            case 0xF0: (length, second) = (4, 0x90...0xBF)
+            case 0xF1...0xF3: length = 4
+            case 0xF4: (length, second) = (4, 0x80...0x8F)
+            default: return nil
+            }
+            guard at + length <= end, second.contains(base[at + 1]) else { return nil }
+            for k in 2..<length where base[at + k] & 0xC0 != 0x80 { return nil }
+            return length
         }
 
         @inlinable

@@ -96,6 +96,18 @@ import Testing
         #expect(try dir.contents() == ["in.ndjson"], "nothing half-written")
     }
 
+    /// JSON text is UTF-8: a line with other bytes in a string is `malformed`, and never echoed into
+    /// the events (it used to be, byte for byte, into a symbol).
+    @Test func aLineThatIsNotUTF8IsMalformed() async throws {
+        var input = Data(#"{"op":"new","id":1,"symbol":"B"#.utf8)
+        input.append(0xFF)
+        input.append(contentsOf: Array(#"X","side":"buy","price":"1","qty":"1"}"#.utf8) + [0x0A])
+        let result = try await CastleProcess.run(["match"], stdin: input)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.lines == [#"{"seq":1,"event":"rejected","reason":"malformed","line":1}"#])
+        #expect(result.stderr.contains(":1: malformed"), "\(result.stderr)")
+    }
+
     @Test func strictStopsOnInvalidFieldsToo() async throws {
         let result = try await CastleProcess.run(
             ["match", "--strict"],

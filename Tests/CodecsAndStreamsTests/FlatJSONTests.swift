@@ -109,6 +109,28 @@ func decodedFirstValue(_ text: String) -> (ok: Bool, bytes: [UInt8])? {
         #expect(members[2] == Member(#"k\u0065y"#, .string, "v", keyKind: .escapedString))
     }
 
+    /// JSON text is UTF-8 (RFC 8259): a string's bytes outside ASCII must each be part of a well-formed
+    /// character, in the scanner's eight-bytes-at-a-time path (`long`) and in its tail.
+    @Test(arguments: [false, true]) func stringsMustBeUTF8(long: Bool) {
+        let pad = long ? Array("padding-".utf8) : []
+        func scans(_ content: [UInt8]) -> Bool {
+            let line = Array(#"{"k":""#.utf8) + pad + content + pad + Array(#""}"#.utf8)
+            return line.withUnsafeBufferPointer { FlatJSON.scan($0) { _, _ in } }
+        }
+        for good in ["é", "€", "𝄞", "aé€𝄞b", "\u{10FFFF}", "\u{FFFD}", "\u{E000}"] {
+            #expect(scans(Array(good.utf8)), "\(good)")
+        }
+        let bad: [[UInt8]] = [
+            [0x80], [0xBF], [0xFF], [0xC0, 0x80], [0xC1, 0xBF], [0xE0, 0x80, 0x80], [0xE0, 0x9F, 0xBF],
+            [0xED, 0xA0, 0x80], [0xF0, 0x8F, 0xBF, 0xBF], [0xF4, 0x90, 0x80, 0x80], [0xF5, 0x80, 0x80, 0x80],
+            [0xE2, 0x82], [0xC3], [0xC3, 0x41], [0xF0, 0x9D, 0x84],
+        ]
+        for bytes in bad { #expect(!scans(bytes), "\(bytes)") }
+        // A key too.
+        let key = Array(#"{""#.utf8) + [0xFF] + Array(#"":1}"#.utf8)
+        #expect(!key.withUnsafeBufferPointer { FlatJSON.scan($0) { _, _ in } })
+    }
+
     @Test func equalsMatchesOnlyUnescapedExactStrings() {
         let bytes = Array(#"{"a":"new","b":"ne\u0077","c":"newer","d":5}"#.utf8)
         var results: [Bool] = []
