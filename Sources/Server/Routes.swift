@@ -1,3 +1,4 @@
+import CastleSupport
 import CoreMetrics
 import Foundation
 import HTTPTypes
@@ -39,18 +40,58 @@ enum Routes {
         if let limiter = state.rateLimiter {
             account = account.add(middleware: RateLimitMiddleware(limiter: limiter, metrics: state.metrics))
         }
-        account.post("orders") { request, context in try await trading.place(request, context) }
-        account.delete("orders/{id}") { request, context in try await trading.cancel(request, context) }
-        account.patch("orders/{id}") { request, context in try await trading.amend(request, context) }
-        account.get("orders") { request, context in try await trading.orders(request, context) }
-        account.get("fills") { request, context in try await trading.fills(request, context) }
+        // Each route with the query parameters it takes (``query(_:takes:)``).
+        account.post("orders") { request, context in
+            try query(request, takes: [])
+            return try await trading.place(request, context)
+        }
+        account.delete("orders/{id}") { request, context in
+            try query(request, takes: [])
+            return try await trading.cancel(request, context)
+        }
+        account.patch("orders/{id}") { request, context in
+            try query(request, takes: [])
+            return try await trading.amend(request, context)
+        }
+        account.get("orders") { request, context in
+            try query(request, takes: ["status"])
+            return try await trading.orders(request, context)
+        }
+        account.get("fills") { request, context in
+            try query(request, takes: ["after_seq", "limit"])
+            return try await trading.fills(request, context)
+        }
         let market = MarketDataRoutes(view: state.view, listed: state.market.listedSymbols)
         let data = router.group("v1")
-        data.get("book/{symbol}") { request, context in try market.book(request, context) }
-        data.get("trades/{symbol}") { request, context in try market.trades(request, context) }
-        data.get("ticker") { request, context in try market.ticker(request, context) }
-        data.get("candles/{symbol}") { request, context in try market.candles(request, context) }
+        data.get("book/{symbol}") { request, context in
+            try query(request, takes: ["depth"])
+            return try market.book(request, context)
+        }
+        data.get("trades/{symbol}") { request, context in
+            try query(request, takes: ["limit"])
+            return try market.trades(request, context)
+        }
+        data.get("ticker") { request, context in
+            try query(request, takes: [])
+            return try market.ticker(request, context)
+        }
+        data.get("candles/{symbol}") { request, context in
+            try query(request, takes: ["interval", "limit"])
+            return try market.candles(request, context)
+        }
         return router
+    }
+
+    /// A query parameter the route does not take is refused, as an unknown field of a body is: ignored,
+    /// a typo (`after` for `after_seq`) would page from the start again, and a wish (`POST
+    /// /v1/orders?dry_run=1`) would place the order.
+    static func query(_ request: Request, takes names: Set<String>) throws(APIError) {
+        for (name, _) in request.uri.queryParameters where !names.contains(String(name)) {
+            let taken = names.isEmpty ? "none" : names.sorted().joined(separator: ", ")
+            throw APIError.malformed(
+                "unknown query parameter \(jsonStringLiteral(String(name))) (this route takes \(taken))"
+            )
+        }
     }
 
     /// `/health`: liveness, on every listener.

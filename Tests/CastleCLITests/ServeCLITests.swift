@@ -276,6 +276,13 @@ import Testing
         #expect(badID.errorCode == "unknown_order")
         let emptyAmend = try await http(.PATCH, orders + "/1", account: "a", body: "{}")
         #expect(emptyAmend.status == 400)
+        // A query parameter the route does not take: refused, not ignored (the order is not placed).
+        let wish = try await http(.POST, orders + "?dry_run=1", account: "a", body: good)
+        #expect(wish.status == 400, "\(wish.body)")
+        #expect(wish.errorMessage == #"unknown query parameter "dry_run" (this route takes none)"#)
+        let typo = try await http(.GET, serve.base + "/v1/fills?after=5", account: "a")
+        #expect(typo.errorMessage == #"unknown query parameter "after" (this route takes after_seq, limit)"#)
+        #expect(try await http(.GET, serve.base + "/v1/book/BTC-USD?depth=2&levels=3").errorCode == "malformed")
 
         #expect(try await http(.GET, serve.base + "/v1/book/BTC-USD").body == before)
         #expect(try await http(.GET, serve.base + "/health").status == 200)
