@@ -188,9 +188,13 @@ private struct Listener<Application: ApplicationProtocol>: Service {
                 .temporaryFailure,
                 "cannot listen on \(address) (\(option)): another process listens there; stop it, or choose another port (0: any free port)"
             )
-        } catch let error as IOError where [EADDRNOTAVAIL, EACCES].contains(error.errnoCode) {
+        } catch let error as IOError where error.errnoCode == EACCES {
             let reason = String(cString: strerror(error.errnoCode))
             throw CastleError(.usage, "cannot listen on \(address) (\(option)): \(reason)")
+        } catch let error as IOError where error.errnoCode == EADDRNOTAVAIL {
+            throw CastleError(.usage, "cannot listen on \(address) (--host): not an address of this machine")
+        } catch is SocketAddressError.UnknownHost {
+            throw CastleError(.usage, "cannot listen on \(address) (--host): no such host")
         }
     }
 }

@@ -110,6 +110,23 @@ import Testing
         }
     }
 
+    /// A `--host` that is no address of this machine (192.0.2.1 is TEST-NET-1, RFC 5737): a usage error
+    /// naming `--host`, not the `--port` that was fine.
+    @Test func aHostThatIsNotThisMachineIsAClearError() async throws {
+        let dir = try TemporaryDirectory()
+        let store = "sqlite://" + dir.path("castle.db")
+        #expect(try await CastleProcess.run(["migrate", "up", "--store", store]).status == 0)
+        let run = try await CastleProcess.shell(
+            ["/usr/bin/timeout", "-s", "KILL", "120", CastleProcess.binary, "serve", "--store", store]
+                + ["--host", "192.0.2.1", "--port", "0"]
+        )
+        #expect(run.status == 64, "\(run.stderr)")
+        #expect(
+            run.stderr.contains("castle serve: cannot listen on 192.0.2.1:0 (--host): not an address of this machine"),
+            "\(run.stderr)"
+        )
+    }
+
     /// A port another process listens on is a clear error naming the option, and serve exits. It used to
     /// print NIO's `bind(…)` text and never exit: the cancelled matcher spun on a core (hence `timeout`).
     @Test func aTakenPortIsAClearErrorAndServeExits() async throws {
