@@ -38,6 +38,7 @@ struct ConnectionFront: ServerChildChannel {
     func handle(value: HTTP1WebSocketUpgradeChannel.Value, logger: Logger) async {
         await base.handle(value: value, logger: logger)
     }
+
     /// A listener of serve's: Hummingbird's HTTP/1 with `/v1/stream`'s WebSocket upgrade, each connection
     /// behind a front with `--idle-timeout` and, given `orders`, the order path. With `--idle-timeout`,
     /// ``RequestProgressHandler`` goes behind NIO's HTTP codec, for Hummingbird's requests.
