@@ -41,17 +41,11 @@ public enum WebRoutes {
         ),
     ]
 
-    /// Mounts `/`, `/app.js` and `/style.css` (GET and HEAD).
+    /// Mounts `/`, `/app.js` and `/style.css` (GET; HEAD too on a router made with
+    /// `.autoGenerateHeadEndpoints`, as serve's are).
     public static func add<Context: RequestContext>(to router: Router<Context>) {
         for (path, asset) in assets {
             router.get(RouterPath(path)) { request, _ in response(asset, ifNoneMatch: request.headers[.ifNoneMatch]) }
-            router.head(RouterPath(path)) { request, _ in
-                var answer = response(asset, ifNoneMatch: request.headers[.ifNoneMatch])
-                answer.body = ResponseBody()
-                // The length a GET gets (RFC 9110), not the empty body's (which setting `body` wrote).
-                if answer.status == .ok { answer.headers[.contentLength] = String(asset.body.readableBytes) }
-                return answer
-            }
         }
     }
 

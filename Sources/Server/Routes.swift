@@ -9,7 +9,8 @@ import Storage
 /// The routes of spec/serve.md.
 enum Routes {
     static func build(_ state: ServerState) -> Router<ServerContext> {
-        let router = Router(context: ServerContext.self)
+        // HEAD of every GET route (RFC 9110: a server supports both): GET's status and headers, no body.
+        let router = Router(context: ServerContext.self, options: .autoGenerateHeadEndpoints)
         // Outermost, so that its span covers the others and sees the status ErrorMiddleware gives: one span
         // per request, named by its route, with `http.route` and `http.response.status_code`.
         if state.path.tracing { router.middlewares.add(TracingMiddleware()) }

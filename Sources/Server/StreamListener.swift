@@ -24,7 +24,7 @@ struct StreamListener {
     init(state: ServerState, port: Int, logger: Logger) {
         self.port = port
         eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: Self.threads)
-        let router = Router()
+        let router = Router(options: .autoGenerateHeadEndpoints)
         router.middlewares.add(ErrorMiddleware())
         Routes.addHealth(to: router)
         let host = state.options.host

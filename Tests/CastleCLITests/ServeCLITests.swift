@@ -145,6 +145,14 @@ import Testing
 
         let book = try await http(.GET, serve.base + "/v1/book/BTC-USD?depth=5")
         #expect(book.status == 200)
+        // HEAD of a GET route: the same status and length, no body.
+        for path in ["/v1/book/BTC-USD?depth=5", "/health"] {
+            let get = try await http(.GET, serve.base + path)
+            let head = try await http(.HEAD, serve.base + path)
+            #expect(head.status == 200 && head.body.isEmpty, "\(path)")
+            #expect(head.headers.first { $0.0.lowercased() == "content-length" }?.1 == String(get.body.utf8.count))
+        }
+        #expect(try await http(.HEAD, serve.base + "/v1/fills").status == 401, "HEAD goes through the account check")
         #expect((book.json["asks"] as? [[String]]) == [["100", "2"]])
         #expect((book.json["bids"] as? [[String]]) == [])
         let trades = try await http(.GET, serve.base + "/v1/trades/BTC-USD")

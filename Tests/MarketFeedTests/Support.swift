@@ -286,7 +286,7 @@ func withStreamServer<Value: Sendable>(
     autoPing: AutoPingSetup = .enabled(timePeriod: .seconds(30)),
     _ body: @escaping @Sendable (_ port: Int) async throws -> Value
 ) async throws -> Value {
-    let router = Router()
+    let router = Router(options: .autoGenerateHeadEndpoints)
     WebRoutes.add(to: router)
     let application = Application(
         router: router,
