@@ -24,7 +24,7 @@ public struct StorageURL: Sendable, Hashable, CustomStringConvertible {
         text += host
         if let port { text += ":\(port)" }
         if scheme == "sqlite" || scheme == "memory" { return text + path }
-        return text + "/" + path
+        return path.isEmpty ? text : text + "/" + path
     }
 
     public init(parsing text: String) throws(CastleError) {
