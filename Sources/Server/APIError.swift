@@ -122,12 +122,12 @@ struct AccountMiddleware: RouterMiddleware {
 
     /// The account of the header's `values`, or 401 `unauthenticated` unless there is exactly one.
     static func account(_ values: [String]) throws(APIError) -> String {
-        guard values.count == 1, let name = values.first, isValid(name) else {
-            throw APIError(
-                status: .unauthorized,
-                code: "unauthenticated",
-                message: "X-Castle-Account must name the account: 1 to 64 of A-Z a-z 0-9 _ . -"
-            )
+        func unauthenticated(_ message: String) -> APIError {
+            APIError(status: .unauthorized, code: "unauthenticated", message: message)
+        }
+        if values.count > 1 { throw unauthenticated("X-Castle-Account is given \(values.count) times: give it once") }
+        guard let name = values.first, isValid(name) else {
+            throw unauthenticated("X-Castle-Account must name the account: 1 to 64 of A-Z a-z 0-9 _ . -")
         }
         return name
     }

@@ -6,12 +6,14 @@ import MarketStream
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
+import NIOWebSocket
 
 /// What a connection of serve's listeners has around Hummingbird's HTTP/1 channel with the WebSocket
 /// upgrade (`base`): first in its pipeline, `--idle-timeout` (``IdleTimeoutHandler``), then, on the
 /// API's listener and unless traced, the order path read from the connection's bytes
 /// (``OrderChannelHandler``); behind NIO's HTTP codec, the answer to a first request that is not HTTP
-/// (``UnreadableFirstRequestHandler``).
+/// (``UnreadableFirstRequestHandler``); after a WebSocket upgrade, the refusal of unmasked frames
+/// (``UnmaskedFrameHandler``).
 struct ConnectionFront: ServerChildChannel {
     let base: HTTP1WebSocketUpgradeChannel
     /// nil: connections are never closed for being idle.
@@ -31,6 +33,7 @@ struct ConnectionFront: ServerChildChannel {
             let pipeline = channel.pipeline.syncOperations
             let parser = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
             try pipeline.addHandler(UnreadableFirstRequestHandler(), position: .after(parser))
+            try pipeline.addHandler(UpgradeWatcher())
             return value
         }
     }
@@ -119,6 +122,58 @@ final class UnreadableFirstRequestHandler: ChannelInboundHandler, RemovableChann
     /// What the parser says, where it says something.
     private static func detail(_ error: HTTPParserError) -> String {
         [.unknown, .paused].contains(error) ? "" : ": \(error)"
+    }
+}
+
+/// Put last in a connection's pipeline before its first request: at a WebSocket upgrade (whose handlers
+/// NIO then adds behind it) it puts ``UnmaskedFrameHandler`` behind the frame decoder; at the first
+/// request that is not one, it leaves. Either way it leaves, and costs the requests nothing.
+final class UpgradeWatcher: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.fireChannelRead(data)
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is HTTPServerUpgradeEvents {
+            let pipeline = context.pipeline.syncOperations
+            if let decoder = try? pipeline.handler(type: ByteToMessageHandler<WebSocketFrameDecoder>.self) {
+                try? pipeline.addHandler(UnmaskedFrameHandler(), position: .after(decoder))
+            }
+            pipeline.removeHandler(context: context, promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
+
+/// RFC 6455, section 5.1: a client masks every frame it sends, and a server closes the connection on a
+/// frame that is not masked, here with a close frame of code 1002 (protocol error). NIO's frame decoder
+/// and hummingbird-websocket take either kind.
+final class UnmaskedFrameHandler: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias InboundOut = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    private var closing = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if unwrapInboundIn(data).maskKey != nil {
+            context.fireChannelRead(data)
+            return
+        }
+        if closing { return }
+        closing = true
+        var code = context.channel.allocator.buffer(capacity: 2)
+        code.write(webSocketErrorCode: .protocolError)
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(
+            wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: code)),
+            promise: written
+        )
+        let channel = context.channel
+        written.futureResult.whenComplete { _ in channel.close(promise: nil) }
     }
 }
 

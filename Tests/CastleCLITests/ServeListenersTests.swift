@@ -74,14 +74,31 @@ import Testing
     @Test func aTextFrameThatIsNotUTF8FailsTheStream() async throws {
         let dir = try TemporaryDirectory()
         let serve = try await ServeProcess.start(dir)
+        let payload = Array(#"{"op":"subscribe","channel":"trades","symbol":""#.utf8) + [0xFF] + Array(#""}"#.utf8)
+        // A final text frame, masked with the key 0 (which leaves the payload as it is).
+        let frame = [0x81, 0x80 | UInt8(payload.count), 0, 0, 0, 0] + payload
+        #expect(try await firstFrame(after: frame, serve) == [0x88, 2, 0x03, 0xEF], "a close frame with code 1007")
+        #expect(await serve.stop() == 0)
+    }
+
+    /// RFC 6455, section 5.1: the server closes the connection on a client frame that is not masked.
+    @Test func anUnmaskedFrameFailsTheStream() async throws {
+        let dir = try TemporaryDirectory()
+        let serve = try await ServeProcess.start(dir)
+        let payload = Array(#"{"op":"subscribe","channel":"trades","symbol":"BTC-USD"}"#.utf8)
+        let frame = [0x81, UInt8(payload.count)] + payload
+        #expect(try await firstFrame(after: frame, serve) == [0x88, 2, 0x03, 0xEA], "a close frame with code 1002")
+        #expect(await serve.stop() == 0)
+    }
+
+    /// The first four bytes of the first frame serve sends on `/v1/stream` after `frame`, sent right
+    /// after the upgrade request: a close frame's header and its code.
+    private func firstFrame(after frame: [UInt8], _ serve: ServeProcess) async throws -> [UInt8] {
         let port = try #require(Int(serve.base.split(separator: ":").last ?? ""))
         let upgrade =
             "GET /v1/stream HTTP/1.1\r\nHost: castle\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        let payload = Array(#"{"op":"subscribe","channel":"trades","symbol":""#.utf8) + [0xFF] + Array(#""}"#.utf8)
-        // A final text frame, masked with the key 0 (which leaves the payload as it is).
-        let frame = [0x81, 0x80 | UInt8(payload.count), 0, 0, 0, 0] + payload
-        let (closeFrame, _) = try await withRawConnection(port: port) { inbound, outbound in
+        let (first, _) = try await withRawConnection(port: port) { inbound, outbound in
             var bytes = ByteBuffer(string: upgrade)
             bytes.writeBytes(frame)
             try await outbound.write(bytes)
@@ -90,13 +107,11 @@ import Testing
                 received += chunk.readableBytesView
                 guard let end = received.firstRange(of: Array("\r\n\r\n".utf8)) else { continue }
                 let frames = received[end.upperBound...]
-                // The server's first frame: a close frame, two bytes of header and two of code.
                 if frames.count >= 4 { return Array(frames.prefix(4)) }
             }
             return Array(received)
         }
-        #expect(closeFrame == [0x88, 2, 0x03, 0xEF], "a close frame with code 1007")
-        #expect(await serve.stop() == 0)
+        return first
     }
 
     @Test func theStreamPortIsCheckedBeforeAnythingStarts() async throws {

@@ -20,14 +20,20 @@ import Testing
             + order(#"{"symbol":"#)
             + "GET /v1/book/BTC-USD HTTP/1.1\r\nHost: castle\r\n\r\n"
             + "POST /v1/orders HTTP/1.1\r\nHost: castle\r\nContent-Length: 2\r\n\r\n{}"
+            // The account given twice, to the order path and to Hummingbird's routes.
+            + order("{}", account: "pip\r\nX-Castle-Account: pip")
+            + "GET /v1/orders HTTP/1.1\r\nHost: castle\r\nX-Castle-Account: pip\r\nX-Castle-Account: b\r\n\r\n"
             + order(#"{"symbol":"BTC-USD","side":"buy","price":"99","qty":"2"}"#)
             + "GET /v1/orders HTTP/1.1\r\nHost: castle\r\nX-Castle-Account: pip\r\n\r\n"
             + order(#"{"symbol":"BTC-USD","side":"buy","price":"100","qty":"1"}"#, account: "taker", close: true)
         let port = try #require(Int(serve.base.split(separator: ":").last ?? ""))
         let received = try await exchange(sent, port: port)
         let answers = try parseResponses(received)
-        #expect(answers.map(\.status) == [201, 200, 400, 200, 401, 201, 200, 201], "\(answers.map(\.status))")
-        guard answers.count == 8 else { return }
+        #expect(
+            answers.map(\.status) == [201, 200, 400, 200, 401, 401, 401, 201, 200, 201],
+            "\(answers.map(\.status))"
+        )
+        guard answers.count == 10 else { return }
         #expect(answers[1].body == #"{"status":"ok"}"#)
         #expect(answers[2].errorCode == "malformed")
         #expect(
@@ -35,8 +41,11 @@ import Testing
             "the book after the first order: \(answers[3].body)"
         )
         #expect(answers[4].errorCode == "unauthenticated")
-        #expect((answers[6].json["orders"] as? [Any])?.count == 2, "both resting orders: \(answers[6].body)")
-        #expect(answers[7].json["status"] as? String == "filled", "\(answers[7].body)")
+        for twice in answers[5...6] {
+            #expect(twice.errorMessage == "X-Castle-Account is given 2 times: give it once", "\(twice.body)")
+        }
+        #expect((answers[8].json["orders"] as? [Any])?.count == 2, "both resting orders: \(answers[8].body)")
+        #expect(answers[9].json["status"] as? String == "filled", "\(answers[9].body)")
         let date = /^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/
         for answer in answers {
             let value = answer.headers.first { $0.0.lowercased() == "date" }?.1 ?? ""
