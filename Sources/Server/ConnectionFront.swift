@@ -43,8 +43,9 @@ struct ConnectionFront: ServerChildChannel {
     }
 
     /// A listener of serve's: Hummingbird's HTTP/1 with `/v1/stream`'s WebSocket upgrade, each connection
-    /// behind a front with `--idle-timeout` and, given `orders`, the order path. With `--idle-timeout`,
-    /// ``RequestProgressHandler`` goes behind NIO's HTTP codec, for Hummingbird's requests.
+    /// behind a front with `--idle-timeout` and, given `orders`, the order path. Behind NIO's HTTP codec,
+    /// for Hummingbird's requests: ``UnreadableRequestBody`` and, with `--idle-timeout`,
+    /// ``RequestProgressHandler``.
     static func server(state: ServerState, orders: OrderChannelHandler.Shared?) -> HTTPServerBuilder {
         let webSocketResponder = StreamRoute.router(feed: state.market.feed, metrics: state.metrics.stream)
             .buildResponder()
@@ -55,7 +56,11 @@ struct ConnectionFront: ServerChildChannel {
                     responder: responder,
                     webSocketResponder: webSocketResponder,
                     configuration: .init(
-                        http1: .init(additionalChannelHandlers: idleTimeout == nil ? [] : [RequestProgressHandler()]),
+                        // Made for each connection (an autoclosure).
+                        http1: .init(
+                            additionalChannelHandlers: idleTimeout == nil
+                                ? [UnreadableRequestBody()] : [UnreadableRequestBody(), RequestProgressHandler()]
+                        ),
                         // RFC 6455: a text message that is not UTF-8 fails the connection (close code 1007).
                         ws: .init(validateUTF8: true)
                     )
@@ -98,19 +103,13 @@ final class UnreadableFirstRequestHandler: ChannelInboundHandler, RemovableChann
         }
         if answered { return }
         answered = true
-        let refusal =
-            error == .headerOverflow
-            ? APIError(
-                status: .requestHeaderFieldsTooLarge,
-                code: "malformed",
-                message: "the request's header is too large"
-            )
-            : APIError.malformed("the request could not be read as HTTP/1.1\(Self.detail(error))")
+        let refusal = APIError.unreadable(error)
         let body = ByteBuffer(string: refusal.text)
         var head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: refusal.status.code))
         head.headers.add(name: "Content-Type", value: "application/json")
         head.headers.add(name: "Content-Length", value: String(body.readableBytes))
         head.headers.add(name: "Connection", value: "close")
+        head.headers.add(name: "Date", value: HTTPDate.shared.now)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         let written = context.eventLoop.makePromise(of: Void.self)
@@ -118,10 +117,55 @@ final class UnreadableFirstRequestHandler: ChannelInboundHandler, RemovableChann
         let channel = context.channel
         written.futureResult.whenComplete { _ in channel.close(promise: nil) }
     }
+}
 
-    /// What the parser says, where it says something.
-    private static func detail(_ error: HTTPParserError) -> String {
-        [.unknown, .paused].contains(error) ? "" : ": \(error)"
+/// A later request NIO's parser refuses (the first is ``UnreadableFirstRequestHandler``'s): Hummingbird
+/// answers the requests before it, then a `400` with no body, and closes. This handler, behind NIO's
+/// HTTP codec, gives that answer the JSON error and status every other refusal has.
+final class UnreadableRequestBody: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    /// Set by the parser's error; Hummingbird's empty `400` comes after the answers before it.
+    private var refusal: APIError?
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let error = error as? HTTPParserError, error != .invalidEOFState { refusal = .unreadable(error) }
+        context.fireErrorCaught(error)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        guard let refusal, case .head(var head) = unwrapOutboundIn(data), head.status == .badRequest,
+            head.headerFields[.contentLength] == "0", head.headerFields[.connection] == "close"
+        else {
+            context.write(data, promise: promise)
+            return
+        }
+        let body = ByteBuffer(string: refusal.text)
+        head.status = refusal.status
+        head.headerFields[.contentType] = "application/json"
+        head.headerFields[.contentLength] = String(body.readableBytes)
+        head.headerFields[.date] = HTTPDate.shared.now
+        context.write(wrapOutboundOut(.head(head)), promise: promise)
+        context.write(wrapOutboundOut(.body(body)), promise: nil)
+    }
+}
+
+extension APIError {
+    /// A request NIO's parser refuses: 431 for a header block over its limits, else 400.
+    static func unreadable(_ error: HTTPParserError) -> APIError {
+        if error == .headerOverflow {
+            return APIError(
+                status: .requestHeaderFieldsTooLarge,
+                code: "malformed",
+                message: "the request's header is too large"
+            )
+        }
+        // What the parser says, where it says something.
+        let detail = [.unknown, .paused].contains(error) ? "" : ": \(error)"
+        return .malformed("the request could not be read as HTTP/1.1\(detail)")
     }
 }
 

@@ -39,7 +39,6 @@ final class OrderChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let trading: Trading
         let limiter: RateLimiter?
         let metrics: ServerMetrics
-        let date = HTTPDate()
         /// The route's latency, under the router's labels for it (looked up once, not per request).
         let latency: CoreMetrics.Timer
 
@@ -155,7 +154,7 @@ final class OrderChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         response.writeString("HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n")
         for field in fields { response.writeString("\(field.name.rawName): \(field.value)\r\n") }
         response.writeString("Content-Type: application/json\r\nContent-Length: \(text.utf8.count)\r\n")
-        response.writeString("Date: \(shared.date.now)\r\n\r\n")
+        response.writeString("Date: \(HTTPDate.shared.now)\r\n\r\n")
         response.writeString(text)
         if quiescing {
             context.writeAndFlush(wrapOutboundOut(response)).assumeIsolated().whenComplete { _ in
@@ -225,8 +224,10 @@ final class OrderChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 }
 
-/// The `Date` header's value (RFC 9110's IMF-fixdate), formatted once a second.
+/// The `Date` header's value (RFC 9110's IMF-fixdate), formatted once a second, for the answers serve
+/// writes itself (Hummingbird dates its own).
 final class HTTPDate: Sendable {
+    static let shared = HTTPDate()
     private let cache = Mutex<(second: Int, text: String)>((-1, ""))
 
     var now: String {
