@@ -11,8 +11,8 @@ import NIOWebSocket
 /// What a connection of serve's listeners has around Hummingbird's HTTP/1 channel with the WebSocket
 /// upgrade (`base`): first in its pipeline, `--idle-timeout` (``IdleTimeoutHandler``), then, on the
 /// API's listener and unless traced, the order path read from the connection's bytes
-/// (``OrderChannelHandler``); behind NIO's HTTP codec, the answer to a first request that is not HTTP
-/// (``UnreadableFirstRequestHandler``); after a WebSocket upgrade, the refusal of unmasked frames
+/// (``OrderChannelHandler``); behind NIO's HTTP codec, a first request's HTTP/1.0 and its refusal when
+/// it is not HTTP (``FirstRequestHandler``); after a WebSocket upgrade, the refusal of unmasked frames
 /// (``UnmaskedFrameHandler``).
 struct ConnectionFront: ServerChildChannel {
     let base: HTTP1WebSocketUpgradeChannel
@@ -32,7 +32,7 @@ struct ConnectionFront: ServerChildChannel {
         return base.setup(channel: channel, logger: logger).flatMapThrowing { value in
             let pipeline = channel.pipeline.syncOperations
             let parser = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
-            try pipeline.addHandler(UnreadableFirstRequestHandler(), position: .after(parser))
+            try pipeline.addHandler(FirstRequestHandler(), position: .after(parser))
             try pipeline.addHandler(UpgradeWatcher())
             return value
         }
@@ -72,16 +72,18 @@ struct ConnectionFront: ServerChildChannel {
     }
 }
 
-/// Answers a connection whose first request NIO's HTTP parser refuses (a request line or header that is
-/// not HTTP/1.1, a header block over NIO's limits, a bad `Content-Length`) with a JSON error, then closes
-/// it.
+/// A connection's first request, as NIO's HTTP parser reads it: an HTTP/1.0 request that does not ask
+/// for keep-alive goes on marked `Connection: close`, so that its connection is closed once it is
+/// answered (as an HTTP/1.0 client, such as many health checkers, expects); one the parser refuses (a
+/// request line or header that is not HTTP/1.1, a header block over NIO's limits, a bad
+/// `Content-Length`) is answered with a JSON error, and the connection closed.
 ///
-/// Why: Hummingbird answers a request it cannot parse with a 400 and closes, but, with the WebSocket
+/// Why the refusal: Hummingbird answers a request it cannot parse with a 400 and closes, but, with the WebSocket
 /// upgrade, only from a connection's second request on. Until a first request's head is read, the
 /// upgrade's negotiation waits for one, and the parser's error reaches no one: the client would wait,
 /// unanswered, until `--idle-timeout` closed the connection (forever without one). This handler sits
 /// right behind the parser, in front of the upgrade's handler, and leaves at the first request head.
-final class UnreadableFirstRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
+final class FirstRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -89,9 +91,15 @@ final class UnreadableFirstRequestHandler: ChannelInboundHandler, RemovableChann
     private var answered = false
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let isHead = if case .head = unwrapInboundIn(data) { true } else { false }
-        context.fireChannelRead(data)
-        if isHead { context.pipeline.syncOperations.removeHandler(context: context, promise: nil) }
+        guard case .head(var head) = unwrapInboundIn(data) else {
+            context.fireChannelRead(data)
+            return
+        }
+        // HTTP/1.0 closes after each answer unless asked to keep the connection alive; Hummingbird's
+        // requests carry no version, only their `Connection` header.
+        if !head.isKeepAlive { head.headers.replaceOrAdd(name: "Connection", value: "close") }
+        context.fireChannelRead(wrapInboundOut(.head(head)))
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -119,7 +127,7 @@ final class UnreadableFirstRequestHandler: ChannelInboundHandler, RemovableChann
     }
 }
 
-/// A later request NIO's parser refuses (the first is ``UnreadableFirstRequestHandler``'s): Hummingbird
+/// A later request NIO's parser refuses (the first is ``FirstRequestHandler``'s): Hummingbird
 /// answers the requests before it, then a `400` with no body, and closes. This handler, behind NIO's
 /// HTTP codec, gives that answer the JSON error and status every other refusal has.
 final class UnreadableRequestBody: ChannelDuplexHandler, RemovableChannelHandler {

@@ -111,6 +111,19 @@ import Testing
         #expect(await serve.stop() == 0)
     }
 
+    /// HTTP/1.0 closes the connection after the answer unless the request asks for keep-alive (as
+    /// HAProxy's health checks and ApacheBench do not): serve closes it, and the client, waiting for the
+    /// end of the connection, is not left hanging.
+    @Test func anHTTP10RequestIsAnsweredThenClosed() async throws {
+        let dir = try TemporaryDirectory()
+        let serve = try await ServeProcess.start(dir)
+        let port = try #require(Int(serve.base.split(separator: ":").last ?? ""))
+        let answers = try parseResponses(try await exchange("GET /health HTTP/1.0\r\n\r\n", port: port))
+        #expect(answers.map(\.status) == [200])
+        #expect(answers.first?.body == #"{"status":"ok"}"#)
+        #expect(await serve.stop() == 0)
+    }
+
     /// A request that is not HTTP/1.1 gets a JSON error and its connection is closed, on the API's port
     /// and on `--stream-port` alike: as the first on its connection (it used to wait, unanswered, until
     /// `--idle-timeout` closed it) and after others (it used to get a 400 with no body).
