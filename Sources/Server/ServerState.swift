@@ -35,7 +35,7 @@ final class ServerState: Sendable {
             matcher: .starting,
             tracing: options.otlpEndpoint != nil
         )
-        trading = Trading(path: path, symbols: market.listedSymbols, clientOrders: store)
+        trading = Trading(path: path, listed: market.listedSymbols, clientOrders: store)
         rateLimiter = options.rateLimit.map { RateLimiter(perSecond: $0) }
     }
 

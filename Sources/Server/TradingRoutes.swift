@@ -11,15 +11,15 @@ import Synchronization
 /// /v1/fills` (spec/serve.md), for the account ``AccountMiddleware`` established.
 final class Trading: Sendable {
     let path: OrderPath
-    /// Declared symbols (`--instruments`); empty: any symbol.
-    let symbols: Set<String>
+    /// The symbols of `--instruments` (``MarketBridge/listedSymbols``); empty: any symbol.
+    let listed: Set<String>
     /// Client order ids: claimed in the store before the order is enqueued, so that a retry, after a
     /// timeout or a restart too, finds the order instead of placing another.
     let clientOrders: any ClientOrderStore
 
-    init(path: OrderPath, symbols: Set<String>, clientOrders: any ClientOrderStore) {
+    init(path: OrderPath, listed: Set<String>, clientOrders: any ClientOrderStore) {
         self.path = path
-        self.symbols = symbols
+        self.listed = listed
         self.clientOrders = clientOrders
     }
 
@@ -61,7 +61,7 @@ final class Trading: Sendable {
             clientOrderID = given
         }
         guard let symbol = members["symbol"]?.text else { throw APIError.invalid("missing symbol") }
-        if !symbols.isEmpty && !symbols.contains(symbol) {
+        if !listed.isEmpty && !listed.contains(symbol) {
             throw APIError(
                 status: .notFound,
                 code: "unknown_symbol",
