@@ -44,8 +44,8 @@ struct ConnectionFront: ServerChildChannel {
 
     /// A listener of serve's: Hummingbird's HTTP/1 with `/v1/stream`'s WebSocket upgrade, each connection
     /// behind a front with `--idle-timeout` and, given `orders`, the order path. Behind NIO's HTTP codec,
-    /// for Hummingbird's requests: ``UnreadableRequestBody`` and, with `--idle-timeout`,
-    /// ``RequestProgressHandler``.
+    /// for Hummingbird's requests: ``UnreadableRequestBody``, ``ExpectContinueHandler`` and, with
+    /// `--idle-timeout`, ``RequestProgressHandler``.
     static func server(state: ServerState, orders: OrderChannelHandler.Shared?) -> HTTPServerBuilder {
         let webSocketResponder = StreamRoute.router(feed: state.market.feed, metrics: state.metrics.stream)
             .buildResponder()
@@ -58,8 +58,8 @@ struct ConnectionFront: ServerChildChannel {
                     configuration: .init(
                         // Made for each connection (an autoclosure).
                         http1: .init(
-                            additionalChannelHandlers: idleTimeout == nil
-                                ? [UnreadableRequestBody()] : [UnreadableRequestBody(), RequestProgressHandler()]
+                            additionalChannelHandlers: [UnreadableRequestBody(), ExpectContinueHandler()]
+                                + (idleTimeout == nil ? [] : [RequestProgressHandler()])
                         ),
                         // RFC 6455: a text message that is not UTF-8 fails the connection (close code 1007).
                         ws: .init(validateUTF8: true)
@@ -98,6 +98,8 @@ final class FirstRequestHandler: ChannelInboundHandler, RemovableChannelHandler 
         // HTTP/1.0 closes after each answer unless asked to keep the connection alive; Hummingbird's
         // requests carry no version, only their `Connection` header.
         if !head.isKeepAlive { head.headers.replaceOrAdd(name: "Connection", value: "close") }
+        // An HTTP/1.0 client knows no 100 (Continue): RFC 9110 has the server ignore its expectation.
+        if head.version == .http1_0 { head.headers.remove(name: "Expect") }
         context.fireChannelRead(wrapInboundOut(.head(head)))
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
@@ -158,6 +160,45 @@ final class UnreadableRequestBody: ChannelDuplexHandler, RemovableChannelHandler
         head.headerFields[.date] = HTTPDate.shared.now
         context.write(wrapOutboundOut(.head(head)), promise: promise)
         context.write(wrapOutboundOut(.body(body)), promise: nil)
+    }
+}
+
+/// RFC 9110, section 10.1.1: a client that sends `Expect: 100-continue` waits for a `100 (Continue)`
+/// before it sends the body (curl a second, others longer), and the server must send one or the final
+/// answer at once. NIO and Hummingbird send neither, and an order via the router does not exist until
+/// its body is read; this handler, behind NIO's HTTP codec, sends the `100` as the request's head is
+/// read or, while answers to earlier requests on the connection are still being written (pipelining),
+/// right after the last of them, never inside one. (The order path sends such requests here.)
+final class ExpectContinueHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    /// For each request read and not yet answered whole, oldest first: whether it still waits for a 100.
+    private var waiting = CircularBuffer<Bool>()
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head(let request) = unwrapInboundIn(data) {
+            let expects = request.headerFields[.expect].map { $0.lowercased() == "100-continue" } ?? false
+            waiting.append(expects)
+            if expects && waiting.count == 1 { sendContinue(context) }
+        }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let isEnd = if case .end = unwrapOutboundIn(data) { true } else { false }
+        context.write(data, promise: promise)
+        guard isEnd, !waiting.isEmpty else { return }
+        waiting.removeFirst()
+        if waiting.first == true { sendContinue(context) }
+    }
+
+    /// Sends the oldest request its 100.
+    private func sendContinue(_ context: ChannelHandlerContext) {
+        waiting[waiting.startIndex] = false
+        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponse(status: .continue))), promise: nil)
     }
 }
 

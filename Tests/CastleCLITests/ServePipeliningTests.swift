@@ -124,6 +124,37 @@ import Testing
         #expect(await serve.stop() == 0)
     }
 
+    /// `Expect: 100-continue` (RFC 9110, section 10.1.1): the client waits for a `100 (Continue)` before
+    /// it sends the body; serve sends it after the answer to the request before (pipelined), not inside
+    /// it, and the order is then answered. Without it, curl waits a second, and other clients longer.
+    @Test func aRequestThatExpects100ContinueGetsItBeforeItsBody() async throws {
+        let dir = try TemporaryDirectory()
+        let serve = try await ServeProcess.start(dir)
+        let port = try #require(Int(serve.base.split(separator: ":").last ?? ""))
+        let body = #"{"symbol":"BTC-USD","side":"buy","price":"99","qty":"1"}"#
+        let head =
+            "POST /v1/orders HTTP/1.1\r\nHost: castle\r\nX-Castle-Account: a\r\nExpect: 100-continue\r\n"
+            + "Content-Length: \(body.utf8.count)\r\n\r\n"
+        let (received, _) = try await withRawConnection(port: port) { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: "GET /health HTTP/1.1\r\nHost: castle\r\n\r\n" + head))
+            var received: [UInt8] = []
+            var iterator = inbound.makeAsyncIterator()
+            while received.firstRange(of: Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)) == nil {
+                guard let chunk = try await iterator.next() else { return received }
+                received += chunk.readableBytesView
+            }
+            let last = "GET /health HTTP/1.1\r\nHost: castle\r\nConnection: close\r\n\r\n"
+            try await outbound.write(ByteBuffer(string: body + last))
+            while let chunk = try await iterator.next() { received += chunk.readableBytesView }
+            return received
+        }
+        let text = String(decoding: received, as: UTF8.self)
+        let statuses = text.matches(of: /HTTP\/1\.1 (\d{3})\s/).map { String($0.output.1) }
+        #expect(statuses == ["200", "100", "201", "200"], "\(text)")
+        #expect(text.contains(#""status":"open""#), "the order is placed: \(text)")
+        #expect(await serve.stop() == 0)
+    }
+
     /// A request that is not HTTP/1.1 gets a JSON error and its connection is closed, on the API's port
     /// and on `--stream-port` alike: as the first on its connection (it used to wait, unanswered, until
     /// `--idle-timeout` closed it) and after others (it used to get a 400 with no body).
