@@ -44,7 +44,7 @@ struct ConnectionFront: ServerChildChannel {
 
     /// A listener of serve's: Hummingbird's HTTP/1 with `/v1/stream`'s WebSocket upgrade, each connection
     /// behind a front with `--idle-timeout` and, given `orders`, the order path. Behind NIO's HTTP codec,
-    /// for Hummingbird's requests: ``UnreadableRequestBody``, ``ExpectContinueHandler`` and, with
+    /// for Hummingbird's requests: ``UnreadableRequestBody``, ``RequestExpectationsHandler`` and, with
     /// `--idle-timeout`, ``RequestProgressHandler``.
     static func server(state: ServerState, orders: OrderChannelHandler.Shared?) -> HTTPServerBuilder {
         let webSocketResponder = StreamRoute.router(feed: state.market.feed, metrics: state.metrics.stream)
@@ -58,7 +58,7 @@ struct ConnectionFront: ServerChildChannel {
                     configuration: .init(
                         // Made for each connection (an autoclosure).
                         http1: .init(
-                            additionalChannelHandlers: [UnreadableRequestBody(), ExpectContinueHandler()]
+                            additionalChannelHandlers: [UnreadableRequestBody(), RequestExpectationsHandler()]
                                 + (idleTimeout == nil ? [] : [RequestProgressHandler()])
                         ),
                         // RFC 6455: a text message that is not UTF-8 fails the connection (close code 1007).
@@ -163,41 +163,60 @@ final class UnreadableRequestBody: ChannelDuplexHandler, RemovableChannelHandler
     }
 }
 
-/// RFC 9110, section 10.1.1: a client that sends `Expect: 100-continue` waits for a `100 (Continue)`
-/// before it sends the body (curl a second, others longer), and the server must send one or the final
-/// answer at once. NIO and Hummingbird send neither, and an order via the router does not exist until
-/// its body is read; this handler, behind NIO's HTTP codec, sends the `100` as the request's head is
-/// read or, while answers to earlier requests on the connection are still being written (pipelining),
-/// right after the last of them, never inside one. (The order path sends such requests here.)
-final class ExpectContinueHandler: ChannelDuplexHandler, RemovableChannelHandler {
+/// What HTTP/1.1 has a server tell a client about its requests, and neither NIO nor Hummingbird does,
+/// behind NIO's HTTP codec (the order path sends these requests here):
+/// - `Expect: 100-continue` (RFC 9110, section 10.1.1): the client waits for a `100 (Continue)` before
+///   it sends the body (curl a second, others longer), and the server must send one or the final
+///   answer at once. The `100` goes as the request's head is read or, while answers to earlier requests
+///   on the connection are still being written (pipelining), right after the last of them, never
+///   inside one.
+/// - `Connection: close` on a request (or an HTTP/1.0 one, ``FirstRequestHandler``): Hummingbird
+///   closes the connection after its answer, which says so (RFC 9112, section 9.6).
+final class RequestExpectationsHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
     typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = HTTPResponsePart
 
-    /// For each request read and not yet answered whole, oldest first: whether it still waits for a 100.
-    private var waiting = CircularBuffer<Bool>()
+    private struct Expectations {
+        /// Still waiting for its 100.
+        var expectsContinue: Bool
+        /// Its answer is the connection's last (Hummingbird's test of the header: the value `close`).
+        let closes: Bool
+    }
+
+    /// For each request read and not yet answered whole, oldest first.
+    private var requests = CircularBuffer<Expectations>()
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if case .head(let request) = unwrapInboundIn(data) {
-            let expects = request.headerFields[.expect].map { $0.lowercased() == "100-continue" } ?? false
-            waiting.append(expects)
-            if expects && waiting.count == 1 { sendContinue(context) }
+            let expectsContinue = request.headerFields[.expect].map { $0.lowercased() == "100-continue" } ?? false
+            requests.append(
+                Expectations(expectsContinue: expectsContinue, closes: request.headerFields[.connection] == "close")
+            )
+            if expectsContinue && requests.count == 1 { sendContinue(context) }
         }
         context.fireChannelRead(data)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let isEnd = if case .end = unwrapOutboundIn(data) { true } else { false }
-        context.write(data, promise: promise)
-        guard isEnd, !waiting.isEmpty else { return }
-        waiting.removeFirst()
-        if waiting.first == true { sendContinue(context) }
+        switch unwrapOutboundIn(data) {
+        case .head(var response) where requests.first?.closes == true && response.status.kind != .informational:
+            response.headerFields[.connection] = "close"
+            context.write(wrapOutboundOut(.head(response)), promise: promise)
+        case .end:
+            context.write(data, promise: promise)
+            guard !requests.isEmpty else { return }
+            requests.removeFirst()
+            if requests.first?.expectsContinue == true { sendContinue(context) }
+        default:
+            context.write(data, promise: promise)
+        }
     }
 
     /// Sends the oldest request its 100.
     private func sendContinue(_ context: ChannelHandlerContext) {
-        waiting[waiting.startIndex] = false
+        requests[requests.startIndex].expectsContinue = false
         context.writeAndFlush(wrapOutboundOut(.head(HTTPResponse(status: .continue))), promise: nil)
     }
 }

@@ -150,7 +150,7 @@ import Testing
             let get = try await http(.GET, serve.base + path)
             let head = try await http(.HEAD, serve.base + path)
             #expect(head.status == 200 && head.body.isEmpty, "\(path)")
-            #expect(head.headers.first { $0.0.lowercased() == "content-length" }?.1 == String(get.body.utf8.count))
+            #expect(head.header("content-length") == String(get.body.utf8.count))
         }
         #expect(try await http(.HEAD, serve.base + "/v1/fills").status == 401, "HEAD goes through the account check")
         #expect((book.json["asks"] as? [[String]]) == [["100", "2"]])
@@ -472,7 +472,7 @@ import Testing
         }
         let limited = try #require(refused, "50 requests in a row, none refused")
         #expect(limited.errorCode == "rate_limited", "\(limited.body)")
-        #expect(limited.headers.first { $0.0.lowercased() == "retry-after" }?.1 == "1", "\(limited.headers)")
+        #expect(limited.header("retry-after") == "1", "\(limited.headers)")
         let other = try await http(.GET, serve.base + "/v1/orders", account: "calm")
         #expect(other.status == 200)
         let metrics = try await http(.GET, serve.base + "/metrics")

@@ -46,9 +46,10 @@ import Testing
         }
         #expect((answers[8].json["orders"] as? [Any])?.count == 2, "both resting orders: \(answers[8].body)")
         #expect(answers[9].json["status"] as? String == "filled", "\(answers[9].body)")
+        #expect(answers.map { $0.header("connection") } == Array(repeating: nil, count: 9) + ["close"])
         let date = /^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/
         for answer in answers {
-            let value = answer.headers.first { $0.0.lowercased() == "date" }?.1 ?? ""
+            let value = answer.header("date") ?? ""
             #expect(value.wholeMatch(of: date) != nil, "Date: \(value)")
         }
         #expect(await serve.stop() == 0)
@@ -121,6 +122,7 @@ import Testing
         let answers = try parseResponses(try await exchange("GET /health HTTP/1.0\r\n\r\n", port: port))
         #expect(answers.map(\.status) == [200])
         #expect(answers.first?.body == #"{"status":"ok"}"#)
+        #expect(answers.first?.header("connection") == "close", "RFC 9112 9.6: the answer says it closes")
         #expect(await serve.stop() == 0)
     }
 
@@ -180,7 +182,7 @@ import Testing
                     let expected = before.isEmpty ? [status] : [200, status]
                     #expect(answers.map(\.status) == expected, "port \(port): \(before.prefix(4)) \(sent.prefix(40))")
                     #expect(answers.last?.errorCode == "malformed", "\(answers.last?.body ?? "no answer")")
-                    let date = answers.last?.headers.first { $0.0.lowercased() == "date" }
+                    let date = answers.last?.header("date")
                     #expect(date != nil, "no Date: \(answers.last?.headers ?? [])")
                 }
             }

@@ -67,6 +67,11 @@ struct Answer: Sendable {
     var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
     var errorMessage: String? { (json["error"] as? [String: Any])?["message"] as? String }
 
+    /// The value of the header `name` (any case), if there is one.
+    func header(_ name: String) -> String? {
+        headers.first { $0.0.lowercased() == name.lowercased() }?.1
+    }
+
     /// The events of an order answer, as JSON lines in the order given.
     var eventLines: [String] {
         guard let events = json["events"] as? [Any] else { return [] }
