@@ -12,7 +12,8 @@ import NIOWebSocket
 /// upgrade (`base`): first in its pipeline, `--idle-timeout` (``IdleTimeoutHandler``), then, on the
 /// API's listener and unless traced, the order path read from the connection's bytes
 /// (``OrderChannelHandler``); behind NIO's HTTP codec, a first request's HTTP/1.0 and its refusal when
-/// it is not HTTP (``FirstRequestHandler``); after a WebSocket upgrade, the refusal of unmasked frames
+/// it is not HTTP (``FirstRequestHandler``), and what Hummingbird's answers leave out
+/// (``AnswerHandler``); after a WebSocket upgrade, the refusal of unmasked frames
 /// (``UnmaskedFrameHandler``).
 struct ConnectionFront: ServerChildChannel {
     let base: HTTP1WebSocketUpgradeChannel
@@ -44,8 +45,8 @@ struct ConnectionFront: ServerChildChannel {
 
     /// A listener of serve's: Hummingbird's HTTP/1 with `/v1/stream`'s WebSocket upgrade, each connection
     /// behind a front with `--idle-timeout` and, given `orders`, the order path. Behind NIO's HTTP codec,
-    /// for Hummingbird's requests: ``UnreadableRequestBody``, ``RequestExpectationsHandler`` and, with
-    /// `--idle-timeout`, ``RequestProgressHandler``.
+    /// for Hummingbird's requests: ``AnswerHandler`` and, with `--idle-timeout`,
+    /// ``RequestProgressHandler``.
     static func server(state: ServerState, orders: OrderChannelHandler.Shared?) -> HTTPServerBuilder {
         let webSocketResponder = StreamRoute.router(feed: state.market.feed, metrics: state.metrics.stream)
             .buildResponder()
@@ -58,8 +59,8 @@ struct ConnectionFront: ServerChildChannel {
                     configuration: .init(
                         // Made for each connection (an autoclosure).
                         http1: .init(
-                            additionalChannelHandlers: [UnreadableRequestBody(), RequestExpectationsHandler()]
-                                + (idleTimeout == nil ? [] : [RequestProgressHandler()])
+                            additionalChannelHandlers: idleTimeout == nil
+                                ? [AnswerHandler()] : [AnswerHandler(), RequestProgressHandler()]
                         ),
                         // RFC 6455: a text message that is not UTF-8 fails the connection (close code 1007).
                         ws: .init(validateUTF8: true)
@@ -129,42 +130,8 @@ final class FirstRequestHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 }
 
-/// A later request NIO's parser refuses (the first is ``FirstRequestHandler``'s): Hummingbird
-/// answers the requests before it, then a `400` with no body, and closes. This handler, behind NIO's
-/// HTTP codec, gives that answer the JSON error and status every other refusal has.
-final class UnreadableRequestBody: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPRequestPart
-    typealias InboundOut = HTTPRequestPart
-    typealias OutboundIn = HTTPResponsePart
-    typealias OutboundOut = HTTPResponsePart
-
-    /// Set by the parser's error; Hummingbird's empty `400` comes after the answers before it.
-    private var refusal: APIError?
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let error = error as? HTTPParserError, error != .invalidEOFState { refusal = .unreadable(error) }
-        context.fireErrorCaught(error)
-    }
-
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        guard let refusal, case .head(var head) = unwrapOutboundIn(data), head.status == .badRequest,
-            head.headerFields[.contentLength] == "0", head.headerFields[.connection] == "close"
-        else {
-            context.write(data, promise: promise)
-            return
-        }
-        let body = ByteBuffer(string: refusal.text)
-        head.status = refusal.status
-        head.headerFields[.contentType] = "application/json"
-        head.headerFields[.contentLength] = String(body.readableBytes)
-        head.headerFields[.date] = HTTPDate.shared.now
-        context.write(wrapOutboundOut(.head(head)), promise: promise)
-        context.write(wrapOutboundOut(.body(body)), promise: nil)
-    }
-}
-
-/// What HTTP/1.1 has a server tell a client about its requests, and neither NIO nor Hummingbird does,
-/// behind NIO's HTTP codec (the order path sends these requests here):
+/// What HTTP/1.1 has a server tell a client, and Hummingbird's answers leave out; behind NIO's HTTP
+/// codec, for the requests Hummingbird answers (the order path sends it those below):
 /// - `Expect: 100-continue` (RFC 9110, section 10.1.1): the client waits for a `100 (Continue)` before
 ///   it sends the body (curl a second, others longer), and the server must send one or the final
 ///   answer at once. The `100` goes as the request's head is read or, while answers to earlier requests
@@ -172,7 +139,10 @@ final class UnreadableRequestBody: ChannelDuplexHandler, RemovableChannelHandler
 ///   inside one.
 /// - `Connection: close` on a request (or an HTTP/1.0 one, ``FirstRequestHandler``): Hummingbird
 ///   closes the connection after its answer, which says so (RFC 9112, section 9.6).
-final class RequestExpectationsHandler: ChannelDuplexHandler, RemovableChannelHandler {
+/// - A request NIO's parser refuses after the first (the first is ``FirstRequestHandler``'s):
+///   Hummingbird answers the requests before it, then a `400` with no body, and closes. That answer
+///   gets the JSON error and status every other refusal has.
+final class AnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
     typealias OutboundIn = HTTPResponsePart
@@ -187,6 +157,8 @@ final class RequestExpectationsHandler: ChannelDuplexHandler, RemovableChannelHa
 
     /// For each request read and not yet answered whole, oldest first.
     private var requests = CircularBuffer<Expectations>()
+    /// Set by the parser's error; Hummingbird's empty `400` comes after the answers before it.
+    private var refusal: APIError?
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if case .head(let request) = unwrapInboundIn(data) {
@@ -199,8 +171,24 @@ final class RequestExpectationsHandler: ChannelDuplexHandler, RemovableChannelHa
         context.fireChannelRead(data)
     }
 
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let error = error as? HTTPParserError, error != .invalidEOFState { refusal = .unreadable(error) }
+        context.fireErrorCaught(error)
+    }
+
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        switch unwrapOutboundIn(data) {
+        let part = unwrapOutboundIn(data)
+        if case .head(var head) = part, let refusal, Self.isHummingbirdsRefusal(head) {
+            let body = ByteBuffer(string: refusal.text)
+            head.status = refusal.status
+            head.headerFields[.contentType] = "application/json"
+            head.headerFields[.contentLength] = String(body.readableBytes)
+            head.headerFields[.date] = HTTPDate.shared.now
+            context.write(wrapOutboundOut(.head(head)), promise: promise)
+            context.write(wrapOutboundOut(.body(body)), promise: nil)
+            return
+        }
+        switch part {
         case .head(var response) where requests.first?.closes == true && response.status.kind != .informational:
             response.headerFields[.connection] = "close"
             context.write(wrapOutboundOut(.head(response)), promise: promise)
@@ -212,6 +200,12 @@ final class RequestExpectationsHandler: ChannelDuplexHandler, RemovableChannelHa
         default:
             context.write(data, promise: promise)
         }
+    }
+
+    /// Hummingbird's answer to a request its parser refused: nothing else of serve's is empty.
+    private static func isHummingbirdsRefusal(_ response: HTTPResponse) -> Bool {
+        response.status == .badRequest && response.headerFields[.contentLength] == "0"
+            && response.headerFields[.connection] == "close"
     }
 
     /// Sends the oldest request its 100.

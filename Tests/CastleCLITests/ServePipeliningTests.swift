@@ -173,7 +173,7 @@ import Testing
             ("POST /v1/orders HTTP/1.1\r\nX-Castle-Account: a\r\nContent-Length: abc\r\n\r\n", 400),
         ]
         // Each first on its connection, then after a request answered (Hummingbird's empty 400, without
-        // ``UnreadableRequestBody``).
+        // ``AnswerHandler``).
         let health = "GET /health HTTP/1.1\r\nHost: castle\r\n\r\n"
         for port in [apiPort, streamPort] {
             for (sent, status) in requests {
