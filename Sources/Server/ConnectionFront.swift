@@ -123,10 +123,7 @@ final class FirstRequestHandler: ChannelInboundHandler, RemovableChannelHandler 
         head.headers.add(name: "Date", value: HTTPDate.shared.now)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        let written = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
-        let channel = context.channel
-        written.futureResult.whenComplete { _ in channel.close(promise: nil) }
+        context.writeAndFlushThenClose(wrapOutboundOut(.end(nil)))
     }
 }
 
@@ -273,12 +270,16 @@ final class UnmaskedFrameHandler: ChannelInboundHandler {
         closing = true
         var code = context.channel.allocator.buffer(capacity: 2)
         code.write(webSocketErrorCode: .protocolError)
-        let written = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(
-            wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: code)),
-            promise: written
-        )
-        let channel = context.channel
+        context.writeAndFlushThenClose(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: code)))
+    }
+}
+
+extension ChannelHandlerContext {
+    /// Writes `data`, the last of an answer, and closes the connection once it is written (or failed to).
+    func writeAndFlushThenClose(_ data: NIOAny) {
+        let written = eventLoop.makePromise(of: Void.self)
+        writeAndFlush(data, promise: written)
+        let channel = channel
         written.futureResult.whenComplete { _ in channel.close(promise: nil) }
     }
 }
